@@ -1,0 +1,3 @@
+"""ExamMentor: the shared kit every service uses."""
+
+__version__ = "0.1.0"

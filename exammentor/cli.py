@@ -1,0 +1,87 @@
+"""``exammentor``: the operators' command.
+
+exammentor migrate up [--to N]    apply pending migrations (DATABASE_URL, owner role)
+exammentor migrate status         list migrations and whether each is applied
+exammentor topics create          create the project's Kafka topics
+exammentor topics list            list them with their partition counts
+exammentor demo                   run a real study flow through a running gateway
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from exammentor import migrate
+from exammentor.settings import ServiceSettings
+from exammentor.topics import all_topics, ensure_topics
+
+
+def _out(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+
+
+async def _migrate(args: argparse.Namespace, settings: ServiceSettings) -> int:
+    dsn = settings.db.database_url
+    if args.action == "up":
+        applied = await migrate.upgrade(dsn, target=args.to)
+        _out(f"applied: {', '.join(map(str, applied))}" if applied else "schema is current")
+        return 0
+    states = await migrate.status(dsn)
+    for st in states:
+        mark = "applied" if st.applied_at else "pending"
+        if not st.checksum_ok:
+            mark = "CHANGED AFTER APPLYING"
+        when = st.applied_at.isoformat() if st.applied_at else ""
+        _out(f"{st.migration.version:03d}  {st.migration.name:<30} {mark:<10} {when}")
+    return 0 if all(st.checksum_ok for st in states) else 1
+
+
+async def _topics(args: argparse.Namespace, settings: ServiceSettings) -> int:
+    if args.action == "create":
+        created = await ensure_topics(settings.kafka)
+        _out(f"created: {', '.join(created)}" if created else "all topics exist")
+        return 0
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        wanted = all_topics(settings.kafka.topic_prefix)
+        described = await admin.describe_topics(wanted)
+        for topic in described:
+            err = topic.get("error_code", 0)
+            parts = len(topic.get("partitions", []))
+            _out(f"{topic['topic']:<45} {'missing' if err else f'{parts} partitions'}")
+    finally:
+        await admin.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``exammentor``."""
+    parser = argparse.ArgumentParser(prog="exammentor", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    mig = sub.add_parser("migrate", help="database migrations")
+    mig.add_argument("action", choices=["up", "status"])
+    mig.add_argument("--to", type=int, default=None, help="stop at this version")
+    top = sub.add_parser("topics", help="Kafka topics")
+    top.add_argument("action", choices=["create", "list"])
+    demo = sub.add_parser("demo", help="a real study flow through a running gateway")
+    demo.add_argument("--gateway", default="http://127.0.0.1:8080")
+    args = parser.parse_args(argv)
+
+    settings = ServiceSettings()
+    if args.command == "migrate":
+        return asyncio.run(_migrate(args, settings))
+    if args.command == "topics":
+        return asyncio.run(_topics(args, settings))
+    from exammentor.demo import run_demo
+
+    return asyncio.run(run_demo(args.gateway))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

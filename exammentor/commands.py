@@ -1,0 +1,470 @@
+"""Consuming commands with the project's delivery rules.
+
+For each message on a service's command topic, :class:`CommandConsumer`:
+
+1. decodes the envelope and the payload; a message that fails (a *poison* message) goes to
+   the dead-letter topic at once with the reason, and the partition moves on;
+2. skips a command whose id is already in the inbox (it was applied before) and re-sends
+   the stored result, so a client waiting on a redelivered command still gets its answer;
+3. runs the handler (which may call the LLM and stream progress) outside any transaction;
+4. in one user transaction: inserts the inbox row, applies the handler's writes, stores the
+   request's result and writes its events to the outbox; commits;
+5. streams the final result to the gateway and returns, and only then is the offset
+   committed (FastStream ``NACK_ON_ERROR``: an exception rewinds the partition instead).
+
+A handler error other than :class:`CommandRejected` is retried with backoff up to
+``max_attempts``; then the command is dead-lettered and its request marked failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from uuid import UUID
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+from pydantic import BaseModel, ValidationError
+
+from exammentor import metrics
+from exammentor.contracts.envelope import CommandEnvelope, EventEnvelope
+from exammentor.db import Connection, Pool, user_transaction
+from exammentor.logs import bind_ids, get_logger
+from exammentor.outbox import add_event
+from exammentor.relay import RelayChannels, ResultStream
+from exammentor.settings import ServiceSettings
+from exammentor.telemetry import span_from_headers
+from exammentor.topics import command_topic, dead_letter_topic
+from exammentor.validation import validation_reason
+
+log = get_logger(__name__)
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class CommandRejected(Exception):
+    """The command is well-formed but cannot be carried out; final, never retried.
+
+    The request ends as failed with ``code`` and ``message`` (what a client shows the user).
+    """
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+    def as_error(self) -> dict[str, Any]:
+        """The error as stored on the request and sent to the client."""
+        return {"code": self.code, "message": self.message, **self.details}
+
+
+Persist = Callable[[Connection], Awaitable[None]]
+
+
+@dataclass
+class Outcome:
+    """What a handler produced: the request's result, the rows to write and the events."""
+
+    result: dict[str, Any]
+    persist: Persist | None = None
+    events: Sequence[EventEnvelope] = field(default_factory=tuple)
+
+
+class CommandContext:
+    """What a handler gets besides its payload: who asked, where to stream, the database."""
+
+    def __init__(
+        self,
+        envelope: CommandEnvelope,
+        pool: Pool,
+        stream: ResultStream,
+        service: str,
+    ) -> None:
+        self.envelope = envelope
+        self.pool = pool
+        self.stream = stream
+        self.service = service
+
+    @property
+    def user_id(self) -> UUID:
+        """The user the command acts for."""
+        return self.envelope.user_id
+
+    def transaction(self) -> AbstractAsyncContextManager[Connection]:
+        """A transaction scoped to the command's user (row-level security)."""
+        return user_transaction(self.pool, self.envelope.user_id)
+
+    async def progress(self, data: dict[str, Any], *, store: bool = True) -> None:
+        """Streams one progress event to the client and, by default, stores it for resume."""
+        seq = await self.stream.progress(data)
+        if store:
+            async with self.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO request_events (request_id, seq, user_id, body) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT (request_id, seq) "
+                    "DO UPDATE SET body = EXCLUDED.body",
+                    self.envelope.request_id,
+                    seq,
+                    self.envelope.user_id,
+                    data,
+                )
+
+    def event(self, type_: str, version: int, payload: dict[str, Any]) -> EventEnvelope:
+        """A domain event about this command's user, session and request."""
+        return EventEnvelope(
+            type=type_,
+            version=version,
+            user_id=self.envelope.user_id,
+            session_id=self.envelope.session_id,
+            request_id=self.envelope.request_id,
+            payload=payload,
+        )
+
+
+Handler = Callable[[CommandContext, Any], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A command type and version, its payload model and its handler."""
+
+    name: str
+    version: int
+    payload: type[BaseModel]
+    handler: Handler
+
+
+class CommandRouter:
+    """The commands one service handles. Every router answers ``system.echo`` v1, a command
+    that needs no LLM, used by the pipeline benchmark and operators' smoke checks.
+    """
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._specs: dict[tuple[str, int], CommandSpec] = {}
+        self.command("system.echo", 1, EchoPayload)(_echo)
+
+    def command(
+        self, type_: str, version: int, payload: type[P]
+    ) -> Callable[[Callable[[CommandContext, P], Awaitable[Outcome]]], Handler]:
+        """Registers the decorated function as the handler of ``type_`` ``version``."""
+
+        def register(fn: Callable[[CommandContext, P], Awaitable[Outcome]]) -> Handler:
+            self._specs[(type_, version)] = CommandSpec(type_, version, payload, fn)
+            return fn
+
+        return register
+
+    def lookup(self, type_: str, version: int) -> CommandSpec | None:
+        """The spec of a command, or None when this service does not handle it."""
+        return self._specs.get((type_, version))
+
+    @property
+    def types(self) -> list[str]:
+        """``type@version`` of every command handled, for docs and logs."""
+        return sorted(f"{t}@{v}" for t, v in self._specs)
+
+
+class EchoPayload(BaseModel):
+    """``system.echo`` v1: returns its text; writes the request's result and one event."""
+
+    text: str = ""
+
+
+async def _echo(ctx: CommandContext, payload: EchoPayload) -> Outcome:
+    return Outcome(
+        result={"echo": payload.text, "service": ctx.service},
+        events=[ctx.event("system.echoed", 1, {"text": payload.text, "service": ctx.service})],
+    )
+
+
+class _Poison(Exception):
+    """A message that can never be applied (bad envelope, unknown type, invalid payload)."""
+
+
+async def _raw_body(msg: StreamMessage[Any]) -> bytes:
+    return msg.body
+
+
+class CommandConsumer:
+    """Subscribes one service's router to its command topic, with the delivery rules."""
+
+    def __init__(
+        self,
+        *,
+        router: CommandRouter,
+        broker: KafkaBroker,
+        pool: Pool,
+        settings: ServiceSettings,
+        channels: RelayChannels,
+    ) -> None:
+        self.router = router
+        self.service = router.service
+        self._broker = broker
+        self._pool = pool
+        self._settings = settings
+        self._channels = channels
+        self._prefix = settings.kafka.topic_prefix
+        self.consumer_name = f"{self._prefix}.{self.service}"
+
+    def subscribe(self) -> None:
+        """Attaches the consumer to the broker (one consumer group per service)."""
+        subscriber = self._broker.subscriber(
+            command_topic(self._prefix, self.service),
+            group_id=self.consumer_name,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            decoder=_raw_body,
+            max_poll_interval_ms=600_000,
+        )
+        subscriber(self.on_message)
+
+    async def on_message(self, body: bytes, message: KafkaMessage) -> None:
+        """Handles one Kafka record; returns only when it is applied or dead-lettered."""
+        headers = {k: str(v) for k, v in message.headers.items()}
+        try:
+            envelope, spec, payload = self._decode(body)
+        except _Poison as exc:
+            await self._dead_letter(body, message, reason=str(exc), attempts=1, envelope=None)
+            return
+        with (
+            bind_ids(
+                request_id=str(envelope.request_id),
+                command_id=str(envelope.command_id),
+                user_id=str(envelope.user_id),
+            ),
+            span_from_headers(f"{self.service} {envelope.type}", headers),
+        ):
+            if isinstance(payload, ValidationError):
+                await self._dead_letter(
+                    body, message, reason=validation_reason(payload), attempts=1, envelope=envelope
+                )
+                return
+            await self._apply(envelope, spec, payload, body, message)
+
+    def _decode(self, body: bytes) -> tuple[CommandEnvelope, CommandSpec, Any]:
+        try:
+            envelope = CommandEnvelope.model_validate_json(body)
+        except ValidationError as exc:
+            raise _Poison(f"invalid envelope: {validation_reason(exc)}") from exc
+        spec = self.router.lookup(envelope.type, envelope.version)
+        if spec is None:
+            raise _Poison(
+                f"{self.service} does not handle {envelope.type}@{envelope.version} "
+                f"(handles {', '.join(self.router.types)})"
+            )
+        try:
+            return envelope, spec, spec.payload.model_validate(envelope.payload)
+        except ValidationError as exc:
+            # The envelope is good, so the client can be told: handled by the caller.
+            return envelope, spec, exc
+
+    async def _apply(
+        self,
+        envelope: CommandEnvelope,
+        spec: CommandSpec,
+        payload: BaseModel,
+        body: bytes,
+        message: KafkaMessage,
+    ) -> None:
+        started = time.perf_counter()
+        max_attempts = self._settings.kafka.max_attempts
+        for attempt in range(1, max_attempts + 1):
+            stream = self._channels.stream(envelope.reply_to, envelope.request_id)
+            try:
+                outcome = await self._attempt(envelope, spec, payload, stream)
+            except CommandRejected as rejected:
+                await self._finish_failed(envelope, rejected.as_error(), stream, applied=True)
+                metrics.COMMANDS.labels(self.service, spec.name, "rejected").inc()
+                log.info("command rejected", code=rejected.code, reason=rejected.message)
+                return
+            except Exception as exc:
+                await stream.close()
+                if attempt == max_attempts:
+                    log.exception("command failed on its last attempt", attempt=attempt)
+                    await self._dead_letter(
+                        body,
+                        message,
+                        reason=f"{type(exc).__name__}: {exc}",
+                        attempts=attempt,
+                        envelope=envelope,
+                    )
+                    return
+                metrics.COMMANDS.labels(self.service, spec.name, "retried").inc()
+                log.warning("command attempt failed; retrying", attempt=attempt, error=repr(exc))
+                await asyncio.sleep(self._settings.kafka.retry_backoff_s * 2 ** (attempt - 1))
+                continue
+            if outcome is None:
+                metrics.COMMANDS.labels(self.service, spec.name, "duplicate").inc()
+                log.info("duplicate command skipped")
+            else:
+                metrics.COMMANDS.labels(self.service, spec.name, "applied").inc()
+                metrics.COMMAND_SECONDS.labels(self.service, spec.name).observe(
+                    time.perf_counter() - started
+                )
+                log.info("command applied", type=spec.name)
+            return
+
+    async def _attempt(
+        self,
+        envelope: CommandEnvelope,
+        spec: CommandSpec,
+        payload: BaseModel,
+        stream: ResultStream,
+    ) -> Outcome | None:
+        """One try: None when the command had been applied before (its result re-sent)."""
+        if await self._resend_if_applied(envelope, stream):
+            return None
+        async with user_transaction(self._pool, envelope.user_id) as conn:
+            await conn.execute(
+                "UPDATE requests SET status = 'running', updated_at = now() "
+                "WHERE id = $1 AND status = 'pending'",
+                envelope.request_id,
+            )
+        ctx = CommandContext(envelope, self._pool, stream, self.service)
+        outcome = await spec.handler(ctx, payload)
+        async with user_transaction(self._pool, envelope.user_id) as conn:
+            if not await self._record_inbox(conn, envelope):
+                # Applied by another attempt between our check and now: theirs stands.
+                raise _AlreadyApplied
+            if outcome.persist is not None:
+                await outcome.persist(conn)
+            await self._store_result(conn, envelope, "done", result=outcome.result)
+            for event in outcome.events:
+                await add_event(conn, self._prefix, event)
+        await stream.result(outcome.result)
+        return outcome
+
+    async def _resend_if_applied(self, envelope: CommandEnvelope, stream: ResultStream) -> bool:
+        async with user_transaction(self._pool, envelope.user_id) as conn:
+            applied = await conn.fetchval(
+                "SELECT 1 FROM inbox WHERE consumer = $1 AND command_id = $2",
+                self.consumer_name,
+                envelope.command_id,
+            )
+            if not applied:
+                return False
+            row = await conn.fetchrow(
+                "SELECT status, result, error FROM requests WHERE id = $1", envelope.request_id
+            )
+        if row is not None and row["status"] == "done":
+            await stream.result(row["result"])
+        elif row is not None and row["error"] is not None:
+            await stream.error(row["error"].get("code", "failed"), row["error"].get("message", ""))
+        else:
+            await stream.close()
+        return True
+
+    async def _record_inbox(self, conn: Connection, envelope: CommandEnvelope) -> bool:
+        inserted = await conn.fetchval(
+            "INSERT INTO inbox (consumer, command_id, user_id) VALUES ($1, $2, $3) "
+            "ON CONFLICT DO NOTHING RETURNING 1",
+            self.consumer_name,
+            envelope.command_id,
+            envelope.user_id,
+        )
+        return inserted is not None
+
+    @staticmethod
+    async def _store_result(
+        conn: Connection,
+        envelope: CommandEnvelope,
+        status: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        await conn.execute(
+            "UPDATE requests SET status = $2, result = $3, error = $4, updated_at = now(), "
+            "completed_at = now() WHERE id = $1",
+            envelope.request_id,
+            status,
+            result,
+            error,
+        )
+
+    async def _finish_failed(
+        self,
+        envelope: CommandEnvelope,
+        error: dict[str, Any],
+        stream: ResultStream,
+        *,
+        applied: bool,
+    ) -> None:
+        """Marks the request failed (and, for a rejection, the command applied)."""
+        async with user_transaction(self._pool, envelope.user_id) as conn:
+            if applied and not await self._record_inbox(conn, envelope):
+                return
+            await self._store_result(conn, envelope, "failed", error=error)
+        await stream.error(str(error.get("code", "failed")), str(error.get("message", "")))
+
+    async def _dead_letter(
+        self,
+        body: bytes,
+        message: KafkaMessage,
+        *,
+        reason: str,
+        attempts: int,
+        envelope: CommandEnvelope | None,
+    ) -> None:
+        """Sends the record to the dead-letter topic (awaited: if Kafka refuses, we raise and
+        the record is redelivered), records it, and tells the client when there is one.
+        """
+        record = message.raw_message
+        source = getattr(record, "topic", command_topic(self._prefix, self.service))
+        partition = int(getattr(record, "partition", -1))
+        offset = int(getattr(record, "offset", -1))
+        key = getattr(record, "key", None)
+        await self._broker.publish(
+            body,
+            dead_letter_topic(self._prefix, self.service),
+            key=key,
+            headers={
+                "dlq-reason": reason[:2000],
+                "dlq-consumer": self.consumer_name,
+                "dlq-source-topic": source,
+                "dlq-source-partition": str(partition),
+                "dlq-source-offset": str(offset),
+                "dlq-attempts": str(attempts),
+            },
+        )
+        metrics.COMMANDS.labels(
+            self.service, envelope.type if envelope else "unknown", "dead_lettered"
+        ).inc()
+        log.warning("command dead-lettered", reason=reason, partition=partition, offset=offset)
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                'INSERT INTO dead_letters (consumer, topic, partition, "offset", key, value, '
+                "reason, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                "ON CONFLICT DO NOTHING",
+                self.consumer_name,
+                source,
+                partition,
+                offset,
+                key,
+                body,
+                reason,
+                attempts,
+            )
+        if envelope is not None:
+            stream = self._channels.stream(envelope.reply_to, envelope.request_id)
+            await self._finish_failed(
+                envelope, {"code": "dead_lettered", "message": reason}, stream, applied=False
+            )
+
+
+class _AlreadyApplied(CommandRejected):
+    def __init__(self) -> None:
+        super().__init__("duplicate", "applied by a concurrent attempt")
+
+
+def encode_command(envelope: CommandEnvelope) -> bytes:
+    """The command as it goes on the wire (UTF-8 JSON)."""
+    return envelope.model_dump_json().encode()

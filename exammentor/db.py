@@ -1,0 +1,81 @@
+"""Postgres access: one asyncpg pool per process, transactions scoped to one user.
+
+Services connect as ``exammentor_app``, a role that row-level security binds. Each unit of
+work runs in :func:`user_transaction`, which sets ``app.user_id`` for that transaction only,
+so a query can never see another user's rows even if its WHERE clause forgets them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeAlias
+from uuid import UUID
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+if TYPE_CHECKING:
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+    Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
+else:  # asyncpg's classes are generic only in its stubs
+    Connection = asyncpg.Connection | PoolConnectionProxy
+    Pool = asyncpg.Pool
+"""Connection: a connection as handlers and repos see it (pooled or direct)."""
+
+
+async def _init_connection(conn: Connection) -> None:
+    # jsonb in and out as Python objects, so repos never json.dumps by hand.
+    await conn.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
+    )
+    await conn.set_type_codec(
+        "json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
+    )
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
+    """Opens a pool whose connections speak jsonb as Python objects."""
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
+    )
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def user_transaction(pool: Pool, user_id: UUID) -> AsyncIterator[Connection]:
+    """A transaction in which row-level security sees exactly ``user_id``'s rows.
+
+    Args:
+        pool: The service pool (role exammentor_app).
+        user_id: The user the work is done for.
+
+    Yields:
+        The connection, inside the open transaction.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('app.user_id', $1, true)", str(user_id))
+        yield conn
+
+
+@asynccontextmanager
+async def system_transaction(pool: Pool) -> AsyncIterator[Connection]:
+    """A transaction with no user: sees only the pipeline tables (inbox, outbox ...)."""
+    async with pool.acquire() as conn, conn.transaction():
+        yield conn
+
+
+async def ping(pool: Pool) -> bool:
+    """True when the database answers a trivial query."""
+    try:
+        async with pool.acquire(timeout=2) as conn:
+            return bool(await conn.fetchval("SELECT 1", timeout=2) == 1)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+
+
+def row_to_dict(row: asyncpg.Record | None) -> dict[str, Any] | None:
+    """A record as a plain dict (None stays None)."""
+    return dict(row) if row is not None else None

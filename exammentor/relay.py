@@ -1,0 +1,204 @@
+"""Streaming results from workers back to the gateway instance that holds the client.
+
+Workers open one client-streaming ``ResultRelay.Push`` call per request (to the address in
+the command's ``reply_to``) and send numbered chunks: progress, then a final result or
+error. The gateway's :class:`RelayHub` routes chunks to whoever waits on that request id.
+Results are also stored in Postgres, so a lost stream never loses a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import grpc
+from grpc import aio
+
+from exammentor._proto import relay_pb2, relay_pb2_grpc
+from exammentor.logs import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class RelayChunk:
+    """One decoded chunk: ``kind`` is progress, result or error."""
+
+    request_id: UUID
+    seq: int
+    kind: str
+    data: dict[str, Any]
+
+    @property
+    def final(self) -> bool:
+        """True for the result or error that ends a request."""
+        return self.kind != "progress"
+
+
+def decode_chunk(msg: relay_pb2.ResultChunk) -> RelayChunk:
+    """The protobuf chunk as a :class:`RelayChunk`."""
+    body = msg.WhichOneof("body")
+    if body == "progress_json":
+        return RelayChunk(UUID(msg.request_id), msg.seq, "progress", json.loads(msg.progress_json))
+    if body == "result_json":
+        return RelayChunk(UUID(msg.request_id), msg.seq, "result", json.loads(msg.result_json))
+    return RelayChunk(
+        UUID(msg.request_id),
+        msg.seq,
+        "error",
+        {"code": msg.error.code, "message": msg.error.message},
+    )
+
+
+class ResultStream:
+    """The worker's side of one request's stream. Never raises for a gateway that is gone:
+    the result is in the database, and losing the live stream only costs the client a fetch.
+    """
+
+    def __init__(self, channels: RelayChannels, address: str | None, request_id: UUID) -> None:
+        self._channels = channels
+        self._address = address
+        self._request_id = str(request_id)
+        self._seq = 0
+        self._call: aio.StreamUnaryCall[relay_pb2.ResultChunk, relay_pb2.RelayAck] | None = None
+        self._broken = address is None
+
+    @property
+    def seq(self) -> int:
+        """Sequence number of the last chunk sent."""
+        return self._seq
+
+    async def _send(self, chunk: relay_pb2.ResultChunk) -> None:
+        if self._broken:
+            return
+        try:
+            if self._call is None:
+                assert self._address is not None
+                stub = relay_pb2_grpc.ResultRelayStub(self._channels.get(self._address))
+                self._call = stub.Push(timeout=3600)  # type: ignore[call-arg]  # stubs predate aio
+            await self._call.write(chunk)
+        except (grpc.RpcError, asyncio.InvalidStateError) as exc:
+            log.warning("result relay unavailable", address=self._address, error=str(exc))
+            self._broken = True
+
+    async def progress(self, data: dict[str, Any]) -> int:
+        """Sends one progress event; returns its sequence number."""
+        self._seq += 1
+        await self._send(
+            relay_pb2.ResultChunk(
+                request_id=self._request_id, seq=self._seq, progress_json=json.dumps(data)
+            )
+        )
+        return self._seq
+
+    async def result(self, data: dict[str, Any]) -> None:
+        """Sends the final result and closes the stream."""
+        self._seq += 1
+        await self._send(
+            relay_pb2.ResultChunk(
+                request_id=self._request_id, seq=self._seq, result_json=json.dumps(data)
+            )
+        )
+        await self.close()
+
+    async def error(self, code: str, message: str) -> None:
+        """Sends a final error and closes the stream."""
+        self._seq += 1
+        await self._send(
+            relay_pb2.ResultChunk(
+                request_id=self._request_id,
+                seq=self._seq,
+                error=relay_pb2.RequestError(code=code, message=message),
+            )
+        )
+        await self.close()
+
+    async def close(self) -> None:
+        """Ends the call (idempotent)."""
+        if self._call is not None and not self._broken:
+            try:
+                await self._call.done_writing()
+                await self._call
+            except (grpc.RpcError, asyncio.InvalidStateError) as exc:
+                log.warning("result relay closed badly", error=str(exc))
+        self._broken = True
+
+
+class RelayChannels:
+    """One gRPC channel per gateway address, reused by every request."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, aio.Channel] = {}
+
+    def get(self, address: str) -> aio.Channel:
+        """The channel to ``address``, opened on first use."""
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = aio.insecure_channel(address)
+            self._channels[address] = channel
+        return channel
+
+    def stream(self, address: str | None, request_id: UUID) -> ResultStream:
+        """A new result stream for one request."""
+        return ResultStream(self, address, request_id)
+
+    async def close(self) -> None:
+        """Closes every channel."""
+        for channel in self._channels.values():
+            await channel.close(grace=None)
+        self._channels.clear()
+
+
+class RelayHub(relay_pb2_grpc.ResultRelayServicer):
+    """The gateway's side: routes incoming chunks to the waiter of each request id."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[UUID, asyncio.Queue[RelayChunk]] = {}
+
+    @contextlib.contextmanager
+    def waiter(self, request_id: UUID) -> Any:
+        """Registers a queue for ``request_id`` (before the command is published)."""
+        queue: asyncio.Queue[RelayChunk] = asyncio.Queue()
+        self._waiters[request_id] = queue
+        try:
+            yield queue
+        finally:
+            self._waiters.pop(request_id, None)
+
+    @property
+    def waiting(self) -> int:
+        """How many requests are waiting for results."""
+        return len(self._waiters)
+
+    async def Push(  # noqa: N802 - the gRPC method name
+        self,
+        request_iterator: AsyncIterator[relay_pb2.ResultChunk],
+        context: aio.ServicerContext[relay_pb2.ResultChunk, relay_pb2.RelayAck],
+    ) -> relay_pb2.RelayAck:
+        """Receives one request's chunks from a worker."""
+        received = 0
+        async for msg in request_iterator:
+            received += 1
+            chunk = decode_chunk(msg)
+            queue = self._waiters.get(chunk.request_id)
+            if queue is not None:
+                queue.put_nowait(chunk)
+        return relay_pb2.RelayAck(received=received)
+
+
+async def follow(queue: asyncio.Queue[RelayChunk]) -> AsyncIterator[RelayChunk]:
+    """Chunks of one request in sequence order, without repeats, until the final one."""
+    seen: set[int] = set()
+    while True:
+        chunk = await queue.get()
+        if chunk.seq in seen and not chunk.final:
+            continue  # a redelivered command sends its progress again
+        seen.add(chunk.seq)
+        yield chunk
+        if chunk.final:
+            return

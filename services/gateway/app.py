@@ -1,0 +1,124 @@
+"""Wires the gateway: HTTP (FastAPI), public gRPC, the internal result relay, the command
+publisher, and their orderly shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from grpc import aio
+
+from exammentor._proto import gateway_pb2_grpc, relay_pb2_grpc
+from exammentor.db import create_pool, ping
+from exammentor.kafka import broker_ready, create_broker
+from exammentor.logs import configure_logging, get_logger
+from exammentor.ops import HttpServer, Readiness
+from exammentor.relay import RelayHub
+from exammentor.telemetry import configure_tracing
+from services.gateway.dispatch import Dispatcher
+from services.gateway.domain import TokenIssuer
+from services.gateway.grpc_api import StudyGateway
+from services.gateway.http_api import GatewayState, create_http_app
+from services.gateway.settings import GatewaySettings
+
+log = get_logger(__name__)
+
+
+class Gateway:
+    """One gateway instance; tests start it in-process on free ports."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.hub = RelayHub()
+        self.http: HttpServer | None = None
+        self.http_port = settings.http_port
+        self.grpc_port = settings.grpc_port
+        self.relay_port = settings.relay_port
+        self._grpc: aio.Server | None = None
+        self._relay: aio.Server | None = None
+
+    async def start(self) -> None:
+        """Opens the pool and producer, then starts the relay, gRPC and HTTP servers."""
+        s = self.settings
+        configure_tracing(s.service_name)
+        self.pool = await create_pool(
+            s.db.app_database_url, min_size=s.db.pool_min, max_size=s.db.pool_max
+        )
+        self.broker = create_broker(s.kafka, s.service_name, s.shutdown_grace_s)
+        await self.broker.start()
+
+        # The relay first: its address goes into every command.
+        self._relay = aio.server()
+        relay_pb2_grpc.add_ResultRelayServicer_to_server(self.hub, self._relay)
+        self.relay_port = self._relay.add_insecure_port(f"{s.relay_host}:{s.relay_port}")
+        await self._relay.start()
+        reply_to = s.relay_advertise or f"{s.relay_host}:{self.relay_port}"
+
+        tokens = TokenIssuer(s.jwt_secret.get_secret_value(), s.token_ttl_s)
+        dispatcher = Dispatcher(self.pool, self.broker, self.hub, s.kafka.topic_prefix, reply_to)
+        self.readiness = Readiness(
+            s.service_name,
+            {"database": lambda: ping(self.pool), "kafka": lambda: broker_ready(self.broker)},
+        )
+
+        self._grpc = aio.server()
+        gateway_pb2_grpc.add_StudyGatewayServicer_to_server(
+            StudyGateway(self.pool, dispatcher, tokens, s.request_timeout_s), self._grpc
+        )
+        self.grpc_port = self._grpc.add_insecure_port(f"{s.grpc_host}:{s.grpc_port}")
+        await self._grpc.start()
+
+        state = GatewayState(
+            pool=self.pool,
+            dispatcher=dispatcher,
+            tokens=tokens,
+            readiness=self.readiness,
+            request_timeout_s=s.request_timeout_s,
+            max_body_bytes=s.max_body_bytes,
+        )
+        self.http = HttpServer(create_http_app(state), s.http_host, s.http_port)
+        await self.http.start()
+        self.http_port = self.http.port
+        log.info(
+            "gateway started",
+            http_port=self.http_port,
+            grpc_port=self.grpc_port,
+            relay=reply_to,
+        )
+
+    async def stop(self) -> None:
+        """Stops taking requests, lets open ones finish (grace period), then closes."""
+        self.readiness.draining = True
+        grace = self.settings.shutdown_grace_s
+        if self.http is not None:
+            await self.http.stop()
+        if self._grpc is not None:
+            await self._grpc.stop(grace)
+        if self._relay is not None:
+            await self._relay.stop(grace)
+        await self.broker.stop()
+        await self.pool.close()
+        log.info("gateway stopped")
+
+
+def main() -> None:
+    """Entry point of ``exammentor-gateway``."""
+    settings = GatewaySettings()
+    configure_logging(settings.service_name, settings.log_level, settings.log_format)
+
+    async def run() -> None:
+        gateway = Gateway(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await gateway.start()
+        await stop.wait()
+        await gateway.stop()
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Turning a client call into a command and following its results.
+
+The request row is written and the waiter registered before the command is published, so
+no chunk can arrive unheard; the command carries this instance's relay address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+from faststream.kafka import KafkaBroker
+
+from exammentor.commands import encode_command
+from exammentor.contracts.commands import CommandType
+from exammentor.contracts.envelope import CommandEnvelope
+from exammentor.db import Pool, user_transaction
+from exammentor.logs import get_logger
+from exammentor.relay import RelayChunk, RelayHub, follow
+from exammentor.telemetry import inject_headers
+from exammentor.topics import command_topic
+from services.gateway import repo
+
+log = get_logger(__name__)
+
+
+class BrokerUnavailable(Exception):
+    """The command could not be published (the request is marked failed)."""
+
+
+class ResultTimeout(Exception):
+    """No final result within the wait; the request goes on and can be fetched later."""
+
+
+@dataclass
+class Dispatched:
+    """A published command whose chunks can be followed."""
+
+    request_id: UUID
+    queue: asyncio.Queue[RelayChunk]
+
+    async def chunks(self, timeout_s: float) -> AsyncIterator[RelayChunk]:
+        """Progress chunks then the final one, within ``timeout_s`` in all."""
+        stream = follow(self.queue)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                chunk = await asyncio.wait_for(anext(stream), max(remaining, 0.001))
+            except StopAsyncIteration:
+                return
+            except TimeoutError as exc:
+                raise ResultTimeout(str(self.request_id)) from exc
+            yield chunk
+
+    async def final(self, timeout_s: float) -> RelayChunk:
+        """Skips progress and returns the final chunk."""
+        last: RelayChunk | None = None
+        async for chunk in self.chunks(timeout_s):
+            last = chunk
+        assert last is not None
+        assert last.final
+        return last
+
+
+class Dispatcher:
+    """Publishes commands for one gateway instance."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        broker: KafkaBroker,
+        hub: RelayHub,
+        topic_prefix: str,
+        reply_to: str,
+    ) -> None:
+        self._pool = pool
+        self._broker = broker
+        self._hub = hub
+        self._prefix = topic_prefix
+        self._reply_to = reply_to
+
+    @asynccontextmanager
+    async def dispatch(
+        self,
+        command: CommandType,
+        user_id: UUID,
+        payload: dict[str, Any],
+        *,
+        session_id: UUID | None = None,
+    ) -> AsyncIterator[Dispatched]:
+        """Stores a pending request, publishes its command and yields its result stream."""
+        request_id = uuid4()
+        with self._hub.waiter(request_id) as queue:
+            async with user_transaction(self._pool, user_id) as conn:
+                await repo.create_request(conn, request_id, user_id, command.name, payload)
+            envelope = CommandEnvelope(
+                type=command.name,
+                version=command.version,
+                request_id=request_id,
+                user_id=user_id,
+                session_id=session_id,
+                reply_to=self._reply_to,
+                payload=payload,
+            )
+            try:
+                await self._broker.publish(
+                    encode_command(envelope),
+                    command_topic(self._prefix, command.service),
+                    key=envelope.key,
+                    headers={
+                        "command-type": command.name,
+                        "command-version": str(command.version),
+                        **inject_headers(),
+                    },
+                )
+            except Exception as exc:
+                log.exception("could not publish command", type=command.name)
+                await repo.fail_request(
+                    self._pool, user_id, request_id, {"code": "unavailable", "message": str(exc)}
+                )
+                raise BrokerUnavailable(str(exc)) from exc
+            yield Dispatched(request_id, queue)

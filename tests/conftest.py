@@ -1,0 +1,110 @@
+"""Shared fixtures: real servers (see ``tests/infra.py``), a fresh migrated database and
+topic prefix per session, and the services run in-process on free ports.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from exammentor import migrate
+from exammentor.logs import configure_logging
+from exammentor.settings import DatabaseSettings, KafkaSettings, LLMSettings, ServiceSettings
+from exammentor.topics import ensure_topics
+from tests.infra import Servers, provide_servers, unique_name, with_database
+
+
+@dataclass(frozen=True)
+class SessionEnv:
+    """What one test session runs against."""
+
+    servers: Servers
+    admin_dsn: str
+    app_dsn: str
+    topic_prefix: str
+
+    def kafka(self) -> KafkaSettings:
+        """Kafka settings of this session (its own topic prefix)."""
+        return KafkaSettings(
+            bootstrap_servers=self.servers.kafka_bootstrap,
+            topic_prefix=self.topic_prefix,
+            partitions=3,
+            retry_backoff_s=0.05,
+        )
+
+    def db(self) -> DatabaseSettings:
+        """Database settings of this session (its own database)."""
+        return DatabaseSettings(
+            database_url=self.admin_dsn, app_database_url=self.app_dsn, pool_max=5
+        )
+
+    def service_settings(
+        self, cls: type[ServiceSettings], llm: LLMSettings | None = None, **extra: Any
+    ) -> Any:
+        """Settings of one service for this session."""
+        return cls(
+            kafka=self.kafka(),
+            db=self.db(),
+            llm=llm or LLMSettings(),
+            ops_port=0,
+            shutdown_grace_s=5.0,
+            **extra,
+        )
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    """Kafka and Postgres for the whole run."""
+    configure_logging("tests", os.environ.get("EXAMMENTOR_LOG_LEVEL", "WARNING"), "console")
+    with provide_servers() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+async def test_env(servers: Servers) -> AsyncIterator[SessionEnv]:
+    """A migrated database and a topic prefix of this session's own."""
+    database = unique_name("exammentor_test_")
+    admin = await asyncpg.connect(servers.admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await admin.close()
+    admin_dsn = with_database(servers.admin_dsn, database)
+    await migrate.upgrade(admin_dsn)
+    env = SessionEnv(
+        servers=servers,
+        admin_dsn=admin_dsn,
+        app_dsn=with_database(servers.admin_dsn, database, user="exammentor_app"),
+        topic_prefix=unique_name("t"),
+    )
+    await ensure_topics(env.kafka())
+    yield env
+    admin = await asyncpg.connect(servers.admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def admin_db(test_env: SessionEnv) -> AsyncIterator[asyncpg.Connection]:
+    """An owner connection to the session's database, for assertions that see every row."""
+    conn = await asyncpg.connect(test_env.admin_dsn)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+def api_client() -> Callable[[str], httpx.AsyncClient]:
+    """Builds HTTP clients for a gateway base URL."""
+
+    def build(base_url: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=base_url, timeout=120)
+
+    return build

@@ -1,0 +1,144 @@
+"""The services running in-process against the session's real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from grpc import aio
+
+from exammentor._proto import relay_pb2_grpc
+from exammentor.relay import RelayChunk, RelayHub
+from exammentor.settings import LLMSettings, ServiceSettings
+from exammentor.worker import Worker
+from services.autopilot.handlers import build_router as autopilot_router
+from services.gateway.app import Gateway
+from services.gateway.settings import GatewaySettings
+from services.quiz.handlers import build_router as quiz_router
+from services.tutor.handlers import build_router as tutor_router
+from tests.conftest import SessionEnv
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Stack:
+    """A gateway and workers sharing the session's servers."""
+
+    gateway: Gateway
+    workers: list[Worker]
+
+    @property
+    def base_url(self) -> str:
+        """The gateway's HTTP address."""
+        return f"http://127.0.0.1:{self.gateway.http_port}"
+
+
+async def start_worker(env: SessionEnv, name: str, build_router: object, llm: LLMSettings) -> Worker:
+    """One worker service in-process."""
+    settings = env.service_settings(ServiceSettings, llm=llm, service_name=name)
+    worker = Worker(settings, build_router)  # type: ignore[arg-type]
+    await worker.start()
+    return worker
+
+
+@pytest.fixture(scope="session")
+async def llm_settings() -> LLMSettings:
+    """The model endpoint of the workers of the shared stack (the embedded one by default)."""
+    return LLMSettings()
+
+
+@pytest.fixture(scope="session")
+async def stack(test_env: SessionEnv, llm_settings: LLMSettings) -> AsyncIterator[Stack]:
+    """Gateway plus every worker, for the whole session."""
+    from services.planner.handlers import build_router as planner_router
+
+    gateway = Gateway(
+        test_env.service_settings(
+            GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=240
+        )
+    )
+    await gateway.start()
+    workers = [
+        await start_worker(test_env, name, router, llm_settings)
+        for name, router in (
+            ("planner", planner_router),
+            ("tutor", tutor_router),
+            ("quiz", quiz_router),
+            ("autopilot", autopilot_router),
+        )
+    ]
+    yield Stack(gateway, workers)
+    for worker in workers:
+        await worker.stop()
+    await gateway.stop()
+
+
+@pytest.fixture
+async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the stack's gateway."""
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=300) as http:
+        yield http
+
+
+async def register(client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
+    """A new user; returns its id and the Authorization header."""
+    name = f"student-{uuid.uuid4().hex[:8]}"
+    reply = await client.post("/api/users/register", json={"name": name, "password": "s3cret-pass"})
+    assert reply.status_code == 201, reply.text
+    body = reply.json()
+    return body["user_id"], {"Authorization": f"Bearer {body['access_token']}"}
+
+
+class RelayProbe:
+    """A result relay of the test's own: commands published by a test name it as reply_to,
+    and the test awaits the chunks the worker sends (no sleeping, no polling).
+    """
+
+    def __init__(self) -> None:
+        self.hub = RelayHub()
+        self.server = aio.server()
+        relay_pb2_grpc.add_ResultRelayServicer_to_server(self.hub, self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+
+    @property
+    def address(self) -> str:
+        """The reply_to address."""
+        return f"127.0.0.1:{self.port}"
+
+    async def finals(
+        self, queue: asyncio.Queue[RelayChunk], count: int, timeout_s: float = 60
+    ) -> list[RelayChunk]:
+        """The next ``count`` final chunks on ``queue``."""
+        found: list[RelayChunk] = []
+        async with asyncio.timeout(timeout_s):
+            while len(found) < count:
+                chunk = await queue.get()
+                if chunk.final:
+                    found.append(chunk)
+        return found
+
+
+@pytest.fixture
+async def relay_probe() -> AsyncIterator[RelayProbe]:
+    """A started :class:`RelayProbe`."""
+    probe = RelayProbe()
+    await probe.server.start()
+    yield probe
+    await probe.server.stop(None)
+
+
+@pytest.fixture
+async def producer(test_env: SessionEnv) -> AsyncIterator[AIOKafkaProducer]:
+    """A raw Kafka producer, to put exact bytes on a topic."""
+    prod = AIOKafkaProducer(
+        bootstrap_servers=test_env.servers.kafka_bootstrap, acks="all", enable_idempotence=True
+    )
+    await prod.start()
+    yield prod
+    await prod.stop()
