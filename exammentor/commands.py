@@ -223,6 +223,9 @@ class CommandConsumer:
             auto_offset_reset="earliest",
             decoder=_raw_body,
             max_poll_interval_ms=600_000,
+            # One consumer per worker, each with its own partitions: commits stay per
+            # partition and in order, and one slow session does not hold up the others.
+            max_workers=self._settings.kafka.consumer_workers,
         )
         subscriber(self.on_message)
 
@@ -279,7 +282,7 @@ class CommandConsumer:
         for attempt in range(1, max_attempts + 1):
             stream = self._channels.stream(envelope.reply_to, envelope.request_id)
             try:
-                outcome = await self._attempt(envelope, spec, payload, stream)
+                outcome = await self.attempt(envelope, spec, payload, stream)
             except CommandRejected as rejected:
                 await self._finish_failed(envelope, rejected.as_error(), stream, applied=True)
                 metrics.COMMANDS.labels(self.service, spec.name, "rejected").inc()
@@ -312,22 +315,19 @@ class CommandConsumer:
                 log.info("command applied", type=spec.name)
             return
 
-    async def _attempt(
+    async def attempt(
         self,
         envelope: CommandEnvelope,
         spec: CommandSpec,
         payload: BaseModel,
         stream: ResultStream,
     ) -> Outcome | None:
-        """One try: None when the command had been applied before (its result re-sent)."""
+        """One try at a decoded command: handler, then inbox, writes, result and events in one
+        transaction. None when the command had been applied before (its result re-sent).
+        Public so the pipeline benchmark can time the same work without the transport.
+        """
         if await self._resend_if_applied(envelope, stream):
             return None
-        async with user_transaction(self._pool, envelope.user_id) as conn:
-            await conn.execute(
-                "UPDATE requests SET status = 'running', updated_at = now() "
-                "WHERE id = $1 AND status = 'pending'",
-                envelope.request_id,
-            )
         ctx = CommandContext(envelope, self._pool, stream, self.service)
         outcome = await spec.handler(ctx, payload)
         async with user_transaction(self._pool, envelope.user_id) as conn:
@@ -343,6 +343,9 @@ class CommandConsumer:
         return outcome
 
     async def _resend_if_applied(self, envelope: CommandEnvelope, stream: ResultStream) -> bool:
+        """True (and the stored answer re-sent) when the command was applied before;
+        otherwise marks its request running.
+        """
         async with user_transaction(self._pool, envelope.user_id) as conn:
             applied = await conn.fetchval(
                 "SELECT 1 FROM inbox WHERE consumer = $1 AND command_id = $2",
@@ -350,6 +353,11 @@ class CommandConsumer:
                 envelope.command_id,
             )
             if not applied:
+                await conn.execute(
+                    "UPDATE requests SET status = 'running', updated_at = now() "
+                    "WHERE id = $1 AND status = 'pending'",
+                    envelope.request_id,
+                )
                 return False
             row = await conn.fetchrow(
                 "SELECT status, result, error FROM requests WHERE id = $1", envelope.request_id

@@ -39,7 +39,9 @@ class Stack:
         return f"http://127.0.0.1:{self.gateway.http_port}"
 
 
-async def start_worker(env: SessionEnv, name: str, build_router: object, llm: LLMSettings) -> Worker:
+async def start_worker(
+    env: SessionEnv, name: str, build_router: object, llm: LLMSettings
+) -> Worker:
     """One worker service in-process."""
     settings = env.service_settings(ServiceSettings, llm=llm, service_name=name)
     worker = Worker(settings, build_router)  # type: ignore[arg-type]

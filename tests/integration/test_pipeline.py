@@ -105,7 +105,9 @@ async def test_a_command_delivered_twice_changes_the_database_once(
     assert (applied, events) == (1, 1)
 
 
-async def _dead_letters(test_env: SessionEnv, service: str, wanted: int) -> list[tuple[bytes, dict]]:
+async def _dead_letters(
+    test_env: SessionEnv, service: str, wanted: int
+) -> list[tuple[bytes, dict]]:
     consumer = AIOKafkaConsumer(
         dead_letter_topic(test_env.topic_prefix, service),
         bootstrap_servers=test_env.servers.kafka_bootstrap,
@@ -221,7 +223,9 @@ async def test_bad_requests_are_refused_with_a_reason_and_store_nothing(
     assert missing.json()["detail"]["message"] == "missing bearer token"
 
     forged_token = jwt.encode(
-        {"sub": user_id, "exp": 4_000_000_000, "iss": "exammentor"}, "an-attacker-secret-of-plenty-of-bytes-0123", "HS256"
+        {"sub": user_id, "exp": 4_000_000_000, "iss": "exammentor"},
+        "an-attacker-secret-of-plenty-of-bytes-0123",
+        "HS256",
     )
     forged = await client.post(
         "/api/system/echo",

@@ -1,0 +1,123 @@
+"""A worker killed with SIGKILL between receiving a command and committing it: after a
+restart the command is applied exactly once in effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from exammentor.commands import encode_command
+from exammentor.contracts.envelope import CommandEnvelope
+from exammentor.topics import command_topic, ensure_topics
+from tests.conftest import SessionEnv
+from tests.fakes.scripted_openai import Content, Delay, ScriptedOpenAI
+from tests.infra import ROOT, python, unique_name
+from tests.integration.conftest import RelayProbe
+
+pytestmark = pytest.mark.integration
+
+
+async def _start_worker(env: SessionEnv, prefix: str, llm_url: str) -> asyncio.subprocess.Process:
+    environ = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": env.servers.kafka_bootstrap,
+        "KAFKA_TOPIC_PREFIX": prefix,
+        "KAFKA_CONSUMER_WORKERS": "1",
+        "APP_DATABASE_URL": env.app_dsn,
+        "DATABASE_URL": env.admin_dsn,
+        "OPENAI_BASE_URL": llm_url,
+        "OPENAI_MAX_RETRIES": "0",
+        "EXAMMENTOR_SERVICE_NAME": "tutor",
+        "EXAMMENTOR_LOG_LEVEL": "WARNING",
+    }
+    return await asyncio.create_subprocess_exec(
+        python(), "-m", "tests.fakes.llm_worker", cwd=ROOT, env=environ
+    )
+
+
+async def _wait_for(condition: object, timeout_s: float = 60) -> None:
+    """Polls a cheap in-memory condition of the scripted server (it runs in a thread)."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():  # type: ignore[operator]
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def scripted_llm() -> AsyncIterator[ScriptedOpenAI]:
+    """A scripted model endpoint."""
+    async with ScriptedOpenAI() as fake:
+        yield fake
+
+
+async def test_sigkill_before_commit_then_restart_applies_once(
+    test_env: SessionEnv,
+    scripted_llm: ScriptedOpenAI,
+    producer: AIOKafkaProducer,
+    relay_probe: RelayProbe,
+    admin_db: asyncpg.Connection,
+) -> None:
+    prefix = unique_name("crash")
+    await ensure_topics(test_env.kafka().model_copy(update={"topic_prefix": prefix}))
+    user_id = uuid.uuid4()
+    await admin_db.execute(
+        "INSERT INTO users (id, name, password_hash) VALUES ($1, $2, 'x')", user_id, prefix
+    )
+    envelope = CommandEnvelope(
+        type="test.ask",
+        request_id=uuid.uuid4(),
+        user_id=user_id,
+        reply_to=relay_probe.address,
+        payload={"question": "What is osmosis?"},
+    )
+    await admin_db.execute(
+        "INSERT INTO requests (id, user_id, kind) VALUES ($1, $2, 'test.ask')",
+        envelope.request_id,
+        user_id,
+    )
+    # The first call hangs (the worker is killed while waiting); the retry is answered.
+    scripted_llm.script(Delay(600), Content("Water moving across a membrane."))
+
+    first = await _start_worker(test_env, prefix, scripted_llm.base_url)
+    try:
+        await producer.send_and_wait(
+            command_topic(prefix, "tutor"), encode_command(envelope), key=envelope.key
+        )
+        await _wait_for(lambda: len(scripted_llm.chat_requests) == 1)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    assert first.returncode == -signal.SIGKILL
+    applied = await admin_db.fetchval(
+        "SELECT count(*) FROM inbox WHERE command_id = $1", envelope.command_id
+    )
+    assert applied == 0, "the killed worker must not have committed"
+
+    with relay_probe.hub.waiter(envelope.request_id) as queue:
+        second = await _start_worker(test_env, prefix, scripted_llm.base_url)
+        try:
+            (final,) = await relay_probe.finals(queue, 1, timeout_s=120)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            await second.wait()
+
+    assert final.kind == "result"
+    assert final.data == {"answer": "Water moving across a membrane."}
+    assert len(scripted_llm.chat_requests) == 2
+    counts = await admin_db.fetchrow(
+        "SELECT (SELECT count(*) FROM inbox WHERE command_id = $1) AS inbox, "
+        "(SELECT count(*) FROM outbox WHERE envelope->>'request_id' = $2) AS events, "
+        "(SELECT status FROM requests WHERE id = $3) AS status",
+        envelope.command_id,
+        str(envelope.request_id),
+        envelope.request_id,
+    )
+    assert dict(counts) == {"inbox": 1, "events": 1, "status": "done"}
+    assert second.returncode == 0, "SIGTERM drains and exits cleanly"
