@@ -46,7 +46,7 @@ async def run_demo(gateway: str) -> int:
     """Runs the flow; returns the process exit code."""
     async with httpx.AsyncClient(base_url=gateway, timeout=600) as http:
         name = f"demo-student-{uuid.uuid4().hex[:6]}"
-        password = "demo-password-1"
+        password = "demo-password-1"  # noqa: S105 - a throwaway demo account
         _say(f"1. register {name}")
         reply = await http.post("/api/users/register", json={"name": name, "password": password})
         reply.raise_for_status()

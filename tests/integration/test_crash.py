@@ -18,7 +18,7 @@ from exammentor.commands import encode_command
 from exammentor.contracts.envelope import CommandEnvelope
 from exammentor.topics import command_topic, ensure_topics
 from tests.conftest import SessionEnv
-from tests.fakes.scripted_openai import Content, Delay, ScriptedOpenAI
+from tests.fakes.scripted_openai import Content, Delay, ScriptedOpenAI, Status
 from tests.infra import ROOT, python, unique_name
 from tests.integration.conftest import RelayProbe
 
@@ -121,3 +121,115 @@ async def test_sigkill_before_commit_then_restart_applies_once(
     )
     assert dict(counts) == {"inbox": 1, "events": 1, "status": "done"}
     assert second.returncode == 0, "SIGTERM drains and exits cleanly"
+
+
+async def test_sigterm_drains_the_command_in_hand_before_exiting(
+    test_env: SessionEnv,
+    scripted_llm: ScriptedOpenAI,
+    producer: AIOKafkaProducer,
+    relay_probe: RelayProbe,
+    admin_db: asyncpg.Connection,
+) -> None:
+    prefix = unique_name("drain")
+    await ensure_topics(test_env.kafka().model_copy(update={"topic_prefix": prefix}))
+    user_id = uuid.uuid4()
+    await admin_db.execute(
+        "INSERT INTO users (id, name, password_hash) VALUES ($1, $2, 'x')", user_id, prefix
+    )
+    envelope = CommandEnvelope(
+        type="test.ask",
+        request_id=uuid.uuid4(),
+        user_id=user_id,
+        reply_to=relay_probe.address,
+        payload={"question": "Define diffusion."},
+    )
+    await admin_db.execute(
+        "INSERT INTO requests (id, user_id, kind) VALUES ($1, $2, 'test.ask')",
+        envelope.request_id,
+        user_id,
+    )
+    # The model answers after 3 s: SIGTERM arrives while the handler waits for it.
+    scripted_llm.script(Delay(3, then=Content("Particles spreading out.")))
+    worker = await _start_worker(test_env, prefix, scripted_llm.base_url)
+    with relay_probe.hub.waiter(envelope.request_id) as queue:
+        try:
+            await producer.send_and_wait(
+                command_topic(prefix, "tutor"), encode_command(envelope), key=envelope.key
+            )
+            await _wait_for(lambda: len(scripted_llm.chat_requests) == 1)
+            worker.send_signal(signal.SIGTERM)
+            (final,) = await relay_probe.finals(queue, 1)
+        finally:
+            await asyncio.wait_for(worker.wait(), 60)
+    assert final.data == {"answer": "Particles spreading out."}
+    assert worker.returncode == 0
+    status = await admin_db.fetchval(
+        "SELECT status FROM requests WHERE id = $1", envelope.request_id
+    )
+    assert status == "done"
+    # The drained command was committed, so nothing is left for the next consumer.
+    assert len(scripted_llm.chat_requests) == 1
+
+
+async def test_a_command_failing_every_attempt_is_dead_lettered_with_the_reason(
+    test_env: SessionEnv,
+    scripted_llm: ScriptedOpenAI,
+    producer: AIOKafkaProducer,
+    relay_probe: RelayProbe,
+    admin_db: asyncpg.Connection,
+) -> None:
+    prefix = unique_name("retry")
+    await ensure_topics(test_env.kafka().model_copy(update={"topic_prefix": prefix}))
+    user_id = uuid.uuid4()
+    await admin_db.execute(
+        "INSERT INTO users (id, name, password_hash) VALUES ($1, $2, 'x')", user_id, prefix
+    )
+    failing = CommandEnvelope(
+        type="test.ask",
+        request_id=uuid.uuid4(),
+        user_id=user_id,
+        reply_to=relay_probe.address,
+        payload={"question": "Will you fail?"},
+    )
+    following = failing.model_copy(
+        update={
+            "command_id": uuid.uuid4(),
+            "request_id": uuid.uuid4(),
+            "payload": {"question": "ok?"},
+        }
+    )
+    for envelope in (failing, following):
+        await admin_db.execute(
+            "INSERT INTO requests (id, user_id, kind) VALUES ($1, $2, 'test.ask')",
+            envelope.request_id,
+            user_id,
+        )
+    # Three attempts (KAFKA_MAX_ATTEMPTS default) all meet a 500; then the model recovers.
+    scripted_llm.script(Status(500), Status(500), Status(500))
+    scripted_llm.set_default(Content("Yes."))
+    worker = await _start_worker(test_env, prefix, scripted_llm.base_url)
+    try:
+        with (
+            relay_probe.hub.waiter(failing.request_id) as failing_queue,
+            relay_probe.hub.waiter(following.request_id) as following_queue,
+        ):
+            topic = command_topic(prefix, "tutor")
+            for envelope in (failing, following):
+                await producer.send_and_wait(topic, encode_command(envelope), key=envelope.key)
+            (failed,) = await relay_probe.finals(failing_queue, 1)
+            (answered,) = await relay_probe.finals(following_queue, 1)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(worker.wait(), 60)
+
+    assert failed.kind == "error"
+    assert failed.data["code"] == "dead_lettered"
+    assert "LLMUnavailable" in failed.data["message"]
+    assert answered.data == {"answer": "Yes."}
+    letter = await admin_db.fetchrow(
+        "SELECT reason, attempts FROM dead_letters WHERE topic = $1", topic
+    )
+    assert letter["attempts"] == 3
+    assert "LLMUnavailable" in letter["reason"]
+    error = await admin_db.fetchval("SELECT error FROM requests WHERE id = $1", failing.request_id)
+    assert "dead_lettered" in error

@@ -252,3 +252,50 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     ready = await client.get("/ready")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": True, "kafka": True}
+
+
+async def test_trace_context_rides_from_the_command_to_its_events(
+    client: httpx.AsyncClient,
+    test_env: SessionEnv,
+    producer: AIOKafkaProducer,
+    relay_probe: RelayProbe,
+    admin_db: asyncpg.Connection,
+) -> None:
+    envelope = CommandEnvelope(
+        type="system.echo",
+        request_id=uuid.uuid4(),
+        user_id=await _new_user_id(client),
+        reply_to=relay_probe.address,
+        payload={"text": "traced"},
+    )
+    trace_id = uuid.uuid4().hex
+    traceparent = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
+    with relay_probe.hub.waiter(envelope.request_id) as queue:
+        await producer.send_and_wait(
+            command_topic(test_env.topic_prefix, "planner"),
+            encode_command(envelope),
+            key=envelope.key,
+            headers=[("traceparent", traceparent.encode())],
+        )
+        await relay_probe.finals(queue, 1)
+    headers = await admin_db.fetchval(
+        "SELECT headers->>'traceparent' FROM outbox WHERE envelope->>'request_id' = $1",
+        str(envelope.request_id),
+    )
+    # Same trace, a new span: the worker continued the caller's trace.
+    assert headers.split("-")[1] == trace_id
+    assert headers != traceparent
+
+
+async def test_metrics_count_applied_commands(client: httpx.AsyncClient) -> None:
+    _, auth = await register(client)
+    await client.post("/api/system/echo", json={"text": "m", "service": "quiz"}, headers=auth)
+    text = (await client.get("/metrics")).text
+    line = next(
+        row
+        for row in text.splitlines()
+        if row.startswith("exammentor_commands_total{")
+        and 'service="quiz"' in row
+        and 'outcome="applied"' in row
+    )
+    assert float(line.rsplit(" ", 1)[1]) >= 1
