@@ -38,5 +38,5 @@ async def broker_ready(broker: KafkaBroker) -> bool:
     """True when the broker answers a metadata request."""
     try:
         return bool(await broker.ping(timeout=2.0))
-    except Exception:
+    except Exception:  # noqa: BLE001 - readiness reports, it does not raise
         return False

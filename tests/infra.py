@@ -35,13 +35,27 @@ class Servers:
 
 def docker_answers() -> bool:
     """True when a Docker engine responds (never on the project's own machines)."""
-    try:
-        import docker
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://"):
+        # A cheap look first: the SDK leaves sockets open when the engine is absent.
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(2)
+            try:
+                sock.connect(host.removeprefix("unix://"))
+            except OSError:
+                return False
+    import docker
 
-        docker.from_env(timeout=3).ping()
-    except Exception:
+    try:
+        client = docker.from_env(timeout=3)
+    except Exception:  # noqa: BLE001 - any failure means: no engine
         return False
-    return True
+    try:
+        return bool(client.ping())
+    except Exception:  # noqa: BLE001 - any failure means: no engine
+        return False
+    finally:
+        client.close()
 
 
 def _run(script: str, *args: str) -> None:
