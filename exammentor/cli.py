@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from exammentor import migrate
+from exammentor.logs import configure_logging
 from exammentor.settings import ServiceSettings
 from exammentor.topics import all_topics, ensure_topics
 
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = ServiceSettings()
+    configure_logging("exammentor", settings.log_level, "console")
     if args.command == "migrate":
         return asyncio.run(_migrate(args, settings))
     if args.command == "topics":

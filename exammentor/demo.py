@@ -58,9 +58,9 @@ async def run_demo(gateway: str) -> int:
         body = {
             "syllabus_text": SYLLABUS,
             "exam_type": "NEET",
-            "goal": "Revise NEET biology in a week, genetics needs extra care",
-            "days": 7,
-            "hours_per_day": 4,
+            "goal": "Prepare NEET biology in ten days, genetics needs extra care",
+            "days": 10,
+            "hours_per_day": 6,
         }
         _say("3. ask for a verified study plan; stages stream as they happen:")
         request_id = None
