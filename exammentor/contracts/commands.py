@@ -19,7 +19,13 @@ class CommandType:
 
 
 PLAN_GENERATE = CommandType("plan.generate", 1, "planner")
-"""Draft, verify and explain a study plan (payload: ``PlanRequest``)."""
+"""Route, schedule, verify, fix and explain a study plan (payload: ``PlanRequest``).
+
+Every plan route sends it (generate, generate-verified, -with-history, stream-verified):
+verification is exact and costs no model call, so every plan is verified, and the routes
+differ only in what they return. Result: the verified-plan history plus ``plan_id``,
+``verification``, ``routing`` ..., or ``{needs_clarification: true, clarifying_question}``.
+"""
 
 
 def echo(service: str) -> CommandType:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 from uuid import UUID
 
 import grpc
-from exammentor.contracts.plan import PlanRequest
 from grpc import aio
 from pydantic import ValidationError
 
 from exammentor._proto import gateway_pb2, gateway_pb2_grpc
 from exammentor.contracts.commands import PLAN_GENERATE
-from exammentor.db import Pool
+from exammentor.contracts.plan import PlanRequest
+from exammentor.db import Pool, user_transaction
 from exammentor.relay import RelayChunk
 from exammentor.validation import validation_reason
 from services.gateway import repo
@@ -26,6 +27,7 @@ from services.gateway.domain import (
     hash_password,
     verify_password,
 )
+from services.planner import repo as plans
 
 Context = aio.ServicerContext[object, object]
 
@@ -36,13 +38,26 @@ def _token(t: TokenResponse) -> gateway_pb2.Token:
     )
 
 
-def _event(chunk: RelayChunk) -> gateway_pb2.StreamEvent:
+def _event(chunk: RelayChunk, complete: str | None = None) -> gateway_pb2.StreamEvent:
+    """A relayed chunk as a stream event; ``complete`` picks one key of a final result."""
     kind = {"result": "complete", "error": "error"}.get(chunk.kind) or str(
         chunk.data.get("type", "status")
     )
+    data = chunk.data
+    if (
+        chunk.kind == "result"
+        and complete is not None
+        and complete in data
+        and not data.get("needs_clarification")
+    ):
+        data = data[complete]
     return gateway_pb2.StreamEvent(
-        request_id=str(chunk.request_id), seq=chunk.seq, type=kind, data_json=json.dumps(chunk.data)
+        request_id=str(chunk.request_id), seq=chunk.seq, type=kind, data_json=json.dumps(data)
     )
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
@@ -104,23 +119,53 @@ class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
             raise AssertionError("unreachable")
         return _token(self._tokens.issue(found[0], creds.name))
 
-    async def GeneratePlan(  # noqa: N802 - gRPC method name
-        self, request: gateway_pb2.PlanRequest, context: Context
-    ) -> AsyncIterator[gateway_pb2.StreamEvent]:
-        """Streams the plan's progress, then the final plan (type ``complete``)."""
-        user = await self._user(context)
+    async def _plan_request(
+        self, request: gateway_pb2.PlanRequest, context: Context, user: UUID
+    ) -> tuple[PlanRequest, UUID | None]:
+        """The validated body and session, or the call aborted with the field and reason."""
         try:
-            body = PlanRequest.model_validate_json(request.request_json or "{}")
+            body = PlanRequest.model_validate(json.loads(request.request_json or "{}"))
+        except json.JSONDecodeError as exc:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"request_json: not JSON: {exc.msg}"
+            )
+            raise AssertionError("unreachable") from exc
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, validation_reason(exc))
             raise AssertionError("unreachable") from exc
+        if not request.session_id:
+            return body, None
+        try:
+            session_id = UUID(request.session_id)
+        except ValueError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "session_id: not a UUID")
+            raise AssertionError("unreachable") from None
+        async with user_transaction(self._pool, user) as conn:
+            found = await plans.session_exists(conn, session_id)
+        if not found:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"session_id: no study session {session_id}"
+            )
+        return body, session_id
+
+    async def _plan_stream(
+        self, request: gateway_pb2.PlanRequest, context: Context, complete: str | None
+    ) -> AsyncIterator[gateway_pb2.StreamEvent]:
+        """Sends ``plan.generate`` and streams its progress, then the final event."""
+        user = await self._user(context)
+        body, session_id = await self._plan_request(request, context, user)
         try:
             async with self._dispatcher.dispatch(
-                PLAN_GENERATE, user, body.model_dump(mode="json")
+                PLAN_GENERATE, user, body.model_dump(mode="json"), session_id=session_id
             ) as run:
                 try:
                     async for chunk in run.chunks(self._timeout_s):
-                        yield _event(chunk)
+                        relayed = (
+                            await self._stored_error(user, chunk)
+                            if chunk.kind == "error"
+                            else chunk
+                        )
+                        yield _event(relayed, complete)
                 except ResultTimeout:
                     await context.abort(
                         grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -128,6 +173,101 @@ class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
                     )
         except BrokerUnavailable:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the command could not be queued")
+
+    async def _stored_error(self, user: UUID, chunk: RelayChunk) -> RelayChunk:
+        """The error with the details stored with it (the relay carries code and message)."""
+        row = await repo.get_request(self._pool, user, chunk.request_id)
+        stored = row["error"] if row is not None else None
+        if not isinstance(stored, dict) or not stored.get("code"):
+            return chunk
+        return RelayChunk(chunk.request_id, chunk.seq, chunk.kind, stored)
+
+    async def GeneratePlan(  # noqa: N802 - gRPC method name
+        self, request: gateway_pb2.PlanRequest, context: Context
+    ) -> AsyncIterator[gateway_pb2.StreamEvent]:
+        """Streams the plan's progress, then the final ``StudyPlan`` (type ``complete``)."""
+        async for event in self._plan_stream(request, context, "final_plan"):
+            yield event
+
+    async def GenerateVerifiedPlan(  # noqa: N802 - gRPC method name
+        self, request: gateway_pb2.PlanRequest, context: Context
+    ) -> AsyncIterator[gateway_pb2.StreamEvent]:
+        """Streams the progress, then the plan after the verify-and-fix loop."""
+        async for event in self._plan_stream(request, context, "final_plan"):
+            yield event
+
+    async def GenerateVerifiedPlanWithHistory(  # noqa: N802 - gRPC method name
+        self, request: gateway_pb2.PlanRequest, context: Context
+    ) -> AsyncIterator[gateway_pb2.StreamEvent]:
+        """Streams the progress, then the final plan with every version and diff."""
+        async for event in self._plan_stream(request, context, None):
+            yield event
+
+    async def StreamVerifiedPlan(  # noqa: N802 - gRPC method name
+        self, request: gateway_pb2.PlanRequest, context: Context
+    ) -> AsyncIterator[gateway_pb2.StreamEvent]:
+        """Every stage as it happens (status, draft, verification), then the history."""
+        async for event in self._plan_stream(request, context, None):
+            yield event
+
+    async def GetPlan(  # noqa: N802 - gRPC method name
+        self, request: gateway_pb2.PlanRef, context: Context
+    ) -> gateway_pb2.StoredPlan:
+        """One of the caller's stored plans."""
+        user = await self._user(context)
+        try:
+            plan_id = UUID(request.plan_id)
+        except ValueError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "plan_id: not a UUID")
+            raise AssertionError("unreachable") from None
+        async with user_transaction(self._pool, user) as conn:
+            row = await plans.get_study_plan(conn, plan_id)
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no plan {plan_id}")
+            raise AssertionError("unreachable")
+        return gateway_pb2.StoredPlan(
+            plan_id=str(row["plan_id"]),
+            session_id=_text(row["session_id"]),
+            request_id=str(row["request_id"]),
+            created_at=row["created_at"].isoformat(),
+            from_cache=row["from_cache"],
+            plan_json=json.dumps(row["plan"]),
+            verification_json=json.dumps(row["verification"]),
+            history_json=json.dumps(row["history"]),
+        )
+
+    async def ListPlans(  # noqa: N802 - gRPC method name
+        self, request: gateway_pb2.PlanListRequest, context: Context
+    ) -> gateway_pb2.PlanList:
+        """The caller's stored plans, newest first."""
+        user = await self._user(context)
+        session_id: UUID | None = None
+        if request.session_id:
+            try:
+                session_id = UUID(request.session_id)
+            except ValueError:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "session_id: not a UUID")
+                raise AssertionError("unreachable") from None
+        async with user_transaction(self._pool, user) as conn:
+            rows = await plans.list_study_plans(
+                conn, session_id=session_id, limit=request.limit or 20
+            )
+        return gateway_pb2.PlanList(
+            plans=[
+                gateway_pb2.PlanSummary(
+                    plan_id=str(row["plan_id"]),
+                    session_id=_text(row["session_id"]),
+                    request_id=str(row["request_id"]),
+                    created_at=row["created_at"].isoformat(),
+                    from_cache=row["from_cache"],
+                    exam_name=_text(row["exam_name"]),
+                    total_days=row["total_days"] or 0,
+                    coverage_percent=row["coverage_percent"] or 0.0,
+                    is_valid=bool(row["is_valid"]),
+                )
+                for row in rows
+            ]
+        )
 
     async def GetRequest(  # noqa: N802 - gRPC method name
         self, request: gateway_pb2.RequestRef, context: Context

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
-from exammentor.contracts.plan import PlanRequest
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from exammentor import metrics
-from exammentor.contracts.commands import PLAN_GENERATE, CommandType, echo
+from exammentor.contracts.commands import CommandType, echo
 from exammentor.db import Pool
 from exammentor.ops import Readiness, ops_routes
 from exammentor.relay import RelayChunk
@@ -177,10 +176,9 @@ def create_http_app(state: GatewayState) -> FastAPI:
         body = chunk.data.get(pick, chunk.data) if pick else chunk.data
         return JSONResponse(body, headers=headers)
 
-    @app.post("/api/plan/generate")
-    async def plan_generate(body: PlanRequest, user: User) -> Response:
-        request_id, chunk = await run_command(PLAN_GENERATE, user, body.model_dump(mode="json"))
-        return answer(request_id, chunk, pick="plan")
+    from services.gateway.plan_routes import plan_router  # imports this module
+
+    app.include_router(plan_router(state))
 
     @app.post("/api/system/echo")
     async def system_echo(body: EchoRequest, user: User) -> Response:
