@@ -365,7 +365,7 @@ class CommandConsumer:
         if row is not None and row["status"] == "done":
             await stream.result(row["result"])
         elif row is not None and row["error"] is not None:
-            await stream.error(row["error"].get("code", "failed"), row["error"].get("message", ""))
+            await stream.error(row["error"])
         else:
             await stream.close()
         return True
@@ -411,7 +411,7 @@ class CommandConsumer:
             if applied and not await self._record_inbox(conn, envelope):
                 return
             await self._store_result(conn, envelope, "failed", error=error)
-        await stream.error(str(error.get("code", "failed")), str(error.get("message", "")))
+        await stream.error(error)
 
     async def _dead_letter(
         self,

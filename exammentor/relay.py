@@ -47,11 +47,12 @@ def decode_chunk(msg: relay_pb2.ResultChunk) -> RelayChunk:
         return RelayChunk(UUID(msg.request_id), msg.seq, "progress", json.loads(msg.progress_json))
     if body == "result_json":
         return RelayChunk(UUID(msg.request_id), msg.seq, "result", json.loads(msg.result_json))
+    details = json.loads(msg.error.details_json) if msg.error.details_json else {}
     return RelayChunk(
         UUID(msg.request_id),
         msg.seq,
         "error",
-        {"code": msg.error.code, "message": msg.error.message},
+        {**details, "code": msg.error.code, "message": msg.error.message},
     )
 
 
@@ -106,14 +107,19 @@ class ResultStream:
         )
         await self.close()
 
-    async def error(self, code: str, message: str) -> None:
-        """Sends a final error and closes the stream."""
+    async def error(self, error: dict[str, Any]) -> None:
+        """Sends a final error (``code``, ``message`` and any details) and closes the stream."""
+        details = {k: v for k, v in error.items() if k not in {"code", "message"}}
         self._seq += 1
         await self._send(
             relay_pb2.ResultChunk(
                 request_id=self._request_id,
                 seq=self._seq,
-                error=relay_pb2.RequestError(code=code, message=message),
+                error=relay_pb2.RequestError(
+                    code=str(error.get("code", "failed")),
+                    message=str(error.get("message", "")),
+                    details_json=json.dumps(details) if details else "",
+                ),
             )
         )
         await self.close()

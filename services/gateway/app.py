@@ -19,7 +19,8 @@ from exammentor.telemetry import configure_tracing
 from services.gateway.dispatch import Dispatcher
 from services.gateway.domain import TokenIssuer
 from services.gateway.grpc_api import StudyGateway
-from services.gateway.http_api import GatewayState, create_http_app
+from services.gateway.http_api import create_http_app
+from services.gateway.http_base import GatewayState
 from services.gateway.settings import GatewaySettings
 
 log = get_logger(__name__)

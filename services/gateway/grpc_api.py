@@ -160,12 +160,7 @@ class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
             ) as run:
                 try:
                     async for chunk in run.chunks(self._timeout_s):
-                        relayed = (
-                            await self._stored_error(user, chunk)
-                            if chunk.kind == "error"
-                            else chunk
-                        )
-                        yield _event(relayed, complete)
+                        yield _event(chunk, complete)
                 except ResultTimeout:
                     await context.abort(
                         grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -173,14 +168,6 @@ class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
                     )
         except BrokerUnavailable:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the command could not be queued")
-
-    async def _stored_error(self, user: UUID, chunk: RelayChunk) -> RelayChunk:
-        """The error with the details stored with it (the relay carries code and message)."""
-        row = await repo.get_request(self._pool, user, chunk.request_id)
-        stored = row["error"] if row is not None else None
-        if not isinstance(stored, dict) or not stored.get("code"):
-            return chunk
-        return RelayChunk(chunk.request_id, chunk.seq, chunk.kind, stored)
 
     async def GeneratePlan(  # noqa: N802 - gRPC method name
         self, request: gateway_pb2.PlanRequest, context: Context

@@ -9,53 +9,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from exammentor import metrics
-from exammentor.contracts.commands import CommandType, echo
-from exammentor.db import Pool
-from exammentor.ops import Readiness, ops_routes
+from exammentor.contracts.commands import echo
+from exammentor.ops import ops_routes
 from exammentor.relay import RelayChunk
-from exammentor.telemetry import start_span
 from exammentor.topics import SERVICES
 from services.gateway import repo
-from services.gateway.dispatch import BrokerUnavailable, Dispatcher, ResultTimeout
-from services.gateway.domain import (
-    Credentials,
-    InvalidToken,
-    TokenIssuer,
-    TokenResponse,
-    hash_password,
-    verify_password,
+from services.gateway.domain import Credentials, TokenResponse, hash_password, verify_password
+from services.gateway.http_base import (
+    ApiError,
+    GatewayState,
+    User,
+    error_response,
+    pending_response,
+    run_command,
 )
-
-
-class ApiError(Exception):
-    """An error answered as ``{"detail": {"code", "message", ...}}`` with a status."""
-
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = {"code": code, "message": message, **extra}
-
-
-@dataclass
-class GatewayState:
-    """What the routes use."""
-
-    pool: Pool
-    dispatcher: Dispatcher
-    tokens: TokenIssuer
-    readiness: Readiness
-    request_timeout_s: float
-    max_body_bytes: int
+from services.gateway.plan_routes import plan_router
 
 
 class EchoRequest(BaseModel):
@@ -65,23 +42,6 @@ class EchoRequest(BaseModel):
 
     text: str = Field(default="", max_length=10_000)
     service: str = Field(default="planner", pattern="^(" + "|".join(SERVICES) + ")$")
-
-
-async def current_user(request: Request) -> UUID:
-    """The user named by the bearer token (401 with the reason otherwise)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "unauthenticated", "missing bearer token")
-    tokens: TokenIssuer = request.app.state.tokens
-    try:
-        return tokens.verify(token.strip())
-    except InvalidToken as exc:
-        raise ApiError(401, "unauthenticated", f"invalid token: {exc}") from exc
-
-
-User = Annotated[UUID, Depends(current_user)]
-"""The authenticated user of a route (from the token only)."""
 
 
 def create_http_app(state: GatewayState) -> FastAPI:
@@ -145,44 +105,18 @@ def create_http_app(state: GatewayState) -> FastAPI:
             raise ApiError(401, "bad_credentials", "unknown name or wrong password")
         return state.tokens.issue(found[0], body.name)
 
-    async def run_command(
-        command: CommandType, user_id: UUID, payload: dict[str, Any]
-    ) -> tuple[UUID, RelayChunk | None]:
-        try:
-            with start_span(f"gateway {command.name}"):
-                async with state.dispatcher.dispatch(command, user_id, payload) as run:
-                    try:
-                        return run.request_id, await run.final(state.request_timeout_s)
-                    except ResultTimeout:
-                        return run.request_id, None
-        except BrokerUnavailable as exc:
-            raise ApiError(503, "unavailable", "the command could not be queued; retry") from exc
-
-    def answer(request_id: UUID, chunk: RelayChunk | None, pick: str | None = None) -> Response:
-        headers = {"X-Request-Id": str(request_id)}
+    def answer(request_id: UUID, chunk: RelayChunk | None) -> Response:
         if chunk is None:
-            return JSONResponse(
-                {
-                    "request_id": str(request_id),
-                    "status": "pending",
-                    "location": f"/api/requests/{request_id}",
-                },
-                status_code=202,
-                headers=headers,
-            )
+            return pending_response(request_id)
         if chunk.kind == "error":
-            status = 422 if chunk.data.get("code") not in {"dead_lettered", "unavailable"} else 502
-            return JSONResponse({"detail": chunk.data}, status_code=status, headers=headers)
-        body = chunk.data.get(pick, chunk.data) if pick else chunk.data
-        return JSONResponse(body, headers=headers)
-
-    from services.gateway.plan_routes import plan_router  # imports this module
+            return error_response(request_id, chunk)
+        return JSONResponse(chunk.data, headers={"X-Request-Id": str(request_id)})
 
     app.include_router(plan_router(state))
 
     @app.post("/api/system/echo")
     async def system_echo(body: EchoRequest, user: User) -> Response:
-        request_id, chunk = await run_command(echo(body.service), user, {"text": body.text})
+        request_id, chunk = await run_command(state, echo(body.service), user, {"text": body.text})
         return answer(request_id, chunk)
 
     @app.get("/api/requests/{request_id}")

@@ -37,19 +37,16 @@ from exammentor.contracts.commands import PLAN_GENERATE
 from exammentor.contracts.plan import MAX_SYLLABUS_CHARS, PlanRequest
 from exammentor.db import user_transaction
 from exammentor.relay import RelayChunk
-from exammentor.telemetry import start_span
-from services.gateway import repo as gateway_repo
 from services.gateway.dispatch import BrokerUnavailable, ResultTimeout
-from services.gateway.http_api import ApiError, GatewayState, User
+from services.gateway.http_base import (
+    ApiError,
+    GatewayState,
+    User,
+    error_response,
+    pending_response,
+    run_command,
+)
 from services.planner import repo as plans
-
-_ERROR_STATUS = {
-    "syllabus_too_large": 413,
-    "session_not_found": 404,
-    "dead_lettered": 502,
-    "unavailable": 502,
-}
-"""Status of a command's final error by its code; every other refusal is bad input (422)."""
 
 _PLAN_BODY = {
     "requestBody": {
@@ -176,46 +173,17 @@ def plan_router(state: GatewayState) -> APIRouter:
         user: UUID, body: PlanRequest, session_id: UUID | None
     ) -> tuple[UUID, RelayChunk | None]:
         await check_session(user, session_id)
-        try:
-            with start_span(f"gateway {PLAN_GENERATE.name}"):
-                async with state.dispatcher.dispatch(
-                    PLAN_GENERATE, user, body.model_dump(mode="json"), session_id=session_id
-                ) as dispatched:
-                    try:
-                        return dispatched.request_id, await dispatched.final(
-                            state.request_timeout_s
-                        )
-                    except ResultTimeout:
-                        return dispatched.request_id, None
-        except BrokerUnavailable as exc:
-            raise ApiError(503, "unavailable", "the command could not be queued; retry") from exc
+        return await run_command(
+            state, PLAN_GENERATE, user, body.model_dump(mode="json"), session_id=session_id
+        )
 
-    async def error_detail(user: UUID, request_id: UUID, chunk: RelayChunk) -> dict[str, Any]:
-        # The relay carries only code and message; the stored error has the details too
-        # (the field, the hours needed and available ...), and is stored before it is sent.
-        row = await gateway_repo.get_request(state.pool, user, request_id)
-        stored = row["error"] if row is not None else None
-        return stored if isinstance(stored, dict) and stored.get("code") else chunk.data
-
-    async def answer(
-        user: UUID, request_id: UUID, chunk: RelayChunk | None, *, history: bool
-    ) -> Response:
-        headers = {"X-Request-Id": str(request_id)}
+    def answer(request_id: UUID, chunk: RelayChunk | None, *, history: bool) -> Response:
         if chunk is None:
-            return JSONResponse(
-                {
-                    "request_id": str(request_id),
-                    "status": "pending",
-                    "location": f"/api/requests/{request_id}",
-                },
-                status_code=202,
-                headers=headers,
-            )
-        data = chunk.data
+            return pending_response(request_id)
         if chunk.kind == "error":
-            detail = await error_detail(user, request_id, chunk)
-            status = _ERROR_STATUS.get(str(detail.get("code")), 422)
-            return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+            return error_response(request_id, chunk)
+        headers = {"X-Request-Id": str(request_id)}
+        data = chunk.data
         if data.get("needs_clarification"):
             return JSONResponse(data, headers=headers)
         headers["X-Plan-Id"] = str(data.get("plan_id", ""))
@@ -226,13 +194,13 @@ def plan_router(state: GatewayState) -> APIRouter:
     async def generate(user: User, body: Body, session_id: SessionId = None) -> Response:
         """A study plan (``StudyPlan``), verified."""
         request_id, chunk = await run(user, body, session_id)
-        return await answer(user, request_id, chunk, history=False)
+        return answer(request_id, chunk, history=False)
 
     @router.post("/api/plan/generate-verified", openapi_extra=_PLAN_BODY)
     async def generate_verified(user: User, body: Body, session_id: SessionId = None) -> Response:
         """The final plan after the verify-and-fix loop (``StudyPlan``)."""
         request_id, chunk = await run(user, body, session_id)
-        return await answer(user, request_id, chunk, history=False)
+        return answer(request_id, chunk, history=False)
 
     @router.post("/api/plan/generate-verified-with-history", openapi_extra=_PLAN_BODY)
     async def generate_verified_with_history(
@@ -240,7 +208,7 @@ def plan_router(state: GatewayState) -> APIRouter:
     ) -> Response:
         """The final plan with every version, its verification and the diffs."""
         request_id, chunk = await run(user, body, session_id)
-        return await answer(user, request_id, chunk, history=True)
+        return answer(request_id, chunk, history=True)
 
     @router.post("/api/plan/stream-verified", openapi_extra=_PLAN_BODY)
     async def stream_verified(user: User, body: Body, session_id: SessionId = None) -> Response:
@@ -271,10 +239,7 @@ def plan_router(state: GatewayState) -> APIRouter:
                     }
                 )
                 async for chunk in dispatched.chunks(state.request_timeout_s):
-                    line = ndjson_line(chunk)
-                    if chunk.kind == "error":
-                        line = {"type": "error", **await error_detail(user, request_id, chunk)}
-                    yield _encode(line)
+                    yield _encode(ndjson_line(chunk))
             except ResultTimeout:
                 yield _encode(
                     {
