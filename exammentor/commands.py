@@ -34,6 +34,7 @@ from pydantic import BaseModel, ValidationError
 
 from exammentor import metrics
 from exammentor.contracts.envelope import CommandEnvelope, EventEnvelope
+from exammentor.contracts.events import DomainEvent, SystemEchoedV1
 from exammentor.db import Connection, Pool, user_transaction
 from exammentor.logs import bind_ids, get_logger
 from exammentor.outbox import add_event
@@ -116,15 +117,15 @@ class CommandContext:
                     data,
                 )
 
-    def event(self, type_: str, version: int, payload: dict[str, Any]) -> EventEnvelope:
+    def event(self, payload: DomainEvent) -> EventEnvelope:
         """A domain event about this command's user, session and request."""
         return EventEnvelope(
-            type=type_,
-            version=version,
+            type=payload.TYPE,
+            version=payload.VERSION,
             user_id=self.envelope.user_id,
             session_id=self.envelope.session_id,
             request_id=self.envelope.request_id,
-            payload=payload,
+            payload=payload.model_dump(mode="json"),
         )
 
 
@@ -181,7 +182,7 @@ class EchoPayload(BaseModel):
 async def _echo(ctx: CommandContext, payload: EchoPayload) -> Outcome:
     return Outcome(
         result={"echo": payload.text, "service": ctx.service},
-        events=[ctx.event("system.echoed", 1, {"text": payload.text, "service": ctx.service})],
+        events=[ctx.event(SystemEchoedV1(text=payload.text, service=ctx.service))],
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from exammentor.commands import CommandContext, CommandRouter, Outcome
+from exammentor.contracts.events import SystemEchoedV1
 from exammentor.settings import ServiceSettings
 from exammentor.worker import WorkerResources, run_worker
 
@@ -31,7 +32,7 @@ def build_router(resources: WorkerResources) -> CommandRouter:
         )
         return Outcome(
             result={"answer": answer},
-            events=[ctx.event("system.answered", 1, {"answer": answer})],
+            events=[ctx.event(SystemEchoedV1(text=answer, service=ctx.service))],
         )
 
     return router

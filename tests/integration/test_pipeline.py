@@ -17,7 +17,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from exammentor.commands import encode_command
-from exammentor.contracts.envelope import CommandEnvelope
+from exammentor.contracts.envelope import CommandEnvelope, EventEnvelope
+from exammentor.contracts.events import DomainEvent, SystemEchoedV1
 from exammentor.topics import command_topic, dead_letter_topic, event_topic
 from tests.conftest import SessionEnv
 from tests.infra import ROOT
@@ -299,3 +300,30 @@ async def test_metrics_count_applied_commands(client: httpx.AsyncClient) -> None
         and 'outcome="applied"' in row
     )
     assert float(line.rsplit(" ", 1)[1]) >= 1
+
+
+async def test_the_example_integrator_receives_typed_events(
+    client: httpx.AsyncClient, test_env: SessionEnv
+) -> None:
+    from examples.consume_events import consume
+
+    _, auth = await register(client)
+    text = f"integrator-{uuid.uuid4().hex[:6]}"
+    await client.post("/api/system/echo", json={"text": text}, headers=auth)
+    received: list[SystemEchoedV1] = []
+
+    async def keep(envelope: EventEnvelope, payload: DomainEvent) -> None:
+        if isinstance(payload, SystemEchoedV1) and payload.text == text:
+            received.append(payload)
+
+    await asyncio.wait_for(
+        consume(
+            test_env.servers.kafka_bootstrap,
+            test_env.topic_prefix,
+            f"example-{uuid.uuid4().hex[:6]}",
+            keep,
+            stop=lambda: bool(received),
+        ),
+        60,
+    )
+    assert received[0].service == "planner"

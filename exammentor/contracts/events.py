@@ -1,0 +1,82 @@
+"""Domain events integrators can subscribe to: one pydantic model per type and version.
+
+An event travels in an :class:`~exammentor.contracts.envelope.EventEnvelope` whose ``type``
+and ``version`` name the model of its ``payload``; the topic is ``<prefix>.evt.<domain>``
+(the first part of the type). A new field with a default is a compatible change within a
+version; anything else is a new version, published beside the old one until consumers move.
+``docs/asyncapi.json`` is generated from :data:`EVENTS` (``scripts/gen_asyncapi.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import ClassVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DomainEvent(BaseModel):
+    """Base of event payloads: each subclass names its type and version."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int]
+    SUMMARY: ClassVar[str]
+
+
+class PlanGeneratedV1(DomainEvent):
+    """A study plan was generated (or answered from the cache) and stored."""
+
+    TYPE: ClassVar[str] = "plan.generated"
+    VERSION: ClassVar[int] = 1
+    SUMMARY: ClassVar[str] = "A study plan was generated and stored for a student."
+
+    plan_id: UUID
+    exam_name: str
+    total_days: int = Field(ge=0)
+    start_date: dt.date | None = None
+    topics_count: int = Field(ge=0)
+    dropped_topics_count: int = Field(ge=0)
+    critical_topics: list[str]
+    from_cache: bool
+
+
+class PlanVerifiedV1(DomainEvent):
+    """The exact verification of a stored plan, with its coverage figures."""
+
+    TYPE: ClassVar[str] = "plan.verified"
+    VERSION: ClassVar[int] = 1
+    SUMMARY: ClassVar[str] = "A stored plan was verified exactly (coverage, load, order)."
+
+    plan_id: UUID
+    is_valid: bool
+    coverage_percent: float = Field(ge=0, le=100)
+    required_topics_count: int = Field(ge=0)
+    scheduled_topics_count: int = Field(ge=0)
+    missing_topics_count: int = Field(ge=0)
+    overloaded_days_count: int = Field(ge=0)
+    prerequisite_issues_count: int = Field(ge=0)
+    revision_present: bool
+    iterations_used: int = Field(ge=0)
+    self_correction_applied: bool
+    from_cache: bool
+
+
+class SystemEchoedV1(DomainEvent):
+    """A ``system.echo`` command was applied (smoke checks and the pipeline benchmark)."""
+
+    TYPE: ClassVar[str] = "system.echoed"
+    VERSION: ClassVar[int] = 1
+    SUMMARY: ClassVar[str] = "An echo command went through the pipeline."
+
+    text: str
+    service: str
+
+
+EVENTS: dict[tuple[str, int], type[DomainEvent]] = {
+    (model.TYPE, model.VERSION): model
+    for model in (PlanGeneratedV1, PlanVerifiedV1, SystemEchoedV1)
+}
+"""Every published event type and version, with its payload model."""
