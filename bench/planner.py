@@ -42,19 +42,17 @@ from exammentor.logs import configure_logging
 from exammentor.settings import LLMSettings
 from services.planner.domain import (
     CapacityError,
+    PlannedStudy,
+    Routing,
     SyllabusTopic,
+    cross_check,
     load_registry,
+    resolve_topics,
     schedule_plan,
     verify_plan,
 )
-from services.planner.handlers import (
-    PlannedStudy,
-    PlanWorkflow,
-    Routing,
-    cross_check,
-    resolve_topics,
-)
 from services.planner.settings import PlannerSettings
+from services.planner.workflow import PlanWorkflow
 
 REPO = Path(__file__).resolve().parents[1]
 REGISTRY = load_registry()

@@ -12,26 +12,24 @@ from exammentor.contracts.plan import PlanRequest, RouterDecision, RouterScope
 from services.planner import prompts
 from services.planner.domain import (
     CapacityError,
+    Clarification,
     ParsedTopic,
+    Routing,
     SyllabusTopic,
     UnknownScopeError,
-    load_registry,
-    parse_syllabus,
-    schedule_plan,
-    verify_plan,
-)
-from services.planner.handlers import (
-    Clarification,
-    Routing,
     apply_moves,
     apply_prose,
     cross_check,
+    load_registry,
+    parse_syllabus,
     plan_cache_key,
     registry_syllabus,
-    rejection,
     resolve_topics,
+    schedule_plan,
+    verify_plan,
     wished_topics,
 )
+from services.planner.handlers import rejection
 
 REGISTRY = load_registry()
 START = dt.date(2026, 1, 5)

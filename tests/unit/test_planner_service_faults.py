@@ -18,13 +18,15 @@ from exammentor.contracts.plan import PlanRequest
 from exammentor.llm import LLMClient
 from exammentor.settings import LLMSettings
 from services.planner.domain import (
+    Clarification,
+    PlannedStudy,
     SyllabusTopic,
     load_registry,
     schedule_plan,
     topics_from_registry,
 )
-from services.planner.handlers import Clarification, PlannedStudy, PlanWorkflow
 from services.planner.settings import PlannerSettings
+from services.planner.workflow import PlanWorkflow
 from tests.fakes.scripted_openai import Content, Reply, ScriptedOpenAI, Status, valid_json
 
 REGISTRY = load_registry()

@@ -1,9 +1,17 @@
-"""The planner's pure domain logic: registry, syllabus parsing, scheduling, verification, diff.
+"""The planner's pure domain logic: registry, syllabus parsing, routing, topic resolution,
+scheduling, verification, plan revisions, diff and the plan cache key.
 
 No I/O beyond reading the registry's TOML files, no model calls, no database: everything
-here is deterministic and tested exhaustively in ``tests/unit/planner``.
+here is deterministic and tested without a model, Kafka or Postgres (``tests/unit/planner``
+and ``tests/unit/test_planner_service.py``).
 """
 
+from services.planner.domain.cache_key import (
+    PIPELINE_VERSION,
+    plan_cache_key,
+    plan_fingerprint,
+    registry_digest,
+)
 from services.planner.domain.diff import diff_plans
 from services.planner.domain.errors import (
     CapacityError,
@@ -15,7 +23,7 @@ from services.planner.domain.errors import (
     RegistryError,
     UnknownScopeError,
 )
-from services.planner.domain.names import normalise_topic_name
+from services.planner.domain.names import mentions, normalise_topic_name, padded_phrase
 from services.planner.domain.registry import (
     BUILTIN_SYLLABI_DIR,
     ExamSyllabus,
@@ -26,6 +34,27 @@ from services.planner.domain.registry import (
     SyllabusRegistry,
     build_registry,
     load_registry,
+)
+from services.planner.domain.resolution import ResolvedTopics, registry_syllabus, resolve_topics
+from services.planner.domain.revisions import (
+    PlannedStudy,
+    ProposedMove,
+    apply_moves,
+    apply_prose,
+    choose_final,
+    learning_days,
+    plan_lines,
+    theme_listing,
+    wished_topics,
+)
+from services.planner.domain.routing import (
+    OWN_SYLLABUS,
+    Clarification,
+    Routing,
+    cross_check,
+    exams_mentioned,
+    foreign_subjects,
+    scopes_mentioned,
 )
 from services.planner.domain.scheduler import (
     DEFAULT_POLICY,
@@ -48,17 +77,24 @@ from services.planner.domain.verifier import day_hours, first_learning_days, ver
 __all__ = [
     "BUILTIN_SYLLABI_DIR",
     "DEFAULT_POLICY",
+    "OWN_SYLLABUS",
+    "PIPELINE_VERSION",
     "CapacityError",
     "CapacityReport",
+    "Clarification",
     "DuplicateTopicError",
     "EmptySyllabusError",
     "ExamSyllabus",
     "NoStudyDaysError",
     "ParsedTopic",
+    "PlannedStudy",
     "PlanningError",
     "PrerequisiteCycleError",
+    "ProposedMove",
     "RegistryError",
     "RegistryTopic",
+    "ResolvedTopics",
+    "Routing",
     "SchedulePolicy",
     "ScheduleResult",
     "Scope",
@@ -67,17 +103,35 @@ __all__ = [
     "SyllabusRegistry",
     "SyllabusTopic",
     "UnknownScopeError",
+    "apply_moves",
+    "apply_prose",
     "build_registry",
+    "choose_final",
+    "cross_check",
     "day_hours",
     "diff_plans",
     "enrich_topics",
+    "exams_mentioned",
     "first_learning_days",
+    "foreign_subjects",
+    "learning_days",
     "learning_order",
     "load_registry",
+    "mentions",
     "narrow_to_scope",
     "normalise_topic_name",
+    "padded_phrase",
     "parse_syllabus",
+    "plan_cache_key",
+    "plan_fingerprint",
+    "plan_lines",
+    "registry_digest",
+    "registry_syllabus",
+    "resolve_topics",
     "schedule_plan",
+    "scopes_mentioned",
+    "theme_listing",
     "topics_from_registry",
     "verify_plan",
+    "wished_topics",
 ]
