@@ -9,6 +9,7 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import asyncpg
 import pytest
@@ -57,39 +58,66 @@ async def scripted_llm() -> AsyncIterator[ScriptedOpenAI]:
         yield fake
 
 
-async def test_sigkill_before_commit_then_restart_applies_once(
-    test_env: SessionEnv,
-    scripted_llm: ScriptedOpenAI,
-    producer: AIOKafkaProducer,
-    relay_probe: RelayProbe,
-    admin_db: asyncpg.Connection,
-) -> None:
+@dataclass
+class Scene:
+    """Topics of a test's own and a student, for one crash-test worker."""
+
+    prefix: str
+    user_id: uuid.UUID
+    reply_to: str
+    db: asyncpg.Connection
+
+    @property
+    def topic(self) -> str:
+        """The command topic the worker consumes."""
+        return command_topic(self.prefix, "tutor")
+
+    async def ask(self, question: str) -> CommandEnvelope:
+        """A ``test.ask`` command with its pending request row, as the gateway makes them."""
+        envelope = CommandEnvelope(
+            type="test.ask",
+            request_id=uuid.uuid4(),
+            user_id=self.user_id,
+            reply_to=self.reply_to,
+            payload={"question": question},
+        )
+        await self.db.execute(
+            "INSERT INTO requests (id, user_id, kind) VALUES ($1, $2, 'test.ask')",
+            envelope.request_id,
+            self.user_id,
+        )
+        return envelope
+
+
+@pytest.fixture
+async def scene(
+    test_env: SessionEnv, relay_probe: RelayProbe, admin_db: asyncpg.Connection
+) -> Scene:
+    """A fresh topic prefix and student."""
     prefix = unique_name("crash")
     await ensure_topics(test_env.kafka().model_copy(update={"topic_prefix": prefix}))
     user_id = uuid.uuid4()
     await admin_db.execute(
         "INSERT INTO users (id, name, password_hash) VALUES ($1, $2, 'x')", user_id, prefix
     )
-    envelope = CommandEnvelope(
-        type="test.ask",
-        request_id=uuid.uuid4(),
-        user_id=user_id,
-        reply_to=relay_probe.address,
-        payload={"question": "What is osmosis?"},
-    )
-    await admin_db.execute(
-        "INSERT INTO requests (id, user_id, kind) VALUES ($1, $2, 'test.ask')",
-        envelope.request_id,
-        user_id,
-    )
+    return Scene(prefix, user_id, relay_probe.address, admin_db)
+
+
+async def test_sigkill_before_commit_then_restart_applies_once(
+    test_env: SessionEnv,
+    scene: Scene,
+    scripted_llm: ScriptedOpenAI,
+    producer: AIOKafkaProducer,
+    relay_probe: RelayProbe,
+    admin_db: asyncpg.Connection,
+) -> None:
+    envelope = await scene.ask("What is osmosis?")
     # The first call hangs (the worker is killed while waiting); the retry is answered.
     scripted_llm.script(Delay(600), Content("Water moving across a membrane."))
 
-    first = await _start_worker(test_env, prefix, scripted_llm.base_url)
+    first = await _start_worker(test_env, scene.prefix, scripted_llm.base_url)
     try:
-        await producer.send_and_wait(
-            command_topic(prefix, "tutor"), encode_command(envelope), key=envelope.key
-        )
+        await producer.send_and_wait(scene.topic, encode_command(envelope), key=envelope.key)
         await _wait_for(lambda: len(scripted_llm.chat_requests) == 1)
     finally:
         first.send_signal(signal.SIGKILL)
@@ -101,7 +129,7 @@ async def test_sigkill_before_commit_then_restart_applies_once(
     assert applied == 0, "the killed worker must not have committed"
 
     with relay_probe.hub.waiter(envelope.request_id) as queue:
-        second = await _start_worker(test_env, prefix, scripted_llm.base_url)
+        second = await _start_worker(test_env, scene.prefix, scripted_llm.base_url)
         try:
             (final,) = await relay_probe.finals(queue, 1, timeout_s=120)
         finally:
@@ -125,37 +153,19 @@ async def test_sigkill_before_commit_then_restart_applies_once(
 
 async def test_sigterm_drains_the_command_in_hand_before_exiting(
     test_env: SessionEnv,
+    scene: Scene,
     scripted_llm: ScriptedOpenAI,
     producer: AIOKafkaProducer,
     relay_probe: RelayProbe,
     admin_db: asyncpg.Connection,
 ) -> None:
-    prefix = unique_name("drain")
-    await ensure_topics(test_env.kafka().model_copy(update={"topic_prefix": prefix}))
-    user_id = uuid.uuid4()
-    await admin_db.execute(
-        "INSERT INTO users (id, name, password_hash) VALUES ($1, $2, 'x')", user_id, prefix
-    )
-    envelope = CommandEnvelope(
-        type="test.ask",
-        request_id=uuid.uuid4(),
-        user_id=user_id,
-        reply_to=relay_probe.address,
-        payload={"question": "Define diffusion."},
-    )
-    await admin_db.execute(
-        "INSERT INTO requests (id, user_id, kind) VALUES ($1, $2, 'test.ask')",
-        envelope.request_id,
-        user_id,
-    )
+    envelope = await scene.ask("Define diffusion.")
     # The model answers after 3 s: SIGTERM arrives while the handler waits for it.
     scripted_llm.script(Delay(3, then=Content("Particles spreading out.")))
-    worker = await _start_worker(test_env, prefix, scripted_llm.base_url)
+    worker = await _start_worker(test_env, scene.prefix, scripted_llm.base_url)
     with relay_probe.hub.waiter(envelope.request_id) as queue:
         try:
-            await producer.send_and_wait(
-                command_topic(prefix, "tutor"), encode_command(envelope), key=envelope.key
-            )
+            await producer.send_and_wait(scene.topic, encode_command(envelope), key=envelope.key)
             await _wait_for(lambda: len(scripted_llm.chat_requests) == 1)
             worker.send_signal(signal.SIGTERM)
             (final,) = await relay_probe.finals(queue, 1)
@@ -173,49 +183,27 @@ async def test_sigterm_drains_the_command_in_hand_before_exiting(
 
 async def test_a_command_failing_every_attempt_is_dead_lettered_with_the_reason(
     test_env: SessionEnv,
+    scene: Scene,
     scripted_llm: ScriptedOpenAI,
     producer: AIOKafkaProducer,
     relay_probe: RelayProbe,
     admin_db: asyncpg.Connection,
 ) -> None:
-    prefix = unique_name("retry")
-    await ensure_topics(test_env.kafka().model_copy(update={"topic_prefix": prefix}))
-    user_id = uuid.uuid4()
-    await admin_db.execute(
-        "INSERT INTO users (id, name, password_hash) VALUES ($1, $2, 'x')", user_id, prefix
-    )
-    failing = CommandEnvelope(
-        type="test.ask",
-        request_id=uuid.uuid4(),
-        user_id=user_id,
-        reply_to=relay_probe.address,
-        payload={"question": "Will you fail?"},
-    )
-    following = failing.model_copy(
-        update={
-            "command_id": uuid.uuid4(),
-            "request_id": uuid.uuid4(),
-            "payload": {"question": "ok?"},
-        }
-    )
-    for envelope in (failing, following):
-        await admin_db.execute(
-            "INSERT INTO requests (id, user_id, kind) VALUES ($1, $2, 'test.ask')",
-            envelope.request_id,
-            user_id,
-        )
+    failing = await scene.ask("Will you fail?")
+    following = await scene.ask("ok?")
     # Three attempts (KAFKA_MAX_ATTEMPTS default) all meet a 500; then the model recovers.
     scripted_llm.script(Status(500), Status(500), Status(500))
     scripted_llm.set_default(Content("Yes."))
-    worker = await _start_worker(test_env, prefix, scripted_llm.base_url)
+    worker = await _start_worker(test_env, scene.prefix, scripted_llm.base_url)
     try:
         with (
             relay_probe.hub.waiter(failing.request_id) as failing_queue,
             relay_probe.hub.waiter(following.request_id) as following_queue,
         ):
-            topic = command_topic(prefix, "tutor")
             for envelope in (failing, following):
-                await producer.send_and_wait(topic, encode_command(envelope), key=envelope.key)
+                await producer.send_and_wait(
+                    scene.topic, encode_command(envelope), key=envelope.key
+                )
             (failed,) = await relay_probe.finals(failing_queue, 1)
             (answered,) = await relay_probe.finals(following_queue, 1)
     finally:
@@ -227,7 +215,7 @@ async def test_a_command_failing_every_attempt_is_dead_lettered_with_the_reason(
     assert "LLMUnavailable" in failed.data["message"]
     assert answered.data == {"answer": "Yes."}
     letter = await admin_db.fetchrow(
-        "SELECT reason, attempts FROM dead_letters WHERE topic = $1", topic
+        "SELECT reason, attempts FROM dead_letters WHERE topic = $1", scene.topic
     )
     assert letter["attempts"] == 3
     assert "LLMUnavailable" in letter["reason"]
