@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -311,6 +311,17 @@ def screen_overview(answer: OverviewAnswer, facts: PlanFacts) -> str:
 # --- Day themes --------------------------------------------------------------------------
 
 
+A = TypeVar("A", bound=BaseModel)
+
+
+def _keyed_schema(name: str, base: type[A], prefix: str, count: int) -> type[A]:
+    """``base`` with ``count`` required text fields ``<prefix>1`` .. ``<prefix>N``: small
+    keys keep the weak model's answers short and make each item checkable on its own.
+    """
+    fields: dict[str, Any] = {f"{prefix}{i}": (str, ...) for i in range(1, count + 1)}
+    return create_model(name, __base__=base, **fields)
+
+
 class ThemesAnswer(BaseModel):
     """Themes keyed ``d1``, ``d2`` ... (one per day listed in the prompt)."""
 
@@ -326,8 +337,7 @@ def themes_schema(count: int) -> type[ThemesAnswer]:
     Returns:
         The answer schema.
     """
-    fields: dict[str, Any] = {f"d{i}": (str, ...) for i in range(1, count + 1)}
-    return create_model("DayThemes", __base__=ThemesAnswer, **fields)
+    return _keyed_schema("DayThemes", ThemesAnswer, "d", count)
 
 
 _THEME_EXAMPLE = (
@@ -414,8 +424,7 @@ def rationale_schema(count: int) -> type[RationaleAnswer]:
     Returns:
         The answer schema.
     """
-    fields: dict[str, Any] = {f"t{i}": (str, ...) for i in range(1, count + 1)}
-    return create_model("TopicReasons", __base__=RationaleAnswer, **fields)
+    return _keyed_schema("TopicReasons", RationaleAnswer, "t", count)
 
 
 _RATIONALE_EXAMPLE = (

@@ -63,6 +63,17 @@ async def test_a_user_cannot_read_another_users_request(client: httpx.AsyncClien
     assert (await client.get(f"/api/requests/{request_id}", headers=alice)).status_code == 200
 
 
+def _echo(user_id: uuid.UUID, reply_to: str, payload: dict[str, object]) -> CommandEnvelope:
+    """A ``system.echo`` command answering to ``reply_to``."""
+    return CommandEnvelope(
+        type="system.echo",
+        request_id=uuid.uuid4(),
+        user_id=user_id,
+        reply_to=reply_to,
+        payload=payload,
+    )
+
+
 async def _new_user_id(client: httpx.AsyncClient) -> uuid.UUID:
     user_id, _ = await register(client)
     return uuid.UUID(user_id)
@@ -75,13 +86,7 @@ async def test_a_command_delivered_twice_changes_the_database_once(
     relay_probe: RelayProbe,
     admin_db: asyncpg.Connection,
 ) -> None:
-    envelope = CommandEnvelope(
-        type="system.echo",
-        request_id=uuid.uuid4(),
-        user_id=await _new_user_id(client),
-        reply_to=relay_probe.address,
-        payload={"text": "twice"},
-    )
+    envelope = _echo(await _new_user_id(client), relay_probe.address, {"text": "twice"})
     topic = command_topic(test_env.topic_prefix, "quiz")
     # As the gateway does before publishing: the request row the result is stored on.
     await admin_db.execute(
@@ -137,20 +142,8 @@ async def test_poison_goes_to_the_dead_letter_topic_and_the_partition_moves_on(
     user_id = await _new_user_id(client)
     topic = command_topic(test_env.topic_prefix, "autopilot")
     key = str(user_id).encode()  # one key: poison and good commands share a partition
-    bad_payload = CommandEnvelope(
-        type="system.echo",
-        request_id=uuid.uuid4(),
-        user_id=user_id,
-        reply_to=relay_probe.address,
-        payload={"text": ["not", "a", "string"]},
-    )
-    good = CommandEnvelope(
-        type="system.echo",
-        request_id=uuid.uuid4(),
-        user_id=user_id,
-        reply_to=relay_probe.address,
-        payload={"text": "after the poison"},
-    )
+    bad_payload = _echo(user_id, relay_probe.address, {"text": ["not", "a", "string"]})
+    good = _echo(user_id, relay_probe.address, {"text": "after the poison"})
     with (
         relay_probe.hub.waiter(bad_payload.request_id) as bad_queue,
         relay_probe.hub.waiter(good.request_id) as good_queue,
@@ -262,13 +255,7 @@ async def test_trace_context_rides_from_the_command_to_its_events(
     relay_probe: RelayProbe,
     admin_db: asyncpg.Connection,
 ) -> None:
-    envelope = CommandEnvelope(
-        type="system.echo",
-        request_id=uuid.uuid4(),
-        user_id=await _new_user_id(client),
-        reply_to=relay_probe.address,
-        payload={"text": "traced"},
-    )
+    envelope = _echo(await _new_user_id(client), relay_probe.address, {"text": "traced"})
     trace_id = uuid.uuid4().hex
     traceparent = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
     with relay_probe.hub.waiter(envelope.request_id) as queue:
