@@ -314,3 +314,37 @@ async def test_the_example_integrator_receives_typed_events(
         60,
     )
     assert received[0].service == "planner"
+
+
+@pytest.mark.llm
+async def test_plan_round_trip_register_login_plan_then_fetch_by_id(
+    client: httpx.AsyncClient,
+) -> None:
+    # register -> login -> gateway -> Kafka -> planner (model) -> Postgres -> gRPC -> client
+    name = f"round-trip-{uuid.uuid4().hex[:6]}"
+    await client.post("/api/users/register", json={"name": name, "password": "round-trip-1"})
+    login = await client.post("/api/users/login", json={"name": name, "password": "round-trip-1"})
+    auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    reply = await client.post(
+        "/api/plan/generate",
+        json={
+            "syllabus_text": "- Kinematics\n- Laws of Motion\n- Work, Energy and Power",
+            "exam_type": "NEET",
+            "goal": "Physics mechanics in five days",
+            "days": 5,
+        },
+        headers=auth,
+    )
+    assert reply.status_code == 200, reply.text
+    plan = reply.json()
+    assert plan["total_days"] == 5
+    assert {t["name"] for day in plan["schedule"] for t in day["topics"]} >= {
+        "Kinematics",
+        "Laws of Motion",
+        "Work, Energy and Power",
+    }
+
+    stored = await client.get(f"/api/requests/{reply.headers['X-Request-Id']}", headers=auth)
+    assert stored.status_code == 200
+    assert stored.json()["status"] == "done"
+    assert stored.json()["result"]["final_plan"] == plan
