@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from exammentor import migrate
+from exammentor.dead_letters import ReplayError, list_dead_letters, replay_dead_letter
 from exammentor.logs import configure_logging
 from exammentor.settings import ServiceSettings
 from exammentor.topics import all_topics, ensure_topics
@@ -61,6 +62,31 @@ async def _topics(args: argparse.Namespace, settings: ServiceSettings) -> int:
     return 0
 
 
+async def _dead_letters(args: argparse.Namespace, settings: ServiceSettings) -> int:
+    dsn = settings.db.database_url
+    if args.action == "list":
+        letters = await list_dead_letters(dsn, limit=args.limit, pending_only=not args.all)
+        for d in letters:
+            replayed = f" replayed {d.replayed_at.isoformat()}" if d.replayed_at else ""
+            _out(
+                f"{d.id:>6}  {d.created_at.isoformat()}  {d.topic}[{d.partition}]@{d.offset}  "
+                f"attempts={d.attempts}{replayed}\n        {d.reason}"
+            )
+        if not letters:
+            _out("no dead letters")
+        return 0
+    if args.id is None:
+        _out("replay needs the id of a dead letter (see: exammentor dead-letters list)")
+        return 2
+    try:
+        letter = await replay_dead_letter(dsn, settings.kafka, args.id)
+    except ReplayError as exc:
+        _out(str(exc))
+        return 1
+    _out(f"replayed {letter.id} to {letter.topic}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``exammentor``."""
     parser = argparse.ArgumentParser(prog="exammentor", description=__doc__.split("\n")[0])
@@ -70,6 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     mig.add_argument("--to", type=int, default=None, help="stop at this version")
     top = sub.add_parser("topics", help="Kafka topics")
     top.add_argument("action", choices=["create", "list"])
+    dead = sub.add_parser("dead-letters", help="inspect and replay dead-lettered commands")
+    dead.add_argument("action", choices=["list", "replay"])
+    dead.add_argument("id", nargs="?", type=int, default=None)
+    dead.add_argument("--limit", type=int, default=50)
+    dead.add_argument("--all", action="store_true", help="include replayed letters")
     demo = sub.add_parser("demo", help="a real study flow through a running gateway")
     demo.add_argument("--gateway", default="http://127.0.0.1:8080")
     args = parser.parse_args(argv)
@@ -80,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_migrate(args, settings))
     if args.command == "topics":
         return asyncio.run(_topics(args, settings))
+    if args.command == "dead-letters":
+        return asyncio.run(_dead_letters(args, settings))
     from exammentor.demo import run_demo
 
     return asyncio.run(run_demo(args.gateway))

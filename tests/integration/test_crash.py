@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from exammentor.commands import encode_command
 from exammentor.contracts.envelope import CommandEnvelope
+from exammentor.dead_letters import ReplayError, list_dead_letters, replay_dead_letter
 from exammentor.topics import command_topic, ensure_topics
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, Delay, ScriptedOpenAI, Status
@@ -206,6 +207,14 @@ async def test_a_command_failing_every_attempt_is_dead_lettered_with_the_reason(
                 )
             (failed,) = await relay_probe.finals(failing_queue, 1)
             (answered,) = await relay_probe.finals(following_queue, 1)
+            # The cause is gone (the model answers again): the operator replays the letter.
+            (pending,) = [
+                d for d in await list_dead_letters(test_env.admin_dsn) if d.topic == scene.topic
+            ]
+            await replay_dead_letter(test_env.admin_dsn, test_env.kafka(), pending.id)
+            (replayed,) = await relay_probe.finals(failing_queue, 1)
+            with pytest.raises(ReplayError, match="replayed at"):
+                await replay_dead_letter(test_env.admin_dsn, test_env.kafka(), pending.id)
     finally:
         worker.send_signal(signal.SIGTERM)
         await asyncio.wait_for(worker.wait(), 60)
@@ -219,5 +228,10 @@ async def test_a_command_failing_every_attempt_is_dead_lettered_with_the_reason(
     )
     assert letter["attempts"] == 3
     assert "LLMUnavailable" in letter["reason"]
-    error = await admin_db.fetchval("SELECT error FROM requests WHERE id = $1", failing.request_id)
-    assert "dead_lettered" in error
+    assert pending.attempts == 3
+    assert replayed.data == {"answer": "Yes."}
+    request = await admin_db.fetchrow(
+        "SELECT status, error FROM requests WHERE id = $1", failing.request_id
+    )
+    assert (request["status"], request["error"]) == ("done", None)
+    assert [d.topic for d in await list_dead_letters(test_env.admin_dsn)].count(scene.topic) == 0

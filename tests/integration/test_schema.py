@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from exammentor import migrate
 from exammentor.db import create_pool, user_transaction
 from tests.conftest import SessionEnv
-from tests.infra import unique_name, with_database
+from tests.infra import ROOT, python, unique_name, with_database
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +136,34 @@ async def test_row_level_security_hides_other_users_rows(test_env: SessionEnv) -
             assert can_bypass is False
     finally:
         await pool.close()
+
+
+async def test_the_operator_command_reports_migrations_and_dead_letters(
+    test_env: SessionEnv,
+) -> None:
+    env = {**os.environ, "DATABASE_URL": test_env.admin_dsn}
+
+    async def run(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            python(),
+            "-m",
+            "exammentor.cli",
+            *args,
+            env=env,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, _ = await proc.communicate()
+        return proc.returncode or 0, out.decode()
+
+    code, out = await run("migrate", "status")
+    assert code == 0
+    names = [m.name for m in migrate.load_migrations(migrate.default_migrations_dir())]
+    for line, name in zip(out.splitlines(), names, strict=True):
+        assert name in line
+        assert "applied" in line
+    code, out = await run("migrate", "up")
+    assert (code, out.strip()) == (0, "schema is current")
+    code, out = await run("dead-letters", "replay", "999999999")
+    assert (code, out.strip()) == (1, "no dead letter 999999999")
