@@ -395,3 +395,34 @@ async def test_grpc_refuses_bad_input_naming_the_field(stack: Stack) -> None:
         with pytest.raises(aio.AioRpcError) as missing:
             await stub.GetPlan(gateway_pb2.PlanRef(plan_id=str(uuid.uuid4())), metadata=auth)
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.llm
+async def test_a_client_that_lost_its_stream_resumes_from_the_stored_progress(
+    client: httpx.AsyncClient,
+) -> None:
+    _, auth = await register(client)
+    reply = await client.post(
+        "/api/plan/generate-verified",
+        json={**POLITY, "goal": "UPSC polity, resume test"},
+        headers=auth,
+    )
+    assert reply.status_code == 200, reply.text
+    request_id = reply.headers["X-Request-Id"]
+
+    everything = await client.get(f"/api/requests/{request_id}/events", headers=auth)
+    assert everything.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in everything.text.splitlines()]
+    seqs = [line["seq"] for line in lines]
+    assert seqs == sorted(seqs)
+    assert len(seqs) >= 3
+    assert {"draft", "verification"} <= {line["type"] for line in lines}
+
+    rest = await client.get(
+        f"/api/requests/{request_id}/events", params={"after": seqs[1]}, headers=auth
+    )
+    assert [json.loads(line)["seq"] for line in rest.text.splitlines()] == seqs[2:]
+    _, other = await register(client)
+    assert (
+        await client.get(f"/api/requests/{request_id}/events", headers=other)
+    ).status_code == 404
