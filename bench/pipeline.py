@@ -5,6 +5,7 @@
 
 next to the same database work done by a direct in-process call (the consumer's ``attempt``
 without Kafka, gRPC or HTTP), measured in the same run, at 1 and 50 concurrent clients.
+The gateway and the worker run as their own processes, as deployed (one replica each).
 
 Run: ``make bench`` (starts Kafka and Postgres natively when absent), or
 ``python bench/pipeline.py --requests 400``.
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import statistics
 import sys
 import time
@@ -38,10 +41,7 @@ from exammentor.settings import (
     ServiceSettings,
 )
 from exammentor.topics import ensure_topics
-from exammentor.worker import Worker
-from services.gateway.app import Gateway
-from services.gateway.settings import GatewaySettings
-from tests.infra import provide_servers, unique_name, with_database
+from tests.infra import ROOT, free_port, provide_servers, unique_name, with_database
 
 Call = Callable[[int], Awaitable[None]]
 
@@ -87,36 +87,75 @@ async def run(requests: int, concurrency: list[int]) -> None:
             app_database_url=with_database(servers.admin_dsn, database, user="exammentor_app"),
             pool_max=20,
         )
-        common = {"kafka": kafka, "db": db, "ops_port": 0}
-        gateway = Gateway(
-            GatewaySettings(http_port=0, grpc_port=0, relay_port=0, **common)  # type: ignore[arg-type]
-        )
-        worker = Worker(
-            ServiceSettings(service_name="planner", **common),  # type: ignore[arg-type]
-            lambda _: CommandRouter("planner"),
-        )
-        await gateway.start()
-        await worker.start()
+        http_port = free_port()
+        # Gateway and worker as their own processes, as deployed: the benchmark's clients
+        # and the in-process baseline do not share their event loops.
+        environ = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+            "DATABASE_URL": db.database_url,
+            "APP_DATABASE_URL": db.app_database_url,
+            "DB_POOL_MAX": "20",
+            "EXAMMENTOR_LOG_LEVEL": "WARNING",
+        }
+        worker_ops = free_port()
+        processes = [
+            await start_process(
+                "services.gateway.app",
+                {
+                    **environ,
+                    "EXAMMENTOR_HTTP_PORT": str(http_port),
+                    "EXAMMENTOR_GRPC_PORT": str(free_port()),
+                    "EXAMMENTOR_RELAY_PORT": str(free_port()),
+                },
+            ),
+            await start_process(
+                "services.planner.app",
+                {**environ, "EXAMMENTOR_OPS_PORT": str(worker_ops)},
+            ),
+        ]
         try:
-            rows = await compare(gateway, db, kafka, requests, concurrency)
+            await wait_ready(http_port)
+            await wait_ready(worker_ops)
+            rows = await compare(http_port, db, kafka, requests, concurrency)
         finally:
-            await worker.stop()
-            await gateway.stop()
+            for proc in processes:
+                proc.send_signal(signal.SIGTERM)
+            for proc in processes:
+                await proc.wait()
             admin = await asyncpg.connect(servers.admin_dsn)
             await admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
             await admin.close()
     print_table(rows, requests, servers.source)
 
 
+async def start_process(module: str, environ: dict[str, str]) -> asyncio.subprocess.Process:
+    """One service as its own process."""
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", module, env=environ, cwd=ROOT)
+
+
+async def wait_ready(port: int, timeout_s: float = 60) -> None:
+    """Polls a service's /ready until it answers 200."""
+    async with httpx.AsyncClient(timeout=2) as http, asyncio.timeout(timeout_s):
+        while True:
+            try:
+                if (await http.get(f"http://127.0.0.1:{port}/ready")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+
+
 async def compare(
-    gateway: Gateway,
+    http_port: int,
     db: DatabaseSettings,
     kafka: KafkaSettings,
     requests: int,
     concurrency: list[int],
 ) -> list[tuple[str, int, list[float], float]]:
     """Measures the pipeline and the direct call at each concurrency."""
-    base = f"http://127.0.0.1:{gateway.http_port}"
+    base = f"http://127.0.0.1:{http_port}"
     limits = httpx.Limits(max_connections=max(concurrency) + 5)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
         # One student per client slot: commands of one student are ordered (one partition),
