@@ -13,12 +13,16 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
+
+import asyncpg
 
 from exammentor import migrate
 from exammentor.dead_letters import ReplayError, list_dead_letters, replay_dead_letter
 from exammentor.logs import configure_logging
 from exammentor.settings import ServiceSettings
 from exammentor.topics import all_topics, ensure_topics
+from exammentor.usage import usage_report
 
 
 def _out(line: str = "") -> None:
@@ -87,6 +91,25 @@ async def _dead_letters(args: argparse.Namespace, settings: ServiceSettings) -> 
     return 0
 
 
+async def _usage(args: argparse.Namespace, settings: ServiceSettings) -> int:
+    lines = await usage_report(settings.db.database_url, timedelta(hours=args.hours))
+    priced = args.prompt_price is not None or args.completion_price is not None
+    prompt_price, completion_price = args.prompt_price or 0.0, args.completion_price or 0.0
+    _out(
+        f"{'service':<10} {'purpose':<22} {'calls':>6} {'failed':>6} {'prompt':>9} "
+        f"{'completion':>10} {'mean ms':>8}" + (f" {'cost':>9}" if priced else "")
+    )
+    for u in lines:
+        cost = f" {u.cost(prompt_price, completion_price):>9.4f}" if priced else ""
+        _out(
+            f"{u.service:<10} {u.purpose:<22} {u.calls:>6} {u.failed_calls:>6} "
+            f"{u.prompt_tokens:>9} {u.completion_tokens:>10} {u.mean_latency_ms:>8.0f}{cost}"
+        )
+    total = sum(u.prompt_tokens + u.completion_tokens for u in lines)
+    _out(f"{sum(u.calls for u in lines)} calls, {total} tokens in the last {args.hours:g} h")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``exammentor``."""
     parser = argparse.ArgumentParser(prog="exammentor", description=__doc__.split("\n")[0])
@@ -101,21 +124,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     dead.add_argument("id", nargs="?", type=int, default=None)
     dead.add_argument("--limit", type=int, default=50)
     dead.add_argument("--all", action="store_true", help="include replayed letters")
+    usage = sub.add_parser("usage", help="model calls and tokens per service and purpose")
+    usage.add_argument("--hours", type=float, default=24.0)
+    usage.add_argument("--prompt-price", type=float, default=None, help="per 1k prompt tokens")
+    usage.add_argument(
+        "--completion-price", type=float, default=None, help="per 1k completion tokens"
+    )
     demo = sub.add_parser("demo", help="a real study flow through a running gateway")
     demo.add_argument("--gateway", default="http://127.0.0.1:8080")
     args = parser.parse_args(argv)
 
     settings = ServiceSettings()
     configure_logging("exammentor", settings.log_level, "console")
-    if args.command == "migrate":
-        return asyncio.run(_migrate(args, settings))
-    if args.command == "topics":
-        return asyncio.run(_topics(args, settings))
-    if args.command == "dead-letters":
-        return asyncio.run(_dead_letters(args, settings))
-    from exammentor.demo import run_demo
+    commands = {
+        "migrate": _migrate,
+        "topics": _topics,
+        "dead-letters": _dead_letters,
+        "usage": _usage,
+    }
+    try:
+        if args.command in commands:
+            return asyncio.run(commands[args.command](args, settings))
+        from exammentor.demo import run_demo
 
-    return asyncio.run(run_demo(args.gateway))
+        return asyncio.run(run_demo(args.gateway))
+    except asyncpg.UndefinedTableError as exc:
+        _out(f"the schema is missing or old ({exc}): run 'exammentor migrate up'")
+    except (OSError, asyncpg.PostgresError, migrate.MigrationError) as exc:
+        _out(f"{type(exc).__name__}: {exc}")
+    return 1
 
 
 if __name__ == "__main__":

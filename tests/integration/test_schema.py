@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -12,6 +13,7 @@ import pytest
 
 from exammentor import migrate
 from exammentor.db import create_pool, user_transaction
+from exammentor.usage import usage_report
 from tests.conftest import SessionEnv
 from tests.infra import ROOT, python, unique_name, with_database
 
@@ -167,3 +169,36 @@ async def test_the_operator_command_reports_migrations_and_dead_letters(
     assert (code, out.strip()) == (0, "schema is current")
     code, out = await run("dead-letters", "replay", "999999999")
     assert (code, out.strip()) == (1, "no dead letter 999999999")
+
+
+async def test_the_usage_report_sums_model_calls_and_prices_them(
+    test_env: SessionEnv, admin_db: asyncpg.Connection
+) -> None:
+    service = unique_name("svc")[:10]
+    rows = [
+        (service, "plan.route", 100, 20, "ok"),
+        (service, "plan.route", 100, 0, "retry"),
+        (service, "plan.overview", 300, 50, "ok"),
+    ]
+    for svc, purpose, prompt, completion, outcome in rows:
+        await admin_db.execute(
+            "INSERT INTO llm_usage (service, purpose, model, prompt_tokens, completion_tokens, "
+            "latency_ms, outcome) VALUES ($1, $2, 'm', $3, $4, 10, $5)",
+            svc,
+            purpose,
+            prompt,
+            completion,
+            outcome,
+        )
+    report = [
+        u
+        for u in await usage_report(test_env.admin_dsn, timedelta(hours=1))
+        if u.service == service
+    ]
+    assert [
+        (u.purpose, u.calls, u.failed_calls, u.prompt_tokens, u.completion_tokens) for u in report
+    ] == [
+        ("plan.overview", 1, 0, 300, 50),
+        ("plan.route", 2, 1, 200, 20),
+    ]
+    assert report[0].cost(prompt_per_1k=1.0, completion_per_1k=2.0) == 0.4
