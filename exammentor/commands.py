@@ -333,8 +333,9 @@ class CommandConsumer:
         outcome = await spec.handler(ctx, payload)
         async with user_transaction(self._pool, envelope.user_id) as conn:
             if not await self._record_inbox(conn, envelope):
-                # Applied by another attempt between our check and now: theirs stands.
-                raise _AlreadyApplied
+                # Applied by another consumer between our check and now: theirs stands,
+                # and it answered the client.
+                return None
             if outcome.persist is not None:
                 await outcome.persist(conn)
             await self._store_result(conn, envelope, "done", result=outcome.result)
@@ -467,11 +468,6 @@ class CommandConsumer:
             await self._finish_failed(
                 envelope, {"code": "dead_lettered", "message": reason}, stream, applied=False
             )
-
-
-class _AlreadyApplied(CommandRejected):
-    def __init__(self) -> None:
-        super().__init__("duplicate", "applied by a concurrent attempt")
 
 
 def encode_command(envelope: CommandEnvelope) -> bytes:

@@ -60,6 +60,20 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+async def _uuid(context: Context, field: str, value: str) -> UUID:
+    """``value`` as a UUID, or the call aborted with INVALID_ARGUMENT naming ``field``."""
+    try:
+        return UUID(value)
+    except ValueError:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: not a UUID")
+        raise AssertionError("unreachable") from None
+
+
+async def _optional_uuid(context: Context, field: str, value: str) -> UUID | None:
+    """Like :func:`_uuid`, with the empty string (proto3's unset) as None."""
+    return await _uuid(context, field, value) if value else None
+
+
 class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
     """gRPC servicer sharing the HTTP side's dispatcher, tokens and repo."""
 
@@ -133,13 +147,9 @@ class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, validation_reason(exc))
             raise AssertionError("unreachable") from exc
-        if not request.session_id:
+        session_id = await _optional_uuid(context, "session_id", request.session_id)
+        if session_id is None:
             return body, None
-        try:
-            session_id = UUID(request.session_id)
-        except ValueError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "session_id: not a UUID")
-            raise AssertionError("unreachable") from None
         async with user_transaction(self._pool, user) as conn:
             found = await plans.session_exists(conn, session_id)
         if not found:
@@ -202,11 +212,7 @@ class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
     ) -> gateway_pb2.StoredPlan:
         """One of the caller's stored plans."""
         user = await self._user(context)
-        try:
-            plan_id = UUID(request.plan_id)
-        except ValueError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "plan_id: not a UUID")
-            raise AssertionError("unreachable") from None
+        plan_id = await _uuid(context, "plan_id", request.plan_id)
         async with user_transaction(self._pool, user) as conn:
             row = await plans.get_study_plan(conn, plan_id)
         if row is None:
@@ -228,13 +234,7 @@ class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
     ) -> gateway_pb2.PlanList:
         """The caller's stored plans, newest first."""
         user = await self._user(context)
-        session_id: UUID | None = None
-        if request.session_id:
-            try:
-                session_id = UUID(request.session_id)
-            except ValueError:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "session_id: not a UUID")
-                raise AssertionError("unreachable") from None
+        session_id = await _optional_uuid(context, "session_id", request.session_id)
         async with user_transaction(self._pool, user) as conn:
             rows = await plans.list_study_plans(
                 conn, session_id=session_id, limit=request.limit or 20
@@ -261,11 +261,7 @@ class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
     ) -> gateway_pb2.StoredRequest:
         """A stored request of the caller's."""
         user = await self._user(context)
-        try:
-            request_id = UUID(request.request_id)
-        except ValueError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request_id: not a UUID")
-            raise AssertionError("unreachable") from None
+        request_id = await _uuid(context, "request_id", request.request_id)
         row = await repo.get_request(self._pool, user, request_id)
         if row is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no request {request_id}")

@@ -22,6 +22,7 @@ from exammentor.contracts.commands import echo
 from exammentor.ops import ops_routes
 from exammentor.relay import RelayChunk
 from exammentor.topics import SERVICES
+from exammentor.validation import field_name
 from services.gateway import repo
 from services.gateway.domain import Credentials, TokenResponse, hash_password, verify_password
 from services.gateway.http_base import (
@@ -60,7 +61,7 @@ def create_http_app(state: GatewayState) -> FastAPI:
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {
-                "field": ".".join(str(p) for p in err["loc"] if p != "body") or "body",
+                "field": field_name(err["loc"]),
                 "reason": err["msg"],
             }
             for err in exc.errors()

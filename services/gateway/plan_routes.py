@@ -37,6 +37,7 @@ from exammentor.contracts.commands import PLAN_GENERATE
 from exammentor.contracts.plan import MAX_SYLLABUS_CHARS, PlanRequest
 from exammentor.db import user_transaction
 from exammentor.relay import RelayChunk
+from exammentor.validation import field_name
 from services.gateway.dispatch import BrokerUnavailable, ResultTimeout
 from services.gateway.http_base import (
     ApiError,
@@ -54,10 +55,6 @@ _PLAN_BODY = {
         "content": {"application/json": {"schema": PlanRequest.model_json_schema()}},
     }
 }
-
-
-def _field(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "body"
 
 
 async def plan_request(request: Request) -> PlanRequest:
@@ -99,7 +96,7 @@ async def plan_request(request: Request) -> PlanRequest:
         return PlanRequest.model_validate(data)
     except ValidationError as exc:
         errors = [
-            {"field": _field(err["loc"]), "reason": err["msg"], "type": err["type"]}
+            {"field": field_name(err["loc"]), "reason": err["msg"], "type": err["type"]}
             for err in exc.errors(include_url=False)
         ]
         if any(err["type"] == "syllabus_too_large" for err in errors):
