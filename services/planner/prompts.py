@@ -21,10 +21,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field, create_model
 
 from exammentor.contracts.plan import Intent, RouterDecision, RouterScope
 from exammentor.llm import ChatMessage
+from exammentor.model_answers import (
+    ANSWER_CONFIG,
+    JSON_ONLY,
+    ask,
+    check_mostly_usable,
+    clean,
+    clip,
+    is_degenerate,
+    keyed_schema,
+)
 from services.planner.domain import SyllabusRegistry, normalise_topic_name
 
 ROUTER_MAX_TOKENS = 120
@@ -44,48 +54,13 @@ EDIT_PLAN_DAYS = 30
 CONFIDENCE: dict[str, float] = {"low": 0.3, "medium": 0.6, "high": 0.9}
 """The router answers in words; the contract wants a number."""
 
-_JSON_ONLY = "Reply with JSON only."
 _BRACES = re.compile(r"[{}\[\]<>]|```|\\n|https?://")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def _ask(system: str, user: str) -> list[ChatMessage]:
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
-
-
-def _clean(text: str) -> str:
-    return " ".join(str(text).split()).strip(" \"'")
-
-
 def _words(text: str) -> list[str]:
     return normalise_topic_name(text).split()
-
-
-def _degenerate(text: str) -> bool:
-    """Whether a text is the model looping (few distinct words among many)."""
-    words = _words(text)
-    return len(words) >= 8 and len(set(words)) / len(words) < 0.5
-
-
-def _no_description(schema: dict[str, Any]) -> None:
-    # A class docstring becomes the schema's description, which the repair prompt shows the
-    # model; a small model copies it into its answer ("The model's overview of a plan.").
-    schema.pop("description", None)
-
-
-_ANSWER_CONFIG = ConfigDict(extra="forbid", json_schema_extra=_no_description)
-
-
-def _check_mostly_usable(problems: Sequence[str], usable: int, total: int) -> None:
-    """Raise for repair when fewer than half of the items can be used."""
-    if total and usable * 2 < total:
-        raise ValueError("; ".join(problems[:8]) or "the answer could not be used")
 
 
 # --- Routing -----------------------------------------------------------------------------
@@ -98,7 +73,7 @@ class RouterAnswer(BaseModel):
     to the model lists them (see :func:`router_schema`).
     """
 
-    model_config = _ANSWER_CONFIG
+    model_config = ANSWER_CONFIG
 
     intent: Intent
     exam: str
@@ -197,11 +172,11 @@ def router_messages(goal: str, exam_type: str, *, syllabus_pasted: bool) -> list
     Returns:
         The messages.
     """
-    return _ask(
+    return ask(
         "Sort a student's study request. intent: what they want. exam, subject, "
         "sub_subject: what the request names, or none. needs_clarification: true only "
-        f"when the request cannot be planned as written. {_JSON_ONLY}",
-        f"Request: {_clip(goal, MAX_GOAL_PROMPT_CHARS)}\n"
+        f"when the request cannot be planned as written. {JSON_ONLY}",
+        f"Request: {clip(goal, MAX_GOAL_PROMPT_CHARS)}\n"
         f"Exam field: {exam_type or 'empty'}\n"
         f"Syllabus pasted: {'yes' if syllabus_pasted else 'no'}",
     )
@@ -213,7 +188,7 @@ def router_messages(goal: str, exam_type: str, *, syllabus_pasted: bool) -> list
 class OverviewAnswer(BaseModel):
     """The model's overview of a plan."""
 
-    model_config = _ANSWER_CONFIG
+    model_config = ANSWER_CONFIG
 
     overview: str
 
@@ -260,7 +235,7 @@ def overview_messages(facts: PlanFacts) -> list[ChatMessage]:
         {
             "role": "system",
             "content": "Write a two-sentence, encouraging overview of a student's study plan. "
-            "Use only the numbers given. " + _JSON_ONLY,
+            "Use only the numbers given. " + JSON_ONLY,
         },
         {"role": "user", "content": _OVERVIEW_EXAMPLE[0]},
         {"role": "assistant", "content": _OVERVIEW_EXAMPLE[1]},
@@ -286,7 +261,7 @@ def screen_overview(answer: OverviewAnswer, facts: PlanFacts) -> str:
     Raises:
         ValueError: The text is unusable; the reason is written for the model to act on.
     """
-    text = _clean(answer.overview)
+    text = clean(answer.overview)
     sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
     complete = [s for s in sentences if s.rstrip().endswith((".", "!", "?"))]
     text = " ".join(complete[:2])
@@ -294,7 +269,7 @@ def screen_overview(answer: OverviewAnswer, facts: PlanFacts) -> str:
         raise ValueError("overview: write two complete sentences ending with a full stop")
     if _BRACES.search(text):
         raise ValueError("overview: plain sentences only, no brackets, code or links")
-    if _degenerate(text):
+    if is_degenerate(text):
         raise ValueError("overview: it repeats itself; say each thing once")
     words = len(text.split())
     if not 6 <= words <= 70:
@@ -314,18 +289,10 @@ def screen_overview(answer: OverviewAnswer, facts: PlanFacts) -> str:
 A = TypeVar("A", bound=BaseModel)
 
 
-def _keyed_schema(name: str, base: type[A], prefix: str, count: int) -> type[A]:
-    """``base`` with ``count`` required text fields ``<prefix>1`` .. ``<prefix>N``: small
-    keys keep the weak model's answers short and make each item checkable on its own.
-    """
-    fields: dict[str, Any] = {f"{prefix}{i}": (str, ...) for i in range(1, count + 1)}
-    return create_model(name, __base__=base, **fields)
-
-
 class ThemesAnswer(BaseModel):
     """Themes keyed ``d1``, ``d2`` ... (one per day listed in the prompt)."""
 
-    model_config = _ANSWER_CONFIG
+    model_config = ANSWER_CONFIG
 
 
 def themes_schema(count: int) -> type[ThemesAnswer]:
@@ -337,7 +304,7 @@ def themes_schema(count: int) -> type[ThemesAnswer]:
     Returns:
         The answer schema.
     """
-    return _keyed_schema("DayThemes", ThemesAnswer, "d", count)
+    return keyed_schema("DayThemes", ThemesAnswer, "d", count)
 
 
 _THEME_EXAMPLE = (
@@ -355,12 +322,12 @@ def theme_messages(days: Sequence[str]) -> list[ChatMessage]:
     Returns:
         The messages, with one worked example.
     """
-    listing = "\n".join(f"d{i}: {_clip(day, 120)}" for i, day in enumerate(days, start=1))
+    listing = "\n".join(f"d{i}: {clip(day, 120)}" for i, day in enumerate(days, start=1))
     return [
         {
             "role": "system",
             "content": "Give each study day a short, motivating theme of 2 to 6 words. "
-            + _JSON_ONLY,
+            + JSON_ONLY,
         },
         {"role": "user", "content": _THEME_EXAMPLE[0]},
         {"role": "assistant", "content": _THEME_EXAMPLE[1]},
@@ -389,9 +356,9 @@ def screen_themes(answer: ThemesAnswer, days: Sequence[str]) -> dict[int, str]:
     seen: set[str] = set()
     copies = 0
     for i, listed in enumerate(days, start=1):
-        theme = _clean(raw.get(f"d{i}", "")).rstrip(".")
+        theme = clean(raw.get(f"d{i}", "")).rstrip(".")
         key = normalise_topic_name(theme)
-        if not key or _BRACES.search(theme) or _degenerate(theme) or ";" in theme:
+        if not key or _BRACES.search(theme) or is_degenerate(theme) or ";" in theme:
             problems.append(f"d{i}: write a short theme in plain words, not a list")
         elif not 2 <= len(theme.split()) <= 8 or len(theme) > 60:
             problems.append(f"d{i}: use 2 to 6 words")
@@ -402,7 +369,7 @@ def screen_themes(answer: ThemesAnswer, days: Sequence[str]) -> dict[int, str]:
         else:
             usable[i] = theme
         seen.add(key)
-    _check_mostly_usable(problems, len(usable) + copies, len(days))
+    check_mostly_usable(problems, len(usable) + copies, len(days))
     return usable
 
 
@@ -412,7 +379,7 @@ def screen_themes(answer: ThemesAnswer, days: Sequence[str]) -> dict[int, str]:
 class RationaleAnswer(BaseModel):
     """Reasons keyed ``t1``, ``t2`` ... (one per topic listed in the prompt)."""
 
-    model_config = _ANSWER_CONFIG
+    model_config = ANSWER_CONFIG
 
 
 def rationale_schema(count: int) -> type[RationaleAnswer]:
@@ -424,7 +391,7 @@ def rationale_schema(count: int) -> type[RationaleAnswer]:
     Returns:
         The answer schema.
     """
-    return _keyed_schema("TopicReasons", RationaleAnswer, "t", count)
+    return keyed_schema("TopicReasons", RationaleAnswer, "t", count)
 
 
 _RATIONALE_EXAMPLE = (
@@ -444,12 +411,12 @@ def rationale_messages(exam_name: str, topics: Sequence[str]) -> list[ChatMessag
     Returns:
         The messages, with one worked example.
     """
-    listing = "\n".join(f"t{i}: {_clip(name, 120)}" for i, name in enumerate(topics, start=1))
+    listing = "\n".join(f"t{i}: {clip(name, 120)}" for i, name in enumerate(topics, start=1))
     return [
         {
             "role": "system",
             "content": "For each topic write one sentence on why it matters for the exam. "
-            "A different reason for each topic. " + _JSON_ONLY,
+            "A different reason for each topic. " + JSON_ONLY,
         },
         {"role": "user", "content": _RATIONALE_EXAMPLE[0]},
         {"role": "assistant", "content": _RATIONALE_EXAMPLE[1]},
@@ -482,10 +449,10 @@ def screen_rationales(answer: RationaleAnswer, topics: Sequence[str]) -> dict[st
     problems: list[str] = []
     seen: set[str] = set()
     for i, name in enumerate(topics, start=1):
-        text = _clean(raw.get(f"t{i}", ""))
+        text = clean(raw.get(f"t{i}", ""))
         first = _SENTENCE_END.split(text)[0].strip() if text else ""
         key = normalise_topic_name(first)
-        if not key or _BRACES.search(first) or _degenerate(first):
+        if not key or _BRACES.search(first) or is_degenerate(first):
             problems.append(f"t{i}: write one plain sentence")
         elif key == normalise_topic_name(name):
             problems.append(f"t{i}: say why {name} matters, not only its name")
@@ -498,7 +465,7 @@ def screen_rationales(answer: RationaleAnswer, topics: Sequence[str]) -> dict[st
         else:
             usable[name] = first if first.endswith((".", "!", "?")) else first + "."
         seen.add(key)
-    _check_mostly_usable(problems, len(usable), len(topics))
+    check_mostly_usable(problems, len(usable), len(topics))
     return usable
 
 
@@ -508,7 +475,7 @@ def screen_rationales(answer: RationaleAnswer, topics: Sequence[str]) -> dict[st
 class TopicMoveProposal(BaseModel):
     """Move every learning session of ``topic`` to ``to_day``."""
 
-    model_config = _ANSWER_CONFIG
+    model_config = ANSWER_CONFIG
 
     topic: str
     to_day: int
@@ -517,7 +484,7 @@ class TopicMoveProposal(BaseModel):
 class PlanEditAnswer(BaseModel):
     """The model's proposed change to a plan."""
 
-    model_config = _ANSWER_CONFIG
+    model_config = ANSWER_CONFIG
 
     moves: list[TopicMoveProposal] = Field(max_length=MAX_EDIT_MOVES)
 
@@ -558,14 +525,14 @@ def edit_messages(goal: str, plan_lines: Iterable[str], critique: str) -> list[C
         The messages.
     """
     feedback = (
-        f"\nYour last change failed the check: {_clip(critique, 600)}\nPropose another change."
+        f"\nYour last change failed the check: {clip(critique, 600)}\nPropose another change."
         if critique
         else ""
     )
-    return _ask(
+    return ask(
         "Change a study plan so it does what the student asks, by moving topics to other "
-        f"days. Move the topics the wish names. Keep every day within its hours. {_JSON_ONLY}",
-        f"Wish: {_clip(goal, MAX_GOAL_PROMPT_CHARS)}\nPlan:\n" + "\n".join(plan_lines) + feedback,
+        f"days. Move the topics the wish names. Keep every day within its hours. {JSON_ONLY}",
+        f"Wish: {clip(goal, MAX_GOAL_PROMPT_CHARS)}\nPlan:\n" + "\n".join(plan_lines) + feedback,
     )
 
 
@@ -604,17 +571,3 @@ def wish_not_met(wished: Sequence[str]) -> str:
         The reason, for the repair prompt.
     """
     return f"move {' or '.join(wished[:3])} to another day, as the wish says"
-
-
-def token_budget(per_item: int, items: int, base: int = 24) -> int:
-    """Generated-token cap for an answer of ``items`` keyed items.
-
-    Args:
-        per_item: Tokens allowed per item.
-        items: Items asked for.
-        base: Tokens for the braces and keys.
-
-    Returns:
-        The cap.
-    """
-    return base + per_item * max(1, items)

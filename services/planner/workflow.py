@@ -45,8 +45,9 @@ from exammentor.contracts.plan import (
     VerificationSummary,
     VerifiedPlanHistory,
 )
-from exammentor.llm import ChatMessage, LLMClient, LLMError, LLMInvalidOutput
+from exammentor.llm import LLMClient
 from exammentor.logs import get_logger
+from exammentor.model_answers import ModelRun, token_budget
 from services.planner import prompts
 from services.planner.domain import (
     Clarification,
@@ -84,53 +85,6 @@ ProgressSink = Callable[[dict[str, Any]], Awaitable[None]]
 
 async def _no_progress(_: dict[str, Any]) -> None:
     return None
-
-
-class _ModelCalls:
-    """The model calls of one run: a failed endpoint is not asked again in the same run."""
-
-    def __init__(self, llm: LLMClient | None) -> None:
-        self.llm = llm
-        self.down = llm is None
-        self.status: dict[str, str] = {}
-
-    async def ask(
-        self,
-        purpose: str,
-        messages: Sequence[ChatMessage],
-        schema: type[M],
-        *,
-        max_tokens: int,
-        validate: Callable[[M], None] | None = None,
-    ) -> M | None:
-        if self.down or self.llm is None:
-            self.status[purpose] = "off" if self.llm is None else "skipped"
-            return None
-        try:
-            answer = await self.llm.structured(
-                messages=messages,
-                schema=schema,
-                purpose=purpose,
-                max_tokens=max_tokens,
-                validate=validate,
-            )
-        except LLMInvalidOutput as exc:
-            self.status[purpose] = "invalid"
-            log.info(
-                "model output unusable; the scheduler's text stays",
-                purpose=purpose,
-                errors=list(exc.errors),
-            )
-            return None
-        except LLMError as exc:
-            self.status[purpose] = "unavailable"
-            self.down = True
-            log.warning(
-                "model unavailable; planning without it", purpose=purpose, reason=exc.reason
-            )
-            return None
-        self.status[purpose] = "ok"
-        return answer
 
 
 class PlanWorkflow:
@@ -205,7 +159,7 @@ class PlanWorkflow:
         return parsed
 
     async def route(
-        self, request: PlanRequest, parsed: Sequence[ParsedTopic] | None, calls: _ModelCalls
+        self, request: PlanRequest, parsed: Sequence[ParsedTopic] | None, calls: ModelRun
     ) -> Routing | Clarification:
         """Asks the model for intent, exam and scope and cross-checks the answer.
 
@@ -252,7 +206,7 @@ class PlanWorkflow:
             UnknownScopeError: An exam the registry does not know and no syllabus.
         """
         parsed = self.read_syllabus(request)
-        calls = _ModelCalls(self.llm)
+        calls = ModelRun(self.llm)
         await progress(status_event("routing", "Reading your goal"))
         routing = await self.route(request, parsed, calls)
         if isinstance(routing, Clarification):
@@ -320,7 +274,7 @@ class PlanWorkflow:
         request: PlanRequest,
         required: Sequence[SyllabusTopic],
         versions: list[PlanVersion],
-        calls: _ModelCalls,
+        calls: ModelRun,
         progress: ProgressSink,
     ) -> list[dict[str, Any]]:
         """Model-proposed changes for what the scheduler cannot express, checked exactly."""
@@ -417,7 +371,7 @@ class PlanWorkflow:
             raise ValueError(prompts.wish_not_met(wished))
 
     async def _explain(
-        self, plan: StudyPlan, required: Sequence[SyllabusTopic], calls: _ModelCalls
+        self, plan: StudyPlan, required: Sequence[SyllabusTopic], calls: ModelRun
     ) -> tuple[StudyPlan, dict[str, Any]]:
         """The plan with the model's words where they pass the screen."""
         learn_hours = sum(
@@ -448,7 +402,7 @@ class PlanWorkflow:
                 "plan.themes",
                 prompts.theme_messages(listings),
                 prompts.themes_schema(len(days)),
-                max_tokens=prompts.token_budget(prompts.THEME_TOKENS_PER_DAY, len(days)),
+                max_tokens=token_budget(prompts.THEME_TOKENS_PER_DAY, len(days)),
                 validate=lambda answer: _discard(prompts.screen_themes(answer, listings)),
             )
             if themes_answer is not None:
@@ -464,7 +418,7 @@ class PlanWorkflow:
                 "plan.rationale",
                 prompts.rationale_messages(plan.exam_name, names),
                 prompts.rationale_schema(len(names)),
-                max_tokens=prompts.token_budget(prompts.RATIONALE_TOKENS_PER_TOPIC, len(names)),
+                max_tokens=token_budget(prompts.RATIONALE_TOKENS_PER_TOPIC, len(names)),
                 validate=lambda answer: _discard(prompts.screen_rationales(answer, names)),
             )
             if reasons_answer is not None:
