@@ -1,8 +1,5 @@
-"""Kafka topic names, and their creation by the project (brokers do not auto-create them).
-
-- ``{prefix}.cmd.{service}``: commands for one service, keyed by study session.
-- ``{prefix}.cmd.{service}.dlq``: commands that failed validation or every retry.
-- ``{prefix}.evt.{domain}``: versioned domain events for integrators, keyed by user.
+"""Creating the project's Kafka topics (brokers do not auto-create them); the names are part
+of the contract (:mod:`exammentor.contracts.topics`) and re-exported here.
 """
 
 from __future__ import annotations
@@ -12,34 +9,25 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from exammentor.contracts.topics import (
+    EVENT_DOMAINS,
+    SERVICES,
+    all_topics,
+    command_topic,
+    dead_letter_topic,
+    event_topic,
+)
 from exammentor.settings import KafkaSettings
 
-SERVICES = ("planner", "tutor", "quiz", "autopilot")
-EVENT_DOMAINS = ("plan", "tutor", "quiz", "learner", "misconception", "autopilot", "system")
-
-
-def command_topic(prefix: str, service: str) -> str:
-    """The command topic of ``service``."""
-    return f"{prefix}.cmd.{service}"
-
-
-def dead_letter_topic(prefix: str, service: str) -> str:
-    """The dead-letter topic of ``service``'s commands."""
-    return f"{command_topic(prefix, service)}.dlq"
-
-
-def event_topic(prefix: str, domain: str) -> str:
-    """The event topic of one domain (``plan``, ``quiz`` ...)."""
-    return f"{prefix}.evt.{domain}"
-
-
-def all_topics(prefix: str) -> list[str]:
-    """Every topic the project uses."""
-    names = [command_topic(prefix, s) for s in SERVICES]
-    names += [dead_letter_topic(prefix, s) for s in SERVICES]
-    names += [event_topic(prefix, d) for d in EVENT_DOMAINS]
-    return names
-
+__all__ = [
+    "EVENT_DOMAINS",
+    "SERVICES",
+    "all_topics",
+    "command_topic",
+    "dead_letter_topic",
+    "ensure_topics",
+    "event_topic",
+]
 
 async def ensure_topics(settings: KafkaSettings) -> list[str]:
     """Creates the missing topics; returns the names it created."""
