@@ -1,0 +1,473 @@
+"""Tutor contracts: the original system's shapes plus ExamMentor's grounding and streaming.
+
+Field names of the original (``TutorExplanation``, ``MultimodalExplanation``, the explain,
+image, PDF and chat bodies) are kept as they were, so its clients keep working. What is new
+(``material_ids``, citations, the lesson command, the typed stream events) has defaults or
+lives in models of its own.
+
+Every limit is a constant here and a constraint on its field, so bad input is a validation
+error that names the field: the gateway answers it with a 422 (413 for the ``*_too_large``
+types). Custom error types say what was wrong in words a client can act on:
+
+- ``text_blank``: a required text (``topic``) is empty or only whitespace;
+- ``text_not_utf8`` / ``text_has_nul``: text that cannot be stored;
+- ``base64_invalid``: ``image_base64`` or ``pdf_base64`` does not decode;
+- ``image_type_unknown``: a ``mime_type`` outside :data:`IMAGE_MIME_TYPES`;
+- ``image_type_mismatch``: the decoded bytes are not an image of the stated type;
+- ``image_too_large`` / ``pdf_too_large``: decoded size over the limit;
+- ``topic_id_invalid``: a chat ``topic_id`` that is not a slug.
+
+This module imports only pydantic and the standard library.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+# --- Limits --------------------------------------------------------------------------------
+
+MAX_TOPIC_CHARS = 200
+MAX_CONTEXT_CHARS = 20_000
+"""The original cut ``context`` at 5,000 characters; ExamMentor accepts more and budgets the
+prompt by tokens instead."""
+MAX_ATTACHED_CONTEXT_CHARS = 50_000
+"""The original cut attached material at 8,000 characters; budgeted by tokens here too."""
+MAX_HISTORY_TURNS = 500
+MAX_TURN_CHARS = 20_000
+MAX_MATERIAL_IDS = 10
+MAX_EXPLANATION_CHARS = 100_000
+"""A saved chat's ``explanation`` (the first streamed lesson, markdown)."""
+MAX_TOPIC_ID_CHARS = 128
+TOPIC_ID_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$"
+"""A chat's ``topic_id``: a text slug (``kinematics``, ``laws-of-motion``), not a UUID."""
+
+MAX_IMAGE_BYTES = 4 * 1024 * 1024
+"""Largest decoded image accepted for explain-image and describe-image."""
+IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+"""Image types a vision model takes as OpenAI image input."""
+MAX_DESCRIPTION_CHARS = 8_000
+"""The original's cap on an image description."""
+
+MAX_PDF_BYTES = 10 * 1024 * 1024
+"""Largest decoded PDF accepted by extract-pdf-text."""
+EXTRACT_MAX_PAGES = 50
+"""extract-pdf-text reads the first 50 pages, as the original did."""
+EXTRACT_MAX_CHARS = 12_000
+"""extract-pdf-text cuts the text at 12,000 characters, as the original did."""
+
+MIN_LESSON_WORDS = 50
+MAX_LESSON_WORDS = 1_500
+DEFAULT_LESSON_WORDS = 300
+MAX_FOCUS_CHARS = 500
+
+MAX_STEPS = 8
+"""Most steps an explanation or a deep dive carries."""
+
+Difficulty = Literal["easy", "medium", "hard"]
+ChatRole = Literal["user", "ai"]
+"""The original's roles; the tutor maps ``ai`` to the model's ``assistant``."""
+StreamEventKind = Literal["token", "citation", "usage", "error", "done"]
+
+_IMAGE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
+
+
+# --- Field checks ------------------------------------------------------------------------
+
+
+def _storable(value: str) -> str:
+    """Refuse strings that are not storable text (lone surrogates, NUL characters)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # JSON can carry lone surrogates ("\ud800"): decoded text that was never UTF-8.
+        raise PydanticCustomError("text_not_utf8", "not valid UTF-8 text") from None
+    if "\x00" in value:
+        # PostgreSQL text cannot hold NUL; refuse here rather than fail at the insert.
+        raise PydanticCustomError("text_has_nul", "contains NUL characters")
+    return value
+
+
+def _required_text(value: str) -> str:
+    _storable(value)
+    if not value.strip():
+        raise PydanticCustomError("text_blank", "empty or only whitespace; say what it is about")
+    return value.strip()
+
+
+def _decode_base64(value: str) -> bytes:
+    # Line breaks are common in base64 pasted or produced by older tools; nothing else is
+    # tolerated, so a typo is an error rather than silently different bytes.
+    compact = "".join(value.split())
+    if not compact:
+        raise PydanticCustomError("base64_invalid", "is empty; send the file as base64")
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        raise PydanticCustomError(
+            "base64_invalid", "is not valid base64 (standard alphabet, with padding)"
+        ) from None
+
+
+def _base64_within(limit: int, error_type: str, what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        size = len(_decode_base64(value))
+        if size > limit:
+            raise PydanticCustomError(
+                error_type,
+                "the {what} is {size} bytes; the limit is {limit} bytes",
+                {"what": what, "size": f"{size:,}", "limit": f"{limit:,}"},
+            )
+        return "".join(value.split())
+
+    return AfterValidator(check)
+
+
+def _mime_type(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    folded = value.strip().lower()
+    folded = _IMAGE_ALIASES.get(folded, folded)
+    if folded not in IMAGE_MIME_TYPES:
+        raise PydanticCustomError(
+            "image_type_unknown",
+            "{value} is not an image type the tutor takes; use one of {known}",
+            {"value": repr(value[:60]), "known": ", ".join(IMAGE_MIME_TYPES)},
+        )
+    return folded
+
+
+def _topic_id(value: str) -> str:
+    if not re.fullmatch(TOPIC_ID_PATTERN, value):
+        raise PydanticCustomError(
+            "topic_id_invalid",
+            "is not a slug: letters, digits, '.', '_' and '-', starting and ending with a "
+            "letter or digit",
+        )
+    return value
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """The image type of ``data`` by its magic bytes.
+
+    Args:
+        data: Decoded image bytes.
+
+    Returns:
+        One of :data:`IMAGE_MIME_TYPES`, or None when the bytes are none of them.
+    """
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+Topic = Annotated[str, Field(max_length=MAX_TOPIC_CHARS), AfterValidator(_required_text)]
+"""A topic: non-empty, at most :data:`MAX_TOPIC_CHARS` characters, stripped."""
+FreeText = Annotated[str, AfterValidator(_storable)]
+ImageMimeType = Annotated[
+    str, BeforeValidator(_mime_type), Field(json_schema_extra={"enum": list(IMAGE_MIME_TYPES)})
+]
+ImageBase64 = Annotated[
+    str, _base64_within(MAX_IMAGE_BYTES, "image_too_large", "image"), Field(min_length=1)
+]
+PdfBase64 = Annotated[
+    str, _base64_within(MAX_PDF_BYTES, "pdf_too_large", "PDF"), Field(min_length=1)
+]
+TopicId = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=MAX_TOPIC_ID_CHARS, json_schema_extra={"pattern": TOPIC_ID_PATTERN}
+    ),
+    AfterValidator(_topic_id),
+]
+"""A chat's topic: a text slug of at most :data:`MAX_TOPIC_ID_CHARS` characters."""
+
+
+# --- Explanations (the original's shapes) ------------------------------------------------
+
+
+class TutorStep(BaseModel):
+    """One step of an explanation."""
+
+    step_number: int = Field(ge=1)
+    title: str
+    content: str
+    analogy: str | None = None
+
+
+class TutorExplanation(BaseModel):
+    """A structured explanation of a topic (the original's ``TutorExplanation``)."""
+
+    topic: str
+    intuition: str
+    """The idea in one line."""
+    steps: list[TutorStep] = Field(min_length=1, max_length=MAX_STEPS)
+    real_world_example: str
+    common_pitfall: str
+    practice_question: str | None = None
+
+
+class VisualReference(BaseModel):
+    """A part of an image the explanation points at."""
+
+    label: str
+    region: str
+    """Where in the image, in words (``top left``, ``the second graph``)."""
+    description: str
+
+
+class MultimodalExplanation(BaseModel):
+    """An explanation of an image (the original's ``MultimodalExplanation``)."""
+
+    topic: str
+    intuition: str
+    visual_references: list[VisualReference] = Field(default_factory=list)
+    explanation: str
+    deep_dive: list[TutorStep] = Field(default_factory=list, max_length=MAX_STEPS)
+    practice_question: str
+
+
+class ImageDescription(BaseModel):
+    """``/api/describe-image``'s answer: text to use as study material."""
+
+    description: str = Field(max_length=MAX_DESCRIPTION_CHARS)
+
+
+class PdfText(BaseModel):
+    """``/api/extract-pdf-text``'s answer."""
+
+    text: str = Field(max_length=EXTRACT_MAX_CHARS)
+
+
+# --- Requests ----------------------------------------------------------------------------
+
+
+class ChatTurn(BaseModel):
+    """One turn of a tutor chat, in the original's roles."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: ChatRole
+    content: Annotated[FreeText, Field(max_length=MAX_TURN_CHARS)]
+
+
+class ExplainRequest(BaseModel):
+    """The body of ``/api/tutor/explain`` and ``/api/tutor/stream`` (and their typed twins).
+
+    ``history`` is the chat so far (oldest first); the tutor keeps the newest turns that fit
+    its token budget. ``attached_context`` is material the student pasted; ``material_ids``
+    name stored material of the same user, ranked against the topic and context.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: Topic
+    context: Annotated[FreeText, Field(max_length=MAX_CONTEXT_CHARS)] = ""
+    difficulty: Difficulty = "medium"
+    history: list[ChatTurn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
+    attached_context: Annotated[FreeText, Field(max_length=MAX_ATTACHED_CONTEXT_CHARS)] | None = (
+        None
+    )
+    material_ids: list[UUID] = Field(default_factory=list, max_length=MAX_MATERIAL_IDS)
+
+
+StreamRequest = ExplainRequest
+"""``/api/tutor/stream`` takes the same body as ``/api/tutor/explain``."""
+
+
+class _ImageBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image_base64: ImageBase64
+    mime_type: ImageMimeType
+
+    @field_validator("mime_type")
+    @classmethod
+    def _check_image_type(cls, value: str, info: ValidationInfo) -> str:
+        encoded = info.data.get("image_base64")
+        if encoded is None:
+            return value  # image_base64 already failed and says why
+        found = sniff_image_type(base64.b64decode(encoded))
+        if found != value:
+            # Sent on as is, a mislabelled image is an opaque 4xx from the model server.
+            raise PydanticCustomError(
+                "image_type_mismatch",
+                "image_base64 holds {found}, not {stated} as mime_type says",
+                {"found": found or "no PNG, JPEG, WebP or GIF image", "stated": value},
+            )
+        return value
+
+    def image_bytes(self) -> bytes:
+        """The decoded image (valid by construction)."""
+        return base64.b64decode(self.image_base64)
+
+
+class ImageExplainRequest(_ImageBody):
+    """The body of ``/api/tutor/explain-image``."""
+
+    topic: Topic
+
+
+class DescribeImageRequest(_ImageBody):
+    """The body of ``/api/describe-image``."""
+
+
+class PdfTextRequest(BaseModel):
+    """The body of ``/api/extract-pdf-text``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pdf_base64: PdfBase64
+
+    def pdf_bytes(self) -> bytes:
+        """The decoded PDF (valid base64 by construction)."""
+        return base64.b64decode(self.pdf_base64)
+
+
+# --- Chat --------------------------------------------------------------------------------
+
+
+class ChatHistory(BaseModel):
+    """A saved chat of one user about one topic; an empty chat is
+    ``{messages: [], explanation: null}``, as in the original."""
+
+    messages: list[ChatTurn] = Field(default_factory=list)
+    explanation: str | None = None
+    """The first streamed lesson of the topic (markdown), once there is one."""
+
+
+class ChatSaveRequest(BaseModel):
+    """The body of ``POST /api/tutor/chat`` (an upsert of the whole chat).
+
+    The user comes from the token; a ``user_id`` in the body is accepted only so the
+    original's client keeps working, and the gateway refuses one that differs.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic_id: TopicId
+    messages: list[ChatTurn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
+    explanation: Annotated[FreeText, Field(max_length=MAX_EXPLANATION_CHARS)] | None = None
+    user_id: UUID | None = None
+
+
+# --- Grounding, lesson and the typed stream ----------------------------------------------
+
+
+class Citation(BaseModel):
+    """A page of the student's material an answer cites."""
+
+    model_config = ConfigDict(frozen=True)
+
+    page: int = Field(ge=1)
+    material_id: UUID | None = None
+    """The stored material; None for text attached to the request."""
+
+
+class LessonRequest(BaseModel):
+    """The payload of the ``tutor.lesson`` command (the autopilot's micro-lessons)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: Topic
+    focus: Annotated[FreeText, Field(max_length=MAX_FOCUS_CHARS)] = ""
+    """What to concentrate on (a misconception, a sub-topic); empty for a general lesson."""
+    target_words: int = Field(
+        default=DEFAULT_LESSON_WORDS, ge=MIN_LESSON_WORDS, le=MAX_LESSON_WORDS
+    )
+    material_ids: list[UUID] = Field(default_factory=list, max_length=MAX_MATERIAL_IDS)
+
+
+class Lesson(BaseModel):
+    """The result of ``tutor.lesson``: a markdown lesson and the pages it cites."""
+
+    markdown: str
+    citations: list[Citation] = Field(default_factory=list)
+
+
+class StreamUsage(BaseModel):
+    """What an explanation cost."""
+
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    latency_ms: float = Field(ge=0, allow_inf_nan=False)
+
+
+class StreamError(BaseModel):
+    """Why a stream ended early."""
+
+    code: str
+    message: str
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seq: int = Field(ge=0)
+    """Position in the stream, from 0, one per event: a client that resumes says where."""
+
+
+class TokenEvent(_Event):
+    """Text as the model wrote it; concatenated, the tokens are the markdown answer."""
+
+    kind: Literal["token"] = "token"
+    text: str
+
+
+class CitationEvent(_Event):
+    """A page the answer cites, sent once the answer is complete."""
+
+    kind: Literal["citation"] = "citation"
+    citation: Citation
+
+
+class UsageEvent(_Event):
+    """Tokens and time the answer cost."""
+
+    kind: Literal["usage"] = "usage"
+    usage: StreamUsage
+
+
+class ErrorEvent(_Event):
+    """The stream failed; a ``done`` event with ``partial`` true follows."""
+
+    kind: Literal["error"] = "error"
+    error: StreamError
+
+
+class DoneEvent(_Event):
+    """The last event of every stream."""
+
+    kind: Literal["done"] = "done"
+    partial: bool = False
+    """True when the answer stopped early (an error, or the client went away)."""
+
+
+StreamEvent = Annotated[
+    TokenEvent | CitationEvent | UsageEvent | ErrorEvent | DoneEvent, Field(discriminator="kind")
+]
+"""One line of the typed stream (NDJSON) or one message of the gRPC server stream."""
+
+STREAM_EVENT: TypeAdapter[StreamEvent] = TypeAdapter(StreamEvent)
+"""Parses and dumps :data:`StreamEvent` values (``STREAM_EVENT.validate_json(line)``)."""
