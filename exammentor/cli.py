@@ -1,7 +1,10 @@
 """``exammentor``: the operators' command.
 
 exammentor migrate up [--to N]    apply pending migrations (DATABASE_URL, owner role)
-exammentor migrate status         list migrations and whether each is applied
+exammentor migrate down --to N    roll the schema back to version N (run each down step)
+exammentor migrate status         list migrations, whether each is applied, its down step
+exammentor backup create [--out FILE]                 pg_dump archive plus manifest, one tar
+exammentor backup restore FILE --database-url URL     into an empty database, then verify
 exammentor topics create          create the project's Kafka topics
 exammentor topics list            list them with their partition counts
 exammentor demo                   run a real study flow through a running gateway
@@ -13,11 +16,12 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 
-from exammentor import migrate
+from exammentor import backup, migrate
 from exammentor.dead_letters import ReplayError, list_dead_letters, replay_dead_letter
 from exammentor.logs import configure_logging
 from exammentor.settings import ServiceSettings
@@ -29,11 +33,33 @@ def _out(line: str = "") -> None:
     sys.stdout.write(line + "\n")
 
 
+_DOWN_MARKS = {
+    "missing": "none",
+    "ready": "yes",
+    "recorded": "yes",
+    "changed": "CHANGED",
+    "unrecorded": "yes (not recorded)",
+}
+
+
 async def _migrate(args: argparse.Namespace, settings: ServiceSettings) -> int:
     dsn = settings.db.database_url
     if args.action == "up":
         applied = await migrate.upgrade(dsn, target=args.to)
         _out(f"applied: {', '.join(map(str, applied))}" if applied else "schema is current")
+        return 0
+    if args.action == "down":
+        if args.to is None:
+            _out("down needs the version to go back to: exammentor migrate down --to N")
+            return 2
+        undone = await migrate.downgrade(
+            dsn, target=args.to, allow_changed_down=args.allow_changed_down
+        )
+        _out(
+            f"rolled back: {', '.join(map(str, undone))}"
+            if undone
+            else f"schema is at {args.to} or older: nothing to roll back"
+        )
         return 0
     states = await migrate.status(dsn)
     for st in states:
@@ -41,8 +67,32 @@ async def _migrate(args: argparse.Namespace, settings: ServiceSettings) -> int:
         if not st.checksum_ok:
             mark = "CHANGED AFTER APPLYING"
         when = st.applied_at.isoformat() if st.applied_at else ""
-        _out(f"{st.migration.version:03d}  {st.migration.name:<30} {mark:<10} {when}")
+        down = _DOWN_MARKS[st.down_step]
+        _out(
+            f"{st.migration.version:03d}  {st.migration.name:<30} {mark:<10} "
+            f"down: {down:<18} {when}"
+        )
     return 0 if all(st.checksum_ok for st in states) else 1
+
+
+async def _backup(args: argparse.Namespace, settings: ServiceSettings) -> int:
+    if args.action == "create":
+        out = Path(args.out or f"exammentor-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.tar")
+        made = await backup.create_backup(settings.db.database_url, out)
+        _out(
+            f"wrote {out}: schema version {made.schema_version}, {len(made.tables)} tables, "
+            f"{made.total_rows} rows"
+        )
+        return 0
+    if args.file is None or args.database_url is None:
+        _out("restore needs a backup file and --database-url of an empty database")
+        return 2
+    restored = await backup.restore_backup(Path(args.file), args.database_url)
+    _out(
+        f"restored {args.file}: schema version {restored.schema_version}, "
+        f"{len(restored.tables)} tables and {restored.total_rows} rows verified"
+    )
+    return 0
 
 
 async def _topics(args: argparse.Namespace, settings: ServiceSettings) -> int:
@@ -115,8 +165,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="exammentor", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     mig = sub.add_parser("migrate", help="database migrations")
-    mig.add_argument("action", choices=["up", "status"])
-    mig.add_argument("--to", type=int, default=None, help="stop at this version")
+    mig.add_argument("action", choices=["up", "down", "status"])
+    mig.add_argument("--to", type=int, default=None, help="stop at (up) or go back to this version")
+    mig.add_argument(
+        "--allow-changed-down",
+        action="store_true",
+        help="run down files edited since their migration was applied",
+    )
+    bak = sub.add_parser("backup", help="back up the database, or restore a backup")
+    bak.add_argument("action", choices=["create", "restore"])
+    bak.add_argument("file", nargs="?", default=None, help="the backup to restore")
+    bak.add_argument("--out", default=None, help="the archive to write (a .tar)")
+    bak.add_argument("--database-url", default=None, help="the empty database to restore into")
     top = sub.add_parser("topics", help="Kafka topics")
     top.add_argument("action", choices=["create", "list"])
     dead = sub.add_parser("dead-letters", help="inspect and replay dead-lettered commands")
@@ -138,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("exammentor", settings.log_level, "console")
     commands = {
         "migrate": _migrate,
+        "backup": _backup,
         "topics": _topics,
         "dead-letters": _dead_letters,
         "usage": _usage,
@@ -150,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run_demo(args.gateway))
     except asyncpg.UndefinedTableError as exc:
         _out(f"the schema is missing or old ({exc}): run 'exammentor migrate up'")
+    except backup.BackupError as exc:
+        _out(f"backup: {exc}")
     except (OSError, asyncpg.PostgresError, migrate.MigrationError) as exc:
         _out(f"{type(exc).__name__}: {exc}")
     return 1
