@@ -1,10 +1,12 @@
 """An integrator's consumer of ExamMentor's event feed.
 
+    pip install exammentor-contracts aiokafka
     python examples/consume_events.py --bootstrap 127.0.0.1:9092 --prefix exammentor
 
 Subscribes to every event topic in a consumer group of its own, checks each envelope and
 its payload against the published models, skips repeats by ``event_id`` (delivery is at
-least once), and commits an offset only after the event was handled.
+least once), and commits an offset only after the event was handled. It needs nothing of
+ExamMentor but ``exammentor.contracts`` (the ``exammentor-contracts`` distribution).
 """
 
 from __future__ import annotations
@@ -20,9 +22,29 @@ from pydantic import ValidationError
 
 from exammentor.contracts.envelope import EventEnvelope
 from exammentor.contracts.events import EVENTS, DomainEvent
-from exammentor.topics import EVENT_DOMAINS, event_topic
+from exammentor.contracts.topics import EVENT_DOMAINS, event_topic
 
 Handler = Callable[[EventEnvelope, DomainEvent], Awaitable[None]]
+
+
+def decode_event(value: bytes) -> tuple[EventEnvelope, DomainEvent] | None:
+    """Decodes one record value of an event topic.
+
+    Args:
+        value: The record's value as Kafka carries it (a UTF-8 JSON envelope).
+
+    Returns:
+        The envelope and its typed payload, or None for a type or version this consumer
+        does not know yet (a newer release of the services publishes it).
+
+    Raises:
+        ValidationError: The envelope or its payload does not match the contracts.
+    """
+    envelope = EventEnvelope.model_validate_json(value)
+    model = EVENTS.get((envelope.type, envelope.version))
+    if model is None:
+        return None
+    return envelope, model.model_validate(envelope.payload)
 
 
 async def consume(
@@ -51,18 +73,17 @@ async def consume(
     try:
         async for record in consumer:
             try:
-                envelope = EventEnvelope.model_validate_json(record.value)
-                model = EVENTS.get((envelope.type, envelope.version))
-                if model is None:
-                    continue  # a type or version this consumer does not know yet
-                payload = model.model_validate(envelope.payload)
+                decoded = decode_event(record.value)
             except ValidationError as exc:
                 sys.stderr.write(f"skipping a malformed event at offset {record.offset}: {exc}\n")
             else:
-                if str(envelope.event_id) not in seen:
-                    await handle(envelope, payload)
-                    seen.add(str(envelope.event_id))
-                    handled += 1
+                # None: a type or version this consumer does not know yet, skipped.
+                if decoded is not None:
+                    envelope, payload = decoded
+                    if str(envelope.event_id) not in seen:
+                        await handle(envelope, payload)
+                        seen.add(str(envelope.event_id))
+                        handled += 1
             await consumer.commit()
             if stop is not None and stop():
                 break
