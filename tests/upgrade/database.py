@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import asyncpg
@@ -87,7 +88,7 @@ async def scratch_database(admin_dsn: str, prefix: str = "exammentor_upg_") -> A
 
 def app_dsn(owner_dsn: str) -> str:
     """The services' connection string (role ``exammentor_app``) of the same database."""
-    return with_database(owner_dsn, owner_dsn.rsplit("/", 1)[1].split("?")[0], user=APP_ROLE)
+    return with_database(owner_dsn, urlsplit(owner_dsn).path.lstrip("/"), user=APP_ROLE)
 
 
 async def fill_to(dsn: str, version: int) -> None:
@@ -185,9 +186,7 @@ async def take_snapshot(dsn: str) -> DatabaseSnapshot:
     return DatabaseSnapshot(
         columns=columns,
         digests=digests,
-        row_security={
-            r["t"]: (r["relrowsecurity"], r["relforcerowsecurity"]) for r in security
-        },
+        row_security={r["t"]: (r["relrowsecurity"], r["relforcerowsecurity"]) for r in security},
         policies={r["t"]: r["policies"] for r in security},
         foreign_keys=[
             ForeignKey(

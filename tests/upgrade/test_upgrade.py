@@ -183,6 +183,8 @@ async def test_stored_plans_still_parse_as_the_current_plan_contract(
                 plans.append(StudyPlan.model_validate(row["plan"]))
     finally:
         await pool.close()
-    assert len(plans) == upgrade_run.after.rows()["public.study_plans"] + (
-        upgrade_run.after.rows()["public.plan_cache"]
+    assert (
+        len(plans)
+        == upgrade_run.after.rows()["public.study_plans"]
+        + (upgrade_run.after.rows()["public.plan_cache"])
     )
