@@ -1,0 +1,266 @@
+"""Autopilot contracts: the original's request and response shapes, the run log and the watch
+stream, with ExamMentor's exact extensions.
+
+Field names of the original (start, status, steps, topic mastery, answer) are kept as they
+were; extension fields have defaults or are additions to responses, so its clients keep
+working. Rules these shapes keep:
+
+- ``current_question`` is a :class:`QuestionView`: it has no field for the correct option or
+  the explanation, so the answer cannot leak through the status (the original sent
+  ``correct_option_index`` to the client).
+- A run's ``status`` is one of :data:`AutopilotStatus`: a run the student stopped says
+  ``stopped``, one that ran out of time or of topics says ``completed``, one whose tutor or
+  quiz call failed for good says ``failed``.
+- Steps are numbered from 1 without gaps within a run; the watch stream's ``seq`` is the step
+  number, so a client that lost its stream resumes after the last ``seq`` it saw.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic_core import PydanticCustomError
+
+from exammentor.contracts.plan import StudyPlan
+
+MIN_DURATION_MINUTES = 5
+MAX_DURATION_MINUTES = 240
+DEFAULT_DURATION_MINUTES = 30
+MAX_EXAM_TYPE_CHARS = 100
+MAX_FOCUS_TOPICS = 100
+
+AutopilotStatus = Literal["running", "paused", "stopped", "completed", "failed"]
+"""``stopped``: the student stopped it; ``completed``: time up or every topic mastered;
+``failed``: a tutor or quiz call failed for good and the run could not go on."""
+FINISHED_STATUSES: frozenset[str] = frozenset({"stopped", "completed", "failed"})
+"""Statuses after which a start begins a fresh run."""
+
+AutopilotPhase = Literal[
+    "choosing_topic",
+    "teaching",
+    "quizzing",
+    "awaiting_answer",
+    "diagnosing",
+    "updating_mastery",
+    "finished",
+]
+"""Where the loop is: choose a topic, two lessons, a quiz, an answer per question, a
+diagnosis per wrong answer, the learner model's update, then the next topic."""
+
+StepAction = Literal[
+    "start",
+    "choose_topic",
+    "lesson",
+    "quiz",
+    "answer",
+    "skip",
+    "diagnose",
+    "update_mastery",
+    "pause",
+    "resume",
+    "stop",
+    "complete",
+    "fail",
+]
+"""What a logged step records. ``skip`` is an answer wait that timed out: never graded."""
+
+Difficulty = Literal["easy", "medium", "hard"]
+
+
+def topic_key(name: str) -> str:
+    """The form two spellings of one plan topic share: case and spacing ignored.
+
+    Args:
+        name: A topic name as a plan, a request or the learner model writes it.
+
+    Returns:
+        The name case-folded with runs of whitespace made single spaces.
+    """
+    return " ".join(name.split()).casefold()
+
+
+def plan_topic_names(plan: StudyPlan) -> list[str]:
+    """The distinct topic names of a plan, in the order the plan first has them.
+
+    Args:
+        plan: A study plan; every session kind (learning, review, revision) counts.
+
+    Returns:
+        Names as the plan first spells them, one per :func:`topic_key`.
+    """
+    seen: set[str] = set()
+    names: list[str] = []
+    for day in plan.schedule:
+        for topic in day.topics:
+            key = topic_key(topic.name)
+            if key and key not in seen:
+                seen.add(key)
+                names.append(topic.name.strip())
+    return names
+
+
+class AutopilotStartRequest(BaseModel):
+    """``POST /api/autopilot/start``: the original's body plus a focus and an exam date.
+
+    Validation errors carry a ``type`` and a message that names the numbers: the duration's
+    bounds (``greater_than_equal``, ``less_than_equal``), ``plan_has_no_topics`` and
+    ``focus_not_in_plan`` (all 422).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    study_plan: StudyPlan
+    exam_type: str = Field(default="", max_length=MAX_EXAM_TYPE_CHARS)
+    duration_minutes: int = Field(
+        default=DEFAULT_DURATION_MINUTES, ge=MIN_DURATION_MINUTES, le=MAX_DURATION_MINUTES
+    )
+    """Minutes of study (5 to 240), paused time not counted."""
+    focus_topics: list[str] | None = Field(default=None, max_length=MAX_FOCUS_TOPICS)
+    """Plan topics to study, instead of all of them; each must be a topic of the plan."""
+    exam_date: dt.date | None = None
+    """Weighs heavy topics more as the exam nears."""
+
+    @model_validator(mode="after")
+    def _check(self) -> AutopilotStartRequest:
+        names = plan_topic_names(self.study_plan)
+        if not names:
+            raise PydanticCustomError(
+                "plan_has_no_topics",
+                "study_plan has no topics in schedule[].topics[]; the autopilot studies the "
+                "plan's topics only",
+            )
+        if self.focus_topics is not None:
+            known = {topic_key(name) for name in names}
+            unknown = [name for name in self.focus_topics if topic_key(name) not in known]
+            if unknown or not self.focus_topics:
+                raise PydanticCustomError(
+                    "focus_not_in_plan",
+                    "focus_topics must name topics of the plan; not in it: {unknown} "
+                    "(the plan has {count} topics)",
+                    {"unknown": ", ".join(unknown) or "(empty list)", "count": len(names)},
+                )
+        return self
+
+
+class AutopilotStartResponse(BaseModel):
+    """What a start answers (the original's fields plus the run number)."""
+
+    session_id: UUID
+    status: AutopilotStatus
+    target_duration_minutes: int
+    started_at: AwareDatetime
+    run_number: int = Field(default=1, ge=1)
+    """1 for a session's first run; a start after a finished run begins the next one."""
+
+
+class TopicMastery(BaseModel):
+    """A plan topic's mastery as the learner model last reported it, and this run's work."""
+
+    topic: str
+    score: float = Field(ge=0, le=1, allow_inf_nan=False)
+    attempts: int = Field(default=0, ge=0)
+    """Questions on the topic answered in this run (a skipped question is no attempt)."""
+    misconceptions: list[str] = Field(default_factory=list)
+    """Open misconceptions on the topic, newest first."""
+    last_attempted: AwareDatetime | None = None
+
+
+class QuestionView(BaseModel):
+    """A quiz question as the student sees it while it waits: never its answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    text: str
+    question_type: str = "multiple_choice"
+    options: list[str]
+    difficulty: Difficulty = "medium"
+    concept_tested: str = ""
+
+
+class AutopilotStep(BaseModel):
+    """One logged decision or event of a run (the original's fields plus its number and the
+    status and phase it left the run in)."""
+
+    number: int = Field(ge=1)
+    """Position in the run's log, from 1 without gaps."""
+    timestamp: AwareDatetime
+    action: StepAction
+    data: dict[str, JsonValue] = Field(default_factory=dict)
+    reasoning: str
+    duration_ms: int = Field(ge=0)
+    status: AutopilotStatus
+    phase: AutopilotPhase
+
+
+class AutopilotStatusResponse(BaseModel):
+    """``GET /api/autopilot/status/{id}`` (the original's fields plus the run's identity,
+    the answer deadline and why it ended)."""
+
+    session_id: UUID
+    run_number: int = Field(ge=1)
+    status: AutopilotStatus
+    current_phase: AutopilotPhase
+    current_topic: str | None
+    topics_completed: list[str]
+    elapsed_seconds: float = Field(ge=0)
+    """Study time so far; paused time is not counted."""
+    target_duration_minutes: int
+    topic_mastery: list[TopicMastery]
+    steps: list[AutopilotStep]
+    started_at: AwareDatetime
+    completed_at: AwareDatetime | None
+    current_content: str | None
+    """The newest lesson's text while the topic is taught."""
+    current_question: QuestionView | None
+    awaiting_input: bool
+    answer_deadline: AwareDatetime | None = None
+    """When the waiting question counts as skipped, unless the run is paused first."""
+    end_reason: str | None = None
+
+
+class AutopilotAnswerRequest(BaseModel):
+    """``POST /api/autopilot/answer/{id}``: an answer, keyed by the question it answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question_id: str = Field(min_length=1)
+    answer_index: int = Field(ge=0)
+    """0-based option index; a timeout is never sent as an index."""
+
+
+class AutopilotAnswerResponse(BaseModel):
+    """The original's answer reply."""
+
+    status: Literal["answer_received"] = "answer_received"
+
+
+class AutopilotControlResponse(BaseModel):
+    """Pause, resume and stop answer the run's new status (the original's body)."""
+
+    status: AutopilotStatus
+    session_id: UUID
+
+
+class AutopilotWatchEvent(BaseModel):
+    """One line of the watch stream (NDJSON) and one message of its gRPC twin.
+
+    ``seq`` is the step's number: events come in ``seq`` order without gaps within a run.
+    ``current_content`` and ``current_question`` are the run's present, so they are filled on
+    the newest event only; older events (a replay) carry their step, whose data keeps the
+    lesson text and the questions (without answers) of that moment.
+    """
+
+    seq: int = Field(ge=1)
+    session_id: UUID
+    run_number: int = Field(ge=1)
+    step: AutopilotStep
+    status: AutopilotStatus
+    current_phase: AutopilotPhase
+    current_topic: str | None = None
+    awaiting_input: bool = False
+    current_content: str | None = None
+    current_question: QuestionView | None = None

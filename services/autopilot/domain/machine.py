@@ -1,0 +1,797 @@
+"""The autopilot run as a pure state machine: :func:`start_run`, :func:`next_action` and
+:func:`apply`. Time is passed in; nothing here reads a clock, a database or a broker.
+
+The loop: choose a topic (read the learner model, :func:`choose_topic` in code), teach
+``lessons_per_topic`` lessons, generate a quiz of ``questions_per_quiz`` questions, wait for
+each answer, diagnose each wrong answer, update mastery, choose again; until the study time
+is up (:class:`FinishRun`) or every topic is mastered.
+
+Rules the machine keeps:
+
+- **Steps**: every recorded change appends one :class:`AutopilotStep` numbered from 1
+  without gaps, carrying the status and phase it left the run in.
+- **Idempotent**: a driver outcome names its action; one whose action is already recorded is
+  a redelivery, reported as :attr:`Applied.duplicate` and changing nothing. One that arrives
+  after the run ended changes nothing either (:attr:`Applied.ignored`).
+- **Control acts at once**: pause and stop change the status in the same call, in any phase,
+  an answer wait or a lesson included. Study time and the answer wait count running time
+  only, so a pause freezes both and a resume continues the same question with the time it
+  had left. Outcomes of calls made before a pause are still recorded while paused; nothing
+  new starts until the resume. A stopped run says ``stopped``, a finished one ``completed``.
+- **Answers are keyed by question id**: an answer with no question waiting, another
+  question's id, an index out of range, or after the wait ended is refused with the reason
+  (:class:`AnswerRefused`) and the run is unchanged. A wait that times out is ``skipped``,
+  never graded and never diagnosed.
+- **Time up mid-quiz**: answers already given still reach the learner model (one
+  :class:`UpdateMastery`) before the run completes; no new lesson, question or diagnosis
+  starts.
+- **Pure**: the state passed in is never changed; each call returns a new one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from pydantic import JsonValue
+
+from exammentor.contracts.autopilot import (
+    AutopilotStartRequest,
+    AutopilotStatus,
+    AutopilotStep,
+    StepAction,
+    TopicMastery,
+    topic_key,
+)
+from services.autopilot.domain.actions import (
+    AwaitAnswer,
+    DiagnoseAnswer,
+    DriverAction,
+    FinishRun,
+    GenerateQuiz,
+    Idle,
+    ReadLearner,
+    TeachLesson,
+    UpdateMastery,
+)
+from services.autopilot.domain.errors import (
+    AnswerRefused,
+    ControlRefused,
+    OutcomeRejected,
+    RunActiveError,
+)
+from services.autopilot.domain.outcomes import (
+    ActionFailed,
+    AnswerDiagnosed,
+    AnswerGiven,
+    AnswerTimedOut,
+    DriverOutcome,
+    LearnerRead,
+    LessonTaught,
+    MasteryUpdated,
+    PauseRequested,
+    QuizGenerated,
+    ResumeRequested,
+    RunFinished,
+    StopRequested,
+    StudentOutcome,
+)
+from services.autopilot.domain.policy import DEFAULT_POLICY, AutopilotPolicy
+from services.autopilot.domain.state import AutopilotRun, GradedAnswer, QuizQuestion
+from services.autopilot.domain.topics import choose_topic, direct_prerequisites, study_topics
+
+# The action each phase calls for while there is study time left.
+_PHASE_ACTIONS: dict[str, str] = {
+    "choosing_topic": "read_learner",
+    "teaching": "teach_lesson",
+    "quizzing": "generate_quiz",
+    "awaiting_answer": "await_answer",
+    "diagnosing": "diagnose_answer",
+    "updating_mastery": "update_mastery",
+    "finished": "finish_run",
+}
+# The outcome that answers each kind of driver action.
+_ANSWERS: dict[str, str] = {
+    "read_learner": "learner_read",
+    "teach_lesson": "lesson_taught",
+    "generate_quiz": "quiz_generated",
+    "await_answer": "answer_timed_out",
+    "diagnose_answer": "answer_diagnosed",
+    "update_mastery": "mastery_updated",
+    "finish_run": "run_finished",
+}
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What :func:`apply` made of an outcome.
+
+    Attributes:
+        run: The run after the outcome (the same value when nothing changed).
+        new_steps: The steps the outcome added, to store and stream.
+        duplicate: The outcome's action was already recorded: a redelivery.
+        ignored: Why the outcome changed nothing, when it did not.
+    """
+
+    run: AutopilotRun
+    new_steps: tuple[AutopilotStep, ...]
+    duplicate: bool = False
+    ignored: str | None = None
+
+
+def _require_aware(now: dt.datetime) -> None:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
+
+
+def _clock(ms: int) -> str:
+    """Study time as ``m:ss``."""
+    seconds = ms // 1000
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _record(
+    run: AutopilotRun,
+    now: dt.datetime,
+    action: StepAction,
+    reasoning: str,
+    data: dict[str, JsonValue] | None = None,
+    *,
+    duration_ms: int = 0,
+) -> None:
+    run.steps.append(
+        AutopilotStep(
+            number=len(run.steps) + 1,
+            timestamp=now,
+            action=action,
+            data=data or {},
+            reasoning=reasoning,
+            duration_ms=duration_ms,
+            status=run.status,
+            phase=run.phase,
+        )
+    )
+
+
+def start_run(
+    request: AutopilotStartRequest,
+    *,
+    session_id: UUID,
+    now: dt.datetime,
+    previous: AutopilotRun | None = None,
+    weights: Mapping[str, float] | None = None,
+    prerequisites: Sequence[tuple[str, str]] | None = None,
+    policy: AutopilotPolicy = DEFAULT_POLICY,
+) -> AutopilotRun:
+    """Start a run of a session's autopilot.
+
+    Args:
+        request: The validated start request.
+        session_id: The session the run belongs to.
+        now: The start time (timezone-aware).
+        previous: The session's latest run, if any. A finished one is history the caller
+            keeps; the new run is the next number, with fresh steps and mastery.
+        weights: Topic name -> weight (for example the registry's).
+        prerequisites: ``(prerequisite, topic)`` pairs; ``None`` uses the plan's order.
+        policy: The rules the run keeps to the end.
+
+    Returns:
+        The running run, its first step ``start`` recorded, waiting to choose a topic.
+
+    Raises:
+        RunActiveError: ``previous`` is still running or paused (the handler answers 400).
+        RunSetupError: The plan has no topics, a focus topic is not in it, a weight is not
+            positive or the prerequisites go round in a circle.
+    """
+    _require_aware(now)
+    if previous is not None and not previous.is_finished:
+        raise RunActiveError(previous.status, previous.run_number)
+    topics = study_topics(
+        request.study_plan, focus_topics=request.focus_topics, weights=weights, policy=policy
+    )
+    direct_prerequisites(topics, prerequisites)  # refuses a cycle before anything starts
+    run = AutopilotRun(
+        session_id=session_id,
+        run_number=previous.run_number + 1 if previous is not None else 1,
+        exam_type=request.exam_type,
+        exam_date=request.exam_date,
+        target_duration_minutes=request.duration_minutes,
+        policy=policy,
+        topics=topics,
+        prerequisites=None if prerequisites is None else [tuple(p) for p in prerequisites],
+        status="running",
+        phase="choosing_topic",
+        started_at=now,
+        running_since=now,
+        mastery=[TopicMastery(topic=t.name, score=policy.prior_mastery) for t in topics],
+    )
+    order = (
+        "the plan's order" if prerequisites is None else f"{len(prerequisites)} prerequisite pairs"
+    )
+    scope = "focus topics" if request.focus_topics is not None else "plan topics"
+    _record(
+        run,
+        now,
+        "start",
+        f"run {run.run_number}: {request.duration_minutes} min of study over {len(topics)} "
+        f"{scope}; prerequisites from {order}",
+        {
+            "run_number": run.run_number,
+            "target_duration_minutes": request.duration_minutes,
+            "topics": [t.name for t in topics],
+            "exam_date": None if request.exam_date is None else request.exam_date.isoformat(),
+        },
+    )
+    return run
+
+
+def next_action(state: AutopilotRun, now: dt.datetime) -> DriverAction | Idle:
+    """What the driver should do next.
+
+    Args:
+        state: The run.
+        now: The current time (timezone-aware).
+
+    Returns:
+        The action; :class:`Idle` while paused or after the run ended. The same state and
+        time always give the same action, id and key.
+    """
+    _require_aware(now)
+    if state.is_finished:
+        return Idle(reason=f"the run is {state.status}")
+    if state.status == "paused":
+        return Idle(reason="the run is paused; nothing starts until it is resumed")
+    return _due_action(state, now)
+
+
+def _due_kind(state: AutopilotRun, now: dt.datetime) -> str:
+    """The kind of action the run calls for, the study time considered; status ignored."""
+    if state.time_up(now):
+        if state.answers and state.phase in ("awaiting_answer", "diagnosing", "updating_mastery"):
+            return "update_mastery"
+        return "finish_run"
+    return _PHASE_ACTIONS[state.phase]
+
+
+def _due_action(state: AutopilotRun, now: dt.datetime) -> DriverAction:
+    """The action :func:`_due_kind` names, for a running run."""
+    action_id = state.next_action_id
+    key = f"autopilot:{state.session_id}:{state.run_number}:{action_id}"
+    topic = state.current_topic or ""
+    kind = _due_kind(state, now)
+    if kind == "update_mastery":
+        return _update_mastery(state, action_id, key)
+    if kind == "finish_run":
+        return FinishRun(
+            action_id=action_id,
+            key=key,
+            reason=f"time is up: {_clock(state.elapsed_ms(now))} of study in "
+            f"{state.target_duration_minutes} min",
+        )
+    match state.phase:
+        case "teaching":
+            return TeachLesson(
+                action_id=action_id,
+                key=key,
+                topic=topic,
+                exam_type=state.exam_type,
+                lesson_number=len(state.lessons) + 1,
+                lessons_total=state.policy.lessons_per_topic,
+                previous_lessons=list(state.lessons),
+            )
+        case "quizzing":
+            return GenerateQuiz(
+                action_id=action_id,
+                key=key,
+                topic=topic,
+                exam_type=state.exam_type,
+                question_count=state.policy.questions_per_quiz,
+                difficulty=state.policy.difficulty_for(state.mastery_of(topic).score),
+                misconceptions=_targets(state, topic),
+            )
+        case "awaiting_answer":
+            question = state.waiting_question
+            due_ms = state.answer_due_ms
+            assert question is not None
+            assert due_ms is not None
+            answer_deadline = state.wall_time_at(due_ms)
+            session_deadline = state.wall_time_at(state.target_ms)
+            assert answer_deadline is not None
+            assert session_deadline is not None
+            return AwaitAnswer(
+                action_id=action_id,
+                key=key,
+                question=question.view(),
+                question_number=len(state.answers) + 1,
+                questions_total=len(state.quiz),
+                answer_deadline=answer_deadline,
+                until=min(answer_deadline, session_deadline),
+            )
+        case "diagnosing":
+            answer = _wrong_answers(state)[state.diagnosed]
+            assert answer.answer_index is not None
+            return DiagnoseAnswer(
+                action_id=action_id,
+                key=key,
+                topic=topic,
+                question=_question(state, answer.question_id),
+                answer_index=answer.answer_index,
+            )
+        case _:
+            return ReadLearner(action_id=action_id, key=key, topics=[t.name for t in state.topics])
+
+
+def _update_mastery(state: AutopilotRun, action_id: int, key: str) -> UpdateMastery:
+    asked = {answer.question_id for answer in state.answers}
+    return UpdateMastery(
+        action_id=action_id,
+        key=key,
+        topic=state.current_topic or "",
+        questions=[q for q in state.quiz if q.id in asked],
+        answers=list(state.answers),
+    )
+
+
+def _targets(state: AutopilotRun, topic: str) -> list[str]:
+    """The topic's newest open misconceptions, for the quiz to aim at."""
+    return state.mastery_of(topic).misconceptions[: state.policy.misconceptions_per_quiz]
+
+
+def _wrong_answers(state: AutopilotRun) -> list[GradedAnswer]:
+    return [answer for answer in state.answers if answer.result == "wrong"]
+
+
+def _question(state: AutopilotRun, question_id: str) -> QuizQuestion:
+    return next(q for q in state.quiz if q.id == question_id)
+
+
+def apply(
+    state: AutopilotRun, outcome: DriverOutcome | StudentOutcome, now: dt.datetime
+) -> Applied:
+    """Record what happened.
+
+    Args:
+        state: The run (left unchanged).
+        outcome: A driver's outcome, or the student's answer, pause, resume or stop.
+        now: When it happened (timezone-aware); the steps carry it.
+
+    Returns:
+        The new run and the steps added; a redelivered or late driver outcome changes
+        nothing and says so.
+
+    Raises:
+        AnswerRefused: An answer that does not fit the waiting question (a 400).
+        ControlRefused: Pause when not running, resume when not paused, stop when over.
+        OutcomeRejected: A driver outcome that does not answer the action the run waits for.
+    """
+    _require_aware(now)
+    if isinstance(outcome, AnswerGiven | PauseRequested | ResumeRequested | StopRequested):
+        run = state.model_copy(deep=True)
+        _apply_student(run, outcome, now)
+        return Applied(run=run, new_steps=tuple(run.steps[len(state.steps) :]))
+    if outcome.action_id < state.next_action_id:
+        return Applied(
+            run=state,
+            new_steps=(),
+            duplicate=True,
+            ignored=f"action {outcome.action_id} is already recorded (a redelivery)",
+        )
+    if state.is_finished:
+        return Applied(
+            run=state,
+            new_steps=(),
+            ignored=f"the run is {state.status}; the outcome of action {outcome.action_id} "
+            "is not recorded",
+        )
+    _check_expected(state, outcome, now)
+    run = state.model_copy(deep=True)
+    run.actions_resolved += 1
+    _apply_driver(run, outcome, now)
+    return Applied(run=run, new_steps=tuple(run.steps[len(state.steps) :]))
+
+
+def _check_expected(state: AutopilotRun, outcome: DriverOutcome, now: dt.datetime) -> None:
+    expected = state.next_action_id
+    if outcome.action_id > expected:
+        raise OutcomeRejected(
+            f"action {outcome.action_id} was never given; the run waits for action {expected}",
+            action_id=outcome.action_id,
+            expected_action_id=expected,
+        )
+    if isinstance(outcome, ActionFailed):
+        return
+    # The phase's own outcome is taken even after the time ran out: a call made before is
+    # paid for and worth keeping. The time-up action's outcome is taken once it is due.
+    fitting = {_ANSWERS[_PHASE_ACTIONS[state.phase]], _ANSWERS[_due_kind(state, now)]}
+    if outcome.kind not in fitting:
+        raise OutcomeRejected(
+            f"in phase {state.phase} the run waits for {' or '.join(sorted(fitting))}, "
+            f"not {outcome.kind}",
+            action_id=outcome.action_id,
+            expected_action_id=expected,
+        )
+    if isinstance(outcome, AnswerTimedOut):
+        waiting = state.waiting_question
+        due_ms = state.answer_due_ms
+        assert waiting is not None
+        assert due_ms is not None
+        if outcome.question_id != waiting.id:
+            raise OutcomeRejected(
+                f"question {waiting.id} is waiting, not {outcome.question_id}",
+                action_id=outcome.action_id,
+                expected_action_id=expected,
+            )
+        if state.elapsed_ms(now) < due_ms:
+            left = (due_ms - state.elapsed_ms(now)) / 1000
+            raise OutcomeRejected(
+                f"question {waiting.id} still has {left:g} s of its wait left",
+                action_id=outcome.action_id,
+                expected_action_id=expected,
+            )
+    if isinstance(outcome, AnswerDiagnosed):
+        answer = _wrong_answers(state)[state.diagnosed]
+        if outcome.question_id != answer.question_id:
+            raise OutcomeRejected(
+                f"the diagnosis due is of question {answer.question_id}, not {outcome.question_id}",
+                action_id=outcome.action_id,
+                expected_action_id=expected,
+            )
+    if isinstance(outcome, MasteryUpdated) and topic_key(outcome.topic) != topic_key(
+        state.current_topic or ""
+    ):
+        raise OutcomeRejected(
+            f"the quiz was on {state.current_topic}, not {outcome.topic}",
+            action_id=outcome.action_id,
+            expected_action_id=expected,
+        )
+
+
+def _end(run: AutopilotRun, now: dt.datetime, status: AutopilotStatus, reason: str) -> None:
+    run.elapsed_before_ms = run.elapsed_ms(now)
+    run.running_since = None
+    run.status = status
+    run.phase = "finished"
+    run.completed_at = now
+    run.end_reason = reason
+    run.wait_started_ms = None
+
+
+def _apply_student(run: AutopilotRun, outcome: StudentOutcome, now: dt.datetime) -> None:
+    if isinstance(outcome, PauseRequested):
+        if run.status != "running":
+            raise ControlRefused("pause", run.status, "running")
+        run.elapsed_before_ms = run.elapsed_ms(now)
+        run.running_since = None
+        run.status = "paused"
+        data: dict[str, JsonValue] = {"elapsed_ms": run.elapsed_before_ms}
+        reasoning = f"paused at {_clock(run.elapsed_before_ms)} of study; the clock stops"
+        waiting, due_ms = run.waiting_question, run.answer_due_ms
+        if waiting is not None and due_ms is not None:
+            left_ms = max(0, due_ms - run.elapsed_before_ms)
+            data |= {"question_id": waiting.id, "answer_ms_left": left_ms}
+            reasoning += f"; question {waiting.id} keeps {left_ms / 1000:g} s of its wait"
+        _record(run, now, "pause", reasoning, data)
+    elif isinstance(outcome, ResumeRequested):
+        if run.status != "paused":
+            raise ControlRefused("resume", run.status, "paused")
+        paused_at = next(s.timestamp for s in reversed(run.steps) if s.action == "pause")
+        paused_ms = max(0, (now - paused_at) // dt.timedelta(milliseconds=1))
+        run.running_since = now
+        run.status = "running"
+        data = {"paused_ms": paused_ms}
+        reasoning = f"resumed after {paused_ms / 1000:g} s paused, not counted as study"
+        waiting, due_ms = run.waiting_question, run.answer_due_ms
+        if waiting is not None and due_ms is not None:
+            data["question_id"] = waiting.id
+            reasoning += f"; question {waiting.id} waits again"
+        _record(run, now, "resume", reasoning, data)
+    elif isinstance(outcome, StopRequested):
+        if run.is_finished:
+            raise ControlRefused("stop", run.status, "running or paused")
+        _end(run, now, "stopped", "stopped by the student")
+        _record(
+            run,
+            now,
+            "stop",
+            f"stopped by the student at {_clock(run.elapsed_before_ms)} of study",
+            {"elapsed_ms": run.elapsed_before_ms},
+        )
+    else:
+        _apply_answer(run, outcome, now)
+
+
+def _apply_answer(run: AutopilotRun, answer: AnswerGiven, now: dt.datetime) -> None:
+    waiting = run.waiting_question
+
+    def refuse(reason: str) -> AnswerRefused:
+        return AnswerRefused(
+            reason,
+            question_id=answer.question_id,
+            answer_index=answer.answer_index,
+            waiting_question_id=None if waiting is None else waiting.id,
+        )
+
+    if run.status != "running":
+        raise refuse(f"no question is waiting: the run is {run.status}")
+    if waiting is None:
+        raise refuse(f"no question is waiting: the run is in phase {run.phase}")
+    if answer.question_id != waiting.id:
+        known = any(q.id == answer.question_id for q in run.quiz)
+        what = "was already answered or skipped" if known else "is not a question of this quiz"
+        raise refuse(f"question {answer.question_id} {what}; question {waiting.id} is waiting")
+    if not 0 <= answer.answer_index < len(waiting.options):
+        raise refuse(
+            f"answer_index {answer.answer_index} is out of range: question {waiting.id} has "
+            f"{len(waiting.options)} options (0 to {len(waiting.options) - 1})"
+        )
+    elapsed = run.elapsed_ms(now)
+    if run.time_up(now):
+        raise refuse("the session's study time is up; the answer is not taken")
+    due_ms = run.answer_due_ms
+    assert due_ms is not None
+    assert run.wait_started_ms is not None
+    if elapsed >= due_ms:
+        raise refuse(
+            f"the wait for question {waiting.id} ended after "
+            f"{run.policy.answer_timeout_seconds} s; it counts as skipped"
+        )
+    correct = answer.answer_index == waiting.correct_option_index
+    waited = elapsed - run.wait_started_ms
+    run.actions_resolved += 1  # the answer settles the AwaitAnswer action
+    run.answers.append(
+        GradedAnswer(
+            question_id=waiting.id,
+            answer_index=answer.answer_index,
+            result="correct" if correct else "wrong",
+            waited_ms=waited,
+        )
+    )
+    entry = run.mastery_of(run.current_topic or "")
+    entry.attempts += 1
+    entry.last_attempted = now
+    number = len(run.answers)
+    verdict = (
+        f"option {answer.answer_index} is correct"
+        if correct
+        else f"option {answer.answer_index} is wrong; the answer is option "
+        f"{waiting.correct_option_index}"
+    )
+    _after_answer(run, elapsed)
+    _record(
+        run,
+        now,
+        "answer",
+        f"question {number} of {len(run.quiz)}: {verdict}",
+        {
+            "question_id": waiting.id,
+            "answer_index": answer.answer_index,
+            "correct": correct,
+            "correct_option_index": waiting.correct_option_index,
+            "explanation": waiting.explanation,
+        },
+        duration_ms=waited,
+    )
+
+
+def _after_answer(run: AutopilotRun, elapsed_ms: int) -> None:
+    """Move to the next question, or on to the diagnoses or the mastery update."""
+    if len(run.answers) < len(run.quiz):
+        run.wait_started_ms = elapsed_ms
+        return
+    run.wait_started_ms = None
+    run.phase = "diagnosing" if _wrong_answers(run) else "updating_mastery"
+
+
+def _apply_driver(run: AutopilotRun, outcome: DriverOutcome, now: dt.datetime) -> None:
+    topic = run.current_topic or ""
+    match outcome:
+        case LearnerRead():
+            _apply_learner(run, outcome, now)
+        case LessonTaught():
+            run.lessons.append(outcome.content)
+            total = run.policy.lessons_per_topic
+            if len(run.lessons) >= total:
+                run.phase = "quizzing"
+            _record(
+                run,
+                now,
+                "lesson",
+                f"lesson {len(run.lessons)} of {total} on {topic}",
+                {"topic": topic, "lesson_number": len(run.lessons), "content": outcome.content},
+                duration_ms=outcome.duration_ms,
+            )
+        case QuizGenerated():
+            _apply_quiz(run, outcome, now)
+        case AnswerTimedOut():
+            elapsed = run.elapsed_ms(now)
+            assert run.wait_started_ms is not None
+            waited = elapsed - run.wait_started_ms
+            run.answers.append(
+                GradedAnswer(
+                    question_id=outcome.question_id,
+                    answer_index=None,
+                    result="skipped",
+                    waited_ms=waited,
+                )
+            )
+            number = len(run.answers)
+            _after_answer(run, elapsed)
+            _record(
+                run,
+                now,
+                "skip",
+                f"question {number} of {len(run.quiz)}: no answer within "
+                f"{run.policy.answer_timeout_seconds} s of study time; skipped, not graded",
+                {"question_id": outcome.question_id, "answer_index": None},
+                duration_ms=waited,
+            )
+        case AnswerDiagnosed():
+            answer = _wrong_answers(run)[run.diagnosed]
+            entry = run.mastery_of(topic)
+            known = [m for m in entry.misconceptions if m != outcome.misconception]
+            entry.misconceptions = [outcome.misconception, *known]
+            run.diagnosed += 1
+            if run.diagnosed >= len(_wrong_answers(run)):
+                run.phase = "updating_mastery"
+            _record(
+                run,
+                now,
+                "diagnose",
+                f"question {outcome.question_id}, option {answer.answer_index}: "
+                f"{outcome.misconception}",
+                {
+                    "question_id": outcome.question_id,
+                    "answer_index": answer.answer_index,
+                    "misconception": outcome.misconception,
+                },
+                duration_ms=outcome.duration_ms,
+            )
+        case MasteryUpdated():
+            _apply_mastery(run, outcome, now)
+        case RunFinished():
+            elapsed = run.elapsed_ms(now)
+            reason = (
+                f"time is up: {_clock(elapsed)} of study in {run.target_duration_minutes} min; "
+                f"{len(run.topics_completed)} topics completed"
+            )
+            _end(run, now, "completed", reason)
+            _record(
+                run,
+                now,
+                "complete",
+                reason,
+                {"elapsed_ms": elapsed},
+                duration_ms=outcome.duration_ms,
+            )
+        case ActionFailed():
+            reason = f"action {outcome.action_id} (phase {run.phase}) failed: {outcome.error}"
+            data: dict[str, JsonValue] = {
+                "action_id": outcome.action_id,
+                "phase": run.phase,
+                "error": outcome.error,
+            }
+            _end(run, now, "failed", reason)
+            _record(
+                run,
+                now,
+                "fail",
+                reason,
+                data,
+                duration_ms=outcome.duration_ms,
+            )
+
+
+def _apply_learner(run: AutopilotRun, outcome: LearnerRead, now: dt.datetime) -> None:
+    scores = {topic_key(name): value for name, value in outcome.mastery.items()}
+    mistakes = {topic_key(name): value for name, value in outcome.misconceptions.items()}
+    due = {topic_key(name): value for name, value in outcome.reviews_due.items()}
+    run.reviews_due = {}
+    for entry in run.mastery:
+        key = topic_key(entry.topic)
+        entry.score = scores.get(key, entry.score)
+        if key in mistakes:
+            entry.misconceptions = list(mistakes[key])
+        if key in due:
+            run.reviews_due[entry.topic] = due[key]
+    choice = choose_topic(
+        run.topics,
+        {entry.topic: entry.score for entry in run.mastery},
+        now=now,
+        reviews_due=run.reviews_due,
+        prerequisites=run.prerequisites,
+        exam_date=run.exam_date,
+        policy=run.policy,
+    )
+    if choice is None:
+        reason = (
+            f"all {len(run.topics)} topics are at mastery "
+            f"{run.policy.mastery_threshold:.2f} or above"
+        )
+        _end(run, now, "completed", reason)
+        _record(run, now, "complete", reason, {}, duration_ms=outcome.duration_ms)
+        return
+    run.current_topic = choice.topic
+    run.lessons = []
+    run.quiz = []
+    run.answers = []
+    run.diagnosed = 0
+    run.wait_started_ms = None
+    run.phase = "teaching"
+    _record(
+        run,
+        now,
+        "choose_topic",
+        choice.reason,
+        {"topic": choice.topic, "rule": choice.rule, "mastery": choice.mastery},
+        duration_ms=outcome.duration_ms,
+    )
+
+
+def _apply_quiz(run: AutopilotRun, outcome: QuizGenerated, now: dt.datetime) -> None:
+    topic = run.current_topic or ""
+    entry = run.mastery_of(topic)
+    difficulty = run.policy.difficulty_for(entry.score)
+    targets = _targets(run, topic)
+    run.quiz = list(outcome.questions)
+    run.answers = []
+    run.diagnosed = 0
+    run.phase = "awaiting_answer"
+    run.wait_started_ms = run.elapsed_ms(now)
+    aim = f", aimed at {len(targets)} open misconceptions" if targets else ""
+    _record(
+        run,
+        now,
+        "quiz",
+        f"{len(run.quiz)} questions on {topic} at {difficulty} for mastery {entry.score:.2f}{aim}",
+        {
+            "topic": topic,
+            "difficulty": difficulty,
+            "misconceptions": list(targets),
+            # Views only: the answers stay in the run until each question is answered.
+            "questions": [q.view().model_dump(mode="json") for q in run.quiz],
+        },
+        duration_ms=outcome.duration_ms,
+    )
+
+
+def _apply_mastery(run: AutopilotRun, outcome: MasteryUpdated, now: dt.datetime) -> None:
+    topic = run.current_topic or ""
+    entry = run.mastery_of(topic)
+    before = entry.score
+    entry.score = outcome.score
+    if outcome.next_review_at is None:
+        run.reviews_due.pop(topic, None)
+    else:
+        run.reviews_due[topic] = outcome.next_review_at
+    if topic not in run.topics_completed:
+        run.topics_completed.append(topic)
+    counts = dict.fromkeys(("correct", "wrong", "skipped"), 0)
+    for answer in run.answers:
+        counts[answer.result] += 1
+    unasked = len(run.quiz) - len(run.answers)
+    run.lessons = []
+    run.quiz = []
+    run.answers = []
+    run.diagnosed = 0
+    run.wait_started_ms = None
+    run.phase = "choosing_topic"
+    tally = ", ".join(f"{n} {result}" for result, n in counts.items())
+    cut = f" ({unasked} not asked: time up)" if unasked else ""
+    _record(
+        run,
+        now,
+        "update_mastery",
+        f"{tally}{cut}: mastery of {topic} {before:.2f} -> {outcome.score:.2f}",
+        {
+            "topic": topic,
+            "score_before": before,
+            "score": outcome.score,
+            **counts,
+            "next_review_at": None
+            if outcome.next_review_at is None
+            else outcome.next_review_at.isoformat(),
+        },
+        duration_ms=outcome.duration_ms,
+    )
