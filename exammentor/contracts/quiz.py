@@ -1,0 +1,452 @@
+"""Quiz and learner-model contracts: the original system's shapes plus ExamMentor's extensions.
+
+Field names of the original (``Question``, ``Quiz``, the evaluate result,
+``PerformanceAnalysis``, ``MisconceptionAnalysis`` and the route bodies) are kept as they
+were, so its clients keep working. Extension fields always have defaults.
+
+Rules the shapes keep:
+
+- A :class:`Question` is internally consistent: a multiple-choice question has exactly
+  :data:`MULTIPLE_CHOICE_OPTIONS` options and its ``correct_option_index`` is one of them; a
+  true/false question has the options ``True`` and ``False``; a fill-in-the-blank question
+  has no options, no index and at least one accepted answer. Whether it is a *good* question
+  (distinct options, the question not repeated as an option ...) is the quiz domain's check.
+- The student sees a :class:`QuestionView`: the answer, its explanation and the accepted
+  answers are left out until the student has answered (the original sent
+  ``correct_option_index`` with every question and let clients grade themselves).
+- Request bodies carry their bounds, so bad input fails validation naming the field (the
+  gateway answers 422): ``num_questions`` in ``MIN_QUESTIONS..MAX_QUESTIONS``, a known
+  difficulty, a non-empty topic, an answer index that is not negative.
+
+Only pydantic and the standard library are imported: gateway and services share this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+QuestionType = Literal["multiple_choice", "true_false", "fill_in_the_blank"]
+QuestionDifficulty = Literal["easy", "medium", "hard"]
+RequestedDifficulty = Literal["easy", "medium", "hard", "adaptive"]
+"""``adaptive`` (the default) lets the learner model choose from the student's mastery."""
+MasteryStatus = Literal["mastered", "learning", "weak", "pending"]
+"""``pending``: no answers yet; the others follow from the mastery estimate."""
+AnswerOutcome = Literal["correct", "wrong", "skipped"]
+"""``skipped``: no answer given (a timeout included); never one of the options."""
+MisconceptionState = Literal["open", "redeemed", "resolved"]
+"""``open``: detected or reopened; ``redeemed``: the redemption question was answered right
+and a re-check is due later; ``resolved``: the re-check was answered right too."""
+ImageMimeType = Literal["image/png", "image/jpeg", "image/webp", "image/gif"]
+
+MULTIPLE_CHOICE_OPTIONS = 4
+TRUE_FALSE_OPTIONS = ("True", "False")
+MIN_QUESTIONS = 1
+MAX_QUESTIONS = 20
+DEFAULT_QUESTIONS = 5
+MAX_TOPIC_CHARS = 200
+MAX_CONTEXT_CHARS = 12_000
+"""Study material is cut to this before prompting anyway (the original's PDF limit)."""
+MAX_TEXT_CHARS = 2_000
+"""Longest question text, option, explanation or answer accepted from a client."""
+MAX_IMAGE_BASE64_CHARS = 14_000_000
+"""About 10 MB of image."""
+MAX_PREVIOUS_MISTAKES = 20
+MAX_ANSWERS_ANALYSED = 200
+
+
+def _storable(value: str) -> str:
+    """Refuse text PostgreSQL cannot hold (NUL) or that is not valid UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PydanticCustomError("text_not_utf8", "text is not valid UTF-8") from None
+    if "\x00" in value:
+        raise PydanticCustomError("text_has_nul", "text contains NUL characters")
+    return value
+
+
+def _filled(value: str) -> str:
+    """Refuse blank text; surrounding whitespace is dropped."""
+    value = _storable(value).strip()
+    if not value:
+        raise PydanticCustomError("text_empty", "must not be empty or only whitespace")
+    return value
+
+
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_storable)]
+FilledText = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_filled)]
+TopicName = Annotated[str, Field(max_length=MAX_TOPIC_CHARS), AfterValidator(_filled)]
+Context = Annotated[str, Field(max_length=MAX_CONTEXT_CHARS), AfterValidator(_storable)]
+AnswerIndex = Annotated[int, Field(ge=0, strict=True)]
+"""0-based; strict so that ``true`` or ``"1"`` is not taken for an index."""
+Identifier = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_filled)]
+
+
+# --- Questions and quizzes ---------------------------------------------------------------
+
+
+class QuestionView(BaseModel):
+    """A question as the student sees it before answering: no answer, no explanation."""
+
+    id: Identifier
+    text: FilledText
+    question_type: QuestionType = "multiple_choice"
+    options: list[FilledText] = Field(default_factory=list)
+    difficulty: QuestionDifficulty = "medium"
+    concept_tested: FilledText
+    visual_reference: str | None = None
+    """For a quiz made from an image: the part of the image the question is about."""
+
+
+class Question(QuestionView):
+    """A question with its answer (the original's ``Question`` plus fill-in-the-blank)."""
+
+    correct_option_index: AnswerIndex | None = None
+    """0-based index into ``options``; ``None`` only for fill-in-the-blank."""
+    explanation: FilledText
+    accepted_answers: list[FilledText] = Field(default_factory=list)
+    """Fill-in-the-blank: the answers graded correct, the first is the one shown."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.question_type == "fill_in_the_blank":
+            if self.options or self.correct_option_index is not None:
+                raise PydanticCustomError(
+                    "blank_has_options",
+                    "a fill_in_the_blank question has no options and no correct_option_index",
+                )
+            if not self.accepted_answers:
+                raise PydanticCustomError(
+                    "blank_without_answer",
+                    "accepted_answers: a fill_in_the_blank question needs at least one",
+                )
+            return self
+        if self.question_type == "true_false" and tuple(self.options) != TRUE_FALSE_OPTIONS:
+            raise PydanticCustomError(
+                "true_false_options", "options of a true_false question are ['True', 'False']"
+            )
+        if self.question_type == "multiple_choice" and len(self.options) != (
+            MULTIPLE_CHOICE_OPTIONS
+        ):
+            raise PydanticCustomError(
+                "option_count",
+                "options: a multiple_choice question has {expected} options, not {count}",
+                {"expected": MULTIPLE_CHOICE_OPTIONS, "count": len(self.options)},
+            )
+        if self.correct_option_index is None or self.correct_option_index >= len(self.options):
+            raise PydanticCustomError(
+                "index_out_of_range",
+                "correct_option_index must be in 0..{last}",
+                {"last": len(self.options) - 1},
+            )
+        return self
+
+    def student_view(self) -> QuestionView:
+        """The question without its answer.
+
+        Returns:
+            What may be shown before the student answers.
+        """
+        return QuestionView.model_validate(self.model_dump(include=set(QuestionView.model_fields)))
+
+    @property
+    def correct_answer(self) -> str:
+        """The correct option's text, or the first accepted answer."""
+        if self.correct_option_index is None:
+            return self.accepted_answers[0]
+        return self.options[self.correct_option_index]
+
+
+class Quiz(BaseModel):
+    """A validated quiz (the original's ``Quiz`` plus how it compares with the request)."""
+
+    topic: TopicName
+    questions: list[Question]
+    time_estimate_minutes: int = Field(ge=0)
+    requested_questions: int | None = Field(default=None, ge=MIN_QUESTIONS, le=MAX_QUESTIONS)
+    shortfall_reason: str = ""
+    """Why the quiz has fewer questions than requested ('' when it has them all)."""
+
+    def student_view(self) -> QuizView:
+        """The quiz without answers.
+
+        Returns:
+            What may be shown before the student answers.
+        """
+        return QuizView(
+            topic=self.topic,
+            questions=[q.student_view() for q in self.questions],
+            time_estimate_minutes=self.time_estimate_minutes,
+            requested_questions=self.requested_questions,
+            shortfall_reason=self.shortfall_reason,
+        )
+
+
+class QuizView(BaseModel):
+    """A quiz as the student sees it before answering."""
+
+    topic: TopicName
+    questions: list[QuestionView]
+    time_estimate_minutes: int = Field(ge=0)
+    requested_questions: int | None = None
+    shortfall_reason: str = ""
+
+
+# --- Evaluation, analysis, misconceptions ------------------------------------------------
+
+
+class EvaluationResult(BaseModel):
+    """The evaluate route's answer: the verdict is computed, the model writes only words."""
+
+    is_correct: bool
+    feedback: str
+    misconception: str | None = None
+    hint_for_similar: str
+    outcome: AnswerOutcome = "correct"
+    correct_option_index: int | None = None
+    """Revealed once the student has answered."""
+    correct_answer: str = ""
+    explanation: str = ""
+
+
+class TopicMastery(BaseModel):
+    """Mastery of one topic; ``score`` and ``status`` are computed, the words may be a model's."""
+
+    topic: str
+    score: float = Field(ge=0, le=100)
+    status: MasteryStatus
+    strength: str = ""
+    weakness: str = ""
+    evidence: list[str] = Field(default_factory=list)
+    """Ids of the answers behind the score."""
+
+
+class MisconceptionNote(BaseModel):
+    """A misconception as the performance analysis reports it."""
+
+    concept: str
+    description: str
+    correction: str
+    suggested_review: str
+
+
+class Recommendation(BaseModel):
+    """What to do next; priority 1 comes first."""
+
+    priority: int = Field(ge=1)
+    topic: str
+    action: str
+    time_estimate: str
+
+
+class PerformanceAnalysis(BaseModel):
+    """The original's performance analysis; every figure in it is computed from answers."""
+
+    overall_score: float = Field(ge=0, le=100)
+    summary: str
+    topic_mastery: list[TopicMastery] = Field(default_factory=list)
+    misconceptions: list[MisconceptionNote] = Field(default_factory=list)
+    recommendations: list[Recommendation] = Field(default_factory=list)
+    encouragement: str
+    answered: int = Field(default=0, ge=0)
+    correct: int = Field(default=0, ge=0)
+    skipped: int = Field(default=0, ge=0)
+
+
+class MisconceptionAnalysis(BaseModel):
+    """The misconception buster's answer, with a validated redemption question."""
+
+    wrong_option_chosen: str
+    inferred_confusion: str
+    counter_example: str
+    explanation: str
+    redemption_question: Question
+
+
+class MisconceptionRecordView(BaseModel):
+    """A misconception of a student with where it stands in its lifecycle."""
+
+    id: str
+    concept: str
+    topic: str
+    description: str
+    state: MisconceptionState
+    detected_at: dt.datetime
+    updated_at: dt.datetime
+    recheck_due: dt.datetime | None = None
+    reopened_times: int = Field(default=0, ge=0)
+
+
+class ConceptMasteryView(BaseModel):
+    """The learner model's estimate for one concept, with the answers behind it."""
+
+    concept: str
+    topic: str
+    p_mastery: float = Field(ge=0, le=1)
+    status: MasteryStatus
+    evidence: list[str] = Field(default_factory=list)
+    next_review: dt.datetime | None = None
+
+
+class LearnerMastery(BaseModel):
+    """``GET /api/learner/mastery``: per concept and per topic."""
+
+    concepts: list[ConceptMasteryView] = Field(default_factory=list)
+    topics: list[TopicMastery] = Field(default_factory=list)
+
+
+# --- Request bodies ----------------------------------------------------------------------
+
+_REQUEST = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+
+class GenerateQuizRequest(BaseModel):
+    """``POST /api/quiz/generate``."""
+
+    model_config = _REQUEST
+
+    topic: TopicName
+    context: Context = ""
+    num_questions: int = Field(default=DEFAULT_QUESTIONS, ge=MIN_QUESTIONS, le=MAX_QUESTIONS)
+    difficulty: RequestedDifficulty = "adaptive"
+    previous_mistakes: list[FilledText] | None = Field(
+        default=None, max_length=MAX_PREVIOUS_MISTAKES
+    )
+    """Targets named by the client; when absent, the newest open misconceptions are used."""
+
+
+class GenerateQuizFromImageRequest(BaseModel):
+    """``POST /api/quiz/generate-from-image``."""
+
+    model_config = _REQUEST
+
+    topic: TopicName
+    image_base64: str = Field(min_length=1, max_length=MAX_IMAGE_BASE64_CHARS)
+    mime_type: ImageMimeType
+    num_questions: int = Field(default=DEFAULT_QUESTIONS, ge=MIN_QUESTIONS, le=MAX_QUESTIONS)
+    difficulty: RequestedDifficulty = "adaptive"
+
+
+class AnsweredQuestionRequest(BaseModel):
+    """The question fields and the student's answer, shared by evaluate and misconception.
+
+    With ``question_id`` the stored question is graded, whatever the body's question fields
+    say; without it the body's fields are the question.
+    """
+
+    model_config = _REQUEST
+
+    question_id: Identifier | None = None
+    question: Text = ""
+    """The question text (the original's field name)."""
+    question_type: QuestionType = "multiple_choice"
+    options: list[Text] = Field(default_factory=list, max_length=MULTIPLE_CHOICE_OPTIONS)
+    correct_option_index: AnswerIndex | None = None
+    accepted_answers: list[Text] = Field(default_factory=list)
+    concept_tested: Text = ""
+    explanation: Text = ""
+    student_answer_index: AnswerIndex | None = None
+    student_answer_text: Text | None = None
+    """Fill-in-the-blank answers."""
+
+    @model_validator(mode="after")
+    def _answerable(self) -> Self:
+        if self.question_id is not None:
+            return self
+        if not self.question.strip():
+            raise PydanticCustomError(
+                "question_missing", "question: give the question text or a question_id"
+            )
+        if self.question_type != "fill_in_the_blank":
+            if self.correct_option_index is None:
+                raise PydanticCustomError(
+                    "index_missing",
+                    "correct_option_index: required without a question_id",
+                )
+            if self.correct_option_index >= len(self.options):
+                raise PydanticCustomError(
+                    "index_out_of_range",
+                    "correct_option_index must be in 0..{last}",
+                    {"last": len(self.options) - 1},
+                )
+            if self.student_answer_index is not None and self.student_answer_index >= len(
+                self.options
+            ):
+                raise PydanticCustomError(
+                    "index_out_of_range",
+                    "student_answer_index must be in 0..{last}",
+                    {"last": len(self.options) - 1},
+                )
+        return self
+
+
+class EvaluateAnswerRequest(AnsweredQuestionRequest):
+    """``POST /api/quiz/evaluate``; no answer at all means the question was skipped."""
+
+    topic_context: Context = ""
+
+
+class MisconceptionRequest(AnsweredQuestionRequest):
+    """``POST /api/quiz/misconception``: a wrong answer to diagnose."""
+
+    session_id: Identifier | None = None
+    user_id: Identifier | None = None
+
+
+class QuizAnswerItem(BaseModel):
+    """One answer of ``/api/analyze/performance``; ``is_correct`` is recomputed for stored
+    questions."""
+
+    model_config = _REQUEST
+
+    question_id: Identifier | None = None
+    question: Text = ""
+    concept_tested: Text = ""
+    student_answer_index: AnswerIndex | None = None
+    student_answer_text: Text | None = None
+    correct_option_index: AnswerIndex | None = None
+    is_correct: bool | None = None
+    """Only used for a question the service does not have; never for a stored one."""
+
+
+class AnalyzePerformanceRequest(BaseModel):
+    """``POST /api/analyze/performance``."""
+
+    model_config = _REQUEST
+
+    quiz_answers: list[QuizAnswerItem] = Field(min_length=1, max_length=MAX_ANSWERS_ANALYSED)
+    topic: TopicName
+    context: Context = ""
+    user_id: Identifier | None = None
+    topic_id: Identifier | None = None
+
+
+class SavedQuizRequest(BaseModel):
+    """``POST /api/quiz/persistence``: the latest quiz of a user and topic."""
+
+    model_config = _REQUEST
+
+    user_id: Identifier
+    topic_id: Identifier
+    questions: list[Question] = Field(min_length=1, max_length=MAX_QUESTIONS)
+
+
+class SavedQuizQuery(BaseModel):
+    """``GET /api/quiz/persistence`` query parameters."""
+
+    model_config = _REQUEST
+
+    user_id: Identifier
+    topic_id: Identifier
+
+
+class MisconceptionQuery(BaseModel):
+    """``GET /api/learner/misconceptions`` query parameters."""
+
+    model_config = _REQUEST
+
+    state: MisconceptionState | None = None
