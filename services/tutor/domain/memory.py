@@ -4,8 +4,8 @@ The chat is kept in the original's roles (``user``, ``ai``); the model sees them
 and ``assistant``. The newest turns are kept, as many as fit (and at most ``max_turns``);
 what is trimmed is the oldest. A turn is kept whole or not at all, except the newest one,
 which is clipped from its end when it alone is over the budget, so the model always sees
-what was said last. When turns were trimmed and room is left, one short line says what the
-student asked about earlier.
+what was said last. When turns are trimmed, one short line (room for it is kept when the
+budget allows) names the last questions the student asked among them.
 
 The budget is a hard bound: :attr:`HistoryWindow.tokens`, the estimate the kit's LLM client
 also uses (a message's text plus :data:`MESSAGE_OVERHEAD_TOKENS`), never exceeds it.
@@ -91,7 +91,7 @@ def clip_to_tokens(text: str, tokens: int) -> str:
 
 
 def _summary(trimmed: Sequence[ChatTurn], budget_tokens: int) -> str | None:
-    asked = [clip(clean(t.content), 80) for t in trimmed if t.role == "user" and clean(t.content)]
+    asked = [clip(clean(t.content), 50) for t in trimmed if t.role == "user" and clean(t.content)]
     if not asked or budget_tokens <= 0:
         return None
     turns = len(trimmed)
@@ -101,6 +101,29 @@ def _summary(trimmed: Sequence[ChatTurn], budget_tokens: int) -> str | None:
     )
     line = clip_to_tokens(line, min(budget_tokens, SUMMARY_MAX_TOKENS))
     return line or None
+
+
+def _newest(turns: Sequence[ChatTurn], budget: int, limit: int) -> tuple[list[ChatMessage], int]:
+    """The newest turns that fit ``budget`` (at most ``limit``), oldest first, and their cost."""
+    kept: list[ChatMessage] = []
+    used = 0
+    for turn in reversed(turns):
+        if len(kept) >= limit:
+            break
+        message = to_model_message(turn)
+        cost = message_tokens(message)
+        if used + cost > budget:
+            if not kept:
+                text = clip_to_tokens(message["content"], budget - MESSAGE_OVERHEAD_TOKENS)
+                if text:
+                    message = {"role": message["role"], "content": text}
+                    kept.append(message)
+                    used += message_tokens(message)
+            break
+        kept.append(message)
+        used += cost
+    kept.reverse()
+    return kept, used
 
 
 def fit_history(
@@ -116,40 +139,26 @@ def fit_history(
         turns: The chat, oldest first.
         budget_tokens: Tokens the history may take in the prompt.
         max_turns: Most turns kept (the original: 10 for the stream, 5 for explain), or None.
-        summarise: Whether to add a line about trimmed turns when there is room.
+        summarise: Whether to add a line about trimmed turns.
 
     Returns:
         The window; its ``tokens`` never exceed ``max(budget_tokens, 0)``.
     """
     budget = max(budget_tokens, 0)
     limit = len(turns) if max_turns is None else max(max_turns, 0)
-    kept: list[ChatMessage] = []
-    used = 0
-    for turn in reversed(turns):
-        if len(kept) >= limit:
-            break
-        message = to_model_message(turn)
-        cost = message_tokens(message)
-        if used + cost > budget:
-            if not kept:
-                room = budget - used - MESSAGE_OVERHEAD_TOKENS
-                text = clip_to_tokens(message["content"], room)
-                if text:
-                    message = {"role": message["role"], "content": text}
-                    kept.append(message)
-                    used += message_tokens(message)
-            break
-        kept.append(message)
-        used += cost
-    kept.reverse()
-    trimmed = turns[: len(turns) - len(kept)]
-    summary = _summary(trimmed, budget - used) if summarise and trimmed else None
-    if summary is not None:
-        used += estimate_tokens(summary)
+    kept, used = _newest(turns, budget, limit)
+    summary: str | None = None
+    if summarise and len(kept) < len(turns) and budget >= 2 * SUMMARY_MAX_TOKENS:
+        # Turns are trimmed: keep room for the line that says so, at the cost of a turn or
+        # two, rather than squeezing it into whatever the turns left over.
+        kept, used = _newest(turns, budget - SUMMARY_MAX_TOKENS, limit)
+        summary = _summary(turns[: len(turns) - len(kept)], SUMMARY_MAX_TOKENS)
+        if summary is not None:
+            used += estimate_tokens(summary)
     return HistoryWindow(
         messages=tuple(kept),
         summary=summary,
         kept_turns=len(kept),
-        trimmed_turns=len(trimmed),
+        trimmed_turns=len(turns) - len(kept),
         tokens=used,
     )
