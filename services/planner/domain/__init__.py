@@ -69,6 +69,8 @@ from services.planner.domain.syllabus import (
     enrich_topics,
     narrow_to_scope,
     parse_syllabus,
+    planned_names,
+    planned_topic_name,
     topics_from_registry,
 )
 from services.planner.domain.topics import SyllabusTopic
@@ -125,6 +127,8 @@ __all__ = [
     "plan_cache_key",
     "plan_fingerprint",
     "plan_lines",
+    "planned_names",
+    "planned_topic_name",
     "registry_digest",
     "registry_syllabus",
     "resolve_topics",

@@ -2,7 +2,8 @@
 
 The student's pasted syllabus wins; the registry narrows it to the scope the goal names and
 enriches it (weights, hours, prerequisites); the registry's own topics are planned when
-nothing was pasted.
+nothing was pasted. The syllabus of an exam the registry does not know borrows figures
+topic by topic from the exam routing names, and each borrowing is said in the notes.
 """
 
 from __future__ import annotations
@@ -103,6 +104,20 @@ def resolve_topics(
         The topics.
     """
     exam = routing.exam
+    if parsed is not None and exam is None and routing.borrowed_from is not None:
+        lender = routing.borrowed_from
+        borrowed = enrich_topics(parsed, lender.topics, borrowed=True)
+        return ResolvedTopics(
+            borrowed,
+            "pasted",
+            notes=[
+                f"{t.name!r} borrows its weight, hours and difficulty from {lender.name}'s "
+                f"{t.registry_name!r}"
+                for t in borrowed
+                if t.registry_name is not None
+            ]
+            or [f"no topic matches one of {lender.name}'s: default figures are used"],
+        )
     if parsed is None:
         assert exam is not None  # cross_check refuses an unknown exam without a syllabus
         chosen = _scope_topics(registry, routing.scopes) if routing.scopes else list(exam.topics)

@@ -155,6 +155,8 @@ class Routing:
         model_decision: What the model answered, as it answered (None: no answer).
         model_status: ``ok``, ``invalid``, ``unavailable`` or ``off``.
         notes: What was decided and why, in words for the client.
+        borrowed_from: The registry exam whose figures topics of an exam the registry does
+            not know may borrow, topic by topic, where a topic itself matches one of its own.
     """
 
     exam: ExamSyllabus | None
@@ -164,6 +166,7 @@ class Routing:
     model_decision: RouterDecision | None
     model_status: str
     notes: tuple[str, ...] = ()
+    borrowed_from: ExamSyllabus | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The routing as reported to the client."""
@@ -179,6 +182,7 @@ class Routing:
                 for s in self.scopes
             ],
             "notes": list(self.notes),
+            "borrowed_from": self.borrowed_from.key if self.borrowed_from else None,
         }
 
 
@@ -248,7 +252,10 @@ def cross_check(
 
     The request's own fields win, then what the goal names word for word, then the model's
     reading where the registry knows it and a word of the goal supports it; a pasted
-    syllabus with no exam named is matched to the registry exam it overlaps most.
+    syllabus with no exam named is matched to the registry exam it overlaps most. A pasted
+    syllabus of an exam the registry does not know (``exam_type`` GRE) is planned as the
+    student's own: it is not matched to another exam, and only its topics that match that
+    exam's by name borrow their figures (:attr:`Routing.borrowed_from`).
 
     Args:
         registry: The syllabus registry.
@@ -286,6 +293,7 @@ def cross_check(
         return Clarification(question, tuple(options), routing)
 
     exam: ExamSyllabus | None
+    borrowed: ExamSyllabus | None = None
     if named_exam is not None:
         others = [e for e in mentioned if e.key != named_exam.key]
         if others and len(others) == len(mentioned):
@@ -306,7 +314,16 @@ def cross_check(
             reverse=True,
         )
         exam = scored[0][2] if scored and (scored[0][0] > 0 or mentioned) else None
-        if exam is not None:
+        if exam is not None and request.exam_type:
+            # Another exam's scope and weights would misplan this one: its topics lend their
+            # figures one by one, where the student's topic is one of theirs by name.
+            borrowed, exam = exam, None
+            notes.append(
+                f"{request.exam_type} is not in the registry: your syllabus is planned as "
+                f"pasted; topics that match {borrowed.name}'s by name borrow its weights, hours "
+                "and prerequisites (each one is named in the notes)"
+            )
+        elif exam is not None:
             notes.append(f"your syllabus was matched to {exam.name} for weights and prerequisites")
     if model is not None and model.exam not in ("none", exam.key if exam else "none"):
         notes.append(f"the model's exam {model.exam!r} was not accepted")
@@ -353,7 +370,9 @@ def cross_check(
         confidence=0.9 if agreed else 0.6,
         needs_clarification=False,
     )
-    return Routing(exam, exam_name, tuple(scopes), decision, model, model_status, tuple(notes))
+    return Routing(
+        exam, exam_name, tuple(scopes), decision, model, model_status, tuple(notes), borrowed
+    )
 
 
 def _exam_name(

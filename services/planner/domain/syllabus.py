@@ -22,6 +22,7 @@ their own only groups topics. A lone heading over the whole paste is unwrapped. 
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from services.planner.domain.registry import RegistryTopic
 from services.planner.domain.topics import DEFAULT_TOPIC_HOURS, SyllabusTopic
 
 __all__ = [
+    "HEADING_SEPARATOR",
     "HOURS_PER_SUBTOPIC",
     "MAX_TOPIC_NAME_CHARS",
     "ParsedTopic",
@@ -40,13 +42,16 @@ __all__ = [
     "narrow_to_scope",
     "normalise_topic_name",
     "parse_syllabus",
+    "planned_names",
+    "planned_topic_name",
     "topics_from_registry",
 ]
 
 MAX_TOPIC_NAME_CHARS = 200
 """Longer items are prose (notes, instructions), not topic names, and are skipped."""
 HOURS_PER_SUBTOPIC = 0.5
-"""Hours per listed sub-topic of a topic the registry does not know (at least the default)."""
+"""Hours per item under a heading the registry does not know (the items share at least the
+default)."""
 
 _SUBJECT_HEADINGS = frozenset(
     normalise_topic_name(name)
@@ -125,16 +130,84 @@ _ROMAN = re.compile(
     re.IGNORECASE,
 )
 _LETTER = re.compile(r"^(\()?([a-zA-Z])([.)])\s+")
+_LABEL_WORDS = (
+    r"(unit|chapter|module|section|part|topic|lesson|week|paper|block|theme|lecture|session)"
+)
+_LABEL_NUMBER = (
+    r"(?:\s*[-#]?\s*\d+(?:\.\d+)*(?:\s*[-\u2013&,]\s*\d+)*"  # "3", "#3", "1.2", "1-2"
+    r"|(?:\s+|\s*[-#]\s*)(?:[ivxlcdm]+|[a-z]))\b"  # "IV", "A", apart ("Units" is a word)
+)
 _HEADING_PREFIX = re.compile(
-    r"^(unit|chapter|module|section|part|topic|lesson|week|paper|block|theme)\s*[-#]?\s*"
-    r"(?:\d+(?:\.\d+)*|[ivxlcdm]+|[a-z])\b\s*[:.)\-\u2013\u2014]*\s*",
-    re.IGNORECASE,
+    rf"^{_LABEL_WORDS}s?{_LABEL_NUMBER}\s*[:.)\-\u2013\u2014]*\s*", re.IGNORECASE
 )
+_INLINE_LABEL = re.compile(
+    rf"(?<![^\s.;,|(]){_LABEL_WORDS}s?{_LABEL_NUMBER}\s*[:.)\-\u2013\u2014]", re.IGNORECASE
+)
+"""A label inside a line ("... Part 2: Matrices"); two or more with one word split the line."""
+_INLINE_NUMBER = re.compile(r"(?<![^\s.;,])\(?(\d{1,2})[.)]\s+(?=[^\W\d_])")
+"""Inline numbering ("1. Vectors 2. Matrices"); split only where the numbers count up."""
+_UNITS = r"(?:%|marks?|hours?|hrs?\.?|h|l|periods?|lectures?|questions?|qs|credits?|weeks?)"
 _ANNOTATION = re.compile(
-    r"\s*[(\[]\s*\d+(?:\.\d+)?\s*(?:%|marks?|hours?|hrs?|h|periods?|lectures?|questions?|qs)"
-    r"\s*[)\]]\s*$",
+    rf"\s*[(\[]\s*\d+(?:\.\d+)?\s*{_UNITS}\s*[)\]]|\s+[-\u2013\u2014:]\s*\d+(?:\.\d+)?\s*"
+    rf"(?:%|marks?|hours?|hrs?\.?|periods?|lectures?)\s*$",
     re.IGNORECASE,
 )
+"""Figures after a name: "(6 hrs)", "[10 marks]", "(8%)", " - 6 hours" at the end."""
+_CHECKBOX = re.compile(r"^\[[ xX\u2713]?\]\s+")
+_HYPHENATED = re.compile(r"(?<=[^\W\d_])-$")
+_CONTINUED = re.compile(r"(?:,|\b(?:and|of|the|in|to|for|with|on|or|&))$", re.IGNORECASE)
+"""A line ending like this was broken by a PDF copy; the next line goes on with it."""
+_SENTENCE_END = re.compile(r"(?<=[^\W\d_)])\.\s+(?=[A-Z])")
+_LEAD_IN = re.compile(
+    r"^(?P<lead>(?:[\w'\u2019-]+[\s,]+){0,8}?)"
+    r"(?P<verb>cover(?:s|ed)?|include(?:s|d)?|comprises?|introduces?|deals?\s+with"
+    r"|consists?\s+of|focus(?:es)?\s+on|stud(?:y|ies)|learns?(?:\s+about)?|explores?"
+    r"|examines?|treats?)\b(?!\s+of\b)"
+    r"(?:\s+(?:include|are|is))?(?:\s+the\s+following(?:\s+topics)?)?\s*:?\s+(?P<rest>\S.*)$",
+    re.IGNORECASE,
+)
+"""Prose that lists topics: "The course covers sets, relations and functions"."""
+_LEAD_WORDS = frozenset(
+    [
+        "the",
+        "this",
+        "that",
+        "our",
+        "course",
+        "module",
+        "unit",
+        "paper",
+        "subject",
+        "class",
+        "syllabus",
+        "exam",
+        "examination",
+        "test",
+        "section",
+        "semester",
+        "term",
+        "programme",
+        "program",
+        "we",
+        "you",
+        "students",
+        "learners",
+        "it",
+        "also",
+        "will",
+        "topics",
+        "in",
+        "and",
+        "then",
+        "finally",
+        "next",
+        "first",
+        "later",
+        "part",
+        "here",
+    ]
+)
+"""Words a prose lead-in is made of; any other word means the verb is part of a name."""
 _BARE_FIGURE = re.compile(
     r"^[(\[]?\d+(?:\.\d+)?\s*(?:%|marks?|hours?|hrs?|h|periods?|lectures?|questions?|qs)?[)\]]?$",
     re.IGNORECASE,
@@ -142,6 +215,8 @@ _BARE_FIGURE = re.compile(
 """A cell of a pasted table that is only a number, hours or marks, not a topic."""
 _TRAILING = re.compile(r"(?:[\s.,;:\-\u2013\u2014]|\betc\b)+$", re.IGNORECASE)
 _LEADING_AND = re.compile(r"^(?:and|&)\s+", re.IGNORECASE)
+_COLON = re.compile(r":(?=\s|$)")
+"""A colon that ends a heading ("Physics: ..."), not one inside a ratio or a time."""
 _SPACED_DASH = re.compile(r"\s[-\u2013\u2014]\s")
 _SMALL_WORDS = frozenset(
     ["a", "an", "and", "as", "at", "by", "for", "in", "of", "on", "or", "the", "to", "vs", "with"]
@@ -161,6 +236,8 @@ class ParsedTopic(BaseModel):
 class _Node:
     name: str
     children: list[_Node] = field(default_factory=list)
+    child_level: int | None = None
+    """The indentation level of the node's first child line."""
 
 
 def _clean(text: str) -> str:
@@ -178,9 +255,12 @@ def _clean(text: str) -> str:
 
 
 def _tidy_case(name: str) -> str:
-    """Title-case a name written in capitals (``LAWS OF MOTION``); keep acronyms (``DPSP``)."""
+    """Title-case a name written in capitals (``LAWS OF MOTION``, ``ALGEBRA``); keep acronyms
+    (``DPSP``, ``NCERT``: one short word, or one with fewer than two vowels)."""
     words = name.split(" ")
-    if len(words) < 2 or name.upper() != name or not any(c.isalpha() for c in name):
+    if name.upper() != name or not any(c.isalpha() for c in name):
+        return name
+    if len(words) == 1 and (len(name) < 6 or sum(c in "AEIOU" for c in name) < 2):
         return name
     tidy = [
         word.lower() if i and word.lower() in _SMALL_WORDS else word.capitalize()
@@ -258,9 +338,32 @@ class _Reader:
         cleaned = [_clean(_LEADING_AND.sub("", item)) for item in items]
         return [item for item in cleaned if item]
 
+    def prose_items(self, text: str) -> list[str] | None:
+        """Topics of a prose line ("The course covers sets, relations and functions").
+
+        Returns None when the line is not prose. The lead-in words go; the list is split at
+        commas and at the ``and`` before its last item (a known name with "and" stays whole).
+        """
+        items: list[str] = []
+        for index, sentence in enumerate(_SENTENCE_END.split(text)):
+            match = _prose_lead_in(sentence)
+            if match is None:
+                if index == 0:
+                    return None
+                continue  # a remark between the lists ("Emphasis is on proofs.")
+            parts = [p.strip() for p in _split_outside_brackets(match.group("rest"), ",")]
+            parts = [_LEADING_AND.sub("", p) for p in parts if p]
+            if parts and not self.is_known(parts[-1]):
+                *head, last = parts
+                parts = [*head, *re.split(r"\s+(?:and|&)\s+(?!.*\s(?:and|&)\s)", last)]
+            items.extend(_capitalised(name) for part in parts if (name := _clean(part)))
+        return items
+
     def segment_nodes(self, segment: str) -> tuple[list[_Node], bool]:
         """Nodes of one ``;``-separated segment, and whether it is a bare heading."""
-        match = re.search(r":(?=\s|$)", segment)
+        if (prefix := _HEADING_PREFIX.match(segment)) and segment[prefix.end() :].strip():
+            segment = segment[prefix.end() :]  # "...; Module 2: Relations"
+        match = _COLON.search(segment)
         dash = _SPACED_DASH.search(segment)
         if not match and dash and self.is_section(segment[: dash.start()]):
             match = dash  # "Biology - Cell, Genetics": a dash after a subject name
@@ -276,14 +379,30 @@ class _Reader:
         return [_Node(item) for item in self.comma_items(segment)], False
 
     def line_nodes(self, text: str) -> tuple[list[_Node], bool]:
-        segments = _split_outside_brackets(text, ";|\u2022")
+        prose = self.prose_items(text)
+        if prose is not None:
+            return [_Node(item) for item in prose], False
+        segments = [s.strip() for s in _split_outside_brackets(text, ";|\u2022") if s.strip()]
+        if len(segments) > 1 and "|" not in text and (headed := self.headed_list(segments)):
+            return [headed], False
         nodes: list[_Node] = []
         heading = False
         for segment in segments:
-            if segment.strip():
-                found, heading = self.segment_nodes(segment.strip())
-                nodes.extend(found)
+            found, heading = self.segment_nodes(segment)
+            nodes.extend(found)
         return nodes, heading and len(nodes) == 1
+
+    def headed_list(self, segments: Sequence[str]) -> _Node | None:
+        """``SAT Math: Algebra; Advanced Math; Geometry``: one heading over every segment."""
+        match = _COLON.search(segments[0])
+        if match is None or any(_COLON.search(segment) for segment in segments[1:]):
+            return None
+        left, right = segments[0][: match.start()].strip(), segments[0][match.end() :].strip()
+        name = _clean(left) if len(left) <= 80 else ""
+        if not name or not right:
+            return None
+        items = [item for segment in (right, *segments[1:]) for item in self.comma_items(segment)]
+        return _Node(name, [_Node(item) for item in items])
 
     def collect(self, nodes: Iterable[_Node], out: list[tuple[str, list[str]]]) -> None:
         for node in nodes:
@@ -296,6 +415,20 @@ class _Reader:
                 self.collect(node.children, out)
             else:
                 out.append((node.name, list(_descendants(node))))
+
+
+def _prose_lead_in(sentence: str) -> re.Match[str] | None:
+    """The lead-in of a sentence that lists topics, or None when it does not start with one."""
+    match = _LEAD_IN.match(sentence.strip())
+    if match is None:
+        return None
+    lead = set(match.group("lead").replace(",", " ").lower().split())
+    return match if lead <= _LEAD_WORDS else None
+
+
+def _capitalised(name: str) -> str:
+    """A name from prose with a capital first letter ("sets" -> "Sets")."""
+    return name[0].upper() + name[1:] if name[0].islower() else name
 
 
 def _descendants(node: _Node) -> Iterable[str]:
@@ -348,16 +481,68 @@ def _indent_levels(indents: Iterable[int]) -> dict[int, int]:
     return levels
 
 
+def _cells(raw: str) -> str:
+    """A raw line with its inner tabs read as table cell breaks (leading tabs indent)."""
+    body = raw.lstrip(" \t")
+    if "\t" not in body.strip("\t "):
+        return raw
+    cells = [cell for cell in body.split("\t") if cell.strip()]
+    return raw[: len(raw) - len(body)] + " | ".join(cells)
+
+
+def _inline_pieces(line: str) -> list[str]:
+    """A line holding a whole list with inline labels or numbers, split into its items.
+
+    "Part 1: Vectors. Part 2: Matrices." and "1. Sets 2. Relations 3. Functions" are lists
+    pasted onto one line; a single label or number is the line's own marker and stays.
+    """
+    starts: list[int] = []
+    labels = list(_INLINE_LABEL.finditer(line))
+    words = {match.group(1).lower() for match in labels}
+    if len(labels) >= 2 and len(words) == 1:
+        starts = [match.start() for match in labels]
+    else:
+        expected: int | None = None
+        for match in _INLINE_NUMBER.finditer(line):
+            number = int(match.group(1))
+            if expected is None and (match.start() == 0 or number == 1):
+                starts, expected = [match.start()], number + 1
+            elif number == expected:
+                starts.append(match.start())
+                expected += 1
+        if len(starts) < 2:
+            return [line]
+    if starts[0] > 0:
+        starts.insert(0, 0)
+    bounds = [*starts, len(line)]
+    pieces = [line[a:b].strip(" ;,|") for a, b in itertools.pairwise(bounds)]
+    return [piece for piece in pieces if piece]
+
+
 def _lines(text: str) -> list[tuple[int, str]]:
-    """Non-blank, non-noise lines with their raw indentation."""
+    """Non-blank, non-noise lines with their raw indentation.
+
+    Lines a PDF copy broke are joined again (a word hyphenated at the end of a line, a line
+    ending in a comma or "and"/"of" continued by an unmarked lower-case line), and a line
+    holding a whole labelled or numbered list is split into one line per item.
+    """
     text = _INVISIBLE.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
     found: list[tuple[int, str]] = []
     for raw in text.split("\n"):
-        line = _EMPHASIS.sub("", _ODD_SPACES.sub(" ", raw.expandtabs(4))).rstrip()
+        line = _EMPHASIS.sub("", _ODD_SPACES.sub(" ", _cells(raw).expandtabs(4))).rstrip()
         stripped = line.lstrip()
-        if stripped and not _NOISE.match(stripped):
-            found.append((len(line) - len(stripped), stripped))
-    return found
+        if not stripped or _NOISE.match(stripped):
+            continue
+        if found and stripped[0].islower() and not _read_marker(stripped, ())[0]:
+            indent, previous = found[-1]
+            if _HYPHENATED.search(previous):
+                found[-1] = (indent, previous[:-1] + stripped)
+                continue
+            if _CONTINUED.search(previous) or _prose_lead_in(previous):
+                found[-1] = (indent, f"{previous} {stripped}")
+                continue
+        found.append((len(line) - len(stripped), stripped))
+    return [(indent, piece) for indent, line in found for piece in _inline_pieces(line)]
 
 
 def parse_syllabus(
@@ -383,6 +568,7 @@ def parse_syllabus(
     for indent, line in raw_lines:
         level = levels[indent]
         style, rest = _read_marker(line, [entry[1] for entry in stack])
+        rest = _CHECKBOX.sub("", rest)
         if prefix := _HEADING_PREFIX.match(rest):
             heading_rest = rest[prefix.end() :]
             rest = heading_rest or rest  # "Unit 1" alone keeps its words as its name
@@ -397,11 +583,17 @@ def parse_syllabus(
         same = [i for i, entry in enumerate(stack) if entry[0] == level and entry[1] == style]
         if same:
             del stack[same[-1] :]  # a sibling of that entry
+        while stack and stack[-1][0] == level and (stack[-1][2].child_level or 0) > level:
+            stack.pop()  # back out of a heading whose items were indented: not its item
         parent = stack[-1][2] if stack else root
+        if parent.child_level is None:
+            parent.child_level = level
         parent.children.extend(nodes)
         stack.append((level, style, nodes[-1]))
 
     roots = root.children
+    if len(roots) >= 3 and not roots[0].children and all(node.children for node in roots[1:]):
+        roots = roots[1:]  # a title line over headings that all have items under them
     while len(roots) == 1 and roots[0].children:
         roots = roots[0].children  # one heading over everything is a title, not a topic
     collected: list[tuple[str, list[str]]] = []
@@ -428,21 +620,109 @@ def _merge(collected: Iterable[tuple[str, list[str]]]) -> list[ParsedTopic]:
     ]
 
 
-def enrich_topics(
-    parsed: Sequence[ParsedTopic], registry_topics: Sequence[RegistryTopic] = ()
-) -> list[SyllabusTopic]:
-    """Give parsed topics weights, hours, difficulty and prerequisites from the registry.
+HEADING_SEPARATOR = ": "
+"""Between a heading and an item listed under it in a planned topic's name."""
 
-    A parsed topic that matches a registry topic (name or alias) takes its figures. One that
-    matches a registry sub-topic takes the parent's weight, difficulty and prerequisites and
-    an equal share of its hours. Prerequisites are rewritten to the names the student used,
-    and only those the pasted syllabus contains are kept. Topics the registry does not know
-    get default figures: weight 1, and 2 h or half an hour per listed sub-topic, whichever
-    is more.
+
+@dataclass(frozen=True)
+class _StudyUnit:
+    """One topic to plan: a parsed topic without sub-topics, or one item under a heading."""
+
+    name: str
+    item: str
+    heading: ParsedTopic | None
+
+
+def _study_units(parsed: Sequence[ParsedTopic]) -> list[_StudyUnit]:
+    units: list[_StudyUnit] = []
+    seen: set[str] = set()
+    for topic in parsed:
+        found = (
+            [_StudyUnit(planned_topic_name(topic.name, s), s, topic) for s in topic.subtopics]
+            if topic.subtopics
+            else [_StudyUnit(topic.name, topic.name, None)]
+        )
+        for unit in found:
+            key = normalise_topic_name(unit.name)
+            if key not in seen:
+                seen.add(key)
+                units.append(unit)
+    return units
+
+
+def planned_topic_name(heading: str, item: str) -> str:
+    """The planned name of an item listed under a heading: ``"Arithmetic: Exponents"``.
+
+    Args:
+        heading: The heading as parsed.
+        item: The item (a sub-topic of the heading) as parsed.
+
+    Returns:
+        Both, so a day of the plan says what to study and where it belongs.
+    """
+    return f"{heading}{HEADING_SEPARATOR}{item}"
+
+
+def planned_names(parsed: Sequence[ParsedTopic]) -> list[str]:
+    """The topics a parsed syllabus is planned as: the items under each heading, labelled
+    with the heading, and the topics listed without items.
+
+    Args:
+        parsed: Topics from :func:`parse_syllabus`.
+
+    Returns:
+        Topic names in syllabus order, each once (the names :func:`enrich_topics` gives).
+    """
+    return [unit.name for unit in _study_units(parsed)]
+
+
+def _registry_match(
+    unit: _StudyUnit,
+    by_name: dict[str, RegistryTopic],
+    by_subtopic: dict[str, RegistryTopic],
+    *,
+    borrowed: bool,
+) -> tuple[RegistryTopic, float, bool] | None:
+    """The registry topic a study unit takes its figures from, its hours, and whether it is
+    that whole topic."""
+    if whole := by_name.get(normalise_topic_name(unit.item)):
+        return whole, whole.hours, True
+    # An item under a heading the registry knows shares the heading's hours; another exam's
+    # heading of the same name may cover other things, so there it lends nothing.
+    heading = unit.heading
+    if heading and not borrowed and (parent := by_name.get(normalise_topic_name(heading.name))):
+        return parent, parent.hours / len(heading.subtopics), False
+    if parent := by_subtopic.get(normalise_topic_name(unit.item)):
+        return parent, parent.hours / max(1, len(parent.subtopics)), False
+    return None
+
+
+def enrich_topics(
+    parsed: Sequence[ParsedTopic],
+    registry_topics: Sequence[RegistryTopic] = (),
+    *,
+    borrowed: bool = False,
+) -> list[SyllabusTopic]:
+    """The topics to plan, with weights, hours, difficulty and prerequisites from the registry.
+
+    The items under a heading are planned, each as its own topic named after the heading and
+    the item (:func:`planned_topic_name`), so every day says what to study; a topic listed
+    without items is planned under its own name.
+
+    A topic (or item) that matches a registry topic (name or alias) takes its figures. An
+    item under a heading that matches a registry topic takes the heading's weight, difficulty
+    and prerequisites and an equal share of its hours; one that matches a registry sub-topic
+    takes the same from that sub-topic's parent, with an equal share of the parent's hours.
+    Prerequisites are rewritten to the names planned, and only those the pasted syllabus
+    contains are kept. Topics the registry does not know get default figures: weight 1 and
+    2 h; the items of an unknown heading share 2 h or half an hour each, whichever is more.
 
     Args:
         parsed: Topics from :func:`parse_syllabus`.
         registry_topics: The registry topics in scope (an exam, subject or sub-subject).
+        borrowed: The topics are another exam's (the student's exam is not in the registry):
+            only a topic or item that itself matches takes figures, never through its
+            heading.
 
     Returns:
         Topics for the scheduler, in the parsed order.
@@ -458,45 +738,43 @@ def enrich_topics(
         for subtopic in topic.subtopics:
             by_subtopic.setdefault(normalise_topic_name(subtopic), topic)
 
-    anchors: list[tuple[RegistryTopic, bool] | None] = []
+    units = _study_units(parsed)
+    matches = [_registry_match(u, by_name, by_subtopic, borrowed=borrowed) for u in units]
     anchored: dict[str, list[str]] = {}
-    for item in parsed:
-        key = normalise_topic_name(item.name)
-        match = by_name.get(key)
-        anchor = (match, True) if match else None
-        if anchor is None and key in by_subtopic:
-            anchor = (by_subtopic[key], False)
-        anchors.append(anchor)
-        if anchor is not None:
-            anchored.setdefault(anchor[0].name, []).append(item.name)
+    for unit, match in zip(units, matches, strict=True):
+        if match is not None:
+            anchored.setdefault(match[0].name, []).append(unit.name)
 
     topics: list[SyllabusTopic] = []
-    for item, anchor in zip(parsed, anchors, strict=True):
-        if anchor is None:
+    for unit, match in zip(units, matches, strict=True):
+        heading = unit.heading.name if unit.heading else None
+        if match is None:
+            share = len(unit.heading.subtopics) if unit.heading else 1
             topics.append(
                 SyllabusTopic(
-                    name=item.name,
-                    hours=max(DEFAULT_TOPIC_HOURS, HOURS_PER_SUBTOPIC * len(item.subtopics)),
-                    subtopics=item.subtopics,
+                    name=unit.name,
+                    hours=max(DEFAULT_TOPIC_HOURS, HOURS_PER_SUBTOPIC * share) / share,
+                    heading=heading,
                 )
             )
             continue
-        source, is_whole = anchor
+        source, hours, whole = match
         prerequisites = [
             name
             for basis in source.prerequisites
             for name in anchored.get(basis, ())
-            if name != item.name
+            if name != unit.name
         ]
         topics.append(
             SyllabusTopic(
-                name=item.name,
+                name=unit.name,
                 weight=source.weight,
-                hours=source.hours if is_whole else source.hours / max(1, len(source.subtopics)),
+                hours=hours,
                 difficulty=source.difficulty,
                 prerequisites=tuple(dict.fromkeys(prerequisites)),
-                subtopics=item.subtopics or (source.subtopics if is_whole else ()),
+                subtopics=source.subtopics if whole else (),
                 registry_name=source.name,
+                heading=heading,
             )
         )
     return topics

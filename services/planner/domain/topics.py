@@ -31,3 +31,6 @@ class SyllabusTopic(BaseModel):
     subtopics: tuple[str, ...] = ()
     registry_name: str | None = None
     """The registry topic this one was matched to and enriched from, if any."""
+    heading: str | None = None
+    """The pasted heading this topic was listed under; its name starts with it
+    (``"Arithmetic: Exponents and roots"``), so a plan shows both."""

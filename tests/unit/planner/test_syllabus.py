@@ -14,6 +14,8 @@ from services.planner.domain import (
     narrow_to_scope,
     normalise_topic_name,
     parse_syllabus,
+    planned_names,
+    planned_topic_name,
     schedule_plan,
     topics_from_registry,
 )
@@ -108,9 +110,10 @@ def test_numbered_jee_units_with_nested_points(registry: SyllabusRegistry) -> No
         "Determinants and their properties",
         "Inverse of a matrix",
     )
-    enriched = enrich_topics(topics, registry.topics("jee", "math"))
-    assert all(t.registry_name for t in enriched)
-    assert enriched[4].prerequisites == ("Permutations and Combinations",)
+    enriched = {t.name: t for t in enrich_topics(topics, registry.topics("jee", "math"))}
+    assert all(t.registry_name for t in enriched.values())
+    binomial = enriched["Binomial Theorem and Its Simple Applications"]
+    assert binomial.prerequisites == ("Permutations and Combinations",)
 
 
 COMMA_LISTS = """\
@@ -243,12 +246,14 @@ def test_markdown_headings_roman_numerals_and_colon_lists(registry: SyllabusRegi
     assert topics[4].subtopics == ("Cropping patterns", "Irrigation", "Storage", "Marketing")
     enriched = enrich_topics(topics, registry.topics("upsc"))
     assert [t.registry_name for t in enriched] == [
-        "Indian Constitution",
-        "Local Government",
+        *["Indian Constitution"] * 4,
+        *["Local Government"] * 2,
         "Government Budgeting",
         "Food Processing and Land Reforms",
-        "Agriculture",
+        *["Agriculture"] * 4,
     ]
+    assert enriched[0].name == "Indian Constitution: Preamble"
+    assert enriched[-1].name == "Agriculture: Marketing"
 
 
 LETTERED = """\
@@ -379,9 +384,15 @@ def test_enrichment_from_registry_topics_aliases_and_subtopics(registry: Syllabu
     schedule_plan(topics, days=10)  # enriched topics are valid scheduler input
 
 
-def test_unknown_topics_get_hours_from_their_subtopics() -> None:
-    parsed = [ParsedTopic(name="Big unit", subtopics=tuple(f"Point {i}" for i in range(10)))]
-    assert enrich_topics(parsed)[0].hours == 5.0
+def test_the_items_of_an_unknown_heading_share_its_hours() -> None:
+    parsed = [
+        ParsedTopic(name="Big unit", subtopics=tuple(f"Point {i}" for i in range(10))),
+        ParsedTopic(name="Small unit", subtopics=("One", "Two")),
+    ]
+    topics = enrich_topics(parsed)
+    assert [t.hours for t in topics] == [0.5] * 10 + [1.0, 1.0]
+    assert topics[0].name == "Big unit: Point 0"
+    assert {t.heading for t in topics} == {"Big unit", "Small unit"}
 
 
 def test_topics_from_registry_and_narrowing(registry: SyllabusRegistry) -> None:
@@ -417,3 +428,135 @@ def test_the_original_registry_text_parses_into_registry_topics(
     assert [t.name for t in enriched if t.registry_name is None] == []
     result = schedule_plan(enriched, days=30, hours_per_day=6)
     assert len(result.topics) == 25
+
+
+# --- Syllabi pasted the way students paste them (faults found with unseen syllabi) ----------
+
+GRE_QUANT = """\
+GRE Quantitative Reasoning
+Arithmetic
+- Integers and divisibility
+- Exponents and roots
+Algebra
+- Linear equations
+- Quadratic equations
+Geometry
+- Triangles
+- Circles
+Data Analysis
+- Descriptive statistics
+- Probability
+"""
+
+
+def test_the_items_under_headings_are_planned_labelled_with_their_heading() -> None:
+    topics = enrich_topics(parse(GRE_QUANT))
+    assert [(t.heading, t.name) for t in topics[:3]] == [
+        ("Arithmetic", "Arithmetic: Integers and divisibility"),
+        ("Arithmetic", "Arithmetic: Exponents and roots"),
+        ("Algebra", "Algebra: Linear equations"),
+    ]
+    assert len(topics) == 8  # the title line is not a topic, nor is any heading
+    days = schedule_plan(topics, days=6, hours_per_day=2).plan.schedule
+    learned = {t.name for day in days for t in day.topics if t.kind == "learn"}
+    assert "Arithmetic: Exponents and roots" in learned
+    assert "Arithmetic" not in learned
+
+
+def test_items_under_a_heading_the_registry_knows_share_its_figures(
+    registry: SyllabusRegistry,
+) -> None:
+    text = "Kinematics\n  - Motion in a straight line\n  - Projectile motion\nLaws of Motion"
+    topics = enrich_topics(parse(text, registry), registry.topics("neet", "physics"))
+    kinematics = next(t for t in registry.topics("neet", "physics") if t.name == "Kinematics")
+    first, second, laws = topics
+    assert first.name == "Kinematics: Motion in a straight line"
+    assert (first.registry_name, first.weight) == ("Kinematics", kinematics.weight)
+    assert first.hours + second.hours == pytest.approx(kinematics.hours)
+    # Laws of Motion needs Kinematics: every item of Kinematics comes first.
+    assert laws.prerequisites == (first.name, second.name)
+
+
+def test_a_whole_syllabus_on_one_line_with_inline_numbering() -> None:
+    assert names(parse("Part 1: Vectors. Part 2: Matrices. Part 3: Determinants.")) == [
+        "Vectors",
+        "Matrices",
+        "Determinants",
+    ]
+    assert names(parse("1. Sets 2. Relations 3. Functions")) == ["Sets", "Relations", "Functions"]
+
+
+def test_a_single_label_or_a_number_inside_a_name_does_not_split_a_line() -> None:
+    assert names(parse("Chapter 3 - Optics")) == ["Optics"]
+    assert names(parse("1. Newton's 2nd law\n2. Orbits 1. to 5. of the moons")) == [
+        "Newton's 2nd law",
+        "Orbits 1. to 5. of the moons",
+    ]
+
+
+def test_items_separated_by_semicolons_each_lose_their_own_label() -> None:
+    text = "Module 1: Sets; Module 2: Relations; Module 3: Functions"
+    assert names(parse(text)) == ["Sets", "Relations", "Functions"]
+
+
+def test_prose_loses_its_lead_in_and_splits_at_and() -> None:
+    assert names(parse("The course covers sets, relations and functions")) == [
+        "Sets",
+        "Relations",
+        "Functions",
+    ]
+
+
+def test_words_that_only_look_like_a_lead_in_stay_in_the_name() -> None:
+    assert names(parse("Study of Cells\nLearning Theories\nCase studies in ethics")) == [
+        "Study of Cells",
+        "Learning Theories",
+        "Case studies in ethics",
+    ]
+
+
+def test_plural_label_words_are_names_not_labels() -> None:
+    assert names(parse("- Units and Measurements\n- Parts of Speech")) == [
+        "Units and Measurements",
+        "Parts of Speech",
+    ]
+
+
+HEADINGS = ["Arithmetic", "Data Analysis", "Mechanics of Solids", "Poetry", "Databases"]
+ITEMS = ["Integers", "Exponents and roots", "Stress", "Sonnets", "Normal forms", "Joins"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(HEADINGS), st.lists(st.sampled_from(ITEMS), min_size=1, unique=True)
+        ),
+        min_size=2,
+        max_size=4,
+        unique_by=lambda pair: pair[0],
+    ),
+    st.sampled_from(["{}", "{}:", "## {}", "**{}**"]),
+    st.sampled_from(["  - {}", "- {}", "  \u2022 {}", "  {}", "    a) {}"]),
+)
+def test_every_item_under_every_heading_is_planned(
+    outline: list[tuple[str, list[str]]], heading_style: str, item_style: str
+) -> None:
+    lines = []
+    for heading, items in outline:
+        lines.append(heading_style.format(heading))
+        lines.extend(item_style.format(item) for item in items)
+    if heading_style == "{}" and item_style == "- {}":
+        return  # unindented bullets under a plain line: nested by marker change, tested above
+    assert planned_names(parse_syllabus("\n".join(lines))) == [
+        planned_topic_name(heading, item) for heading, items in outline for item in items
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=400))
+def test_any_text_plans_unique_topics(text: str) -> None:
+    topics = enrich_topics(parse_syllabus(text))
+    keys = [normalise_topic_name(t.name) for t in topics]
+    assert len(set(keys)) == len(keys)
+    assert all(t.hours > 0 for t in topics)
