@@ -174,13 +174,21 @@ _DESTRUCTIVE: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"|EXPRESSION\b)(?:COLUMN\b|\"|[a-z_])",
         ),
         ("RENAME", r"\bALTER\b.*\bRENAME\b"),
-        ("ALTER COLUMN ... TYPE", r"\bALTER\s+(?:COLUMN\s+)?\S+\s+(?:SET\s+DATA\s+)?TYPE\b"),
-        ("SET NOT NULL", r"\bALTER\s+(?:COLUMN\s+)?\S+\s+SET\s+NOT\s+NULL\b"),
+        (
+            "ALTER COLUMN ... TYPE",
+            r"\bALTER\s+(?:COLUMN\s+)?(?!COLUMN\b|TABLE\b)\S+\s+(?:SET\s+DATA\s+)?TYPE\b",
+        ),
+        (
+            "SET NOT NULL",
+            r"\bALTER\s+(?:COLUMN\s+)?(?!COLUMN\b|TABLE\b)\S+\s+SET\s+NOT\s+NULL\b",
+        ),
         ("TRUNCATE", r"\bTRUNCATE\b"),
         ("DELETE without WHERE", r"\bDELETE\s+FROM\b(?!.*\bWHERE\b)"),
     )
 )
-_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+# String literals are matched first so that a "--" inside one does not hide the rest of the
+# line; they are kept (an EXECUTE 'DROP TABLE ...' still counts).
+_LEXEMES = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
 def destructive_statements(sql: str) -> list[str]:
@@ -197,7 +205,8 @@ def destructive_statements(sql: str) -> list[str]:
         One ``"LABEL: statement"`` line per destructive statement, in file order.
     """
     found: list[str] = []
-    for statement in _COMMENTS.sub(" ", sql).split(";"):
+    code = _LEXEMES.sub(lambda m: m[0] if m[0].startswith("'") else " ", sql)
+    for statement in code.split(";"):
         text = " ".join(statement.split())
         if not text:
             continue
