@@ -68,10 +68,12 @@ def wished_topics(goal: str, topics: Sequence[SyllabusTopic]) -> list[str]:
     if not _ORDER_CUES.search(goal):
         return []
     phrase = padded_phrase(goal)
+    # A goal that names a heading ("Arithmetic first") places every item planned under it;
+    # one that names an item ("triangles first") places that item.
     return [
         t.name
         for t in topics
-        if mentions(phrase, (t.name,) + ((t.registry_name,) if t.registry_name else ()))
+        if mentions(phrase, tuple(n for n in (t.name, t.item, t.registry_name, t.heading) if n))
     ]
 
 

@@ -2,22 +2,42 @@
 
 What the parser understands:
 
-- one topic per line, bullets (``-`` ``*`` ``•`` and friends), numbering (``1.`` ``1)``
-  ``(1)`` ``1.2`` ``a)`` ``(b)`` ``iv.``), Markdown headings and bold, and headings such as
-  ``Unit 1: Mechanics`` or ``CHAPTER 3 - Optics`` (the ``Unit 1`` part is dropped);
+- one topic per line, bullets (``-`` ``*`` ``•`` and friends, ``- [ ]`` checkboxes), numbering
+  (``1.`` ``1)`` ``(1)`` ``1.2`` ``a)`` ``(b)`` ``iv.``), Markdown headings and bold, and labels
+  such as ``Unit 1: Mechanics``, ``CHAPTER 3 - Optics``, ``Weeks 3-4: Trees`` or
+  ``Lecture 2 \u2013 Regression`` (the label is dropped; ``Units and Measurements`` is a name);
 - nesting by indentation, or by a change of marker style at the same indentation (``a)``
-  lines under a ``1.`` line, bullets under a ``Physics:`` line);
-- lists on one line, split at ``;`` and ``,`` (``Heading: a, b, c`` is a topic with
-  sub-topics); a name that itself contains a comma (``Work, Energy and Power``) stays whole
-  when it is a known registry name or reads like one title (``A, B and C``);
-- messy whitespace: tabs, non-breaking and zero-width spaces, blank lines, page numbers and
-  separator lines.
+  lines under a ``1.`` line, bullets under a ``Physics:`` line); a line back at a heading's
+  indentation after its indented items is that heading's sibling, not its item;
+- lists on one line, split at ``;`` and ``,`` (``Heading: a, b, c`` and ``Heading: a; b; c``
+  are a heading with items); a name that itself contains a comma (``Work, Energy and
+  Power``) stays whole when it is a known registry name or reads like one title
+  (``A, B and C``);
+- a whole list on one line, numbered or labelled inline (``Part 1: Vectors. Part 2:
+  Matrices.``, ``1. Sets 2. Relations``, ``Module 1: Sets; Module 2: Relations``): split at
+  each label (two or more of one word) or at numbers that count up;
+- prose that lists topics (``The course covers sets, relations and functions``, ``Topics
+  include: ...``): the lead-in goes, the list splits at commas and at the ``and`` before its
+  last item; later sentences without such a lead-in are remarks and skipped;
+- tables: cells split at ``|`` or tabs; number, hours and marks cells and header cells
+  dropped;
+- copies from PDFs: a word hyphenated across lines and a line ending in a comma, "and" or
+  "of" are joined to the next (unmarked, lower-case) line; page numbers, "Page 2 of 4" and
+  separator lines are skipped; figures after a name (``(6 hrs)``, ``[10 marks]``, ``(8%)``,
+  ``- 6 hours``) are dropped;
+- messy whitespace: tabs, non-breaking and zero-width spaces, blank lines.
 
 Which nodes are topics: a leaf is a topic; a node whose children are all leaves is a topic
 with those sub-topics; a node that names a subject (``Physics``, ``Organic Chemistry``), a
 heading like ``Syllabus`` or ``Contents``, or a node whose children all have children of
-their own only groups topics. A lone heading over the whole paste is unwrapped. Duplicates
-(equal under :func:`normalise_topic_name`) are merged into the first, sub-topics united.
+their own only groups topics. A lone heading over the whole paste is unwrapped, and so is a
+title line over headings that all have items. Duplicates (equal under
+:func:`normalise_topic_name`) are merged into the first, sub-topics united.
+
+What is planned (:func:`enrich_topics`, :func:`planned_names`): the items, not the headings.
+Each sub-topic of a parsed topic is planned as its own topic named ``"Heading: item"``
+(:func:`planned_topic_name`), so every day of a plan says what to study and where it
+belongs; a topic without sub-topics is planned as it is.
 """
 
 from __future__ import annotations
@@ -31,7 +51,11 @@ from pydantic import BaseModel, ConfigDict
 
 from services.planner.domain.names import normalise_topic_name
 from services.planner.domain.registry import RegistryTopic
-from services.planner.domain.topics import DEFAULT_TOPIC_HOURS, SyllabusTopic
+from services.planner.domain.topics import (
+    DEFAULT_TOPIC_HOURS,
+    HEADING_SEPARATOR,
+    SyllabusTopic,
+)
 
 __all__ = [
     "HEADING_SEPARATOR",
@@ -618,10 +642,6 @@ def _merge(collected: Iterable[tuple[str, list[str]]]) -> list[ParsedTopic]:
         ParsedTopic(name=name, subtopics=tuple(subtopics[key].values()))
         for key, name in names.items()
     ]
-
-
-HEADING_SEPARATOR = ": "
-"""Between a heading and an item listed under it in a planned topic's name."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from exammentor.contracts.plan import Difficulty
 
 DEFAULT_TOPIC_WEIGHT = 1.0
+HEADING_SEPARATOR = ": "
+"""Between a heading and an item listed under it in a planned topic's name."""
 DEFAULT_TOPIC_HOURS = 2.0
 """Hours of a pasted topic the registry does not know, before its sub-topics are counted."""
 
@@ -34,3 +36,9 @@ class SyllabusTopic(BaseModel):
     heading: str | None = None
     """The pasted heading this topic was listed under; its name starts with it
     (``"Arithmetic: Exponents and roots"``), so a plan shows both."""
+
+    @property
+    def item(self) -> str:
+        """The name without its heading (``"Exponents and roots"``); the name if it has none."""
+        prefix = f"{self.heading}{HEADING_SEPARATOR}" if self.heading else ""
+        return self.name.removeprefix(prefix)
