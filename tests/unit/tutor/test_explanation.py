@@ -110,7 +110,7 @@ def test_no_answer_at_all_is_still_an_explanation() -> None:
 _ANYTHING = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=80),
     lambda inner: st.lists(inner, max_size=10) | st.dictionaries(st.text(max_size=12), inner),
-    max_leaves=30,
+    max_leaves=12,
 )
 _STEP = st.fixed_dictionaries(
     {},
@@ -135,7 +135,7 @@ _STEP = st.fixed_dictionaries(
         },
     )
 )
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_repair_never_fails_and_always_validates(draft: dict[str, Any]) -> None:
     repaired = repair_explanation(draft, topic="Any topic")
     explanation = TutorExplanation.model_validate(repaired.explanation.model_dump())
