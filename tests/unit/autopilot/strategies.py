@@ -149,8 +149,8 @@ class ScriptedDriver:
     """Does what :func:`next_action` says with scripted results, like the service would.
 
     Every quiz question's answer is option 1; ``answers`` lists what the student picks per
-    question in turn (``None``: let the wait time out). Mastery rises by 0.1 per correct
-    answer.
+    question in turn (``None``: let the wait time out; option 1 when the list runs out).
+    Mastery rises by 0.1 per correct answer; a lesson takes 30 s, a quiz 2.5 s.
     """
 
     mastery: dict[str, float] = field(default_factory=dict)
@@ -166,7 +166,7 @@ class ScriptedDriver:
                 return LessonTaught(
                     action_id=action.action_id,
                     content=f"Lesson {action.lesson_number} on {action.topic}",
-                    duration_ms=1500,
+                    duration_ms=30_000,
                 )
             case GenerateQuiz():
                 return QuizGenerated(
@@ -203,6 +203,8 @@ class ScriptedDriver:
             return None, now
         result = self.outcome(run, action)
         if result is not None:
+            # The call takes its duration: the outcome is applied when it returns.
+            now += dt.timedelta(milliseconds=result.duration_ms)
             self.applied.append(result)
             return apply(run, result, now), now
         assert isinstance(action, AwaitAnswer)
