@@ -186,6 +186,8 @@ def start_run(
             positive or the prerequisites go round in a circle.
     """
     _require_aware(now)
+    if previous is not None and previous.session_id != session_id:
+        raise ValueError(f"run {previous.run_number} belongs to another session")
     if previous is not None and not previous.is_finished:
         raise RunActiveError(previous.status, previous.run_number)
     topics = study_topics(
@@ -389,6 +391,8 @@ def apply(
     run = state.model_copy(deep=True)
     run.actions_resolved += 1
     _apply_driver(run, outcome, now)
+    # The step names its action, so a store can key steps by action as well as by number.
+    run.steps[-1].data["action_id"] = outcome.action_id
     return Applied(run=run, new_steps=tuple(run.steps[len(state.steps) :]))
 
 
@@ -539,6 +543,7 @@ def _apply_answer(run: AutopilotRun, answer: AnswerGiven, now: dt.datetime) -> N
         )
     correct = answer.answer_index == waiting.correct_option_index
     waited = elapsed - run.wait_started_ms
+    action_id = run.next_action_id
     run.actions_resolved += 1  # the answer settles the AwaitAnswer action
     run.answers.append(
         GradedAnswer(
@@ -570,6 +575,7 @@ def _apply_answer(run: AutopilotRun, answer: AnswerGiven, now: dt.datetime) -> N
             "correct": correct,
             "correct_option_index": waiting.correct_option_index,
             "explanation": waiting.explanation,
+            "action_id": action_id,
         },
         duration_ms=waited,
     )

@@ -292,7 +292,8 @@ def choose_topic(
         clauses.append(f"{waiting} wait for prerequisites")
     if exam_date is not None:
         days_left = (exam_date - now.date()).days
-        clauses.append(f"exam in {days_left} days (weight power {1 + nearness:.2f})")
+        left = f"{days_left} day{'' if days_left == 1 else 's'}"
+        clauses.append(f"exam in {left} (weight power {1 + nearness:.2f})")
     return TopicChoice(
         topic=topics[chosen].name, rule=rule, mastery=levels[chosen], reason="; ".join(clauses)
     )

@@ -4,6 +4,7 @@ timeouts, idempotent outcomes and the original's defects, one test per rule."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from hypothesis import event, given, settings
@@ -347,6 +348,8 @@ def test_the_same_outcome_twice_is_detected_and_changes_nothing() -> None:
     lesson = LessonTaught(action_id=2, content="text")
     once = apply(run, lesson, NOW)
     twice = apply(once.run, lesson, NOW + seconds(3))
+    # The step names its action, so a store can refuse a second copy too.
+    assert once.new_steps[0].data["action_id"] == 2
     assert twice.duplicate
     assert (twice.run, twice.new_steps) == (once.run, ())
     assert twice.ignored == "action 2 is already recorded (a redelivery)"
@@ -449,6 +452,12 @@ def test_starting_again_while_active_is_refused_and_after_the_end_begins_afresh(
     assert (fresh.run_number, fresh.status, len(fresh.steps)) == (2, "running", 1)
     assert fresh.mastery_of("Kinematics").score == 0.0
     assert next_action(fresh, NOW + seconds(9)).key == f"autopilot:{SESSION}:2:1"  # type: ignore[union-attr]
+
+
+def test_a_run_of_another_session_is_no_previous_run() -> None:
+    other = started(*TOPICS).model_copy(update={"session_id": uuid.uuid4(), "status": "stopped"})
+    with pytest.raises(ValueError, match="run 1 belongs to another session"):
+        start_run(make_request(*TOPICS), session_id=SESSION, now=NOW, previous=other)
 
 
 def test_a_prerequisite_cycle_is_refused_at_start() -> None:

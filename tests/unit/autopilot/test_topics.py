@@ -226,7 +226,7 @@ def test_heavy_topics_count_more_as_the_exam_nears() -> None:
         "greatest need among 2 plan topics: mastery 0.50 at weight 1.5 outranks the lowest "
         "mastery 0.20 (Light, weight 1)"
     )
-    assert near.reason.endswith("exam in 1 days (weight power 1.98)")
+    assert near.reason.endswith("exam in 1 day (weight power 1.98)")
 
 
 def test_an_unknown_topic_is_at_the_prior_and_names_match_in_any_case() -> None:
