@@ -370,7 +370,7 @@ def apply(
     """
     _require_aware(now)
     if isinstance(outcome, AnswerGiven | PauseRequested | ResumeRequested | StopRequested):
-        run = state.model_copy(deep=True)
+        run = _fork(state)
         _apply_student(run, outcome, now)
         return Applied(run=run, new_steps=tuple(run.steps[len(state.steps) :]))
     if outcome.action_id < state.next_action_id:
@@ -388,12 +388,30 @@ def apply(
             "is not recorded",
         )
     _check_expected(state, outcome, now)
-    run = state.model_copy(deep=True)
+    run = _fork(state)
     run.actions_resolved += 1
     _apply_driver(run, outcome, now)
     # The step names its action, so a store can key steps by action as well as by number.
     run.steps[-1].data["action_id"] = outcome.action_id
     return Applied(run=run, new_steps=tuple(run.steps[len(state.steps) :]))
+
+
+def _fork(state: AutopilotRun) -> AutopilotRun:
+    """A copy of the run that the machine may change without touching ``state``.
+
+    Steps, questions and answers are never changed once recorded, so the lists are copied
+    and their items shared; a deep copy of the whole log on every step would cost time in
+    proportion to the run's length.
+    """
+    run = state.model_copy()
+    run.steps = list(state.steps)
+    run.lessons = list(state.lessons)
+    run.quiz = list(state.quiz)
+    run.answers = list(state.answers)
+    run.mastery = [entry.model_copy(deep=True) for entry in state.mastery]
+    run.reviews_due = dict(state.reviews_due)
+    run.topics_completed = list(state.topics_completed)
+    return run
 
 
 def _check_expected(state: AutopilotRun, outcome: DriverOutcome, now: dt.datetime) -> None:

@@ -505,7 +505,7 @@ def test_any_interleaving_keeps_the_runs_invariants(
     expected_ms = 0
     last_outcome: DriverOutcome | None = None
     for op, number in program:
-        before = run.model_dump_json()
+        before, previous = run.model_dump_json(), run
         action = next_action(run, now)
         if op == "wait":
             if run.status == "running":
@@ -551,6 +551,8 @@ def test_any_interleaving_keeps_the_runs_invariants(
             again = apply(run, last_outcome, now)
             assert again.ignored is not None
             assert (again.run, again.new_steps) == (run, ())
+        # The state passed in is never changed, whatever was applied to it.
+        assert previous.model_dump_json() == before
         # Steps are contiguous; study time is running time only, pauses excluded.
         assert [s.number for s in run.steps] == list(range(1, len(run.steps) + 1))
         assert run.elapsed_ms(now) == expected_ms
