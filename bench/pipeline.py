@@ -30,7 +30,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from exammentor import migrate
-from exammentor.commands import CommandConsumer, CommandRouter, EchoPayload
+from exammentor.commands import CommandConsumer, CommandRouter
+from exammentor.contracts.commands import EchoPayload
 from exammentor.contracts.envelope import CommandEnvelope
 from exammentor.db import create_pool, user_transaction
 from exammentor.logs import configure_logging
@@ -38,9 +39,9 @@ from exammentor.relay import RelayChannels
 from exammentor.settings import (
     DatabaseSettings,
     KafkaSettings,
-    ServiceSettings,
 )
 from exammentor.topics import ensure_topics
+from services.planner.settings import PlannerSettings
 from tests.infra import ROOT, free_port, provide_servers, unique_name, with_database
 
 Call = Callable[[int], Awaitable[None]]
@@ -183,7 +184,7 @@ async def compare(
             router=CommandRouter("planner"),
             broker=None,  # type: ignore[arg-type]  # attempt() never publishes
             pool=pool,
-            settings=ServiceSettings(kafka=kafka, db=db),
+            settings=PlannerSettings(kafka=kafka, db=db),
             channels=channels,
         )
         spec = consumer.router.lookup("system.echo", 1)

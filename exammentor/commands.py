@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from faststream import AckPolicy
@@ -32,14 +32,21 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from pydantic import BaseModel, ValidationError
 
-from exammentor import metrics
+from exammentor import metrics, pipeline
+from exammentor.contracts.commands import (
+    SYSTEM_ECHO,
+    Command,
+    EchoPayload,
+    EchoResult,
+)
 from exammentor.contracts.envelope import CommandEnvelope, EventEnvelope
 from exammentor.contracts.events import DomainEvent, SystemEchoedV1
+from exammentor.contracts.topics import Service
 from exammentor.db import Connection, Pool, user_transaction
 from exammentor.logs import bind_ids, get_logger
 from exammentor.outbox import add_event
 from exammentor.relay import RelayChannels, ResultStream
-from exammentor.settings import ServiceSettings
+from exammentor.settings import WorkerSettings
 from exammentor.telemetry import span_from_headers
 from exammentor.topics import command_topic, dead_letter_topic
 from exammentor.validation import validation_reason
@@ -47,12 +54,15 @@ from exammentor.validation import validation_reason
 log = get_logger(__name__)
 
 P = TypeVar("P", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
 
 
 class CommandRejected(Exception):
     """The command is well-formed but cannot be carried out; final, never retried.
 
     The request ends as failed with ``code`` and ``message`` (what a client shows the user).
+    ``code`` must be one the command declares (:class:`~exammentor.contracts.commands.Command`
+    ``errors``); an undeclared one is a bug, handled as a handler failure.
     """
 
     def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
@@ -70,12 +80,16 @@ Persist = Callable[[Connection], Awaitable[None]]
 
 
 @dataclass
-class Outcome:
+class Outcome(Generic[R]):
     """What a handler produced: the request's result, the rows to write and the events."""
 
-    result: dict[str, Any]
+    result: R
     persist: Persist | None = None
     events: Sequence[EventEnvelope] = field(default_factory=tuple)
+
+
+class UndeclaredErrorCode(Exception):
+    """A handler refused a command with a code its declaration does not name (a bug)."""
 
 
 class CommandContext:
@@ -86,7 +100,7 @@ class CommandContext:
         envelope: CommandEnvelope,
         pool: Pool,
         stream: ResultStream,
-        service: str,
+        service: Service,
     ) -> None:
         self.envelope = envelope
         self.pool = pool
@@ -107,14 +121,8 @@ class CommandContext:
         seq = await self.stream.progress(data)
         if store:
             async with self.transaction() as conn:
-                await conn.execute(
-                    "INSERT INTO request_events (request_id, seq, user_id, body) "
-                    "VALUES ($1, $2, $3, $4) ON CONFLICT (request_id, seq) "
-                    "DO UPDATE SET body = EXCLUDED.body",
-                    self.envelope.request_id,
-                    seq,
-                    self.envelope.user_id,
-                    data,
+                await pipeline.add_request_event(
+                    conn, self.envelope.request_id, self.envelope.user_id, seq, data
                 )
 
     def event(self, payload: DomainEvent) -> EventEnvelope:
@@ -129,36 +137,58 @@ class CommandContext:
         )
 
 
-Handler = Callable[[CommandContext, Any], Awaitable[Outcome]]
+Handler = Callable[[CommandContext, Any], Awaitable[Outcome[Any]]]
 
 
 @dataclass(frozen=True)
 class CommandSpec:
-    """A command type and version, its payload model and its handler."""
+    """A declared command and the handler this service runs for it."""
 
-    name: str
-    version: int
-    payload: type[BaseModel]
+    command: Command[Any, Any]
     handler: Handler
+
+    @property
+    def name(self) -> str:
+        """The command's type name (``plan.generate``)."""
+        return self.command.name
 
 
 class CommandRouter:
-    """The commands one service handles. Every router answers ``system.echo`` v1, a command
-    that needs no LLM, used by the pipeline benchmark and operators' smoke checks.
+    """The commands one service handles, registered against their declarations.
+
+    Every router answers ``system.echo`` v1, a command that needs no model, used by the
+    pipeline benchmark and operators' smoke checks.
     """
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: Service) -> None:
         self.service = service
         self._specs: dict[tuple[str, int], CommandSpec] = {}
-        self.command("system.echo", 1, EchoPayload)(_echo)
+        self.handle(SYSTEM_ECHO[service])(_echo)
 
-    def command(
-        self, type_: str, version: int, payload: type[P]
-    ) -> Callable[[Callable[[CommandContext, P], Awaitable[Outcome]]], Handler]:
-        """Registers the decorated function as the handler of ``type_`` ``version``."""
+    def handle(
+        self, command: Command[P, R]
+    ) -> Callable[
+        [Callable[[CommandContext, P], Awaitable[Outcome[R]]]],
+        Callable[[CommandContext, P], Awaitable[Outcome[R]]],
+    ]:
+        """Registers the decorated function as the handler of ``command``.
 
-        def register(fn: Callable[[CommandContext, P], Awaitable[Outcome]]) -> Handler:
-            self._specs[(type_, version)] = CommandSpec(type_, version, payload, fn)
+        Raises:
+            ValueError: ``command`` belongs to another service, or has a handler already.
+        """
+        if command.service != self.service:
+            raise ValueError(
+                f"{command.key} is the {command.service}'s command; "
+                f"the {self.service} cannot handle it"
+            )
+        key = (command.name, command.version)
+        if key in self._specs:
+            raise ValueError(f"{command.key} has a handler already")
+
+        def register(
+            fn: Callable[[CommandContext, P], Awaitable[Outcome[R]]],
+        ) -> Callable[[CommandContext, P], Awaitable[Outcome[R]]]:
+            self._specs[key] = CommandSpec(command, fn)
             return fn
 
         return register
@@ -170,18 +200,12 @@ class CommandRouter:
     @property
     def types(self) -> list[str]:
         """``type@version`` of every command handled, for docs and logs."""
-        return sorted(f"{t}@{v}" for t, v in self._specs)
+        return sorted(spec.command.key for spec in self._specs.values())
 
 
-class EchoPayload(BaseModel):
-    """``system.echo`` v1: returns its text; writes the request's result and one event."""
-
-    text: str = ""
-
-
-async def _echo(ctx: CommandContext, payload: EchoPayload) -> Outcome:
+async def _echo(ctx: CommandContext, payload: EchoPayload) -> Outcome[EchoResult]:
     return Outcome(
-        result={"echo": payload.text, "service": ctx.service},
+        result=EchoResult(echo=payload.text, service=ctx.service),
         events=[ctx.event(SystemEchoedV1(text=payload.text, service=ctx.service))],
     )
 
@@ -203,7 +227,7 @@ class CommandConsumer:
         router: CommandRouter,
         broker: KafkaBroker,
         pool: Pool,
-        settings: ServiceSettings,
+        settings: WorkerSettings,
         channels: RelayChannels,
     ) -> None:
         self.router = router
@@ -265,7 +289,7 @@ class CommandConsumer:
                 f"(handles {', '.join(self.router.types)})"
             )
         try:
-            return envelope, spec, spec.payload.model_validate(envelope.payload)
+            return envelope, spec, spec.command.payload.model_validate(envelope.payload)
         except ValidationError as exc:
             # The envelope is good, so the client can be told: handled by the caller.
             return envelope, spec, exc
@@ -322,7 +346,7 @@ class CommandConsumer:
         spec: CommandSpec,
         payload: BaseModel,
         stream: ResultStream,
-    ) -> Outcome | None:
+    ) -> Outcome[Any] | None:
         """One try at a decoded command: handler, then inbox, writes, result and events in one
         transaction. None when the command had been applied before (its result re-sent).
         Public so the pipeline benchmark can time the same work without the transport.
@@ -330,18 +354,29 @@ class CommandConsumer:
         if await self._resend_if_applied(envelope, stream):
             return None
         ctx = CommandContext(envelope, self._pool, stream, self.service)
-        outcome = await spec.handler(ctx, payload)
+        try:
+            outcome = await spec.handler(ctx, payload)
+        except CommandRejected as rejected:
+            if spec.command.declares(rejected.code):
+                raise
+            # A bug, not a refusal: retried like any failure, then dead-lettered.
+            raise UndeclaredErrorCode(
+                f"{spec.command.key} does not declare the error code {rejected.code!r}"
+            ) from rejected
+        result = spec.command.result.model_validate(outcome.result).model_dump(mode="json")
         async with user_transaction(self._pool, envelope.user_id) as conn:
-            if not await self._record_inbox(conn, envelope):
+            if not await pipeline.record_applied(
+                conn, self.consumer_name, envelope.command_id, envelope.user_id
+            ):
                 # Applied by another consumer between our check and now: theirs stands,
                 # and it answered the client.
                 return None
             if outcome.persist is not None:
                 await outcome.persist(conn)
-            await self._store_result(conn, envelope, "done", result=outcome.result)
+            await pipeline.finish_request(conn, envelope.request_id, result=result)
             for event in outcome.events:
                 await add_event(conn, self._prefix, event)
-        await stream.result(outcome.result)
+        await stream.result(result)
         return outcome
 
     async def _resend_if_applied(self, envelope: CommandEnvelope, stream: ResultStream) -> bool:
@@ -349,56 +384,17 @@ class CommandConsumer:
         otherwise marks its request running.
         """
         async with user_transaction(self._pool, envelope.user_id) as conn:
-            applied = await conn.fetchval(
-                "SELECT 1 FROM inbox WHERE consumer = $1 AND command_id = $2",
-                self.consumer_name,
-                envelope.command_id,
-            )
-            if not applied:
-                await conn.execute(
-                    "UPDATE requests SET status = 'running', updated_at = now() "
-                    "WHERE id = $1 AND status = 'pending'",
-                    envelope.request_id,
-                )
+            if not await pipeline.was_applied(conn, self.consumer_name, envelope.command_id):
+                await pipeline.mark_running(conn, envelope.request_id)
                 return False
-            row = await conn.fetchrow(
-                "SELECT status, result, error FROM requests WHERE id = $1", envelope.request_id
-            )
-        if row is not None and row["status"] == "done":
-            await stream.result(row["result"])
-        elif row is not None and row["error"] is not None:
-            await stream.error(row["error"])
+            stored = await pipeline.get_request(conn, envelope.request_id)
+        if stored is not None and stored.status == "done" and stored.result is not None:
+            await stream.result(stored.result)
+        elif stored is not None and stored.error is not None:
+            await stream.error(stored.error)
         else:
             await stream.close()
         return True
-
-    async def _record_inbox(self, conn: Connection, envelope: CommandEnvelope) -> bool:
-        inserted = await conn.fetchval(
-            "INSERT INTO inbox (consumer, command_id, user_id) VALUES ($1, $2, $3) "
-            "ON CONFLICT DO NOTHING RETURNING 1",
-            self.consumer_name,
-            envelope.command_id,
-            envelope.user_id,
-        )
-        return inserted is not None
-
-    @staticmethod
-    async def _store_result(
-        conn: Connection,
-        envelope: CommandEnvelope,
-        status: str,
-        *,
-        result: dict[str, Any] | None = None,
-        error: dict[str, Any] | None = None,
-    ) -> None:
-        await conn.execute(
-            "UPDATE requests SET status = $2, result = $3, error = $4, updated_at = now(), "
-            "completed_at = now() WHERE id = $1",
-            envelope.request_id,
-            status,
-            result,
-            error,
-        )
 
     async def _finish_failed(
         self,
@@ -410,9 +406,11 @@ class CommandConsumer:
     ) -> None:
         """Marks the request failed (and, for a rejection, the command applied)."""
         async with user_transaction(self._pool, envelope.user_id) as conn:
-            if applied and not await self._record_inbox(conn, envelope):
+            if applied and not await pipeline.record_applied(
+                conn, self.consumer_name, envelope.command_id, envelope.user_id
+            ):
                 return
-            await self._store_result(conn, envelope, "failed", error=error)
+            await pipeline.finish_request(conn, envelope.request_id, error=error)
         await stream.error(error)
 
     async def _dead_letter(
@@ -450,18 +448,18 @@ class CommandConsumer:
         ).inc()
         log.warning("command dead-lettered", reason=reason, partition=partition, offset=offset)
         async with self._pool.acquire() as conn:
-            await conn.execute(
-                'INSERT INTO dead_letters (consumer, topic, partition, "offset", key, value, '
-                "reason, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-                "ON CONFLICT DO NOTHING",
-                self.consumer_name,
-                source,
-                partition,
-                offset,
-                key,
-                body,
-                reason,
-                attempts,
+            await pipeline.record_dead_letter(
+                conn,
+                pipeline.DeadLetterRecord(
+                    consumer=self.consumer_name,
+                    topic=source,
+                    partition=partition,
+                    offset=offset,
+                    key=key,
+                    value=body,
+                    reason=reason,
+                    attempts=attempts,
+                ),
             )
         if envelope is not None:
             stream = self._channels.stream(envelope.reply_to, envelope.request_id)

@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from exammentor.contracts.topics import Service
+
 DEV_JWT_SECRET = "exammentor-local-development-secret-change-me"  # noqa: S105 - refused outside local
 
 
@@ -87,3 +89,11 @@ class ServiceSettings(BaseSettings):
         if self.mode != "local" and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
             raise ValueError("EXAMMENTOR_JWT_SECRET must be set outside local mode")
         return self
+
+
+class WorkerSettings(ServiceSettings):
+    """What every worker service reads; each service subclasses it and names itself there,
+    the one place a service's name is stated.
+    """
+
+    service_name: Service

@@ -29,6 +29,7 @@ __all__ = [
     "event_topic",
 ]
 
+
 async def ensure_topics(settings: KafkaSettings) -> list[str]:
     """Creates the missing topics; returns the names it created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)

@@ -1,10 +1,16 @@
 """Running a worker service: the one place that wires pool, broker, consumer, outbox relay,
 result relay, LLM client and the ops server, and takes them down in order on SIGTERM.
 
-A service's ``app.py`` only says which commands it handles::
+A service's ``app.py`` only names its settings and the function that registers its
+handlers::
 
     def main() -> None:
-        run_worker(PlannerSettings(), build_router)
+        run_worker(PlannerSettings(), install_handlers)
+
+The worker is generic over the service's settings class, so handlers get the service's own
+settings, read once from the environment at start-up. The service's name is stated once, in
+its settings class (``service_name``); topic, consumer group, metrics labels and the commands
+it may handle all follow from it.
 """
 
 from __future__ import annotations
@@ -13,13 +19,13 @@ import asyncio
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import structlog
 from faststream.kafka import KafkaBroker
 
-from exammentor import metrics
+from exammentor import metrics, pipeline
 from exammentor.commands import CommandConsumer, CommandRouter
 from exammentor.db import Pool, create_pool, ping
 from exammentor.kafka import broker_ready, create_broker
@@ -28,20 +34,27 @@ from exammentor.logs import configure_logging, get_logger
 from exammentor.ops import HttpServer, Readiness, ops_server
 from exammentor.outbox import OutboxRelay
 from exammentor.relay import RelayChannels
-from exammentor.settings import ServiceSettings
+from exammentor.settings import WorkerSettings
 from exammentor.telemetry import configure_tracing
 
 log = get_logger(__name__)
 
 
+S = TypeVar("S", bound=WorkerSettings)
+
+
 @dataclass
-class WorkerResources:
+class WorkerResources(Generic[S]):
     """What a service's handlers may use."""
 
-    settings: ServiceSettings
+    settings: S
     pool: Pool
     broker: KafkaBroker
     llm: LLMClient
+
+
+InstallHandlers = Callable[[CommandRouter, WorkerResources[S]], None]
+"""Registers a service's handlers on its router (``services/<name>/handlers.py``)."""
 
 
 def usage_recorder(pool: Pool, service: str) -> Callable[[LLMUsage], Any]:
@@ -54,19 +67,17 @@ def usage_recorder(pool: Pool, service: str) -> Callable[[LLMUsage], Any]:
         metrics.LLM_TOKENS.labels(service, usage.purpose, "completion").inc(usage.completion_tokens)
         try:
             async with pool.acquire() as conn:
-                await conn.execute(
-                    "INSERT INTO llm_usage (service, purpose, model, prompt_tokens, "
-                    "completion_tokens, latency_ms, outcome, user_id, request_id) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::uuid, $9::text::uuid)",
-                    service,
-                    usage.purpose,
-                    usage.model,
-                    usage.prompt_tokens,
-                    usage.completion_tokens,
-                    usage.latency_ms,
-                    usage.outcome,
-                    ids.get("user_id"),
-                    ids.get("request_id"),
+                await pipeline.record_model_usage(
+                    conn,
+                    service=service,
+                    purpose=usage.purpose,
+                    model=usage.model,
+                    prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens,
+                    latency_ms=usage.latency_ms,
+                    outcome=usage.outcome,
+                    user_id=ids.get("user_id"),
+                    request_id=ids.get("request_id"),
                 )
         except (OSError, asyncpg.PostgresError):
             log.exception("could not store LLM usage")
@@ -74,21 +85,22 @@ def usage_recorder(pool: Pool, service: str) -> Callable[[LLMUsage], Any]:
     return record
 
 
-class Worker:
+class Worker(Generic[S]):
     """A running worker service; :meth:`start` and :meth:`stop` are also used by tests to
-    run services in-process against the real broker and database.
+    run services in-process against the real broker and database. :meth:`stop` undoes
+    whatever :meth:`start` got done, also after a start that failed half-way.
     """
 
-    def __init__(
-        self,
-        settings: ServiceSettings,
-        build_router: Callable[[WorkerResources], CommandRouter],
-    ) -> None:
+    def __init__(self, settings: S, install: InstallHandlers[S]) -> None:
         self.settings = settings
-        self._build_router = build_router
-        self.resources: WorkerResources | None = None
+        self._install = install
+        self.resources: WorkerResources[S] | None = None
+        self.router: CommandRouter | None = None
         self.ops: HttpServer | None = None
         self.readiness: Readiness | None = None
+        self._pool: Pool | None = None
+        self._broker: KafkaBroker | None = None
+        self._llm: LLMClient | None = None
         self._relay: OutboxRelay | None = None
         self._channels = RelayChannels()
 
@@ -96,13 +108,14 @@ class Worker:
         """Connects everything and starts consuming."""
         s = self.settings
         configure_tracing(s.service_name)
-        pool = await create_pool(
+        self._pool = pool = await create_pool(
             s.db.app_database_url, min_size=s.db.pool_min, max_size=s.db.pool_max
         )
-        broker = create_broker(s.kafka, f"{s.service_name}", s.shutdown_grace_s)
-        llm = LLMClient(s.llm, usage_sink=usage_recorder(pool, s.service_name))
+        self._broker = broker = create_broker(s.kafka, s.service_name, s.shutdown_grace_s)
+        self._llm = llm = LLMClient(s.llm, usage_sink=usage_recorder(pool, s.service_name))
         self.resources = WorkerResources(s, pool, broker, llm)
-        router = self._build_router(self.resources)
+        self.router = router = CommandRouter(s.service_name)
+        self._install(router, self.resources)
         CommandConsumer(
             router=router, broker=broker, pool=pool, settings=s, channels=self._channels
         ).subscribe()
@@ -120,44 +133,50 @@ class Worker:
     async def stop(self) -> None:
         """Drains: stops taking commands, lets in-flight ones finish (up to the grace
         period; an unfinished one is not committed and goes to another replica), relays the
-        outbox once more, then closes connections.
+        outbox once more, then closes connections. Safe after a failed or partial start.
         """
         if self.readiness:
             self.readiness.draining = True
-        res = self.resources
-        if res is not None:
+        broker = self._broker
+        if broker is not None:
             # Subscribers first: each waits for its in-flight handler (up to the grace
             # period), so the outbox can be drained while the producer is still open.
-            await asyncio.gather(*(sub.stop() for sub in res.broker.subscribers))
+            await asyncio.gather(*(sub.stop() for sub in broker.subscribers))
         if self._relay is not None:
             await self._relay.stop()
             await self._relay.relay_once()
-        if res is not None:
-            await res.broker.stop()
+            self._relay = None
+        if broker is not None:
+            await broker.stop()
+            self._broker = None
         await self._channels.close()
         if self.ops is not None:
             await self.ops.stop()
-        if res is not None:
-            await res.llm.aclose()
-            await res.pool.close()
+            self.ops = None
+        if self._llm is not None:
+            await self._llm.aclose()
+            self._llm = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         log.info("worker stopped")
 
 
-def run_worker(
-    settings: ServiceSettings, build_router: Callable[[WorkerResources], CommandRouter]
-) -> None:
+def run_worker(settings: S, install: InstallHandlers[S]) -> None:
     """Runs a worker until SIGTERM or SIGINT, then drains and exits."""
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
 
     async def main() -> None:
-        worker = Worker(settings, build_router)
+        worker = Worker(settings, install)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await worker.start()
-        await stop.wait()
-        log.info("shutdown requested")
-        await worker.stop()
+        try:
+            await worker.start()
+            await stop.wait()
+            log.info("shutdown requested")
+        finally:
+            await worker.stop()
 
     asyncio.run(main())

@@ -10,7 +10,8 @@ Hours are multiples of a quarter hour when the scheduler made them, so sums are 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -367,3 +368,50 @@ class PlanRequest(BaseModel):
                 {"exam_date": str(self.exam_date), "start_date": str(self.start_date)},
             )
         return self
+
+
+class PlanResult(BaseModel):
+    """What ``plan.generate`` returns: a verified plan with its history, or a question.
+
+    With ``needs_clarification`` the planner could not plan without guessing:
+    ``clarifying_question`` and ``options`` say what to choose, and no plan fields are set.
+    Otherwise the original's history shape (``final_plan``, ``versions``, ...) is set, with
+    ExamMentor's exact verification and reports. ``routing``, ``capacity``, ``fix_log`` and
+    ``prose`` are reports for people and may gain keys within a version.
+    """
+
+    plan_id: UUID | None = None
+    needs_clarification: bool = False
+    clarifying_question: str | None = None
+    options: list[str] = Field(default_factory=list)
+    final_plan: StudyPlan | None = None
+    versions: list[PlanVersion] = Field(default_factory=list)
+    total_iterations: int = Field(default=0, ge=0)
+    self_correction_applied: bool = False
+    verification_summary: VerificationSummary | None = None
+    from_cache: bool = False
+    verification: PlanVerification | None = None
+    routing: dict[str, Any] = Field(default_factory=dict)
+    capacity: dict[str, Any] = Field(default_factory=dict)
+    topic_source: str = ""
+    excluded_topics: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    fix_log: list[dict[str, Any]] = Field(default_factory=list)
+    prose: dict[str, Any] = Field(default_factory=dict)
+
+    def history(self) -> VerifiedPlanHistory:
+        """The original's generate-verified-with-history shape.
+
+        Raises:
+            ValueError: The result is a clarifying question, not a plan.
+        """
+        if self.final_plan is None or self.verification_summary is None:
+            raise ValueError("a clarifying question has no plan history")
+        return VerifiedPlanHistory(
+            final_plan=self.final_plan,
+            versions=self.versions,
+            total_iterations=self.total_iterations,
+            self_correction_applied=self.self_correction_applied,
+            verification_summary=self.verification_summary,
+            from_cache=self.from_cache,
+        )

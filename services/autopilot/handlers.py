@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from exammentor.commands import CommandRouter
 from exammentor.worker import WorkerResources
+from services.autopilot.settings import AutopilotSettings
 
 
-def build_router(resources: WorkerResources) -> CommandRouter:
-    """The autopilot service's commands."""
-    del resources  # used once the service has commands of its own
-    return CommandRouter("autopilot")
+def install_handlers(router: CommandRouter, resources: WorkerResources[AutopilotSettings]) -> None:
+    """Registers the autopilot service's handlers on its router."""
+    del router, resources  # used once the service has commands of its own

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from exammentor.settings import ServiceSettings
+from exammentor.contracts.topics import Service
+from exammentor.settings import WorkerSettings
 
 
-class AutopilotSettings(ServiceSettings):
-    """What the autopilot service reads from the environment (EXAMMENTOR_*)."""
+class AutopilotSettings(WorkerSettings):
+    """What the autopilot service reads from the environment (``EXAMMENTOR_*``)."""
 
-    service_name: str = "autopilot"
+    service_name: Service = "autopilot"

@@ -14,11 +14,18 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
+from exammentor import sessions
 from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome
 from exammentor.contracts.commands import PLAN_GENERATE
 from exammentor.contracts.envelope import EventEnvelope
 from exammentor.contracts.events import PlanGeneratedV1, PlanVerifiedV1
-from exammentor.contracts.plan import PlanRequest, PlanVerification, StudyPlan, VerificationSummary
+from exammentor.contracts.plan import (
+    PlanRequest,
+    PlanResult,
+    PlanVerification,
+    StudyPlan,
+    VerificationSummary,
+)
 from exammentor.db import Connection
 from exammentor.worker import WorkerResources
 from services.planner import repo
@@ -32,7 +39,7 @@ from services.planner.domain import (
     load_registry,
     plan_cache_key,
 )
-from services.planner.settings import PlannerSettings, planner_settings
+from services.planner.settings import PlannerSettings
 from services.planner.workflow import PlanWorkflow, status_event
 
 
@@ -119,7 +126,7 @@ async def generate_plan(
     request: PlanRequest,
     workflow: PlanWorkflow,
     settings: PlannerSettings,
-) -> Outcome:
+) -> Outcome[PlanResult]:
     """``plan.generate`` v1: a verified plan with its history, from the cache when it can.
 
     Args:
@@ -138,7 +145,7 @@ async def generate_plan(
     key = plan_cache_key(request, workflow.fingerprint)
     session_id = ctx.envelope.session_id
     async with ctx.transaction() as conn:
-        if session_id is not None and not await repo.session_exists(conn, session_id):
+        if session_id is not None and not await sessions.session_exists(conn, session_id):
             raise CommandRejected("session_not_found", f"session_id: no study session {session_id}")
         cached = await repo.cached_result(conn, key) if settings.plan_cache_ttl_s > 0 else None
     if cached is not None:
@@ -150,11 +157,11 @@ async def generate_plan(
         except (PlanningError, UnknownScopeError) as exc:
             raise rejection(exc, request) from exc
         if isinstance(planned, Clarification):
-            return Outcome(result=planned.as_result())
+            return Outcome(result=PlanResult.model_validate(planned.as_result()))
         body = planned.as_result()
 
     plan_id = uuid4()
-    result = {"plan_id": str(plan_id), **body}
+    result = PlanResult.model_validate({**body, "plan_id": plan_id})
     store_in_cache = cached is None and settings.plan_cache_ttl_s > 0
 
     async def persist(conn: Connection) -> None:
@@ -175,22 +182,17 @@ async def generate_plan(
     return Outcome(result=result, persist=persist, events=_events(ctx, plan_id, body))
 
 
-def build_router(resources: WorkerResources) -> CommandRouter:
-    """The planner's commands.
+def install_handlers(router: CommandRouter, resources: WorkerResources[PlannerSettings]) -> None:
+    """Registers the planner's handlers: ``plan.generate`` v1.
 
     Args:
+        router: The planner's router.
         resources: The worker's settings, pool, broker and model client.
-
-    Returns:
-        The router with ``plan.generate`` v1.
     """
-    settings = planner_settings(resources.settings)
+    settings = resources.settings
     registry = load_registry([settings.extra_syllabi_dir] if settings.extra_syllabi_dir else [])
     workflow = PlanWorkflow(registry, resources.llm, settings)
-    router = CommandRouter("planner")
 
-    @router.command(PLAN_GENERATE.name, PLAN_GENERATE.version, PlanRequest)
-    async def _generate(ctx: CommandContext, request: PlanRequest) -> Outcome:
+    @router.handle(PLAN_GENERATE)
+    async def _generate(ctx: CommandContext, request: PlanRequest) -> Outcome[PlanResult]:
         return await generate_plan(ctx, request, workflow, settings)
-
-    return router

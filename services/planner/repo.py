@@ -1,7 +1,5 @@
-"""The planner's SQL: stored plans (per user, under row-level security) and the plan cache.
-
-The gateway reads stored plans through :func:`get_study_plan` and :func:`list_study_plans`
-too, in its own user transaction: the table has one owner of its SQL.
+"""The planner's SQL: writing stored plans (per user, under row-level security) and the plan
+cache. Reads for clients are the kit's read models (:mod:`exammentor.read_models`).
 """
 
 from __future__ import annotations
@@ -13,20 +11,6 @@ from uuid import UUID, uuid4
 from exammentor.db import Connection
 
 MAX_LIST_LIMIT = 100
-
-
-async def session_exists(conn: Connection, session_id: UUID) -> bool:
-    """Whether the transaction's user has this study session.
-
-    Args:
-        conn: A connection in the user's transaction.
-        session_id: The session.
-
-    Returns:
-        True when the session exists and is the user's (row-level security hides others').
-    """
-    found = await conn.fetchval("SELECT 1 FROM study_sessions WHERE id = $1", session_id)
-    return found is not None
 
 
 async def cached_result(conn: Connection, cache_key: str) -> dict[str, Any] | None:
@@ -107,49 +91,3 @@ async def insert_study_plan(
         history,
         from_cache,
     )
-
-
-async def get_study_plan(conn: Connection, plan_id: UUID) -> dict[str, Any] | None:
-    """One stored plan of the transaction's user.
-
-    Args:
-        conn: A connection in the user's transaction.
-        plan_id: The plan.
-
-    Returns:
-        ``plan_id``, ``session_id``, ``request_id``, ``created_at``, ``from_cache``,
-        ``plan``, ``verification`` and ``history``; None when the user has no such plan.
-    """
-    row = await conn.fetchrow(
-        "SELECT id AS plan_id, session_id, request_id, created_at, from_cache, plan, "
-        "verification, history FROM study_plans WHERE id = $1",
-        plan_id,
-    )
-    return dict(row) if row is not None else None
-
-
-async def list_study_plans(
-    conn: Connection, *, session_id: UUID | None = None, limit: int = 20
-) -> list[dict[str, Any]]:
-    """The transaction's user's plans, newest first, as summaries.
-
-    Args:
-        conn: A connection in the user's transaction.
-        session_id: Only the plans of this study session.
-        limit: Most plans returned (at most :data:`MAX_LIST_LIMIT`).
-
-    Returns:
-        ``plan_id``, ``session_id``, ``request_id``, ``created_at``, ``from_cache``,
-        ``exam_name``, ``total_days``, ``coverage_percent`` and ``is_valid`` of each.
-    """
-    rows = await conn.fetch(
-        "SELECT id AS plan_id, session_id, request_id, created_at, from_cache, "
-        "plan->>'exam_name' AS exam_name, (plan->>'total_days')::int AS total_days, "
-        "(verification->>'coverage_percent')::float8 AS coverage_percent, "
-        "(verification->>'is_valid')::boolean AS is_valid "
-        "FROM study_plans WHERE ($1::uuid IS NULL OR session_id = $1) "
-        "ORDER BY created_at DESC, id LIMIT $2",
-        session_id,
-        min(max(limit, 1), MAX_LIST_LIMIT),
-    )
-    return [dict(row) for row in rows]

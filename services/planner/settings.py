@@ -6,13 +6,14 @@ from pathlib import Path
 
 from pydantic import Field
 
-from exammentor.settings import ServiceSettings
+from exammentor.contracts.topics import Service
+from exammentor.settings import WorkerSettings
 
 
-class PlannerSettings(ServiceSettings):
+class PlannerSettings(WorkerSettings):
     """What the planner reads from the environment (``EXAMMENTOR_*``)."""
 
-    service_name: str = "planner"
+    service_name: Service = "planner"
     plan_cache_ttl_s: int = Field(default=24 * 3600, ge=0)
     """How long a verified plan answers identical requests from the cache (0: no cache)."""
     max_fix_rounds: int = Field(default=2, ge=0, le=10)
@@ -26,21 +27,3 @@ class PlannerSettings(ServiceSettings):
     scheduler's theme, so a year-long plan costs no more tokens than a week-long one."""
     prose_max_topics: int = Field(default=6, ge=0, le=100)
     """Topics whose rationale the model writes (critical ones first)."""
-
-
-def planner_settings(settings: ServiceSettings) -> PlannerSettings:
-    """The planner's settings from whatever settings a worker was started with.
-
-    A worker started by tests or tools with plain :class:`ServiceSettings` keeps its Kafka,
-    database and LLM settings; the planner's own fields come from the environment.
-
-    Args:
-        settings: The worker's settings.
-
-    Returns:
-        ``settings`` itself when it is already a :class:`PlannerSettings`.
-    """
-    if isinstance(settings, PlannerSettings):
-        return settings
-    shared = {name: getattr(settings, name) for name in ServiceSettings.model_fields}
-    return PlannerSettings(**shared)

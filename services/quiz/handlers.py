@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from exammentor.commands import CommandRouter
 from exammentor.worker import WorkerResources
+from services.quiz.settings import QuizSettings
 
 
-def build_router(resources: WorkerResources) -> CommandRouter:
-    """The quiz service's commands."""
-    del resources  # used once the service has commands of its own
-    return CommandRouter("quiz")
+def install_handlers(router: CommandRouter, resources: WorkerResources[QuizSettings]) -> None:
+    """Registers the quiz service's handlers on its router."""
+    del router, resources  # used once the service has commands of its own

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from exammentor.settings import ServiceSettings
+from exammentor.contracts.topics import Service
+from exammentor.settings import WorkerSettings
 
 
-class QuizSettings(ServiceSettings):
-    """What the quiz service reads from the environment (EXAMMENTOR_*)."""
+class QuizSettings(WorkerSettings):
+    """What the quiz service reads from the environment (``EXAMMENTOR_*``)."""
 
-    service_name: str = "quiz"
+    service_name: Service = "quiz"

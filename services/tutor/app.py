@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from exammentor.worker import run_worker
-from services.tutor.handlers import build_router
+from services.tutor.handlers import install_handlers
 from services.tutor.settings import TutorSettings
 
 
 def main() -> None:
     """Runs the tutor service until SIGTERM."""
-    run_worker(TutorSettings(), build_router)
+    run_worker(TutorSettings(), install_handlers)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from exammentor.commands import CommandRouter
 from exammentor.worker import WorkerResources
+from services.tutor.settings import TutorSettings
 
 
-def build_router(resources: WorkerResources) -> CommandRouter:
-    """The tutor service's commands."""
-    del resources  # used once the service has commands of its own
-    return CommandRouter("tutor")
+def install_handlers(router: CommandRouter, resources: WorkerResources[TutorSettings]) -> None:
+    """Registers the tutor service's handlers on its router."""
+    del router, resources  # used once the service has commands of its own

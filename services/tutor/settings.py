@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from exammentor.settings import ServiceSettings
+from exammentor.contracts.topics import Service
+from exammentor.settings import WorkerSettings
 
 
-class TutorSettings(ServiceSettings):
-    """What the tutor service reads from the environment (EXAMMENTOR_*)."""
+class TutorSettings(WorkerSettings):
+    """What the tutor service reads from the environment (``EXAMMENTOR_*``)."""
 
-    service_name: str = "tutor"
+    service_name: Service = "tutor"

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -14,13 +15,18 @@ from grpc import aio
 
 from exammentor._proto import relay_pb2_grpc
 from exammentor.relay import RelayChunk, RelayHub
-from exammentor.settings import LLMSettings, ServiceSettings
-from exammentor.worker import Worker
-from services.autopilot.handlers import build_router as autopilot_router
+from exammentor.settings import LLMSettings, WorkerSettings
+from exammentor.worker import InstallHandlers, Worker
+from services.autopilot.handlers import install_handlers as autopilot_handlers
+from services.autopilot.settings import AutopilotSettings
 from services.gateway.app import Gateway
 from services.gateway.settings import GatewaySettings
-from services.quiz.handlers import build_router as quiz_router
-from services.tutor.handlers import build_router as tutor_router
+from services.planner.handlers import install_handlers as planner_handlers
+from services.planner.settings import PlannerSettings
+from services.quiz.handlers import install_handlers as quiz_handlers
+from services.quiz.settings import QuizSettings
+from services.tutor.handlers import install_handlers as tutor_handlers
+from services.tutor.settings import TutorSettings
 from tests.conftest import SessionEnv
 
 pytestmark = pytest.mark.integration
@@ -31,7 +37,7 @@ class Stack:
     """A gateway and workers sharing the session's servers."""
 
     gateway: Gateway
-    workers: list[Worker]
+    workers: list[Worker[Any]]
 
     @property
     def base_url(self) -> str:
@@ -39,12 +45,21 @@ class Stack:
         return f"http://127.0.0.1:{self.gateway.http_port}"
 
 
+SERVICES: dict[str, tuple[type[WorkerSettings], InstallHandlers[Any]]] = {
+    "planner": (PlannerSettings, planner_handlers),
+    "tutor": (TutorSettings, tutor_handlers),
+    "quiz": (QuizSettings, quiz_handlers),
+    "autopilot": (AutopilotSettings, autopilot_handlers),
+}
+"""Each worker service: its settings class and its handlers."""
+
+
 async def start_worker(
-    env: SessionEnv, name: str, build_router: object, llm: LLMSettings
-) -> Worker:
-    """One worker service in-process."""
-    settings = env.service_settings(ServiceSettings, llm=llm, service_name=name)
-    worker = Worker(settings, build_router)  # type: ignore[arg-type]
+    env: SessionEnv, name: str, llm: LLMSettings, **settings: Any
+) -> Worker[Any]:
+    """One worker service in-process, with its own settings class."""
+    cls, install = SERVICES[name]
+    worker = Worker(env.service_settings(cls, llm=llm, **settings), install)
     await worker.start()
     return worker
 
@@ -58,23 +73,13 @@ async def llm_settings() -> LLMSettings:
 @pytest.fixture(scope="session")
 async def stack(test_env: SessionEnv, llm_settings: LLMSettings) -> AsyncIterator[Stack]:
     """Gateway plus every worker, for the whole session."""
-    from services.planner.handlers import build_router as planner_router
-
     gateway = Gateway(
         test_env.service_settings(
             GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=240
         )
     )
     await gateway.start()
-    workers = [
-        await start_worker(test_env, name, router, llm_settings)
-        for name, router in (
-            ("planner", planner_router),
-            ("tutor", tutor_router),
-            ("quiz", quiz_router),
-            ("autopilot", autopilot_router),
-        )
-    ]
+    workers = [await start_worker(test_env, name, llm_settings) for name in SERVICES]
     yield Stack(gateway, workers)
     for worker in workers:
         await worker.stop()

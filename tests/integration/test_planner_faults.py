@@ -19,7 +19,6 @@ from exammentor.settings import LLMSettings
 from exammentor.topics import ensure_topics
 from services.gateway.app import Gateway
 from services.gateway.settings import GatewaySettings
-from services.planner.handlers import build_router as planner_router
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, ScriptedOpenAI, Status
 from tests.infra import unique_name
@@ -56,7 +55,7 @@ async def faulty(test_env: SessionEnv) -> AsyncIterator[FaultyStack]:
         backoff_base_s=0.01,
         backoff_max_s=0.05,
     )
-    worker = await start_worker(env, "planner", planner_router, llm)
+    worker = await start_worker(env, "planner", llm)
     yield FaultyStack(Stack(gateway, [worker]), model)
     await worker.stop()
     await gateway.stop()

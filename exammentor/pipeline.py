@@ -1,0 +1,212 @@
+"""The pipeline tables' SQL, in one place: requests, request events, inbox, dead letters and
+model usage. Gateway and workers call these; nobody else writes these tables' SQL.
+
+Rules the statements keep:
+
+- a request moves ``pending`` -> ``running`` -> ``done`` or ``failed``; only a replayed
+  dead letter turns ``failed`` into ``done``;
+- every write runs in the caller's transaction, so a command's inbox row, effects, result
+  and events commit together (see :mod:`exammentor.commands`);
+- rows that belong to a user are written inside that user's transaction (row-level
+  security); dead letters and usage rows are written by the system.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from exammentor.db import Connection
+
+
+@dataclass(frozen=True)
+class StoredRequest:
+    """A request row as clients read it back."""
+
+    request_id: UUID
+    kind: str
+    status: str
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    created_at: datetime
+    completed_at: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The request as the HTTP API returns it."""
+        return {
+            "request_id": str(self.request_id),
+            "kind": self.kind,
+            "status": self.status,
+            "result": self.result,
+            "error": self.error,
+            "created_at": self.created_at.isoformat(),
+            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
+        }
+
+
+async def create_request(
+    conn: Connection, request_id: UUID, user_id: UUID, kind: str, payload: dict[str, Any]
+) -> None:
+    """A pending request row (inside the caller's user transaction)."""
+    await conn.execute(
+        "INSERT INTO requests (id, user_id, kind, payload) VALUES ($1, $2, $3, $4)",
+        request_id,
+        user_id,
+        kind,
+        payload,
+    )
+
+
+async def mark_running(conn: Connection, request_id: UUID) -> None:
+    """A pending request is being worked on (no effect on any other status)."""
+    await conn.execute(
+        "UPDATE requests SET status = 'running', updated_at = now() "
+        "WHERE id = $1 AND status = 'pending'",
+        request_id,
+    )
+
+
+async def finish_request(
+    conn: Connection,
+    request_id: UUID,
+    *,
+    result: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+) -> None:
+    """Stores a request's final result (``done``) or error (``failed``), once."""
+    await conn.execute(
+        "UPDATE requests SET status = $2, result = $3, error = $4, updated_at = now(), "
+        "completed_at = now() WHERE id = $1",
+        request_id,
+        "failed" if error is not None else "done",
+        result,
+        error,
+    )
+
+
+async def get_request(conn: Connection, request_id: UUID) -> StoredRequest | None:
+    """One request of the transaction's user (another user's is simply not found)."""
+    row = await conn.fetchrow(
+        "SELECT id, kind, status, result, error, created_at, completed_at "
+        "FROM requests WHERE id = $1",
+        request_id,
+    )
+    if row is None:
+        return None
+    return StoredRequest(
+        request_id=row["id"],
+        kind=row["kind"],
+        status=row["status"],
+        result=row["result"],
+        error=row["error"],
+        created_at=row["created_at"],
+        completed_at=row["completed_at"],
+    )
+
+
+async def add_request_event(
+    conn: Connection, request_id: UUID, user_id: UUID, seq: int, body: dict[str, Any]
+) -> None:
+    """Stores one progress event of a request, for a client that resumes its stream."""
+    await conn.execute(
+        "INSERT INTO request_events (request_id, seq, user_id, body) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (request_id, seq) DO UPDATE SET body = EXCLUDED.body",
+        request_id,
+        seq,
+        user_id,
+        body,
+    )
+
+
+async def request_events(
+    conn: Connection, request_id: UUID, after_seq: int
+) -> list[dict[str, Any]]:
+    """Stored progress of a request after ``after_seq``, in order."""
+    rows = await conn.fetch(
+        "SELECT seq, body FROM request_events WHERE request_id = $1 AND seq > $2 ORDER BY seq",
+        request_id,
+        after_seq,
+    )
+    return [{"seq": r["seq"], **r["body"]} for r in rows]
+
+
+async def was_applied(conn: Connection, consumer: str, command_id: UUID) -> bool:
+    """Whether ``consumer`` has applied the command (its id is in the inbox)."""
+    found = await conn.fetchval(
+        "SELECT 1 FROM inbox WHERE consumer = $1 AND command_id = $2", consumer, command_id
+    )
+    return found is not None
+
+
+async def record_applied(conn: Connection, consumer: str, command_id: UUID, user_id: UUID) -> bool:
+    """Puts the command in the inbox; False when it was there already (applied elsewhere)."""
+    inserted = await conn.fetchval(
+        "INSERT INTO inbox (consumer, command_id, user_id) VALUES ($1, $2, $3) "
+        "ON CONFLICT DO NOTHING RETURNING 1",
+        consumer,
+        command_id,
+        user_id,
+    )
+    return inserted is not None
+
+
+@dataclass(frozen=True)
+class DeadLetterRecord:
+    """Where a dead-lettered record came from, and why it was set aside."""
+
+    consumer: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    reason: str
+    attempts: int
+
+
+async def record_dead_letter(conn: Connection, letter: DeadLetterRecord) -> None:
+    """Stores a dead letter for operators (once per source record)."""
+    await conn.execute(
+        'INSERT INTO dead_letters (consumer, topic, partition, "offset", key, value, reason, '
+        "attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        letter.consumer,
+        letter.topic,
+        letter.partition,
+        letter.offset,
+        letter.key,
+        letter.value,
+        letter.reason,
+        letter.attempts,
+    )
+
+
+async def record_model_usage(
+    conn: Connection,
+    *,
+    service: str,
+    purpose: str,
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    latency_ms: float,
+    outcome: str,
+    user_id: str | None,
+    request_id: str | None,
+) -> None:
+    """Stores one model call's usage, for cost reports (``exammentor usage``)."""
+    await conn.execute(
+        "INSERT INTO llm_usage (service, purpose, model, prompt_tokens, completion_tokens, "
+        "latency_ms, outcome, user_id, request_id) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::uuid, $9::text::uuid)",
+        service,
+        purpose,
+        model,
+        prompt_tokens,
+        completion_tokens,
+        latency_ms,
+        outcome,
+        user_id,
+        request_id,
+    )
