@@ -88,7 +88,7 @@ async def run_demo(gateway: str) -> int:
                         f"overloaded_days={result.get('overloaded_days')}"
                     )
                 elif kind == "complete":
-                    final = event
+                    final = event["final_result"]
                     _say("   complete")
                 elif kind == "error":
                     _say(f"   error: {event}")
@@ -98,7 +98,7 @@ async def run_demo(gateway: str) -> int:
         if final is None:
             _say("   the stream ended without a result")
             return 1
-        plan = final.get("plan") or final.get("final_plan") or final.get("result", {}).get("plan")
+        plan = final.get("final_plan")
         if plan:
             _say("4. the plan:")
             _print_plan(plan)

@@ -8,14 +8,18 @@ import asyncio
 import signal
 
 from grpc import aio
+from grpc_health.v1 import _async as health_aio  # the asyncio servicer (health.aio)
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
-from exammentor._proto import gateway_pb2_grpc, relay_pb2_grpc
+from exammentor._proto import gateway_pb2, gateway_pb2_grpc, relay_pb2_grpc
 from exammentor.db import create_pool, ping
 from exammentor.kafka import broker_ready, create_broker
 from exammentor.logs import configure_logging, get_logger
 from exammentor.ops import HttpServer, Readiness
 from exammentor.relay import RelayHub
 from exammentor.telemetry import configure_tracing
+from services.gateway.core import GatewayCore
 from services.gateway.dispatch import Dispatcher
 from services.gateway.domain import TokenIssuer
 from services.gateway.grpc_api import StudyGateway
@@ -38,6 +42,7 @@ class Gateway:
         self.relay_port = settings.relay_port
         self._grpc: aio.Server | None = None
         self._relay: aio.Server | None = None
+        self._health: health_aio.HealthServicer | None = None
 
     async def start(self) -> None:
         """Opens the pool and producer, then starts the relay, gRPC and HTTP servers."""
@@ -63,20 +68,31 @@ class Gateway:
             {"database": lambda: ping(self.pool), "kafka": lambda: broker_ready(self.broker)},
         )
 
+        core = GatewayCore(self.pool, dispatcher, tokens, s.request_timeout_s)
         self._grpc = aio.server()
-        gateway_pb2_grpc.add_StudyGatewayServicer_to_server(
-            StudyGateway(self.pool, dispatcher, tokens, s.request_timeout_s), self._grpc
+        gateway_pb2_grpc.add_StudyGatewayServicer_to_server(StudyGateway(core), self._grpc)
+        # Standard health and reflection: grpcurl and load balancers need no proto files.
+        self._health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+        public = gateway_pb2.DESCRIPTOR.services_by_name["StudyGateway"].full_name
+        reflection.enable_server_reflection(
+            (
+                public,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            self._grpc,
         )
         self.grpc_port = self._grpc.add_insecure_port(f"{s.grpc_host}:{s.grpc_port}")
         await self._grpc.start()
+        for name in ("", public):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
         state = GatewayState(
-            pool=self.pool,
-            dispatcher=dispatcher,
-            tokens=tokens,
+            core=core,
             readiness=self.readiness,
-            request_timeout_s=s.request_timeout_s,
             max_body_bytes=s.max_body_bytes,
+            cors_origins=tuple(s.cors_origins),
         )
         self.http = HttpServer(create_http_app(state), s.http_host, s.http_port)
         await self.http.start()
@@ -92,6 +108,8 @@ class Gateway:
         """Stops taking requests, lets open ones finish (grace period), then closes."""
         self.readiness.draining = True
         grace = self.settings.shutdown_grace_s
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
         if self.http is not None:
             await self.http.stop()
         if self._grpc is not None:

@@ -15,15 +15,15 @@ from uuid import UUID, uuid4
 
 from faststream.kafka import KafkaBroker
 
+from exammentor import pipeline
 from exammentor.commands import encode_command
-from exammentor.contracts.commands import CommandType
+from exammentor.contracts.commands import Command
 from exammentor.contracts.envelope import CommandEnvelope
 from exammentor.db import Pool, user_transaction
 from exammentor.logs import get_logger
 from exammentor.relay import RelayChunk, RelayHub, follow
 from exammentor.telemetry import inject_headers
 from exammentor.topics import command_topic
-from services.gateway import repo
 
 log = get_logger(__name__)
 
@@ -87,7 +87,7 @@ class Dispatcher:
     @asynccontextmanager
     async def dispatch(
         self,
-        command: CommandType,
+        command: Command[Any, Any],
         user_id: UUID,
         payload: dict[str, Any],
         *,
@@ -97,7 +97,7 @@ class Dispatcher:
         request_id = uuid4()
         with self._hub.waiter(request_id) as queue:
             async with user_transaction(self._pool, user_id) as conn:
-                await repo.create_request(conn, request_id, user_id, command.name, payload)
+                await pipeline.create_request(conn, request_id, user_id, command.name, payload)
             envelope = CommandEnvelope(
                 type=command.name,
                 version=command.version,
@@ -120,8 +120,11 @@ class Dispatcher:
                 )
             except Exception as exc:
                 log.exception("could not publish command", type=command.name)
-                await repo.fail_request(
-                    self._pool, user_id, request_id, {"code": "unavailable", "message": str(exc)}
-                )
+                async with user_transaction(self._pool, user_id) as conn:
+                    await pipeline.finish_request(
+                        conn,
+                        request_id,
+                        error={"code": "unavailable", "message": "the command could not be queued"},
+                    )
                 raise BrokerUnavailable(str(exc)) from exc
             yield Dispatched(request_id, queue)

@@ -9,36 +9,12 @@ from uuid import UUID
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from exammentor.contracts.api import Token
 
 _hasher = PasswordHasher()
 _ISSUER = "exammentor"
 _DUMMY_HASH = _hasher.hash("timing-equaliser")
-
-
-class Credentials(BaseModel):
-    """Name and password, for register and login."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    name: str = Field(min_length=1, max_length=80)
-    password: str = Field(min_length=8, max_length=256)
-
-    @field_validator("name")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        if not value.isprintable():
-            raise ValueError("name must be printable text")
-        return value
-
-
-class TokenResponse(BaseModel):
-    """A bearer token and whom it names."""
-
-    access_token: str
-    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
-    user_id: UUID
-    expires_in: int
 
 
 def hash_password(password: str) -> str:
@@ -63,7 +39,7 @@ class TokenIssuer:
     secret: str
     ttl_s: int
 
-    def issue(self, user_id: UUID, name: str) -> TokenResponse:
+    def issue(self, user_id: UUID, name: str) -> Token:
         """A token for ``user_id``."""
         now = int(time.time())
         token = jwt.encode(
@@ -77,7 +53,7 @@ class TokenIssuer:
             self.secret,
             algorithm="HS256",
         )
-        return TokenResponse(access_token=token, user_id=user_id, expires_in=self.ttl_s)
+        return Token(access_token=token, user_id=user_id, expires_in=self.ttl_s)
 
     def verify(self, token: str) -> UUID:
         """The user id a valid token names.

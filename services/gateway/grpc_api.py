@@ -1,275 +1,241 @@
-"""The public gRPC API: twins of the HTTP routes, with server streaming for progress."""
+"""The public gRPC API: a thin adapter over :class:`~services.gateway.core.GatewayCore`.
+
+Each method reads its typed message into the contract model (through the same validation as
+HTTP), calls the core, and writes the typed answer. A :class:`GatewayError` becomes the
+status code its declaration names, with the machine-readable code in the trailing metadata
+(``error-code``), so a gRPC client and an HTTP client get the same outcome for the same call.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from typing import Any
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 from uuid import UUID
 
 import grpc
 from grpc import aio
-from pydantic import ValidationError
 
-from exammentor._proto import gateway_pb2, gateway_pb2_grpc
-from exammentor.contracts.commands import PLAN_GENERATE
-from exammentor.contracts.plan import PlanRequest
-from exammentor.db import Pool, user_transaction
-from exammentor.relay import RelayChunk
-from exammentor.validation import validation_reason
-from services.gateway import repo
-from services.gateway.dispatch import BrokerUnavailable, Dispatcher, ResultTimeout
-from services.gateway.domain import (
+from exammentor._proto import gateway_pb2 as pb
+from exammentor._proto import gateway_pb2_grpc
+from exammentor.contracts.api import (
     Credentials,
-    InvalidToken,
-    TokenIssuer,
-    TokenResponse,
-    hash_password,
-    verify_password,
+    EchoRequest,
+    PlanCheck,
+    PlanDraft,
+    PlanStatus,
 )
-from services.planner import repo as plans
+from exammentor.contracts.api import Error as ErrorModel
+from exammentor.contracts.commands import PLAN_GENERATE, STILL_RUNNING, SYSTEM_ECHO, EchoPayload
+from exammentor.contracts.plan import PlanRequest
+from exammentor.contracts.sessions import SaveSessionRequest, StartSessionRequest
+from exammentor.relay import RelayChunk
+from services.gateway.codec import from_message, to_message
+from services.gateway.core import GatewayCore, GatewayError, parse, parse_uuid
+from services.gateway.dispatch import ResultTimeout
 
-Context = aio.ServicerContext[object, object]
+Context = aio.ServicerContext[Any, Any]
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+DEFAULT_LIST_LIMIT = 20
 
 
-def _token(t: TokenResponse) -> gateway_pb2.Token:
-    return gateway_pb2.Token(
-        access_token=t.access_token, token_type=t.token_type, user_id=str(t.user_id)
+async def _abort(context: Context, error: GatewayError) -> None:
+    metadata: list[tuple[str, str]] = [("error-code", error.code)]
+    if error.request_id is not None:
+        metadata.append(("request-id", str(error.request_id)))
+    context.set_trailing_metadata(tuple(metadata))
+    await context.abort(grpc.StatusCode[error.error.grpc_status], error.message)
+
+
+def unary(
+    method: Callable[[Any, Req, Context], Awaitable[Resp]],
+) -> Callable[[Any, Req, Context], Awaitable[Resp]]:
+    """Answers a :class:`GatewayError` raised by a unary method with its declared status."""
+
+    @functools.wraps(method)
+    async def wrapped(self: Any, request: Req, context: Context) -> Resp:
+        try:
+            return await method(self, request, context)
+        except GatewayError as exc:
+            await _abort(context, exc)
+            raise AssertionError("unreachable") from exc
+
+    return wrapped
+
+
+def _plan_event(chunk: RelayChunk) -> pb.PlanEvent:
+    """One relayed chunk of ``plan.generate`` as a typed stream event."""
+    event = pb.PlanEvent(request_id=str(chunk.request_id), seq=chunk.seq)
+    data = dict(chunk.data)
+    if chunk.kind == "result":
+        event.complete.CopyFrom(
+            to_message(PLAN_GENERATE.result.model_validate(data), pb.PlanResult)
+        )
+    elif chunk.kind == "error":
+        event.error.CopyFrom(_error(data, chunk.request_id))
+    elif data.get("type") == "draft":
+        event.draft.CopyFrom(to_message(PlanDraft.model_validate(data), pb.PlanDraft))
+    elif data.get("type") == "verification":
+        event.verification.CopyFrom(to_message(PlanCheck.model_validate(data), pb.PlanCheck))
+    else:
+        stage = str(data.pop("stage", data.pop("type", "status")))
+        data.pop("type", None)
+        message = str(data.pop("message", ""))
+        status = PlanStatus(stage=stage, message=message, details=data)
+        event.status.CopyFrom(to_message(status, pb.PlanStatus))
+    return event
+
+
+def _error(data: dict[str, Any], request_id: UUID) -> pb.Error:
+    details = {k: v for k, v in data.items() if k not in {"code", "message", "request_id"}}
+    error = ErrorModel(
+        code=str(data.get("code", "failed")),
+        message=str(data.get("message", "")),
+        details=details,
+        request_id=request_id,
     )
-
-
-def _event(chunk: RelayChunk, complete: str | None = None) -> gateway_pb2.StreamEvent:
-    """A relayed chunk as a stream event; ``complete`` picks one key of a final result."""
-    kind = {"result": "complete", "error": "error"}.get(chunk.kind) or str(
-        chunk.data.get("type", "status")
-    )
-    data = chunk.data
-    if (
-        chunk.kind == "result"
-        and complete is not None
-        and complete in data
-        and not data.get("needs_clarification")
-    ):
-        data = data[complete]
-    return gateway_pb2.StreamEvent(
-        request_id=str(chunk.request_id), seq=chunk.seq, type=kind, data_json=json.dumps(data)
-    )
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-async def _uuid(context: Context, field: str, value: str) -> UUID:
-    """``value`` as a UUID, or the call aborted with INVALID_ARGUMENT naming ``field``."""
-    try:
-        return UUID(value)
-    except ValueError:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: not a UUID")
-        raise AssertionError("unreachable") from None
-
-
-async def _optional_uuid(context: Context, field: str, value: str) -> UUID | None:
-    """Like :func:`_uuid`, with the empty string (proto3's unset) as None."""
-    return await _uuid(context, field, value) if value else None
+    return to_message(error, pb.Error)
 
 
 class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
-    """gRPC servicer sharing the HTTP side's dispatcher, tokens and repo."""
+    """The typed gRPC API over the gateway's core."""
 
-    def __init__(
-        self,
-        pool: Pool,
-        dispatcher: Dispatcher,
-        tokens: TokenIssuer,
-        timeout_s: float,
-    ):
-        self._pool = pool
-        self._dispatcher = dispatcher
-        self._tokens = tokens
-        self._timeout_s = timeout_s
+    def __init__(self, core: GatewayCore) -> None:
+        self._core = core
 
-    async def _user(self, context: Context) -> UUID:
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization":
-                scheme, _, token = str(value).partition(" ")
-                if scheme.lower() == "bearer" and token:
-                    try:
-                        return self._tokens.verify(token.strip())
-                    except InvalidToken as exc:
-                        await context.abort(
-                            grpc.StatusCode.UNAUTHENTICATED, f"invalid token: {exc}"
-                        )
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
-        raise AssertionError("unreachable")
+    def _user(self, context: Context) -> UUID:
+        header = next(
+            (str(v) for k, v in context.invocation_metadata() or () if k == "authorization"), None
+        )
+        return self._core.authenticate(header)
 
-    @staticmethod
-    async def _credentials(request: gateway_pb2.Credentials, context: Context) -> Credentials:
-        try:
-            return Credentials(name=request.name, password=request.password)
-        except ValidationError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, validation_reason(exc))
-            raise AssertionError("unreachable") from exc
+    # ---- users ---------------------------------------------------------------------------
 
-    async def Register(  # noqa: N802 - gRPC method name
-        self, request: gateway_pb2.Credentials, context: Context
-    ) -> gateway_pb2.Token:
+    @unary
+    async def Register(self, request: pb.Credentials, context: Context) -> pb.Token:  # noqa: N802
         """Creates a user and returns a token."""
-        creds = await self._credentials(request, context)
-        try:
-            user_id = await repo.create_user(self._pool, creds.name, hash_password(creds.password))
-        except repo.NameTaken:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"the name {creds.name!r} is taken")
-        return _token(self._tokens.issue(user_id, creds.name))
+        creds = parse(Credentials, from_message(request))
+        return to_message(await self._core.register(creds), pb.Token)
 
-    async def Login(  # noqa: N802 - gRPC method name
-        self, request: gateway_pb2.Credentials, context: Context
-    ) -> gateway_pb2.Token:
+    @unary
+    async def Login(self, request: pb.Credentials, context: Context) -> pb.Token:  # noqa: N802
         """Checks a password and returns a token."""
-        creds = await self._credentials(request, context)
-        found = await repo.credentials(self._pool, creds.name)
-        if found is None or not verify_password(found[1], creds.password):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown name or wrong password")
-            raise AssertionError("unreachable")
-        return _token(self._tokens.issue(found[0], creds.name))
+        creds = parse(Credentials, from_message(request))
+        return to_message(await self._core.login(creds), pb.Token)
 
-    async def _plan_request(
-        self, request: gateway_pb2.PlanRequest, context: Context, user: UUID
-    ) -> tuple[PlanRequest, UUID | None]:
-        """The validated body and session, or the call aborted with the field and reason."""
-        try:
-            body = PlanRequest.model_validate(json.loads(request.request_json or "{}"))
-        except json.JSONDecodeError as exc:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"request_json: not JSON: {exc.msg}"
-            )
-            raise AssertionError("unreachable") from exc
-        except ValidationError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, validation_reason(exc))
-            raise AssertionError("unreachable") from exc
-        session_id = await _optional_uuid(context, "session_id", request.session_id)
-        if session_id is None:
-            return body, None
-        async with user_transaction(self._pool, user) as conn:
-            found = await plans.session_exists(conn, session_id)
-        if not found:
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND, f"session_id: no study session {session_id}"
-            )
-        return body, session_id
+    # ---- commands ------------------------------------------------------------------------
 
-    async def _plan_stream(
-        self, request: gateway_pb2.PlanRequest, context: Context, complete: str | None
-    ) -> AsyncIterator[gateway_pb2.StreamEvent]:
-        """Sends ``plan.generate`` and streams its progress, then the final event."""
-        user = await self._user(context)
-        body, session_id = await self._plan_request(request, context, user)
-        try:
-            async with self._dispatcher.dispatch(
-                PLAN_GENERATE, user, body.model_dump(mode="json"), session_id=session_id
-            ) as run:
-                try:
-                    async for chunk in run.chunks(self._timeout_s):
-                        yield _event(chunk, complete)
-                except ResultTimeout:
-                    await context.abort(
-                        grpc.StatusCode.DEADLINE_EXCEEDED,
-                        f"still running; fetch request {run.request_id} later",
-                    )
-        except BrokerUnavailable:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the command could not be queued")
+    @unary
+    async def Echo(self, request: pb.EchoRequest, context: Context) -> pb.EchoResult:  # noqa: N802
+        """``system.echo`` through one service."""
+        user = self._user(context)
+        body = parse(EchoRequest, from_message(request))
+        answer = await self._core.run(SYSTEM_ECHO[body.service], user, EchoPayload(text=body.text))
+        if answer.result is None:
+            raise GatewayError(
+                STILL_RUNNING,
+                f"still running; fetch request {answer.request_id} later",
+                request_id=answer.request_id,
+            )
+        return to_message(answer.result, pb.EchoResult, request_id=str(answer.request_id))
 
     async def GeneratePlan(  # noqa: N802 - gRPC method name
-        self, request: gateway_pb2.PlanRequest, context: Context
-    ) -> AsyncIterator[gateway_pb2.StreamEvent]:
-        """Streams the plan's progress, then the final ``StudyPlan`` (type ``complete``)."""
-        async for event in self._plan_stream(request, context, "final_plan"):
-            yield event
-
-    async def GenerateVerifiedPlan(  # noqa: N802 - gRPC method name
-        self, request: gateway_pb2.PlanRequest, context: Context
-    ) -> AsyncIterator[gateway_pb2.StreamEvent]:
-        """Streams the progress, then the plan after the verify-and-fix loop."""
-        async for event in self._plan_stream(request, context, "final_plan"):
-            yield event
-
-    async def GenerateVerifiedPlanWithHistory(  # noqa: N802 - gRPC method name
-        self, request: gateway_pb2.PlanRequest, context: Context
-    ) -> AsyncIterator[gateway_pb2.StreamEvent]:
-        """Streams the progress, then the final plan with every version and diff."""
-        async for event in self._plan_stream(request, context, None):
-            yield event
-
-    async def StreamVerifiedPlan(  # noqa: N802 - gRPC method name
-        self, request: gateway_pb2.PlanRequest, context: Context
-    ) -> AsyncIterator[gateway_pb2.StreamEvent]:
-        """Every stage as it happens (status, draft, verification), then the history."""
-        async for event in self._plan_stream(request, context, None):
-            yield event
-
-    async def GetPlan(  # noqa: N802 - gRPC method name
-        self, request: gateway_pb2.PlanRef, context: Context
-    ) -> gateway_pb2.StoredPlan:
-        """One of the caller's stored plans."""
-        user = await self._user(context)
-        plan_id = await _uuid(context, "plan_id", request.plan_id)
-        async with user_transaction(self._pool, user) as conn:
-            row = await plans.get_study_plan(conn, plan_id)
-        if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no plan {plan_id}")
-            raise AssertionError("unreachable")
-        return gateway_pb2.StoredPlan(
-            plan_id=str(row["plan_id"]),
-            session_id=_text(row["session_id"]),
-            request_id=str(row["request_id"]),
-            created_at=row["created_at"].isoformat(),
-            from_cache=row["from_cache"],
-            plan_json=json.dumps(row["plan"]),
-            verification_json=json.dumps(row["verification"]),
-            history_json=json.dumps(row["history"]),
-        )
-
-    async def ListPlans(  # noqa: N802 - gRPC method name
-        self, request: gateway_pb2.PlanListRequest, context: Context
-    ) -> gateway_pb2.PlanList:
-        """The caller's stored plans, newest first."""
-        user = await self._user(context)
-        session_id = await _optional_uuid(context, "session_id", request.session_id)
-        async with user_transaction(self._pool, user) as conn:
-            rows = await plans.list_study_plans(
-                conn, session_id=session_id, limit=request.limit or 20
+        self, request: pb.PlanRequest, context: Context
+    ) -> AsyncIterator[pb.PlanEvent]:
+        """The planner's stages as they happen, then ``complete`` or ``error``."""
+        try:
+            user = self._user(context)
+            data = from_message(request)
+            session_id = (
+                parse_uuid("session_id", data.pop("session_id")) if data.get("session_id") else None
             )
-        return gateway_pb2.PlanList(
-            plans=[
-                gateway_pb2.PlanSummary(
-                    plan_id=str(row["plan_id"]),
-                    session_id=_text(row["session_id"]),
-                    request_id=str(row["request_id"]),
-                    created_at=row["created_at"].isoformat(),
-                    from_cache=row["from_cache"],
-                    exam_name=_text(row["exam_name"]),
-                    total_days=row["total_days"] or 0,
-                    coverage_percent=row["coverage_percent"] or 0.0,
-                    is_valid=bool(row["is_valid"]),
-                )
-                for row in rows
-            ]
+            body = parse(PlanRequest, data, PLAN_GENERATE)
+            async with self._core.stream(PLAN_GENERATE, user, body, session_id=session_id) as run:
+                try:
+                    async for chunk in run.chunks():
+                        yield _plan_event(chunk)
+                except ResultTimeout:
+                    raise GatewayError(
+                        STILL_RUNNING,
+                        f"still running; fetch request {run.request_id} later",
+                        request_id=run.request_id,
+                    ) from None
+        except GatewayError as exc:
+            await _abort(context, exc)
+
+    # ---- stored resources ----------------------------------------------------------------
+
+    @unary
+    async def GetRequest(self, request: pb.RequestRef, context: Context) -> pb.StoredRequest:  # noqa: N802
+        """A stored request of the caller's."""
+        user = self._user(context)
+        stored = await self._core.stored_request(user, parse_uuid("request_id", request.request_id))
+        return to_message(stored, pb.StoredRequest)
+
+    @unary
+    async def GetPlan(self, request: pb.PlanRef, context: Context) -> pb.StoredPlan:  # noqa: N802
+        """One of the caller's stored plans."""
+        user = self._user(context)
+        plan = await self._core.stored_plan(user, parse_uuid("plan_id", request.plan_id))
+        return to_message(plan, pb.StoredPlan)
+
+    @unary
+    async def ListPlans(self, request: pb.PlanListRequest, context: Context) -> pb.PlanList:  # noqa: N802
+        """The caller's stored plans, newest first."""
+        user = self._user(context)
+        session_id = parse_uuid("session_id", request.session_id) if request.session_id else None
+        plans = await self._core.plans(user, session_id, request.limit or DEFAULT_LIST_LIMIT)
+        return to_message(plans, pb.PlanList)
+
+    # ---- study sessions ------------------------------------------------------------------
+
+    @unary
+    async def StartSession(  # noqa: N802 - gRPC method name
+        self, request: pb.StartSessionRequest, context: Context
+    ) -> pb.SessionStarted:
+        """A new study session."""
+        user = self._user(context)
+        body = parse(StartSessionRequest, from_message(request))
+        return to_message(await self._core.start_session(user, body), pb.SessionStarted)
+
+    @unary
+    async def GetSessionState(self, request: pb.SessionRef, context: Context) -> pb.SessionState:  # noqa: N802
+        """A session's phase and context."""
+        user = self._user(context)
+        state = await self._core.session_state(user, parse_uuid("session_id", request.session_id))
+        return to_message(state, pb.SessionState)
+
+    @unary
+    async def SaveSession(  # noqa: N802 - gRPC method name
+        self, request: pb.SaveSessionRequest, context: Context
+    ) -> pb.SessionSaved:
+        """Stores the context and moves the phase when allowed."""
+        user = self._user(context)
+        session_id = parse_uuid("session_id", request.session_id)
+        data = from_message(request)
+        data.pop("session_id", None)
+        body = parse(SaveSessionRequest, data)
+        return to_message(await self._core.save_session(user, session_id, body), pb.SessionSaved)
+
+    @unary
+    async def ListSessions(  # noqa: N802 - gRPC method name
+        self, request: pb.SessionListRequest, context: Context
+    ) -> pb.SessionList:
+        """The caller's sessions, newest first."""
+        user = self._user(context)
+        return to_message(
+            await self._core.sessions(user, request.limit or DEFAULT_LIST_LIMIT), pb.SessionList
         )
 
-    async def GetRequest(  # noqa: N802 - gRPC method name
-        self, request: gateway_pb2.RequestRef, context: Context
-    ) -> gateway_pb2.StoredRequest:
-        """A stored request of the caller's."""
-        user = await self._user(context)
-        request_id = await _uuid(context, "request_id", request.request_id)
-        row = await repo.get_request(self._pool, user, request_id)
-        if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no request {request_id}")
-            raise AssertionError("unreachable")
-        return gateway_pb2.StoredRequest(
-            request_id=str(row["id"]),
-            kind=row["kind"],
-            status=row["status"],
-            result_json=json.dumps(row["result"]) if row["result"] is not None else "",
-            error_json=json.dumps(row["error"]) if row["error"] is not None else "",
+    @unary
+    async def GetSessionHistory(  # noqa: N802 - gRPC method name
+        self, request: pb.SessionRef, context: Context
+    ) -> pb.SessionHistory:
+        """A session's audit log."""
+        user = self._user(context)
+        history = await self._core.session_history(
+            user, parse_uuid("session_id", request.session_id)
         )
+        return to_message(history, pb.SessionHistory)

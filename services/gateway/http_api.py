@@ -1,8 +1,10 @@
-"""The HTTP/JSON API (FastAPI): the original's routes plus request lookup.
+"""The HTTP/JSON API (FastAPI): a thin adapter over :class:`~services.gateway.core.GatewayCore`.
 
 Every ``/api`` route but register and login needs a bearer token, and the user comes from
-the token only. Bodies are validated by pydantic models: a bad body is a 422 naming the
-field, never a 500, and nothing is stored for it.
+the token only. Bodies are read through the core's validation: a bad body is a 422 naming
+the field (or the status its error code declares), never a 500, and nothing is stored for
+it. Browser front ends are first-class: CORS for the origins an operator configures (none by
+default), with the headers a streaming ``fetch`` reads (``X-Request-Id`` ...) exposed.
 """
 
 from __future__ import annotations
@@ -12,138 +14,112 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from exammentor import metrics
-from exammentor.contracts.commands import echo
+from exammentor.contracts.api import Credentials, EchoRequest, StoredRequest, Token
+from exammentor.contracts.commands import INVALID_REQUEST, SYSTEM_ECHO, EchoPayload
 from exammentor.ops import ops_routes
-from exammentor.relay import RelayChunk
-from exammentor.topics import SERVICES
 from exammentor.validation import field_name
-from services.gateway import repo
-from services.gateway.domain import Credentials, TokenResponse, hash_password, verify_password
+from services.gateway.core import GatewayError
 from services.gateway.http_base import (
-    ApiError,
     GatewayState,
     User,
+    body_schema,
     error_response,
+    json_body,
     pending_response,
-    run_command,
 )
 from services.gateway.plan_routes import plan_router
+from services.gateway.session_routes import session_router
 
-
-class EchoRequest(BaseModel):
-    """Body of ``POST /api/system/echo``: a command that needs no LLM."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    text: str = Field(default="", max_length=10_000)
-    service: str = Field(default="planner", pattern="^(" + "|".join(SERVICES) + ")$")
+MAX_EVENTS_AFTER = 2**31 - 1
+EXPOSED_HEADERS = ["X-Request-Id", "X-Plan-Id", "X-From-Cache", "Location", "Retry-After"]
 
 
 def create_http_app(state: GatewayState) -> FastAPI:
     """The FastAPI application of one gateway instance."""
     app = FastAPI(title="ExamMentor gateway", version="1")
-    app.state.tokens = state.tokens
+    app.state.gateway = state
+    core = state.core
     for route in ops_routes(state.readiness):
         app.router.routes.append(route)
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse({"detail": exc.body}, status_code=exc.status, headers=headers)
+    @app.exception_handler(GatewayError)
+    async def _gateway_error(_: Request, exc: GatewayError) -> JSONResponse:
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {
-                "field": field_name(err["loc"]),
-                "reason": err["msg"],
-            }
+            {"field": field_name(err["loc"]), "reason": err["msg"], "type": err["type"]}
             for err in exc.errors()
         ]
-        return JSONResponse({"detail": {"code": "invalid_request", "errors": errors}}, 422)
+        message = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+        return error_response(GatewayError(INVALID_REQUEST, message, {"errors": errors}))
 
     @app.middleware("http")
-    async def _limits_and_metrics(
+    async def _metrics(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > state.max_body_bytes:
-            response: Response = JSONResponse(
-                {
-                    "detail": {
-                        "code": "body_too_large",
-                        "message": f"request body over {state.max_body_bytes} bytes",
-                    }
-                },
-                status_code=413,
-            )
-        else:
-            response = await call_next(request)
+        response = await call_next(request)
         route = request.scope.get("route")
         metrics.HTTP_REQUESTS.labels(
             getattr(route, "path", "unmatched"), str(response.status_code)
         ).inc()
         return response
 
-    @app.post("/api/users/register", status_code=201)
-    async def register(body: Credentials) -> TokenResponse:
-        try:
-            user_id = await repo.create_user(state.pool, body.name, hash_password(body.password))
-        except repo.NameTaken as exc:
-            raise ApiError(409, "name_taken", f"the name {body.name!r} is taken") from exc
-        return state.tokens.issue(user_id, body.name)
+    if state.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(state.cors_origins),
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=EXPOSED_HEADERS,
+            max_age=600,
+        )
 
-    @app.post("/api/users/login")
-    async def login(body: Credentials) -> TokenResponse:
-        found = await repo.credentials(state.pool, body.name)
-        if not verify_password(found[1] if found else None, body.password) or found is None:
-            raise ApiError(401, "bad_credentials", "unknown name or wrong password")
-        return state.tokens.issue(found[0], body.name)
+    @app.post("/api/users/register", status_code=201, openapi_extra=body_schema(Credentials))
+    async def register(body: Annotated[Credentials, Depends(json_body(Credentials))]) -> Token:
+        """Creates a user; returns a bearer token."""
+        return await core.register(body)
 
-    def answer(request_id: UUID, chunk: RelayChunk | None) -> Response:
-        if chunk is None:
-            return pending_response(request_id)
-        if chunk.kind == "error":
-            return error_response(request_id, chunk)
-        return JSONResponse(chunk.data, headers={"X-Request-Id": str(request_id)})
+    @app.post("/api/users/login", openapi_extra=body_schema(Credentials))
+    async def login(body: Annotated[Credentials, Depends(json_body(Credentials))]) -> Token:
+        """Checks the password; returns a bearer token."""
+        return await core.login(body)
 
     app.include_router(plan_router(state))
+    app.include_router(session_router(state))
 
-    @app.post("/api/system/echo")
-    async def system_echo(body: EchoRequest, user: User) -> Response:
-        request_id, chunk = await run_command(state, echo(body.service), user, {"text": body.text})
-        return answer(request_id, chunk)
+    @app.post("/api/system/echo", openapi_extra=body_schema(EchoRequest))
+    async def system_echo(
+        body: Annotated[EchoRequest, Depends(json_body(EchoRequest))], user: User
+    ) -> Response:
+        """``system.echo`` through one service: the pipeline without a model."""
+        found = await core.run(SYSTEM_ECHO[body.service], user, EchoPayload(text=body.text))
+        if found.result is None:
+            return pending_response(found.request_id)
+        return JSONResponse(
+            found.result.model_dump(mode="json"), headers={"X-Request-Id": str(found.request_id)}
+        )
 
     @app.get("/api/requests/{request_id}")
-    async def get_request(request_id: UUID, user: User) -> Response:
-        row = await repo.get_request(state.pool, user, request_id)
-        if row is None:
-            raise ApiError(404, "not_found", f"no request {request_id}")
-        return JSONResponse(
-            {
-                "request_id": str(row["id"]),
-                "kind": row["kind"],
-                "status": row["status"],
-                "result": row["result"],
-                "error": row["error"],
-                "created_at": row["created_at"].isoformat(),
-                "completed_at": row["completed_at"].isoformat() if row["completed_at"] else None,
-            }
-        )
+    async def get_request(request_id: UUID, user: User) -> StoredRequest:
+        """One of the caller's requests, with its result or error once it ended."""
+        return await core.stored_request(user, request_id)
 
     @app.get("/api/requests/{request_id}/events")
     async def get_request_events(
-        request_id: UUID, user: User, after: Annotated[int, Query(ge=0)] = 0
+        request_id: UUID,
+        user: User,
+        after: Annotated[int, Query(ge=0, le=MAX_EVENTS_AFTER)] = 0,
     ) -> Response:
-        if await repo.get_request(state.pool, user, request_id) is None:
-            raise ApiError(404, "not_found", f"no request {request_id}")
-        events = await repo.request_events(state.pool, user, request_id, after)
+        """The request's stored progress after ``after``, as NDJSON."""
+        events = await core.request_events(user, request_id, after)
 
         async def lines() -> AsyncIterator[bytes]:
             for event in events:

@@ -1,91 +1,93 @@
-"""What every HTTP route module of the gateway shares: the state, errors, the authenticated
-user, and running a command to its final answer.
+"""What every HTTP route module of the gateway shares: the state, the answer to a
+:class:`~services.gateway.core.GatewayError`, the authenticated user, and bodies read into
+contract models through the core's validation (so HTTP and gRPC refuse the same input the
+same way).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
-from exammentor.contracts.commands import CommandType
-from exammentor.db import Pool
+from exammentor.contracts.commands import BODY_TOO_LARGE, Command
 from exammentor.ops import Readiness
-from exammentor.relay import RelayChunk
-from exammentor.telemetry import start_span
-from services.gateway.dispatch import BrokerUnavailable, Dispatcher, ResultTimeout
-from services.gateway.domain import InvalidToken, TokenIssuer
+from services.gateway.core import GatewayCore, GatewayError, parse_json
 
-ERROR_STATUS = {
-    "syllabus_too_large": 413,
-    "session_not_found": 404,
-    "dead_lettered": 502,
-    "unavailable": 502,
-}
-"""HTTP status of a command's final error by its code; any other refusal is bad input (422)."""
-
-
-class ApiError(Exception):
-    """An error answered as ``{"detail": {"code", "message", ...}}`` with a status."""
-
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = {"code": code, "message": message, **extra}
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
 class GatewayState:
     """What the routes use."""
 
-    pool: Pool
-    dispatcher: Dispatcher
-    tokens: TokenIssuer
+    core: GatewayCore
     readiness: Readiness
-    request_timeout_s: float
     max_body_bytes: int
+    cors_origins: tuple[str, ...] = ()
 
 
-async def current_user(request: Request) -> UUID:
+def error_response(error: GatewayError) -> JSONResponse:
+    """A :class:`GatewayError` as ``{"detail": {code, message, ...}}`` with its status."""
+    headers = {"WWW-Authenticate": "Bearer"} if error.error.http_status == 401 else {}
+    if error.request_id is not None:
+        headers["X-Request-Id"] = str(error.request_id)
+    return JSONResponse(
+        {"detail": error.body()}, status_code=error.error.http_status, headers=headers
+    )
+
+
+def current_user(request: Request) -> UUID:
     """The user named by the bearer token (401 with the reason otherwise)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "unauthenticated", "missing bearer token")
-    tokens: TokenIssuer = request.app.state.tokens
-    try:
-        return tokens.verify(token.strip())
-    except InvalidToken as exc:
-        raise ApiError(401, "unauthenticated", f"invalid token: {exc}") from exc
+    state: GatewayState = request.app.state.gateway
+    return state.core.authenticate(request.headers.get("authorization"))
 
 
 User = Annotated[UUID, Depends(current_user)]
 """The authenticated user of a route (from the token only)."""
 
 
-async def run_command(
-    state: GatewayState,
-    command: CommandType,
-    user_id: UUID,
-    payload: dict[str, Any],
-    *,
-    session_id: UUID | None = None,
-) -> tuple[UUID, RelayChunk | None]:
-    """Publishes a command and waits for its final chunk (None when the wait ran out)."""
-    try:
-        with start_span(f"gateway {command.name}"):
-            async with state.dispatcher.dispatch(
-                command, user_id, payload, session_id=session_id
-            ) as run:
-                try:
-                    return run.request_id, await run.final(state.request_timeout_s)
-                except ResultTimeout:
-                    return run.request_id, None
-    except BrokerUnavailable as exc:
-        raise ApiError(503, "unavailable", "the command could not be queued; retry") from exc
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, read up to ``limit`` bytes whether or not a Content-Length was sent."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise GatewayError(
+                BODY_TOO_LARGE,
+                f"body: over the limit of {limit:,} bytes",
+                {"field": "body", "limit": limit},
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def json_body(
+    model: type[M], command: Command[Any, Any] | None = None
+) -> Callable[[Request], Awaitable[M]]:
+    """A dependency that reads the JSON body into ``model`` (422 or the declared status)."""
+
+    async def read(request: Request) -> M:
+        state: GatewayState = request.app.state.gateway
+        return parse_json(model, await read_body(request, state.max_body_bytes), command)
+
+    return read
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a body read by :func:`json_body`."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
 
 
 def pending_response(request_id: UUID) -> Response:
@@ -98,12 +100,4 @@ def pending_response(request_id: UUID) -> Response:
         },
         status_code=202,
         headers={"X-Request-Id": str(request_id)},
-    )
-
-
-def error_response(request_id: UUID, chunk: RelayChunk) -> Response:
-    """A command's final error with the status its code calls for."""
-    status = ERROR_STATUS.get(str(chunk.data.get("code")), 422)
-    return JSONResponse(
-        {"detail": chunk.data}, status_code=status, headers={"X-Request-Id": str(request_id)}
     )

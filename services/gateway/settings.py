@@ -26,3 +26,6 @@ class GatewaySettings(ServiceSettings):
     request_timeout_s: float = 300.0
     """How long a client call waits for a result before it is answered 202 (fetch later)."""
     max_body_bytes: int = 1_000_000
+    cors_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to call the API (``EXAMMENTOR_CORS_ORIGINS='["https://..."]'``);
+    none by default."""

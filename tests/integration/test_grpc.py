@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 
@@ -43,7 +42,8 @@ async def test_register_login_and_fetch_a_request_over_grpc(
         metadata=(("authorization", f"Bearer {token.access_token}"),),
     )
     assert stored.status == "done"
-    assert json.loads(stored.result_json)["echo"] == "both"
+    assert stored.result["echo"] == "both"
+    assert stored.kind == "system.echo"
 
 
 async def test_grpc_refuses_missing_tokens_and_bad_input(

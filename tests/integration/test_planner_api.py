@@ -149,7 +149,9 @@ async def test_stream_verified_sends_each_stage_as_it_happens(client: httpx.Asyn
     assert [d["version"] for d in drafts] == [c["version"] for c in checks]
     assert drafts[0]["plan"]["total_days"] == 4
     assert checks[0]["result"]["is_valid"] is True
-    complete = lines[-1][1]
+    # The original's client reads the result under final_result.
+    complete = lines[-1][1]["final_result"]
+    assert lines[-1][1]["request_id"] == reply.headers["x-request-id"]
     assert complete["verification_summary"]["coverage_percent"] == 100.0
     assert complete["final_plan"]["schedule"][0]["topics"][0]["name"] == "Ray Optics"
     # Sent as they happen: the first draft left long before the model finished writing.
@@ -356,42 +358,41 @@ async def test_grpc_streams_the_stages_and_serves_the_stored_plan(stack: Stack) 
         stub = gateway_pb2_grpc.StudyGatewayStub(channel)
         auth = await grpc_token(stub)
         request = gateway_pb2.PlanRequest(
-            request_json=json.dumps(
-                {"syllabus_text": "- Sonnets\n- Haiku\n- Odes", "goal": "Poetry", "days": 3}
-            )
+            syllabus_text="- Sonnets\n- Haiku\n- Odes", goal="Poetry", days=3
         )
-        events = [event async for event in stub.StreamVerifiedPlan(request, metadata=auth)]
-        kinds = [event.type for event in events]
+        events = [event async for event in stub.GeneratePlan(request, metadata=auth)]
+        kinds = [event.WhichOneof("event") for event in events]
         assert kinds[0] == "status"
         assert kinds.index("draft") < kinds.index("verification") < kinds.index("complete")
         assert kinds[-1] == "complete"
         assert [e.seq for e in events] == sorted(e.seq for e in events)
-        result = json.loads(events[-1].data_json)
-        assert result["final_plan"]["exam_name"] == "Own syllabus"
-        assert result["verification_summary"]["is_valid"] is True
+        result = events[-1].complete
+        assert result.final_plan.exam_name == "Own syllabus"
+        assert result.verification_summary.is_valid is True
+        assert result.final_plan.schedule[0].topics[0].name in {"Sonnets", "Haiku", "Odes"}
 
-        stored = await stub.GetPlan(gateway_pb2.PlanRef(plan_id=result["plan_id"]), metadata=auth)
-        assert json.loads(stored.plan_json) == result["final_plan"]
+        stored = await stub.GetPlan(gateway_pb2.PlanRef(plan_id=result.plan_id), metadata=auth)
+        assert stored.plan == result.final_plan
         listed = await stub.ListPlans(gateway_pb2.PlanListRequest(), metadata=auth)
-        assert [p.plan_id for p in listed.plans] == [result["plan_id"]]
+        assert [p.plan_id for p in listed.plans] == [result.plan_id]
         assert listed.plans[0].coverage_percent == 100.0
 
-        # The twin of /api/plan/generate ends with the StudyPlan alone (from the cache now).
-        plain = [event async for event in stub.GeneratePlan(request, metadata=auth)]
-        assert json.loads(plain[-1].data_json) == result["final_plan"]
+        # The same request again is answered from the plan cache, typed the same way.
+        again = [event async for event in stub.GeneratePlan(request, metadata=auth)]
+        assert again[-1].complete.from_cache is True
+        assert again[-1].complete.final_plan == result.final_plan
 
 
 async def test_grpc_refuses_bad_input_naming_the_field(stack: Stack) -> None:
     async with aio.insecure_channel(f"127.0.0.1:{stack.gateway.grpc_port}") as channel:
         stub = gateway_pb2_grpc.StudyGatewayStub(channel)
         auth = await grpc_token(stub)
-        request = gateway_pb2.PlanRequest(
-            request_json=json.dumps({"exam_type": "neet", "goal": "x", "days": 400})
-        )
+        request = gateway_pb2.PlanRequest(exam_type="neet", goal="x", days=400)
         with pytest.raises(aio.AioRpcError) as caught:
-            _ = [event async for event in stub.GenerateVerifiedPlan(request, metadata=auth)]
+            _ = [event async for event in stub.GeneratePlan(request, metadata=auth)]
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "days" in (caught.value.details() or "")
+        assert ("error-code", "invalid_request") in tuple(caught.value.trailing_metadata() or ())
         with pytest.raises(aio.AioRpcError) as missing:
             await stub.GetPlan(gateway_pb2.PlanRef(plan_id=str(uuid.uuid4())), metadata=auth)
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND

@@ -1,0 +1,427 @@
+"""The gateway's use cases, once, for every transport.
+
+HTTP (:mod:`services.gateway.http_api`) and gRPC (:mod:`services.gateway.grpc_api`) are thin
+adapters over :class:`GatewayCore`: they turn their input into a dict or a pydantic model,
+call the core, and turn what it returns (or the :class:`GatewayError` it raises) into their
+own answer. Validation, authentication, timing, ownership checks and the meaning of every
+error code live here, so the transports cannot drift apart.
+
+Errors are :class:`~exammentor.contracts.commands.ErrorCode` declarations: each names its
+HTTP status and gRPC status code beside its machine-readable code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ValidationError
+
+from exammentor import pipeline, read_models, sessions
+from exammentor.contracts.api import (
+    Credentials,
+    Error,
+    PlanList,
+    StoredPlan,
+    StoredRequest,
+    Token,
+)
+from exammentor.contracts.commands import (
+    BAD_CREDENTIALS,
+    DEAD_LETTERED,
+    GATEWAY_ERRORS,
+    INVALID_REQUEST,
+    INVALID_TRANSITION,
+    NAME_TAKEN,
+    NOT_FOUND,
+    SESSION_NOT_FOUND,
+    UNAUTHENTICATED,
+    UNAVAILABLE,
+    Command,
+    ErrorCode,
+)
+from exammentor.contracts.sessions import (
+    InvalidTransition,
+    SaveSessionRequest,
+    SessionHistory,
+    SessionList,
+    SessionSaved,
+    SessionStarted,
+    SessionState,
+    StartSessionRequest,
+)
+from exammentor.db import Pool, user_transaction
+from exammentor.relay import RelayChunk
+from exammentor.telemetry import start_span
+from exammentor.validation import field_name
+from services.gateway import repo
+from services.gateway.dispatch import BrokerUnavailable, Dispatched, Dispatcher, ResultTimeout
+from services.gateway.domain import InvalidToken, TokenIssuer, hash_password, verify_password
+
+P = TypeVar("P", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
+
+_GATEWAY_CODES = {e.code: e for e in GATEWAY_ERRORS}
+
+
+class GatewayError(Exception):
+    """A refusal or failure, as every transport answers it."""
+
+    def __init__(
+        self,
+        error: ErrorCode,
+        message: str,
+        details: dict[str, Any] | None = None,
+        request_id: UUID | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error = error
+        self.message = message
+        self.details = details or {}
+        self.request_id = request_id
+
+    @property
+    def code(self) -> str:
+        """The machine-readable code."""
+        return self.error.code
+
+    def as_error(self) -> Error:
+        """The error as the API's contract shape."""
+        return Error(
+            code=self.code, message=self.message, details=self.details, request_id=self.request_id
+        )
+
+    def body(self) -> dict[str, Any]:
+        """The HTTP body's ``detail``: code, message and the details flat beside them."""
+        body: dict[str, Any] = {**self.details, "code": self.code, "message": self.message}
+        if self.request_id is not None:
+            body["request_id"] = str(self.request_id)
+        return body
+
+
+def command_error(
+    command: Command[Any, Any], data: dict[str, Any], request_id: UUID
+) -> GatewayError:
+    """A command's final error chunk as a :class:`GatewayError` with its declared statuses.
+
+    An undeclared code (a worker older or newer than this gateway) is answered as a failure
+    of the pipeline rather than guessed at.
+    """
+    code = str(data.get("code", ""))
+    details = {k: v for k, v in data.items() if k not in {"code", "message", "request_id"}}
+    if command.declares(code):
+        error = command.error(code)
+    else:
+        error = _GATEWAY_CODES.get(code, DEAD_LETTERED)
+    return GatewayError(error, str(data.get("message", code)), details, request_id)
+
+
+def parse(model: type[P], data: Any, command: Command[Any, Any] | None = None) -> P:
+    """``data`` as ``model``, or a :class:`GatewayError` naming each bad field.
+
+    A validation error whose type is an error code the command declares (such as
+    ``syllabus_too_large``) is answered with that code and its status; any other is
+    ``invalid_request``.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {"field": field_name(err["loc"]) or "body", "reason": err["msg"], "type": err["type"]}
+            for err in exc.errors(include_url=False)
+        ]
+        message = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+        declared = next(
+            (e for e in errors if command is not None and command.declares(e["type"])), None
+        )
+        error = command.error(declared["type"]) if command and declared else INVALID_REQUEST
+        raise GatewayError(error, message, {"errors": errors}) from exc
+
+
+def parse_json(model: type[P], raw: bytes, command: Command[Any, Any] | None = None) -> P:
+    """A JSON body as ``model``: bytes that are not UTF-8 or not JSON are refused by name."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 text (invalid byte at position {exc.start})"
+        raise GatewayError(
+            INVALID_REQUEST,
+            f"body: {reason}",
+            {"errors": [{"field": "body", "reason": reason, "type": "text_not_utf8"}]},
+        ) from exc
+    try:
+        # json.loads keeps a lone surrogate ("\ud800"), so the model's check can name the
+        # field that holds it; pydantic's own parser would only say "invalid JSON".
+        data = json.loads(text) if text.strip() else {}
+    except (json.JSONDecodeError, RecursionError) as exc:
+        reason = (
+            f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            if isinstance(exc, json.JSONDecodeError)
+            else "not JSON: nested too deeply"
+        )
+        raise GatewayError(
+            INVALID_REQUEST,
+            f"body: {reason}",
+            {"errors": [{"field": "body", "reason": reason, "type": "json_invalid"}]},
+        ) from exc
+    return parse(model, data, command)
+
+
+def parse_uuid(field_: str, value: str) -> UUID:
+    """``value`` as a UUID, or ``invalid_request`` naming ``field_``."""
+    try:
+        return UUID(value)
+    except ValueError as exc:
+        raise GatewayError(
+            INVALID_REQUEST,
+            f"{field_}: not a UUID",
+            {"errors": [{"field": field_, "reason": "not a UUID", "type": "uuid_parsing"}]},
+        ) from exc
+
+
+@dataclass
+class CommandAnswer(Generic[R]):
+    """A command's final answer: its result, or None when the wait ran out (still running)."""
+
+    request_id: UUID
+    result: R | None
+
+
+@dataclass
+class CommandStream:
+    """A published command whose chunks a transport relays as they come."""
+
+    command: Command[Any, Any]
+    dispatched: Dispatched
+    timeout_s: float
+    _done: bool = field(default=False, init=False)
+
+    @property
+    def request_id(self) -> UUID:
+        """The request's id."""
+        return self.dispatched.request_id
+
+    async def chunks(self) -> AsyncIterator[RelayChunk]:
+        """Progress, then the final result or error chunk.
+
+        Raises:
+            ResultTimeout: No final chunk within the gateway's wait (the request goes on).
+        """
+        async for chunk in self.dispatched.chunks(self.timeout_s):
+            yield chunk
+
+    def error(self, chunk: RelayChunk) -> GatewayError:
+        """An error chunk as the error it declares."""
+        return command_error(self.command, chunk.data, self.request_id)
+
+
+class GatewayCore:
+    """Every use case of the gateway, transport-neutral."""
+
+    def __init__(
+        self, pool: Pool, dispatcher: Dispatcher, tokens: TokenIssuer, request_timeout_s: float
+    ) -> None:
+        self.pool = pool
+        self.dispatcher = dispatcher
+        self.tokens = tokens
+        self.request_timeout_s = request_timeout_s
+
+    # ---- users ---------------------------------------------------------------------------
+
+    async def register(self, creds: Credentials) -> Token:
+        """Creates a user and returns a token (``name_taken`` when the name is in use)."""
+        # argon2 is slow on purpose; off the event loop, so other requests keep moving.
+        password_hash = await asyncio.to_thread(hash_password, creds.password)
+        try:
+            user_id = await repo.create_user(self.pool, creds.name, password_hash)
+        except repo.NameTaken as exc:
+            raise GatewayError(NAME_TAKEN, f"name: {creds.name!r} is taken") from exc
+        return self.tokens.issue(user_id, creds.name)
+
+    async def login(self, creds: Credentials) -> Token:
+        """Checks a password and returns a token; as slow for an unknown name as a known one."""
+        found = await repo.credentials(self.pool, creds.name)
+        ok = await asyncio.to_thread(verify_password, found[1] if found else None, creds.password)
+        if not ok or found is None:
+            raise GatewayError(BAD_CREDENTIALS, "unknown name or wrong password")
+        return self.tokens.issue(found[0], creds.name)
+
+    def authenticate(self, authorization: str | None) -> UUID:
+        """The user an ``Authorization: Bearer`` value names (``unauthenticated`` otherwise)."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise GatewayError(UNAUTHENTICATED, "missing bearer token")
+        try:
+            return self.tokens.verify(token.strip())
+        except InvalidToken as exc:
+            raise GatewayError(UNAUTHENTICATED, f"invalid token: {exc}") from exc
+
+    # ---- commands ------------------------------------------------------------------------
+
+    async def check_session(self, user: UUID, session_id: UUID | None) -> None:
+        """Refuses a session id that is not one of the user's (``session_not_found``)."""
+        if session_id is None:
+            return
+        async with user_transaction(self.pool, user) as conn:
+            if not await sessions.session_exists(conn, session_id):
+                raise GatewayError(
+                    SESSION_NOT_FOUND,
+                    f"session_id: no study session {session_id}",
+                    {"field": "session_id"},
+                )
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        command: Command[P, Any],
+        user: UUID,
+        payload: P,
+        *,
+        session_id: UUID | None = None,
+    ) -> AsyncIterator[CommandStream]:
+        """Publishes a command and yields its stream (``unavailable`` when it cannot)."""
+        await self.check_session(user, session_id)
+        try:
+            with start_span(f"gateway {command.name}"):
+                async with self.dispatcher.dispatch(
+                    command, user, payload.model_dump(mode="json"), session_id=session_id
+                ) as dispatched:
+                    yield CommandStream(command, dispatched, self.request_timeout_s)
+        except BrokerUnavailable as exc:
+            raise GatewayError(UNAVAILABLE, "the command could not be queued; retry") from exc
+
+    async def run(
+        self,
+        command: Command[P, R],
+        user: UUID,
+        payload: P,
+        *,
+        session_id: UUID | None = None,
+    ) -> CommandAnswer[R]:
+        """Publishes a command and waits for its final answer.
+
+        Raises:
+            GatewayError: The command ended in error (its declared code), or could not be sent.
+        """
+        async with self.stream(command, user, payload, session_id=session_id) as run:
+            try:
+                last: RelayChunk | None = None
+                async for chunk in run.chunks():
+                    last = chunk
+            except ResultTimeout:
+                return CommandAnswer(run.request_id, None)
+        assert last is not None
+        if last.kind == "error":
+            raise run.error(last)
+        return CommandAnswer(run.request_id, command.result.model_validate(last.data))
+
+    # ---- stored resources ----------------------------------------------------------------
+
+    async def stored_request(self, user: UUID, request_id: UUID) -> StoredRequest:
+        """One of the user's requests (``not_found`` for any other)."""
+        async with user_transaction(self.pool, user) as conn:
+            row = await pipeline.get_request(conn, request_id)
+        if row is None:
+            raise GatewayError(NOT_FOUND, f"request_id: no request {request_id}")
+        error = None
+        if row.error is not None:
+            data = dict(row.error)
+            error = Error(
+                code=str(data.pop("code", "failed")),
+                message=str(data.pop("message", "")),
+                details=data,
+                request_id=request_id,
+            )
+        return StoredRequest(
+            request_id=row.request_id,
+            kind=row.kind,
+            status=row.status,
+            result=row.result,
+            error=error,
+            created_at=row.created_at,
+            completed_at=row.completed_at,
+        )
+
+    async def request_events(
+        self, user: UUID, request_id: UUID, after: int
+    ) -> list[dict[str, Any]]:
+        """A request's stored progress after ``after`` (``not_found`` for another's)."""
+        async with user_transaction(self.pool, user) as conn:
+            if await pipeline.get_request(conn, request_id) is None:
+                raise GatewayError(NOT_FOUND, f"request_id: no request {request_id}")
+            return await pipeline.request_events(conn, request_id, after)
+
+    async def stored_plan(self, user: UUID, plan_id: UUID) -> StoredPlan:
+        """One of the user's plans (``not_found`` for any other)."""
+        async with user_transaction(self.pool, user) as conn:
+            plan = await read_models.stored_plan(conn, plan_id)
+        if plan is None:
+            raise GatewayError(NOT_FOUND, f"plan_id: no plan {plan_id}")
+        return plan
+
+    async def plans(self, user: UUID, session_id: UUID | None, limit: int) -> PlanList:
+        """The user's plans, newest first."""
+        async with user_transaction(self.pool, user) as conn:
+            found = await read_models.plan_summaries(conn, session_id=session_id, limit=limit)
+        return PlanList(plans=found)
+
+    # ---- study sessions ------------------------------------------------------------------
+
+    async def start_session(self, user: UUID, body: StartSessionRequest) -> SessionStarted:
+        """A new study session in ``INTAKE``."""
+        async with user_transaction(self.pool, user) as conn:
+            session_id = await sessions.start_session(conn, user, body.exam_type)
+        return SessionStarted(session_id=session_id)
+
+    def _no_session(self, session_id: UUID) -> GatewayError:
+        return GatewayError(
+            SESSION_NOT_FOUND, f"session_id: no study session {session_id}", {"field": "session_id"}
+        )
+
+    async def session_state(self, user: UUID, session_id: UUID) -> SessionState:
+        """A session's phase and context."""
+        async with user_transaction(self.pool, user) as conn:
+            state = await sessions.session_state(conn, session_id)
+        if state is None:
+            raise self._no_session(session_id)
+        return state
+
+    async def save_session(
+        self, user: UUID, session_id: UUID, body: SaveSessionRequest
+    ) -> SessionSaved:
+        """Stores the context and moves the phase (``invalid_transition`` names both)."""
+        try:
+            async with user_transaction(self.pool, user) as conn:
+                phase = await sessions.save_session(conn, session_id, body.context, body.phase)
+        except InvalidTransition as exc:
+            raise GatewayError(
+                INVALID_TRANSITION,
+                str(exc),
+                {
+                    "field": "phase",
+                    "current": exc.current,
+                    "wanted": exc.wanted,
+                    "allowed": exc.allowed,
+                },
+            ) from exc
+        if phase is None:
+            raise self._no_session(session_id)
+        return SessionSaved(phase=phase)
+
+    async def sessions(self, user: UUID, limit: int) -> SessionList:
+        """The user's sessions, newest first."""
+        async with user_transaction(self.pool, user) as conn:
+            return SessionList(sessions=await sessions.list_sessions(conn, limit))
+
+    async def session_history(self, user: UUID, session_id: UUID) -> SessionHistory:
+        """A session's audit log, oldest first."""
+        async with user_transaction(self.pool, user) as conn:
+            entries = await sessions.session_history(conn, session_id)
+        if entries is None:
+            raise self._no_session(session_id)
+        return SessionHistory(entries=entries)
