@@ -66,7 +66,7 @@ def _pybkt_quiet() -> Iterator[Any]:
 
 
 def _frame(sequences: Sequence[Sequence[bool]]) -> Any:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]
 
     rows = [
         (order, f"s{student}", "concept", int(answer))

@@ -31,7 +31,7 @@ def record(n: int, concept: str, outcome: str, topic: str = "Mechanics") -> Answ
         question_id=f"q{n}",
         concept=concept,
         topic=topic,
-        outcome=outcome,  # type: ignore[arg-type]
+        outcome=outcome,
         answered_at=T0 + dt.timedelta(minutes=n),
     )
 
