@@ -358,7 +358,7 @@ def _resolve(answer: DraftAnswer, options: Sequence[str]) -> tuple[set[str], str
     if letter:
         return _resolve(_LETTERS.index(letter.group(1).upper()), options)
     if _SEVERAL_LETTERS.match(written):
-        letters = re.findall(r"[A-Ha-h]", written)
+        letters = re.findall(r"\b[A-Ha-h]\b", written)
         return _resolve([_LETTERS.index(x.upper()) for x in letters], options)
     if written.isdigit():
         return _resolve(int(written), options)
@@ -400,6 +400,9 @@ def _choice_body(
         )
         return {}
     (correct_key,) = correct
+    if not correct_key:
+        reasons.append("answer: the correct option is empty; write it")
+        return {}
     question_key = normalised(text)
     options: list[str] = []
     keys: list[str] = []
