@@ -5,12 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup up down logs status demo test test-unit lint bench proto clean
+.PHONY: help setup up down logs status demo test test-unit lint bench proto proto-baseline contracts clean
 
 help:
 	@echo "make demo   set up, start the whole stack, run a real study flow end to end"
 	@echo "make test   run the whole test suite against real Kafka and Postgres"
-	@echo "make up | down | logs | status | lint | bench"
+	@echo "make up | down | logs | status | lint | bench | contracts | proto-baseline"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -59,6 +59,15 @@ bench: setup
 
 proto: setup
 	PYTHON=$(PY) bash scripts/gen_proto.sh
+
+# After an intended, compatible change to proto/gateway.proto (tests/unit/test_proto.py says
+# when): the committed descriptor set later changes are checked against.
+proto-baseline: setup
+	cd proto && ../$(PY) -m grpc_tools.protoc -I. --descriptor_set_out=gateway.binpb gateway.proto
+
+# The exammentor-contracts wheel for integrators (pydantic and protobuf only).
+contracts: setup
+	PYTHON=$(PY) bash scripts/build_contracts.sh dist
 
 clean: down
 	rm -rf .run exammentor/_proto

@@ -63,3 +63,55 @@ async def test_grpc_refuses_missing_tokens_and_bad_input(
             gateway_pb2.Credentials(name=f"nobody-{uuid.uuid4().hex[:6]}", password="whatever1")
         )
     assert wrong.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def _reflect(address: str) -> tuple[list[str], list[str], bytes]:
+    """What a client with no proto files learns from the server (as grpcurl does)."""
+    from google.protobuf.descriptor_pool import DescriptorPool
+    from google.protobuf.message_factory import GetMessageClass
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    with grpc.insecure_channel(address) as channel:
+        database = ProtoReflectionDescriptorDatabase(channel)
+        services = sorted(database.get_services())
+        pool = DescriptorPool(database)
+        service = pool.FindServiceByName("exammentor.gateway.v1.StudyGateway")
+        methods = sorted(m.name for m in service.methods)
+        # Build a request message from the reflected descriptor alone and call with it.
+        request_cls = GetMessageClass(
+            pool.FindMessageTypeByName("exammentor.gateway.v1.Credentials")
+        )
+        token_cls = GetMessageClass(pool.FindMessageTypeByName("exammentor.gateway.v1.Token"))
+        call = channel.unary_unary(
+            "/exammentor.gateway.v1.StudyGateway/Register",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=token_cls.FromString,
+        )
+        token = call(request_cls(name=f"reflect-{uuid.uuid4().hex[:8]}", password="pass-word-1"))
+        return services, methods, token.access_token.encode()
+
+
+async def test_reflection_and_health_answer_a_client_without_proto_files(stack: Stack) -> None:
+    import asyncio
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    address = f"127.0.0.1:{stack.gateway.grpc_port}"
+    # In a thread: the reflection client is synchronous and the server runs on this loop.
+    services, methods, token = await asyncio.to_thread(_reflect, address)
+    assert "exammentor.gateway.v1.StudyGateway" in services
+    assert "grpc.health.v1.Health" in services
+    assert "grpc.reflection.v1alpha.ServerReflection" in services
+    assert {"Register", "GeneratePlan", "StartSession", "GetSessionHistory"} <= set(methods)
+    assert token.count(b".") == 2  # a JWT, issued for a request built from reflection alone
+
+    async with aio.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "exammentor.gateway.v1.StudyGateway"):
+            reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(aio.AioRpcError) as unknown:
+            await health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND

@@ -1,0 +1,92 @@
+"""Command declarations: handlers register against them, refusals use declared codes."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from exammentor.commands import CommandRouter
+from exammentor.contracts.commands import (
+    COMMANDS,
+    GATEWAY_ERRORS,
+    PLAN_GENERATE,
+    SYSTEM_ECHO,
+    Command,
+    EchoPayload,
+    EchoResult,
+    commands_of,
+)
+from exammentor.contracts.topics import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_handler_for_another_services_command_fails_at_start_up() -> None:
+    router = CommandRouter("tutor")
+    with pytest.raises(ValueError, match="planner's command"):
+        router.handle(PLAN_GENERATE)
+
+
+def test_a_command_gets_one_handler() -> None:
+    router = CommandRouter("quiz")
+    with pytest.raises(ValueError, match="has a handler already"):
+        router.handle(SYSTEM_ECHO["quiz"])
+
+
+def test_every_router_answers_echo_and_names_its_commands() -> None:
+    for service in SERVICES:
+        router = CommandRouter(service)
+        spec = router.lookup("system.echo", 1)
+        assert spec is not None
+        assert spec.command.service == service
+        assert router.types == ["system.echo@1"]
+
+
+def test_an_unknown_service_is_refused_in_the_declaration() -> None:
+    with pytest.raises(ValueError, match="unknown service"):
+        Command("x.y", 1, "mailer", EchoPayload, EchoResult)  # type: ignore[arg-type]
+
+
+def test_declarations_are_unique_and_their_codes_map_to_statuses() -> None:
+    assert PLAN_GENERATE in commands_of("planner")
+    for command in COMMANDS.values():
+        assert command.declares("dead_lettered")
+        for error in command.errors:
+            assert 400 <= error.http_status < 600
+            assert error.grpc_status.isupper()
+    codes = [e.code for e in GATEWAY_ERRORS]
+    assert len(codes) == len(set(codes))
+
+
+def _rejected_codes(source: str) -> list[tuple[int, str]]:
+    """``(line, code)`` of each ``CommandRejected("<code>", ...)`` in ``source``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", getattr(node.func, "attr", None)) == "CommandRejected"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            found.append((node.lineno, node.args[0].value))
+    return found
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_refusal_a_service_writes_is_declared_by_one_of_its_commands(service: str) -> None:
+    declared = {e.code for c in commands_of(service) for e in c.errors}
+    undeclared = [
+        f"{path.relative_to(ROOT)}:{line}: {code}"
+        for path in sorted((ROOT / "services" / service).rglob("*.py"))
+        for line, code in _rejected_codes(path.read_text())
+        if code not in declared
+    ]
+    assert undeclared == []
+
+
+def test_the_refusal_scan_finds_codes() -> None:
+    source = 'raise CommandRejected("nope", "m")\nx = errors.CommandRejected("also", "m")'
+    assert _rejected_codes(source) == [(1, "nope"), (2, "also")]
