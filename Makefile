@@ -63,7 +63,8 @@ proto: setup
 # After an intended, compatible change to proto/gateway.proto (tests/unit/test_proto.py says
 # when): the committed descriptor set later changes are checked against.
 proto-baseline: setup
-	cd proto && ../$(PY) -m grpc_tools.protoc -I. --descriptor_set_out=gateway.binpb gateway.proto
+	cd proto && for f in $$(ls *.proto | grep -v '^relay.proto$$'); do \
+	  ../$(PY) -m grpc_tools.protoc -I. --descriptor_set_out=$${f%.proto}.binpb $$f; done
 
 # The exammentor-contracts wheel for integrators (pydantic and protobuf only).
 contracts: setup

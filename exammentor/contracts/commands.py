@@ -10,17 +10,16 @@ from it:
 - the gateway publishes to the owning service's topic and answers each error code with the
   HTTP status and the gRPC status code declared beside it.
 
-Adding a command is one declaration here, one handler, and one thin route per transport.
+Adding a command is one declaration (here, or in its domain's contract module, listed in
+:mod:`exammentor.contracts.catalog`), one handler, and one thin route per transport.
 A new field with a default is a compatible change within a version; anything else is a new
 version, handled beside the old one until every gateway sends the new one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
-from uuid import UUID
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -203,29 +202,3 @@ PLAN_GENERATE: Command[PlanRequest, PlanResult] = Command(
         "verification is exact and costs no model call, so every plan is verified."
     ),
 )
-
-
-def _all_commands() -> Iterable[Command[Any, Any]]:
-    yield from SYSTEM_ECHO.values()
-    yield PLAN_GENERATE
-
-
-COMMANDS: dict[tuple[Service, str, int], Command[Any, Any]] = {
-    (c.service, c.name, c.version): c for c in _all_commands()
-}
-"""Every declared command, by owning service, name and version."""
-
-
-def commands_of(service: Service) -> list[Command[Any, Any]]:
-    """The commands one service handles."""
-    return [c for (s, _, _), c in COMMANDS.items() if s == service]
-
-
-class CommandFailure(BaseModel):
-    """A command's final error as stored on its request and sent to the client."""
-
-    model_config = ConfigDict(extra="allow")
-
-    code: str
-    message: str
-    request_id: UUID | None = None

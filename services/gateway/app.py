@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc import aio
 from grpc_health.v1 import _async as health_aio  # the asyncio servicer (health.aio)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -28,6 +32,30 @@ from services.gateway.http_base import GatewayState
 from services.gateway.settings import GatewaySettings
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class GrpcApi:
+    """One public gRPC service of the gateway: how to add it to a server, and its name."""
+
+    add: Callable[[Any, aio.Server], None]
+    servicer: Callable[[GatewayCore], Any]
+    descriptor: ServiceDescriptor
+
+    def install(self, core: GatewayCore, server: aio.Server) -> str:
+        """Adds the service to ``server``; returns its full name (for reflection, health)."""
+        self.add(self.servicer(core), server)
+        return self.descriptor.full_name
+
+
+GRPC_APIS: tuple[GrpcApi, ...] = (
+    GrpcApi(
+        gateway_pb2_grpc.add_StudyGatewayServicer_to_server,
+        StudyGateway,
+        gateway_pb2.DESCRIPTOR.services_by_name["StudyGateway"],
+    ),
+)
+"""Every public gRPC service; a domain with a proto file of its own adds its entry here."""
 
 
 class Gateway:
@@ -70,22 +98,17 @@ class Gateway:
 
         core = GatewayCore(self.pool, dispatcher, tokens, s.request_timeout_s)
         self._grpc = aio.server()
-        gateway_pb2_grpc.add_StudyGatewayServicer_to_server(StudyGateway(core), self._grpc)
+        names = [api.install(core, self._grpc) for api in GRPC_APIS]
         # Standard health and reflection: grpcurl and load balancers need no proto files.
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
-        public = gateway_pb2.DESCRIPTOR.services_by_name["StudyGateway"].full_name
+        health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
         reflection.enable_server_reflection(
-            (
-                public,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            self._grpc,
+            (*names, health_name, reflection.SERVICE_NAME), self._grpc
         )
         self.grpc_port = self._grpc.add_insecure_port(f"{s.grpc_host}:{s.grpc_port}")
         await self._grpc.start()
-        for name in ("", public):
+        for name in ("", *names):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
         state = GatewayState(

@@ -18,7 +18,8 @@ from grpc import aio
 
 from exammentor._proto import gateway_pb2 as pb
 from exammentor._proto import gateway_pb2_grpc
-from exammentor.contracts.commands import COMMANDS, GATEWAY_ERRORS, ErrorCode
+from exammentor.contracts.catalog import COMMANDS
+from exammentor.contracts.commands import GATEWAY_ERRORS, ErrorCode
 from exammentor.contracts.plan import MAX_SYLLABUS_CHARS
 from tests.integration.conftest import Stack
 

@@ -8,15 +8,14 @@ from pathlib import Path
 import pytest
 
 from exammentor.commands import CommandRouter
+from exammentor.contracts.catalog import COMMANDS, commands_of
 from exammentor.contracts.commands import (
-    COMMANDS,
     GATEWAY_ERRORS,
     PLAN_GENERATE,
     SYSTEM_ECHO,
     Command,
     EchoPayload,
     EchoResult,
-    commands_of,
 )
 from exammentor.contracts.topics import SERVICES
 
