@@ -18,13 +18,13 @@ from grpc_reflection.v1alpha import reflection
 
 from exammentor._proto import gateway_pb2, gateway_pb2_grpc, relay_pb2_grpc
 from exammentor.db import create_pool, ping
+from exammentor.dispatch import Dispatcher
 from exammentor.kafka import broker_ready, create_broker
 from exammentor.logs import configure_logging, get_logger
 from exammentor.ops import HttpServer, Readiness
 from exammentor.relay import RelayHub
 from exammentor.telemetry import configure_tracing
 from services.gateway.core import GatewayCore
-from services.gateway.dispatch import Dispatcher
 from services.gateway.domain import TokenIssuer
 from services.gateway.grpc_api import StudyGateway
 from services.gateway.http_api import create_http_app

@@ -56,11 +56,11 @@ from exammentor.contracts.sessions import (
     StartSessionRequest,
 )
 from exammentor.db import Pool, user_transaction
+from exammentor.dispatch import BrokerUnavailable, Dispatched, Dispatcher, ResultTimeout
 from exammentor.relay import RelayChunk
 from exammentor.telemetry import start_span
 from exammentor.validation import field_name
 from services.gateway import repo
-from services.gateway.dispatch import BrokerUnavailable, Dispatched, Dispatcher, ResultTimeout
 from services.gateway.domain import InvalidToken, TokenIssuer, hash_password, verify_password
 
 P = TypeVar("P", bound=BaseModel)

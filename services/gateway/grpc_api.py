@@ -29,10 +29,10 @@ from exammentor.contracts.api import Error as ErrorModel
 from exammentor.contracts.commands import PLAN_GENERATE, STILL_RUNNING, SYSTEM_ECHO, EchoPayload
 from exammentor.contracts.plan import PlanRequest
 from exammentor.contracts.sessions import SaveSessionRequest, StartSessionRequest
+from exammentor.dispatch import ResultTimeout
 from exammentor.relay import RelayChunk
 from services.gateway.codec import from_message, to_message
 from services.gateway.core import GatewayCore, GatewayError, parse, parse_uuid
-from services.gateway.dispatch import ResultTimeout
 
 Context = aio.ServicerContext[Any, Any]
 Req = TypeVar("Req")

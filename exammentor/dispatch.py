@@ -1,7 +1,9 @@
-"""Turning a client call into a command and following its results.
+"""Sending a command to a service and following its results: the gateway does it for its
+clients, and a service does it when it drives another (the autopilot drives tutor and quiz).
 
 The request row is written and the waiter registered before the command is published, so
-no chunk can arrive unheard; the command carries this instance's relay address.
+no chunk can arrive unheard; the command carries the sender's relay address (``reply_to``),
+where the handling worker streams progress and the final result.
 """
 
 from __future__ import annotations
