@@ -12,10 +12,12 @@ from typing import Any
 
 from exammentor.contracts.commands import PLAN_GENERATE, SYSTEM_ECHO, Command
 from exammentor.contracts.topics import Service
+from exammentor.contracts.tutor import TUTOR_COMMANDS
 
 DECLARED: tuple[Command[Any, Any], ...] = (
     *SYSTEM_ECHO.values(),
     PLAN_GENERATE,
+    *TUTOR_COMMANDS,
 )
 
 COMMANDS: dict[tuple[Service, str, int], Command[Any, Any]] = {

@@ -17,7 +17,10 @@ types). Custom error types say what was wrong in words a client can act on:
 - ``image_too_large`` / ``pdf_too_large``: decoded size over the limit;
 - ``topic_id_invalid``: a chat ``topic_id`` that is not a slug.
 
-This module imports only pydantic and the standard library.
+The tutor's commands (explain, stream, lesson, images, PDF text, material, chat) are declared
+at the end, and listed in :mod:`exammentor.contracts.catalog`.
+
+This module imports only pydantic, the standard library and the contracts package.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -39,6 +42,8 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from exammentor.contracts.commands import Command, ErrorCode
 
 # --- Limits --------------------------------------------------------------------------------
 
@@ -471,3 +476,243 @@ StreamEvent = Annotated[
 
 STREAM_EVENT: TypeAdapter[StreamEvent] = TypeAdapter(StreamEvent)
 """Parses and dumps :data:`StreamEvent` values (``STREAM_EVENT.validate_json(line)``)."""
+
+
+# --- Results the original did not have ------------------------------------------------
+
+
+class GroundedExplanation(TutorExplanation):
+    """``tutor.explain``'s result: the original's ``TutorExplanation`` plus the pages it
+    cites (a field the original's clients ignore)."""
+
+    citations: list[Citation] = Field(default_factory=list)
+
+
+class StreamResult(BaseModel):
+    """``tutor.stream``'s final result, stored; its tokens travel as progress before it."""
+
+    markdown: str
+    citations: list[Citation] = Field(default_factory=list)
+    usage: StreamUsage
+    partial: bool = False
+    """True when generation stopped early (the client went away, or the model failed)."""
+    error: StreamError | None = None
+
+
+# --- Study material ------------------------------------------------------------------
+
+MAX_MATERIAL_TITLE_CHARS = 200
+MAX_MATERIAL_TEXT_CHARS = 400_000
+"""A text upload's largest size (the PDF path has its own limits, stated in its errors)."""
+
+MaterialKind = Literal["pdf", "text"]
+
+
+class MaterialAddRequest(BaseModel):
+    """The payload of ``tutor.material.add``: one PDF (base64) or one text, never both.
+
+    ``POST /api/materials`` builds it from a multipart upload (a file part, or a ``text``
+    field) or takes it as JSON.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Annotated[FreeText, Field(max_length=MAX_MATERIAL_TITLE_CHARS)] = ""
+    pdf_base64: PdfBase64 | None = None
+    text: Annotated[FreeText, Field(max_length=MAX_MATERIAL_TEXT_CHARS)] | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _one_source(cls, value: str | None, info: ValidationInfo) -> str | None:
+        has_pdf = info.data.get("pdf_base64") is not None
+        if value is not None and has_pdf:
+            raise PydanticCustomError(
+                "material_two_sources", "send either pdf_base64 or text, not both"
+            )
+        return value
+
+    def pdf_bytes(self) -> bytes | None:
+        """The decoded PDF, or None for a text upload."""
+        return None if self.pdf_base64 is None else base64.b64decode(self.pdf_base64)
+
+
+class Material(BaseModel):
+    """One piece of a user's study material, as listed (without its text)."""
+
+    id: UUID
+    title: str
+    kind: MaterialKind
+    pages: int = Field(ge=0)
+    chars: int = Field(ge=0)
+    passages: int = Field(ge=0)
+    created_at: str
+    """ISO 8601, UTC."""
+
+
+class MaterialList(BaseModel):
+    """``GET /api/materials``: the caller's material, newest first."""
+
+    materials: list[Material] = Field(default_factory=list)
+
+
+class MaterialDeleteRequest(BaseModel):
+    """The payload of ``tutor.material.delete``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    material_id: UUID
+
+
+class MaterialDeleted(BaseModel):
+    """``tutor.material.delete``'s result."""
+
+    material_id: UUID
+    deleted: bool = True
+
+
+class ChatSaved(BaseModel):
+    """``tutor.chat.save``'s result: the chat as stored."""
+
+    topic_id: str
+    messages: list[ChatTurn] = Field(default_factory=list)
+    explanation: str | None = None
+
+
+# --- Commands --------------------------------------------------------------------------
+
+MATERIAL_UNKNOWN = ErrorCode(
+    "material_unknown",
+    422,
+    "INVALID_ARGUMENT",
+    "A material id names no material of the caller's; the message names the field.",
+)
+MATERIAL_NOT_FOUND = ErrorCode(
+    "material_not_found", 404, "NOT_FOUND", "No material with this id of the caller's."
+)
+VISION_UNSUPPORTED = ErrorCode(
+    "vision_unsupported",
+    422,
+    "FAILED_PRECONDITION",
+    "The configured model cannot read images (EXAMMENTOR_LLM_VISION is off).",
+)
+MODEL_FAILED = ErrorCode(
+    "model_failed",
+    503,
+    "UNAVAILABLE",
+    "The model server failed on every retry; nothing was stored; retry later.",
+)
+PROMPT_TOO_LARGE = ErrorCode(
+    "prompt_too_large",
+    422,
+    "INVALID_ARGUMENT",
+    "The request leaves no room for an answer in the model's context window.",
+)
+PDF_ERRORS: tuple[ErrorCode, ...] = (
+    ErrorCode("pdf_unreadable", 422, "INVALID_ARGUMENT", "The bytes are not a readable PDF."),
+    ErrorCode("pdf_encrypted", 422, "INVALID_ARGUMENT", "The PDF needs a password."),
+    ErrorCode("pdf_no_text", 422, "INVALID_ARGUMENT", "No page holds text (scans, images)."),
+    ErrorCode("pdf_too_large", 413, "INVALID_ARGUMENT", "The PDF is over the size limit."),
+    ErrorCode("pdf_too_many_pages", 413, "INVALID_ARGUMENT", "The PDF has too many pages."),
+)
+MATERIAL_ERRORS: tuple[ErrorCode, ...] = (
+    *PDF_ERRORS,
+    ErrorCode("material_too_long", 413, "INVALID_ARGUMENT", "More text than material may hold."),
+    ErrorCode("material_empty", 422, "INVALID_ARGUMENT", "The material holds no text."),
+)
+
+TUTOR_EXPLAIN: Command[ExplainRequest, GroundedExplanation] = Command(
+    "tutor.explain",
+    1,
+    "tutor",
+    ExplainRequest,
+    GroundedExplanation,
+    errors=(MATERIAL_UNKNOWN, MODEL_FAILED, PROMPT_TOO_LARGE),
+    summary="A structured explanation, grounded in the student's material, repaired when off.",
+)
+TUTOR_STREAM: Command[ExplainRequest, StreamResult] = Command(
+    "tutor.stream",
+    1,
+    "tutor",
+    ExplainRequest,
+    StreamResult,
+    errors=(MATERIAL_UNKNOWN, MODEL_FAILED, PROMPT_TOO_LARGE),
+    summary=(
+        "A markdown explanation streamed token by token (progress chunks), stored whole, "
+        "or as partial when the client went away."
+    ),
+)
+TUTOR_LESSON: Command[LessonRequest, Lesson] = Command(
+    "tutor.lesson",
+    1,
+    "tutor",
+    LessonRequest,
+    Lesson,
+    errors=(MATERIAL_UNKNOWN, MODEL_FAILED, PROMPT_TOO_LARGE),
+    summary="A markdown micro-lesson on a topic and focus, streamed like tutor.stream.",
+)
+TUTOR_EXPLAIN_IMAGE: Command[ImageExplainRequest, MultimodalExplanation] = Command(
+    "tutor.explain_image",
+    1,
+    "tutor",
+    ImageExplainRequest,
+    MultimodalExplanation,
+    errors=(VISION_UNSUPPORTED, MODEL_FAILED),
+    summary="Explain an image (OpenAI image input); refused when the model cannot see.",
+)
+TUTOR_DESCRIBE_IMAGE: Command[DescribeImageRequest, ImageDescription] = Command(
+    "tutor.describe_image",
+    1,
+    "tutor",
+    DescribeImageRequest,
+    ImageDescription,
+    errors=(VISION_UNSUPPORTED, MODEL_FAILED),
+    summary="Describe an image as study text; refused when the model cannot see.",
+)
+TUTOR_EXTRACT_PDF_TEXT: Command[PdfTextRequest, PdfText] = Command(
+    "tutor.extract_pdf_text",
+    1,
+    "tutor",
+    PdfTextRequest,
+    PdfText,
+    errors=PDF_ERRORS,
+    summary="The text of a PDF's first 50 pages, cut at 12,000 characters (nothing stored).",
+)
+TUTOR_MATERIAL_ADD: Command[MaterialAddRequest, Material] = Command(
+    "tutor.material.add",
+    1,
+    "tutor",
+    MaterialAddRequest,
+    Material,
+    errors=MATERIAL_ERRORS,
+    summary="Store a PDF or a text as the caller's material, split into passages with pages.",
+)
+TUTOR_MATERIAL_DELETE: Command[MaterialDeleteRequest, MaterialDeleted] = Command(
+    "tutor.material.delete",
+    1,
+    "tutor",
+    MaterialDeleteRequest,
+    MaterialDeleted,
+    errors=(MATERIAL_NOT_FOUND,),
+    summary="Delete one of the caller's materials and its passages.",
+)
+TUTOR_CHAT_SAVE: Command[ChatSaveRequest, ChatSaved] = Command(
+    "tutor.chat.save",
+    1,
+    "tutor",
+    ChatSaveRequest,
+    ChatSaved,
+    summary="Upsert the caller's chat about one topic (messages and first explanation).",
+)
+
+TUTOR_COMMANDS: tuple[Command[Any, Any], ...] = (
+    TUTOR_EXPLAIN,
+    TUTOR_STREAM,
+    TUTOR_LESSON,
+    TUTOR_EXPLAIN_IMAGE,
+    TUTOR_DESCRIBE_IMAGE,
+    TUTOR_EXTRACT_PDF_TEXT,
+    TUTOR_MATERIAL_ADD,
+    TUTOR_MATERIAL_DELETE,
+    TUTOR_CHAT_SAVE,
+)
+"""Every command the tutor service handles (besides the kit's ``system.echo``)."""
