@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from exammentor.contracts.commands import PLAN_GENERATE, SYSTEM_ECHO, Command
+from exammentor.contracts.quiz import QUIZ_COMMANDS
 from exammentor.contracts.topics import Service
 from exammentor.contracts.tutor import TUTOR_COMMANDS
 
 DECLARED: tuple[Command[Any, Any], ...] = (
     *SYSTEM_ECHO.values(),
     PLAN_GENERATE,
+    *QUIZ_COMMANDS,
     *TUTOR_COMMANDS,
 )
 

@@ -18,16 +18,25 @@ Rules the shapes keep:
   gateway answers 422): ``num_questions`` in ``MIN_QUESTIONS..MAX_QUESTIONS``, a known
   difficulty, a non-empty topic, an answer index that is not negative.
 
-Only pydantic and the standard library are imported: gateway and services share this module.
+Only pydantic, the standard library and the contracts' own command declarations are
+imported: gateway and services share this module.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
+
+from exammentor.contracts.commands import (
+    INVALID_REQUEST,
+    NOT_FOUND,
+    SESSION_NOT_FOUND,
+    Command,
+    ErrorCode,
+)
 
 QuestionType = Literal["multiple_choice", "true_false", "fill_in_the_blank"]
 QuestionDifficulty = Literal["easy", "medium", "hard"]
@@ -450,3 +459,202 @@ class MisconceptionQuery(BaseModel):
     model_config = _REQUEST
 
     state: MisconceptionState | None = None
+
+
+# --- Results of the quiz's commands --------------------------------------------------------
+
+
+class GeneratedQuiz(QuizView):
+    """A stored quiz as the student sees it: the original's ``Quiz`` shape without answers.
+
+    Every question has the id it is graded by (``quiz.grade`` with ``question_id``).
+    """
+
+    quiz_id: str = ""
+    difficulty: QuestionDifficulty = "medium"
+    """The difficulty asked of the model (chosen from the learner model for ``adaptive``)."""
+    targets: list[str] = Field(default_factory=list)
+    """The misconceptions the questions were aimed at."""
+
+
+class MisconceptionDiagnosis(BaseModel):
+    """The misconception buster's answer (the original's ``MisconceptionAnalysis`` shape).
+
+    The redemption question is stored and shown without its answer; answer it with
+    ``quiz.grade`` and its ``id`` to move the misconception on in its lifecycle.
+    """
+
+    wrong_option_chosen: str
+    inferred_confusion: str
+    counter_example: str
+    explanation: str
+    redemption_question: QuestionView
+    misconception_id: str = ""
+    state: MisconceptionState = "open"
+
+
+class SavedQuizView(BaseModel):
+    """``GET/POST /api/quiz/persistence``: the latest saved quiz of a user and topic.
+
+    A question's answer is shown only once the student has answered it.
+    """
+
+    user_id: str
+    topic_id: str
+    questions: list[QuestionView | Question] = Field(default_factory=list)
+    created_at: dt.datetime | None = None
+
+
+class LearnerFitResult(BaseModel):
+    """What ``exammentor learner fit`` wrote: the fitted BKT parameters and their data."""
+
+    prior: float
+    learn: float
+    slip: float
+    guess: float
+    forget: float
+    answers: int
+    sequences: int
+    log_likelihood: float
+
+
+# --- Commands ----------------------------------------------------------------------------
+# Declared here beside their shapes; listed in exammentor.contracts.catalog. The study
+# session travels on the command envelope (``session_id``), as for every command.
+
+QUESTION_NOT_FOUND = ErrorCode(
+    "question_not_found",
+    404,
+    "NOT_FOUND",
+    "question_id: no stored question of the caller's (another user's is none).",
+)
+ANSWER_OUT_OF_RANGE = ErrorCode(
+    "answer_out_of_range",
+    422,
+    "INVALID_ARGUMENT",
+    "student_answer_index is not an option of the question; the message gives the range.",
+)
+ANSWER_KIND = ErrorCode(
+    "answer_kind",
+    422,
+    "INVALID_ARGUMENT",
+    "The answer does not fit the question type (an index for a blank, text for options).",
+)
+NOT_WRONG = ErrorCode(
+    "answer_not_wrong",
+    422,
+    "FAILED_PRECONDITION",
+    "student_answer_index: the answer is correct or skipped; there is nothing to diagnose.",
+)
+QUIZ_UNAVAILABLE = ErrorCode(
+    "quiz_unavailable",
+    422,
+    "FAILED_PRECONDITION",
+    "The model gave no valid question within the retry bound; nothing was stored.",
+)
+DIAGNOSIS_FAILED = ErrorCode(
+    "diagnosis_failed",
+    422,
+    "FAILED_PRECONDITION",
+    "No valid redemption question within the retry bound; nothing was stored.",
+)
+
+QUIZ_GENERATE: Command[GenerateQuizRequest, GeneratedQuiz] = Command(
+    "quiz.generate",
+    1,
+    "quiz",
+    GenerateQuizRequest,
+    GeneratedQuiz,
+    errors=(INVALID_REQUEST, SESSION_NOT_FOUND, QUIZ_UNAVAILABLE),
+    summary=(
+        "Generate, check and store N questions on a topic, aimed at previous_mistakes or "
+        "else the student's newest open misconceptions; difficulty 'adaptive' is chosen "
+        "from the learner model. Returned without answers; a shortfall says why."
+    ),
+)
+
+QUIZ_GENERATE_FROM_IMAGE: Command[GenerateQuizFromImageRequest, GeneratedQuiz] = Command(
+    "quiz.generate_from_image",
+    1,
+    "quiz",
+    GenerateQuizFromImageRequest,
+    GeneratedQuiz,
+    errors=(INVALID_REQUEST, SESSION_NOT_FOUND, QUIZ_UNAVAILABLE),
+    summary=(
+        "Generate questions about an image (each with its visual_reference), checked and "
+        "stored like quiz.generate, returned without answers."
+    ),
+)
+
+QUIZ_GRADE: Command[EvaluateAnswerRequest, EvaluationResult] = Command(
+    "quiz.grade",
+    1,
+    "quiz",
+    EvaluateAnswerRequest,
+    EvaluationResult,
+    errors=(INVALID_REQUEST, QUESTION_NOT_FOUND, ANSWER_OUT_OF_RANGE, ANSWER_KIND),
+    summary=(
+        "Grade an answer in code (index, text for a blank, or none for skipped). With "
+        "question_id the stored question is graded whatever the body says, the answer is "
+        "logged and mastery, review card, item rating and misconceptions move on; the "
+        "model writes only feedback and a hint."
+    ),
+)
+
+QUIZ_DIAGNOSE: Command[MisconceptionRequest, MisconceptionDiagnosis] = Command(
+    "quiz.diagnose",
+    1,
+    "quiz",
+    MisconceptionRequest,
+    MisconceptionDiagnosis,
+    errors=(
+        INVALID_REQUEST,
+        QUESTION_NOT_FOUND,
+        SESSION_NOT_FOUND,
+        ANSWER_OUT_OF_RANGE,
+        ANSWER_KIND,
+        NOT_WRONG,
+        DIAGNOSIS_FAILED,
+    ),
+    summary=(
+        "Diagnose a wrong answer: inferred confusion, counter-example, explanation and a "
+        "checked, stored redemption question; recorded as an open misconception and, with "
+        "a session_id, appended to the session's audit log (misconception_buster)."
+    ),
+)
+
+QUIZ_ANALYZE: Command[AnalyzePerformanceRequest, PerformanceAnalysis] = Command(
+    "quiz.analyze",
+    1,
+    "quiz",
+    AnalyzePerformanceRequest,
+    PerformanceAnalysis,
+    errors=(INVALID_REQUEST, ANSWER_OUT_OF_RANGE, ANSWER_KIND),
+    summary=(
+        "Analyse answers: every grade of a stored question recomputed from the answer "
+        "log (a client's is_correct is ignored for it), figures in code, words by the model."
+    ),
+)
+
+QUIZ_SAVE: Command[SavedQuizRequest, SavedQuizView] = Command(
+    "quiz.save",
+    1,
+    "quiz",
+    SavedQuizRequest,
+    SavedQuizView,
+    errors=(INVALID_REQUEST, NOT_FOUND),
+    summary=(
+        "Save a quiz as the latest of a user and topic; its questions are stored and "
+        "graded like generated ones, and come back without answers until answered."
+    ),
+)
+
+QUIZ_COMMANDS: tuple[Command[Any, Any], ...] = (
+    QUIZ_GENERATE,
+    QUIZ_GENERATE_FROM_IMAGE,
+    QUIZ_GRADE,
+    QUIZ_DIAGNOSE,
+    QUIZ_ANALYZE,
+    QUIZ_SAVE,
+)
+"""Every command of the quiz service."""
