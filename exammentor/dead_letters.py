@@ -13,6 +13,7 @@ from datetime import datetime
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from exammentor import pipeline
 from exammentor.settings import KafkaSettings
 
 
@@ -41,13 +42,7 @@ async def list_dead_letters(
     """The newest dead letters (not yet replayed, by default)."""
     conn = await asyncpg.connect(dsn)
     try:
-        rows = await conn.fetch(
-            'SELECT id, consumer, topic, partition, "offset", reason, attempts, created_at, '
-            "replayed_at FROM dead_letters WHERE NOT $1 OR replayed_at IS NULL "
-            "ORDER BY created_at DESC, id DESC LIMIT $2",
-            pending_only,
-            limit,
-        )
+        rows = await pipeline.dead_letter_rows(conn, limit=limit, pending_only=pending_only)
     finally:
         await conn.close()
     return [DeadLetter(**dict(row)) for row in rows]
@@ -62,11 +57,7 @@ async def replay_dead_letter(dsn: str, kafka: KafkaSettings, letter_id: int) -> 
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction():
-            row = await conn.fetchrow(
-                'SELECT id, consumer, topic, partition, "offset", reason, attempts, created_at, '
-                "replayed_at, key, value FROM dead_letters WHERE id = $1 FOR UPDATE",
-                letter_id,
-            )
+            row = await pipeline.lock_dead_letter(conn, letter_id)
             if row is None:
                 raise ReplayError(f"no dead letter {letter_id}")
             if row["replayed_at"] is not None:
@@ -86,10 +77,7 @@ async def replay_dead_letter(dsn: str, kafka: KafkaSettings, letter_id: int) -> 
                 )
             finally:
                 await producer.stop()
-            replayed_at = await conn.fetchval(
-                "UPDATE dead_letters SET replayed_at = now() WHERE id = $1 RETURNING replayed_at",
-                letter_id,
-            )
+            replayed_at = await pipeline.mark_replayed(conn, letter_id)
     finally:
         await conn.close()
     fields = {k: row[k] for k in DeadLetter.__dataclass_fields__ if k != "replayed_at"}

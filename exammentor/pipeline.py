@@ -1,5 +1,6 @@
 """The pipeline tables' SQL, in one place: requests, request events, inbox, dead letters and
-model usage. Gateway and workers call these; nobody else writes these tables' SQL.
+model usage. Gateway, workers and the operator command call these; nobody else writes these
+tables' SQL.
 
 Rules the statements keep:
 
@@ -14,7 +15,7 @@ Rules the statements keep:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -209,4 +210,50 @@ async def record_model_usage(
         outcome,
         user_id,
         request_id,
+    )
+
+
+async def dead_letter_rows(conn: Connection, *, limit: int, pending_only: bool) -> list[Any]:
+    """The newest dead letters (without their bytes), for operators."""
+    return list(
+        await conn.fetch(
+            'SELECT id, consumer, topic, partition, "offset", reason, attempts, created_at, '
+            "replayed_at FROM dead_letters WHERE NOT $1 OR replayed_at IS NULL "
+            "ORDER BY created_at DESC, id DESC LIMIT $2",
+            pending_only,
+            limit,
+        )
+    )
+
+
+async def lock_dead_letter(conn: Connection, letter_id: int) -> Any:
+    """One dead letter with its bytes, locked until the transaction ends (None if absent)."""
+    return await conn.fetchrow(
+        'SELECT id, consumer, topic, partition, "offset", reason, attempts, created_at, '
+        "replayed_at, key, value FROM dead_letters WHERE id = $1 FOR UPDATE",
+        letter_id,
+    )
+
+
+async def mark_replayed(conn: Connection, letter_id: int) -> datetime:
+    """Records that a dead letter was put back on its topic; returns when."""
+    replayed_at: datetime = await conn.fetchval(
+        "UPDATE dead_letters SET replayed_at = now() WHERE id = $1 RETURNING replayed_at",
+        letter_id,
+    )
+    return replayed_at
+
+
+async def usage_by_purpose(conn: Connection, since: timedelta) -> list[Any]:
+    """Model calls, failures, tokens and mean latency per service and purpose since ``since``."""
+    return list(
+        await conn.fetch(
+            "SELECT service, purpose, count(*) AS calls, "
+            "count(*) FILTER (WHERE outcome <> 'ok') AS failed_calls, "
+            "sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens, "
+            "avg(latency_ms) AS mean_latency_ms FROM llm_usage "
+            "WHERE created_at > now() - $1::interval GROUP BY service, purpose "
+            "ORDER BY sum(prompt_tokens + completion_tokens) DESC, service, purpose",
+            since,
+        )
     )

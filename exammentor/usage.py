@@ -9,6 +9,8 @@ from datetime import timedelta
 
 import asyncpg
 
+from exammentor import pipeline
+
 
 @dataclass(frozen=True)
 class UsageLine:
@@ -33,15 +35,7 @@ async def usage_report(dsn: str, since: timedelta) -> list[UsageLine]:
     """Usage per service and purpose over the last ``since``, most tokens first."""
     conn = await asyncpg.connect(dsn)
     try:
-        rows = await conn.fetch(
-            "SELECT service, purpose, count(*) AS calls, "
-            "count(*) FILTER (WHERE outcome <> 'ok') AS failed_calls, "
-            "sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens, "
-            "avg(latency_ms) AS mean_latency_ms FROM llm_usage "
-            "WHERE created_at > now() - $1::interval GROUP BY service, purpose "
-            "ORDER BY sum(prompt_tokens + completion_tokens) DESC, service, purpose",
-            since,
-        )
+        rows = await pipeline.usage_by_purpose(conn, since)
     finally:
         await conn.close()
     return [UsageLine(**{**dict(r), "mean_latency_ms": float(r["mean_latency_ms"])}) for r in rows]
