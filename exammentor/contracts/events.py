@@ -75,8 +75,94 @@ class SystemEchoedV1(DomainEvent):
     service: str
 
 
+class QuizGeneratedV1(DomainEvent):
+    """A quiz was generated, checked and stored for a student (its answers are not in it)."""
+
+    TYPE: ClassVar[str] = "quiz.generated"
+    VERSION: ClassVar[int] = 1
+    SUMMARY: ClassVar[str] = "A checked quiz was stored for a student."
+
+    quiz_id: UUID
+    topic: str
+    questions_count: int = Field(ge=0)
+    requested_questions: int = Field(ge=0)
+    difficulty: str
+    targets: list[str]
+    from_image: bool = False
+
+
+class AnswerGradedV1(DomainEvent):
+    """An answer to a stored question was graded in code and logged."""
+
+    TYPE: ClassVar[str] = "quiz.answer_graded"
+    VERSION: ClassVar[int] = 1
+    SUMMARY: ClassVar[str] = "A student's answer was graded in code and logged."
+
+    answer_id: UUID
+    question_id: str
+    topic: str
+    concept: str
+    outcome: str
+    """correct, wrong or skipped."""
+
+
+class MisconceptionDetectedV1(DomainEvent):
+    """A wrong answer was diagnosed and recorded as an open misconception."""
+
+    TYPE: ClassVar[str] = "misconception.detected"
+    VERSION: ClassVar[int] = 1
+    SUMMARY: ClassVar[str] = "A misconception was diagnosed and recorded, open."
+
+    misconception_id: str
+    topic: str
+    concept: str
+    description: str
+    question_id: str
+    redemption_question_id: str
+
+
+class MisconceptionResolvedV1(DomainEvent):
+    """A misconception's due re-check was answered right: it is resolved."""
+
+    TYPE: ClassVar[str] = "misconception.resolved"
+    VERSION: ClassVar[int] = 1
+    SUMMARY: ClassVar[str] = "A misconception was re-checked when due and resolved."
+
+    misconception_id: str
+    topic: str
+    concept: str
+    reopened_times: int = Field(ge=0)
+
+
+class MasteryChangedV1(DomainEvent):
+    """The learner model's estimate of a concept (and its topic) moved after an answer."""
+
+    TYPE: ClassVar[str] = "learner.mastery_changed"
+    VERSION: ClassVar[int] = 1
+    SUMMARY: ClassVar[str] = "A student's mastery of a concept and its topic changed."
+
+    topic: str
+    concept: str
+    p_mastery_before: float | None = Field(default=None, ge=0, le=1)
+    p_mastery: float = Field(ge=0, le=1)
+    status: str
+    topic_score: float = Field(ge=0, le=100)
+    topic_status: str
+    attempts: int = Field(ge=0)
+    next_review: dt.datetime | None = None
+
+
 EVENTS: dict[tuple[str, int], type[DomainEvent]] = {
     (model.TYPE, model.VERSION): model
-    for model in (PlanGeneratedV1, PlanVerifiedV1, SystemEchoedV1)
+    for model in (
+        PlanGeneratedV1,
+        PlanVerifiedV1,
+        SystemEchoedV1,
+        QuizGeneratedV1,
+        AnswerGradedV1,
+        MisconceptionDetectedV1,
+        MisconceptionResolvedV1,
+        MasteryChangedV1,
+    )
 }
 """Every published event type and version, with its payload model."""
