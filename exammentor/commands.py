@@ -125,6 +125,19 @@ class CommandContext:
                     conn, self.envelope.request_id, self.envelope.user_id, seq, data
                 )
 
+    @property
+    def cancelled(self) -> bool:
+        """True once no one waits for the command's results (its client went away)."""
+        return self.stream.cancelled
+
+    async def wait_cancelled(self) -> None:
+        """Returns when no one waits for the command's results any more.
+
+        A handler that streams text to a reader races its work against this and stops
+        early (storing what it made so far); other handlers finish as they always do.
+        """
+        await self.stream.wait_cancelled()
+
     def event(self, payload: DomainEvent) -> EventEnvelope:
         """A domain event about this command's user, session and request."""
         return EventEnvelope(

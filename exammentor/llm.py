@@ -33,6 +33,7 @@ from openai import AsyncOpenAI, omit
 from openai.types.chat import (
     ChatCompletion,
     ChatCompletionChunk,
+    ChatCompletionContentPartParam,
     ChatCompletionMessageParam,
 )
 from openai.types.shared_params.response_format_json_schema import ResponseFormatJSONSchema
@@ -49,11 +50,15 @@ from exammentor.settings import LLMSettings
 
 __all__ = [
     "ChatMessage",
+    "ImageContent",
     "LLMClient",
     "LLMError",
     "LLMInvalidOutput",
     "LLMUnavailable",
     "LLMUsage",
+    "Message",
+    "PartsMessage",
+    "TextContent",
     "UsageSink",
     "estimate_tokens",
     "extract_json",
@@ -78,6 +83,42 @@ class ChatMessage(TypedDict):
 
     role: Literal["system", "user", "assistant"]
     content: str
+
+
+class TextContent(TypedDict):
+    """A text part of a user message with parts."""
+
+    type: Literal["text"]
+    text: str
+
+
+class ImageUrlRef(TypedDict):
+    """Where an image part's image is (a ``data:`` URL or an https URL)."""
+
+    url: str
+    detail: Literal["auto", "low", "high"]
+
+
+class ImageContent(TypedDict):
+    """An image part of a user message (OpenAI image input)."""
+
+    type: Literal["image_url"]
+    image_url: ImageUrlRef
+
+
+class PartsMessage(TypedDict):
+    """A user message of text and image parts, for a model that can see."""
+
+    role: Literal["user"]
+    content: Sequence[TextContent | ImageContent]
+
+
+Message = ChatMessage | PartsMessage
+"""Any message :meth:`LLMClient.structured` and :meth:`LLMClient.text` take."""
+
+IMAGE_PART_TOKENS = 765
+"""Estimated prompt tokens of one image part (OpenAI's cost of a 1024 px tile image), for
+usage estimates when a server reports none."""
 
 
 @dataclass(frozen=True)
@@ -188,9 +229,21 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def _estimate_prompt(messages: Sequence[ChatMessage]) -> int:
+def _estimate_prompt(messages: Sequence[Message]) -> int:
     # A few tokens per message for the chat template's role markers.
-    return sum(estimate_tokens(m["content"]) + 4 for m in messages)
+    total = 0
+    for m in messages:
+        content = m["content"]
+        if isinstance(content, str):
+            total += estimate_tokens(content) + 4
+            continue
+        for part in content:
+            if part["type"] == "text":
+                total += estimate_tokens(part["text"])
+            else:
+                total += IMAGE_PART_TOKENS
+        total += 4
+    return total
 
 
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
@@ -283,8 +336,22 @@ def _schema_name(schema: type[BaseModel]) -> str:
     return re.sub(r"[^a-zA-Z0-9_-]", "_", schema.__name__)[:64] or "output"
 
 
-def _to_sdk(message: ChatMessage) -> ChatCompletionMessageParam:
+def _to_sdk(message: Message) -> ChatCompletionMessageParam:
     role, content = message["role"], message["content"]
+    if not isinstance(content, str):
+        parts: list[ChatCompletionContentPartParam] = []
+        for part in content:
+            if part["type"] == "text":
+                parts.append({"type": "text", "text": part["text"]})
+            else:
+                image = part["image_url"]
+                parts.append(
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": image["url"], "detail": image["detail"]},
+                    }
+                )
+        return {"role": "user", "content": parts}
     if role == "system":
         return {"role": "system", "content": content}
     if role == "assistant":
@@ -380,7 +447,7 @@ class LLMClient:
     async def structured(
         self,
         *,
-        messages: Sequence[ChatMessage],
+        messages: Sequence[Message],
         schema: type[M],
         purpose: str,
         max_tokens: int = 512,
@@ -461,7 +528,7 @@ class LLMClient:
     async def text(
         self,
         *,
-        messages: Sequence[ChatMessage],
+        messages: Sequence[Message],
         purpose: str,
         max_tokens: int = 512,
         temperature: float = 0.0,
@@ -600,7 +667,7 @@ class LLMClient:
         self,
         *,
         purpose: str,
-        messages: Sequence[ChatMessage],
+        messages: Sequence[Message],
         max_tokens: int,
         temperature: float,
         response_format: ResponseFormatJSONSchema | None,

@@ -4,6 +4,11 @@ Workers open one client-streaming ``ResultRelay.Push`` call per request (to the 
 the command's ``reply_to``) and send numbered chunks: progress, then a final result or
 error. The gateway's :class:`RelayHub` routes chunks to whoever waits on that request id.
 Results are also stored in Postgres, so a lost stream never loses a result.
+
+When no one waits for a request any more (its client went away), the hub aborts the Push
+with ``CANCELLED`` and :data:`WAITER_GONE` in the details; the worker's
+:class:`ResultStream` then reports itself :attr:`~ResultStream.cancelled`, so a handler
+that produces text for a reader (the tutor's token stream) can stop paying for it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from exammentor._proto import relay_pb2, relay_pb2_grpc
 from exammentor.logs import get_logger
 
 log = get_logger(__name__)
+
+WAITER_GONE = "no one waits for this request"
+"""Details of the ``CANCELLED`` status the hub aborts a Push with when its waiter is gone."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,31 @@ class ResultStream:
         self._seq = 0
         self._call: aio.StreamUnaryCall[relay_pb2.ResultChunk, relay_pb2.RelayAck] | None = None
         self._broken = address is None
+        self._cancelled = asyncio.Event()
+        self._watch: asyncio.Task[None] | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the gateway said no one waits for this request (the client left)."""
+        return self._cancelled.is_set()
+
+    async def wait_cancelled(self) -> None:
+        """Returns when the gateway says no one waits for this request any more."""
+        await self._cancelled.wait()
+
+    async def _watch_call(
+        self, call: aio.StreamUnaryCall[relay_pb2.ResultChunk, relay_pb2.RelayAck]
+    ) -> None:
+        # The call ends early only when the gateway aborts it; waiting on its status costs
+        # nothing and tells a handler at once, not at its next write.
+        try:
+            code = await call.code()
+            details = await call.details()
+        except asyncio.CancelledError:
+            return
+        if code == grpc.StatusCode.CANCELLED and WAITER_GONE in (details or ""):
+            self._broken = True
+            self._cancelled.set()
 
     @property
     def seq(self) -> int:
@@ -82,6 +115,7 @@ class ResultStream:
                 assert self._address is not None
                 stub = relay_pb2_grpc.ResultRelayStub(self._channels.get(self._address))
                 self._call = stub.Push(timeout=3600)  # type: ignore[call-arg]  # stubs predate aio
+                self._watch = asyncio.ensure_future(self._watch_call(self._call))
             await self._call.write(chunk)
         except (grpc.RpcError, asyncio.InvalidStateError) as exc:
             log.warning("result relay unavailable", address=self._address, error=str(exc))
@@ -133,6 +167,8 @@ class ResultStream:
             except (grpc.RpcError, asyncio.InvalidStateError) as exc:
                 log.warning("result relay closed badly", error=str(exc))
         self._broken = True
+        if self._watch is not None and not self._watch.done():
+            self._watch.cancel()
 
 
 class RelayChannels:
@@ -186,7 +222,12 @@ class RelayHub(relay_pb2_grpc.ResultRelayServicer):
         request_iterator: AsyncIterator[relay_pb2.ResultChunk],
         context: aio.ServicerContext[relay_pb2.ResultChunk, relay_pb2.RelayAck],
     ) -> relay_pb2.RelayAck:
-        """Receives one request's chunks from a worker."""
+        """Receives one request's chunks from a worker.
+
+        A progress chunk no one waits for (the client went away, or never was on this
+        instance) aborts the call with ``CANCELLED`` and :data:`WAITER_GONE`, so the worker
+        can stop producing; the final result is stored by the worker either way.
+        """
         received = 0
         async for msg in request_iterator:
             received += 1
@@ -194,6 +235,8 @@ class RelayHub(relay_pb2_grpc.ResultRelayServicer):
             queue = self._waiters.get(chunk.request_id)
             if queue is not None:
                 queue.put_nowait(chunk)
+            elif not chunk.final:
+                await context.abort(grpc.StatusCode.CANCELLED, f"{WAITER_GONE}: {chunk.request_id}")
         return relay_pb2.RelayAck(received=received)
 
 
