@@ -66,6 +66,12 @@ INVALID_TRANSITION = ErrorCode(
     "FAILED_PRECONDITION",
     "The study session's phase does not allow this; the message names both phases.",
 )
+USER_MISMATCH = ErrorCode(
+    "user_mismatch",
+    403,
+    "PERMISSION_DENIED",
+    "A user_id in the body names someone other than the token's user.",
+)
 BODY_TOO_LARGE = ErrorCode(
     "body_too_large", 413, "INVALID_ARGUMENT", "The request body is over the size limit."
 )
@@ -94,6 +100,7 @@ GATEWAY_ERRORS: tuple[ErrorCode, ...] = (
     NOT_FOUND,
     SESSION_NOT_FOUND,
     INVALID_TRANSITION,
+    USER_MISMATCH,
     BODY_TOO_LARGE,
     UNAVAILABLE,
     DEAD_LETTERED,

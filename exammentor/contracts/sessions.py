@@ -67,11 +67,13 @@ def transition_action(current: Phase, wanted: Phase) -> str:
 
 
 class StartSessionRequest(BaseModel):
-    """Body of ``POST /api/session/start`` (the user comes from the token)."""
+    """Body of ``POST /api/session/start``. The user comes from the token; the original's
+    clients also send ``user_id``, accepted only when it is the token's user."""
 
     model_config = ConfigDict(extra="forbid")
 
     exam_type: str = Field(default="none", min_length=1, max_length=MAX_EXAM_TYPE_CHARS)
+    user_id: UUID | None = None
 
 
 class SessionStarted(BaseModel):

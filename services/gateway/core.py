@@ -42,6 +42,7 @@ from exammentor.contracts.commands import (
     SESSION_NOT_FOUND,
     UNAUTHENTICATED,
     UNAVAILABLE,
+    USER_MISMATCH,
     Command,
     ErrorCode,
 )
@@ -261,6 +262,16 @@ class GatewayCore:
         except InvalidToken as exc:
             raise GatewayError(UNAUTHENTICATED, f"invalid token: {exc}") from exc
 
+    @staticmethod
+    def check_user_field(user: UUID, claimed: UUID | None) -> None:
+        """Refuses a ``user_id`` in a body that names another user (``user_mismatch``)."""
+        if claimed is not None and claimed != user:
+            raise GatewayError(
+                USER_MISMATCH,
+                "user_id: not the user of the bearer token; leave it out",
+                {"field": "user_id"},
+            )
+
     # ---- commands ------------------------------------------------------------------------
 
     async def check_session(self, user: UUID, session_id: UUID | None) -> None:
@@ -374,6 +385,7 @@ class GatewayCore:
 
     async def start_session(self, user: UUID, body: StartSessionRequest) -> SessionStarted:
         """A new study session in ``INTAKE``."""
+        self.check_user_field(user, body.user_id)
         async with user_transaction(self.pool, user) as conn:
             session_id = await sessions.start_session(conn, user, body.exam_type)
         return SessionStarted(session_id=session_id)

@@ -40,6 +40,7 @@ class Caller:
     """A registered student on both transports, with one session of their own."""
 
     name: str
+    user_id: str
     token: str
     session_id: str
 
@@ -63,13 +64,13 @@ class World:
 async def _caller(http: httpx.AsyncClient) -> Caller:
     name = f"parity-{uuid.uuid4().hex[:8]}"
     reply = await http.post("/api/users/register", json={"name": name, "password": "pass-word-1"})
-    token = reply.json()["access_token"]
+    token, user_id = reply.json()["access_token"], reply.json()["user_id"]
     started = await http.post(
         "/api/session/start",
         json={"exam_type": "jee"},
         headers={"Authorization": f"Bearer {token}"},
     )
-    return Caller(name, token, started.json()["session_id"])
+    return Caller(name, user_id, token, started.json()["session_id"])
 
 
 @pytest.fixture
@@ -141,6 +142,26 @@ CASES: dict[str, tuple[str, HttpCall, GrpcCall]] = {
         lambda w: w.http.get(f"/api/session/{w.other.session_id}/history", headers=w.me.http),
         lambda w: w.stub.GetSessionHistory(
             pb.SessionRef(session_id=w.other.session_id), metadata=w.me.grpc
+        ),
+    ),
+    "another user's id in the body": (
+        "user_mismatch",
+        lambda w: w.http.post(
+            "/api/session/start", json={"user_id": w.other.user_id}, headers=w.me.http
+        ),
+        lambda w: w.stub.StartSession(
+            pb.StartSessionRequest(user_id=w.other.user_id), metadata=w.me.grpc
+        ),
+    ),
+    "my own id in the body, as the original's client sends it": (
+        "ok",
+        lambda w: w.http.post(
+            "/api/session/start",
+            json={"user_id": w.me.user_id, "exam_type": "neet"},
+            headers=w.me.http,
+        ),
+        lambda w: w.stub.StartSession(
+            pb.StartSessionRequest(user_id=w.me.user_id, exam_type="neet"), metadata=w.me.grpc
         ),
     ),
     "an id that is not a UUID": (
