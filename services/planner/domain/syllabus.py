@@ -161,11 +161,15 @@ _LABEL_NUMBER = (
     r"(?:\s*[-#]?\s*\d+(?:\.\d+)*(?:\s*[-\u2013&,]\s*\d+)*"  # "3", "#3", "1.2", "1-2"
     r"|(?:\s+|\s*[-#]\s*)(?:[ivxlcdm]+|[a-z]))\b"  # "IV", "A", apart ("Units" is a word)
 )
+_LABEL_DATE = r"(?:\s*[(\[][^()\[\]]{1,30}[)\]])?"
+"""A date or note in brackets after a label: "Week 1 (Sep 5):"."""
 _HEADING_PREFIX = re.compile(
-    rf"^{_LABEL_WORDS}s?{_LABEL_NUMBER}\s*[:.)\-\u2013\u2014]*\s*", re.IGNORECASE
+    rf"^{_LABEL_WORDS}s?{_LABEL_NUMBER}{_LABEL_DATE}\s*[:.)\-\u2013\u2014]*\s*",
+    re.IGNORECASE,
 )
 _INLINE_LABEL = re.compile(
-    rf"(?<![^\s.;,|(]){_LABEL_WORDS}s?{_LABEL_NUMBER}\s*[:.)\-\u2013\u2014]", re.IGNORECASE
+    rf"(?<![^\s.;,|(]){_LABEL_WORDS}s?{_LABEL_NUMBER}{_LABEL_DATE}\s*[:.)\-\u2013\u2014]",
+    re.IGNORECASE,
 )
 """A label inside a line ("... Part 2: Matrices"); two or more with one word split the line."""
 _INLINE_NUMBER = re.compile(r"(?<![^\s.;,])\(?(\d{1,2})[.)]\s+(?=[^\W\d_])")
@@ -232,6 +236,11 @@ _LEAD_WORDS = frozenset(
     ]
 )
 """Words a prose lead-in is made of; any other word means the verb is part of a name."""
+_BARE_LEAD_VERB = re.compile(
+    r"(?:covers|includes|comprises|introduces|deals\s+with|consists\s+of|focuses\s+on)$",
+    re.IGNORECASE,
+)
+"""Verbs that start a prose line without a subject ("Covers sets, ..."); no name starts so."""
 _BARE_FIGURE = re.compile(
     r"^[(\[]?\d+(?:\.\d+)?\s*(?:%|marks?|hours?|hrs?|h|periods?|lectures?|questions?|qs)?[)\]]?$",
     re.IGNORECASE,
@@ -319,6 +328,9 @@ class _Reader:
 
     def __init__(self, known: Collection[str], sections: Collection[str]) -> None:
         self.known = {normalise_topic_name(name) for name in known}
+        # Every part of a comma list has a word, so no known name spans more parts than
+        # its words: this bounds the search for known names inside a long list.
+        self.longest_known = max((len(name.split()) for name in self.known), default=0)
         self.sections = _SUBJECT_HEADINGS | {normalise_topic_name(name) for name in sections}
 
     def is_known(self, text: str) -> bool:
@@ -343,8 +355,9 @@ class _Reader:
         i = 0
         while i < len(parts):
             # The longest run of parts that is a known name as a whole (commas and all).
+            last = min(len(parts), i + self.longest_known)
             end = next(
-                (j for j in range(len(parts), i + 1, -1) if self.is_known(", ".join(parts[i:j]))),
+                (j for j in range(last, i + 1, -1) if self.is_known(", ".join(parts[i:j]))),
                 i + 1,
             )
             merged = merged or end > i + 1
@@ -447,6 +460,8 @@ def _prose_lead_in(sentence: str) -> re.Match[str] | None:
     if match is None:
         return None
     lead = set(match.group("lead").replace(",", " ").lower().split())
+    if not lead and not _BARE_LEAD_VERB.match(match.group("verb")):
+        return None  # "Study skills", "Cover letters": a name that starts with a verb
     return match if lead <= _LEAD_WORDS else None
 
 
