@@ -493,16 +493,40 @@ class MisconceptionDiagnosis(BaseModel):
     state: MisconceptionState = "open"
 
 
+class SavedQuestion(QuestionView):
+    """A saved question: its answer and explanation only once the student has answered it."""
+
+    answered: bool = False
+    correct_option_index: int | None = None
+    explanation: str | None = None
+    accepted_answers: list[str] = Field(default_factory=list)
+
+
 class SavedQuizView(BaseModel):
     """``GET/POST /api/quiz/persistence``: the latest saved quiz of a user and topic.
 
-    A question's answer is shown only once the student has answered it.
+    The questions carry the ids they are graded by (``quiz.grade``); an empty quiz (nothing
+    saved yet) has no questions.
     """
 
     user_id: str
     topic_id: str
-    questions: list[QuestionView | Question] = Field(default_factory=list)
+    questions: list[SavedQuestion] = Field(default_factory=list)
     created_at: dt.datetime | None = None
+
+
+class TopicMasteryState(BaseModel):
+    """What other services read of a topic's mastery (``read_models.topic_mastery``)."""
+
+    topic: str
+    score: float = Field(ge=0, le=100)
+    """0..100, from the concepts' knowledge-tracing estimates."""
+    status: MasteryStatus
+    attempts: int = Field(ge=0)
+    open_misconceptions: int = Field(ge=0)
+    last_attempted: dt.datetime | None = None
+    next_review: dt.datetime | None = None
+    """The earliest FSRS due date of its concepts."""
 
 
 class LearnerFitResult(BaseModel):
@@ -559,6 +583,13 @@ DIAGNOSIS_FAILED = ErrorCode(
     "No valid redemption question within the retry bound; nothing was stored.",
 )
 
+VISION_UNSUPPORTED = ErrorCode(
+    "vision_unsupported",
+    422,
+    "FAILED_PRECONDITION",
+    "The configured model cannot read images; configure one that can to use this route.",
+)
+
 QUIZ_GENERATE: Command[GenerateQuizRequest, GeneratedQuiz] = Command(
     "quiz.generate",
     1,
@@ -579,7 +610,7 @@ QUIZ_GENERATE_FROM_IMAGE: Command[GenerateQuizFromImageRequest, GeneratedQuiz] =
     "quiz",
     GenerateQuizFromImageRequest,
     GeneratedQuiz,
-    errors=(INVALID_REQUEST, SESSION_NOT_FOUND, QUIZ_UNAVAILABLE),
+    errors=(INVALID_REQUEST, SESSION_NOT_FOUND, QUIZ_UNAVAILABLE, VISION_UNSUPPORTED),
     summary=(
         "Generate questions about an image (each with its visual_reference), checked and "
         "stored like quiz.generate, returned without answers."
@@ -629,7 +660,7 @@ QUIZ_ANALYZE: Command[AnalyzePerformanceRequest, PerformanceAnalysis] = Command(
     "quiz",
     AnalyzePerformanceRequest,
     PerformanceAnalysis,
-    errors=(INVALID_REQUEST, ANSWER_OUT_OF_RANGE, ANSWER_KIND),
+    errors=(INVALID_REQUEST, QUESTION_NOT_FOUND, ANSWER_OUT_OF_RANGE, ANSWER_KIND),
     summary=(
         "Analyse answers: every grade of a stored question recomputed from the answer "
         "log (a client's is_correct is ignored for it), figures in code, words by the model."

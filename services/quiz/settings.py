@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from exammentor.contracts.topics import Service
 from exammentor.settings import WorkerSettings
 
@@ -10,3 +12,9 @@ class QuizSettings(WorkerSettings):
     """What the quiz service reads from the environment (``EXAMMENTOR_*``)."""
 
     service_name: Service = "quiz"
+    generation_rounds: int = Field(default=3, ge=1, le=6)
+    """Model calls at most per quiz: the first, then one per round that still falls short."""
+    vision_model: bool = False
+    """Whether the configured model reads images (``generate-from-image`` needs one)."""
+    misconception_targets: int = Field(default=3, ge=0, le=10)
+    """Newest open misconceptions a quiz aims at when the request names none."""

@@ -1,0 +1,235 @@
+"""The quiz service's model calls: questions, feedback, diagnoses and analysis prose.
+
+Every decision is the pure domain's (``services.quiz.domain``), every prompt and screen is
+in ``prompts``; neither the database nor Kafka is touched here. The model writes questions
+and words only: a quiz is the questions that passed the domain's check, asked for again
+(only the missing ones) for at most ``generation_rounds`` calls; feedback, hints and prose
+fall back to text of our own when the model's does not pass its screen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from exammentor.contracts.quiz import (
+    MULTIPLE_CHOICE_OPTIONS,
+    Question,
+    QuestionDifficulty,
+)
+from exammentor.llm import LLMClient, LLMError, Message, PartsMessage
+from exammentor.logs import get_logger
+from exammentor.model_answers import ModelRun
+from services.quiz import prompts
+from services.quiz.domain import Grade, PerformanceFigures, check_questions
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class GeneratedQuestions:
+    """Checked questions, and why there are fewer than asked when there are."""
+
+    questions: list[Question]
+    requested: int
+    shortfall_reason: str = ""
+
+
+def _image_messages(
+    messages: Sequence[Message], image_base64: str, mime_type: str
+) -> list[Message]:
+    """The generation prompt with the image attached to its last user turn."""
+    *head, last = messages
+    text = str(last["content"]) + "\nWrite the questions about the image."
+    parts: PartsMessage = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": text},
+            {
+                "type": "image_url",
+                "image_url": {
+                    "url": f"data:{mime_type};base64,{''.join(image_base64.split())}",
+                    "detail": "auto",
+                },
+            },
+        ],
+    }
+    return [*head, parts]
+
+
+class QuizWorkflow:
+    """The model calls of the quiz service."""
+
+    def __init__(self, llm: LLMClient | None, *, rounds: int) -> None:
+        self.llm = llm
+        self.rounds = rounds
+
+    async def questions(
+        self,
+        topic: str,
+        *,
+        count: int,
+        difficulty: QuestionDifficulty,
+        context: str = "",
+        targets: Sequence[str] = (),
+        seen: Sequence[str] = (),
+        image: tuple[str, str] | None = None,
+    ) -> GeneratedQuestions:
+        """Up to ``count`` checked questions on ``topic``.
+
+        Args:
+            topic: The quiz topic.
+            count: Questions asked for.
+            difficulty: The difficulty to write for.
+            context: The student's material.
+            targets: Misconceptions to aim at, newest first.
+            seen: Texts of questions the student saw recently (not asked again).
+            image: ``(image_base64, mime_type)`` for a quiz about an image.
+
+        Returns:
+            The questions (possibly fewer than ``count``, with the reason).
+        """
+        run = ModelRun(self.llm)
+        kept: list[Question] = []
+        reasons: list[str] = []
+        for round_no in range(1, self.rounds + 1):
+            missing = count - len(kept)
+            if missing <= 0:
+                break
+            already = [*seen, *(q.text for q in kept)]
+            messages = prompts.quiz_messages(
+                topic,
+                count=missing,
+                difficulty=difficulty,
+                context=context,
+                targets=targets,
+                avoid=already,
+            )
+            schema = prompts.quiz_schema(missing)
+
+            def screen(
+                answer: prompts.QuizAnswer, n: int = missing, avoid: list[str] = already
+            ) -> None:
+                prompts.screen_quiz(answer, count=n, topic=topic, difficulty=difficulty, seen=avoid)
+
+            answer: prompts.QuizAnswer | None
+            if image is None:
+                answer = await run.ask(
+                    "quiz.generate",
+                    messages,
+                    schema,
+                    max_tokens=prompts.quiz_max_tokens(missing),
+                    validate=screen,
+                )
+            else:
+                answer = await self._ask_about_image(messages, schema, missing, image, screen)
+            if answer is None:
+                reasons.append(
+                    f"round {round_no}: the model's answer was "
+                    f"{run.status.get('quiz.generate', 'unusable')}"
+                )
+                if run.down:
+                    break
+                continue
+            check = check_questions(
+                prompts.quiz_drafts(answer, missing, difficulty),
+                requested=missing,
+                topic=topic,
+                difficulty=difficulty,
+                seen=already,
+            )
+            if image is not None:
+                kept.extend(
+                    q.model_copy(update={"visual_reference": "the image"}) for q in check.questions
+                )
+            else:
+                kept.extend(check.questions)
+            reasons.extend(check.problems())
+        shortfall = ""
+        if len(kept) < count:
+            shortfall = (
+                f"{len(kept)} of {count} questions passed the check within {self.rounds} "
+                f"model call(s) ({MULTIPLE_CHOICE_OPTIONS} distinct options, one correct, "
+                f"distinct new texts): " + "; ".join(reasons[:6])
+            )
+        return GeneratedQuestions(kept[:count], count, shortfall)
+
+    async def _ask_about_image(
+        self,
+        messages: Sequence[Message],
+        schema: type[prompts.QuizAnswer],
+        missing: int,
+        image: tuple[str, str],
+        screen: object,
+    ) -> prompts.QuizAnswer | None:
+        if self.llm is None:
+            return None
+        try:
+            return await self.llm.structured(
+                messages=_image_messages(messages, *image),
+                schema=schema,
+                purpose="quiz.generate_from_image",
+                max_tokens=prompts.quiz_max_tokens(missing),
+                validate=screen,  # type: ignore[arg-type]
+            )
+        except LLMError as exc:
+            log.info("image quiz: model answer unusable", reason=exc.reason)
+            return None
+
+    async def feedback(
+        self, question: Question, grade: Grade, topic_context: str = ""
+    ) -> tuple[str, str]:
+        """Feedback and a hint: the model's for a wrong or skipped answer when they pass."""
+        if grade.outcome == "correct":
+            return prompts.own_feedback(question, grade)
+        run = ModelRun(self.llm)
+
+        def screen(answer: prompts.FeedbackAnswer) -> None:
+            prompts.screen_feedback(answer, grade)
+
+        answer = await run.ask(
+            "quiz.feedback",
+            prompts.feedback_messages(question, grade, topic_context),
+            prompts.FeedbackAnswer,
+            max_tokens=prompts.FEEDBACK_MAX_TOKENS,
+            validate=screen,
+        )
+        if answer is None:
+            return prompts.own_feedback(question, grade)
+        return prompts.screen_feedback(answer, grade)
+
+    async def diagnosis(
+        self, question: Question, grade: Grade, topic: str
+    ) -> prompts.Diagnosis | None:
+        """A screened diagnosis with a checked redemption question, or None."""
+        run = ModelRun(self.llm)
+
+        def screen(answer: prompts.DiagnosisAnswer) -> None:
+            prompts.screen_diagnosis(answer, question, topic)
+
+        answer = await run.ask(
+            "quiz.diagnose",
+            prompts.diagnosis_messages(question, grade),
+            prompts.DiagnosisAnswer,
+            max_tokens=prompts.DIAGNOSIS_MAX_TOKENS,
+            validate=screen,
+        )
+        return prompts.screen_diagnosis(answer, question, topic) if answer is not None else None
+
+    async def analysis_prose(self, figures: PerformanceFigures) -> tuple[str | None, str | None]:
+        """The model's summary and encouragement when they pass, else ``(None, None)``."""
+        run = ModelRun(self.llm)
+
+        def screen(answer: prompts.AnalysisProseAnswer) -> None:
+            prompts.screen_analysis(answer, figures)
+
+        answer = await run.ask(
+            "quiz.analysis",
+            prompts.analysis_messages(figures),
+            prompts.AnalysisProseAnswer,
+            max_tokens=prompts.ANALYSIS_MAX_TOKENS,
+            validate=screen,
+        )
+        if answer is None:
+            return None, None
+        return prompts.screen_analysis(answer, figures)
