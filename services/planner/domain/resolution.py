@@ -111,7 +111,7 @@ def resolve_topics(
             borrowed,
             "pasted",
             notes=[
-                f"{t.name!r} borrows its weight, hours and difficulty from {lender.name}'s "
+                f"{t.name!r} borrows its hours and difficulty from {lender.name}'s "
                 f"{t.registry_name!r}"
                 for t in borrowed
                 if t.registry_name is not None

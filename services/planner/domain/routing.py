@@ -320,8 +320,8 @@ def cross_check(
             borrowed, exam = exam, None
             notes.append(
                 f"{request.exam_type} is not in the registry: your syllabus is planned as "
-                f"pasted; topics that match {borrowed.name}'s by name borrow its weights, hours "
-                "and prerequisites (each one is named in the notes)"
+                f"pasted; topics that match {borrowed.name}'s by name borrow their hours, "
+                "difficulty and prerequisites (each one is named in the notes)"
             )
         elif exam is not None:
             notes.append(f"your syllabus was matched to {exam.name} for weights and prerequisites")

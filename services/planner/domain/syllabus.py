@@ -53,6 +53,7 @@ from services.planner.domain.names import normalise_topic_name
 from services.planner.domain.registry import RegistryTopic
 from services.planner.domain.topics import (
     DEFAULT_TOPIC_HOURS,
+    DEFAULT_TOPIC_WEIGHT,
     HEADING_SEPARATOR,
     SyllabusTopic,
 )
@@ -755,9 +756,10 @@ def enrich_topics(
     Args:
         parsed: Topics from :func:`parse_syllabus`.
         registry_topics: The registry topics in scope (an exam, subject or sub-subject).
-        borrowed: The topics are another exam's (the student's exam is not in the registry):
-            only a topic or item that itself matches takes figures, never through its
-            heading.
+        borrowed: The registry topics are another exam's (the student's exam is not in the
+            registry): only a topic or item that itself matches takes figures, never
+            through its heading, and it keeps the default weight (a weight is importance in
+            the lending exam, not in the student's).
 
     Returns:
         Topics for the scheduler, in the parsed order.
@@ -803,7 +805,8 @@ def enrich_topics(
         topics.append(
             SyllabusTopic(
                 name=unit.name,
-                weight=source.weight,
+                # Weight is importance in the lending exam, not in the student's.
+                weight=DEFAULT_TOPIC_WEIGHT if borrowed else source.weight,
                 hours=hours,
                 difficulty=source.difficulty,
                 prerequisites=tuple(dict.fromkeys(prerequisites)),

@@ -84,9 +84,10 @@ def test_a_topic_listed_alone_borrows_when_its_own_name_matches(
     routing = routed(registry, "GRE", "GRE prep", text)
     resolved = resolve_topics(registry, routing, parsed(registry, text))
     arithmetic, vocabulary = resolved.topics
-    assert (arithmetic.registry_name, arithmetic.weight) == ("Arithmetic", 10)
+    assert (arithmetic.registry_name, arithmetic.hours) == ("Arithmetic", 16)
     assert vocabulary.registry_name is None
-    assert vocabulary.weight == 1.0
+    # A weight is importance in CAT; it says nothing of what matters in the GRE.
+    assert arithmetic.weight == vocabulary.weight == 1.0
 
 
 def test_an_exam_type_the_registry_knows_still_lends_through_headings(
