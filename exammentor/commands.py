@@ -336,6 +336,10 @@ class CommandConsumer:
                         reason=f"{type(exc).__name__}: {exc}",
                         attempts=attempt,
                         envelope=envelope,
+                        # Exception text is for operators (the letter, the log), never for
+                        # the client, who learns what happened and what to quote.
+                        client_message="the command failed and was set aside for an operator; "
+                        f"quote request {envelope.request_id}",
                     )
                     return
                 metrics.COMMANDS.labels(self.service, spec.name, "retried").inc()
@@ -434,6 +438,7 @@ class CommandConsumer:
         reason: str,
         attempts: int,
         envelope: CommandEnvelope | None,
+        client_message: str | None = None,
     ) -> None:
         """Sends the record to the dead-letter topic (awaited: if Kafka refuses, we raise and
         the record is redelivered), records it, and tells the client when there is one.
@@ -477,7 +482,10 @@ class CommandConsumer:
         if envelope is not None:
             stream = self._channels.stream(envelope.reply_to, envelope.request_id)
             await self._finish_failed(
-                envelope, {"code": "dead_lettered", "message": reason}, stream, applied=False
+                envelope,
+                {"code": "dead_lettered", "message": client_message or reason},
+                stream,
+                applied=False,
             )
 
 

@@ -13,7 +13,14 @@ import datetime as dt
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 MAX_SYLLABUS_CHARS = 50_000
@@ -27,6 +34,9 @@ DEFAULT_HOURS_PER_DAY = 8.0
 MIN_HOURS_PER_DAY = 0.25
 """The scheduler plans in quarter hours, so a smaller cap could hold nothing."""
 MAX_HOURS_PER_DAY = 16.0
+MIN_DATE = dt.date(2000, 1, 1)
+MAX_DATE = dt.date(2199, 12, 31)
+"""Dates a plan may name: a year-long plan from the last day still fits in the calendar."""
 
 Difficulty = Literal["easy", "medium", "hard"]
 SessionKind = Literal["learn", "review", "revision"]
@@ -341,6 +351,22 @@ class PlanRequest(BaseModel):
                 "hours_per_day_out_of_range",
                 "hours_per_day must be between {min} and {max}, got {value}",
                 {"min": MIN_HOURS_PER_DAY, "max": MAX_HOURS_PER_DAY, "value": value},
+            )
+        return value
+
+    @field_validator("start_date", "exam_date")
+    @classmethod
+    def _check_date(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        if value is not None and not MIN_DATE <= value <= MAX_DATE:
+            raise PydanticCustomError(
+                "date_out_of_range",
+                "{field} must be between {min} and {max}, got {value}",
+                {
+                    "field": info.field_name,
+                    "min": str(MIN_DATE),
+                    "max": str(MAX_DATE),
+                    "value": str(value),
+                },
             )
         return value
 

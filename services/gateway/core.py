@@ -122,13 +122,47 @@ def command_error(
     return GatewayError(error, str(data.get("message", code)), details, request_id)
 
 
+def _unstorable_text(data: Any, path: str = "") -> tuple[str, str] | None:
+    """The first string in ``data`` Postgres cannot store, as ``(field, reason)``."""
+    if isinstance(data, str):
+        if "\x00" in data:
+            return path or "body", "contains a NUL character"
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "body", "is not valid UTF-8 text (a lone surrogate)"
+        return None
+    if isinstance(data, dict):
+        items: Any = data.items()
+    elif isinstance(data, list):
+        items = enumerate(data)
+    else:
+        return None
+    for key, value in items:
+        key_problem = _unstorable_text(key, path) if isinstance(key, str) else None
+        where = f"{path}.{key}" if path else str(key)
+        found = key_problem or _unstorable_text(value, where)
+        if found is not None:
+            return found
+    return None
+
+
 def parse(model: type[P], data: Any, command: Command[Any, Any] | None = None) -> P:
     """``data`` as ``model``, or a :class:`GatewayError` naming each bad field.
 
-    A validation error whose type is an error code the command declares (such as
-    ``syllabus_too_large``) is answered with that code and its status; any other is
-    ``invalid_request``.
+    Text Postgres cannot store (NUL characters, lone surrogates) is refused wherever it is,
+    before anything is stored, published or sent to a model. A validation error whose type is
+    an error code the command declares (such as ``syllabus_too_large``) is answered with that
+    code and its status; any other is ``invalid_request``.
     """
+    unstorable = _unstorable_text(data)
+    if unstorable is not None:
+        field_, reason = unstorable
+        raise GatewayError(
+            INVALID_REQUEST,
+            f"{field_}: {reason}",
+            {"errors": [{"field": field_, "reason": reason, "type": "text_unstorable"}]},
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -159,12 +193,13 @@ def parse_json(model: type[P], raw: bytes, command: Command[Any, Any] | None = N
         # json.loads keeps a lone surrogate ("\ud800"), so the model's check can name the
         # field that holds it; pydantic's own parser would only say "invalid JSON".
         data = json.loads(text) if text.strip() else {}
-    except (json.JSONDecodeError, RecursionError) as exc:
-        reason = (
-            f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-            if isinstance(exc, json.JSONDecodeError)
-            else "not JSON: nested too deeply"
-        )
+    except (ValueError, RecursionError) as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            reason = f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        elif isinstance(exc, RecursionError):
+            reason = "not JSON: nested too deeply"
+        else:  # an integer past Python's digit limit
+            reason = "not JSON: a number has more digits than any field accepts"
         raise GatewayError(
             INVALID_REQUEST,
             f"body: {reason}",
