@@ -34,6 +34,7 @@ from services.gateway.http_base import (
     pending_response,
 )
 from services.gateway.plan_routes import plan_router
+from services.gateway.quiz_routes import quiz_router
 from services.gateway.session_routes import session_router
 
 MAX_EVENTS_AFTER = 2**31 - 1
@@ -94,6 +95,7 @@ def create_http_app(state: GatewayState) -> FastAPI:
 
     app.include_router(plan_router(state))
     app.include_router(session_router(state))
+    app.include_router(quiz_router(state))
 
     @app.post("/api/system/echo", openapi_extra=body_schema(EchoRequest))
     async def system_echo(
