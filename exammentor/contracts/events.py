@@ -152,6 +152,95 @@ class MasteryChangedV1(DomainEvent):
     next_review: dt.datetime | None = None
 
 
+class AutopilotStartedV1(DomainEvent):
+    """An autopilot run started."""
+
+    TYPE: ClassVar[str] = "autopilot.started"
+    VERSION: ClassVar[int] = 1
+    SUMMARY: ClassVar[str] = "An autopilot run of a study session started."
+
+    session_id: UUID
+    run_number: int = Field(ge=1)
+
+    target_duration_minutes: int = Field(ge=1)
+    topics: list[str]
+
+
+class AutopilotStepV1(DomainEvent):
+    """One logged step of a run: a decision or what happened, with its reasoning."""
+
+    TYPE: ClassVar[str] = "autopilot.step"
+    VERSION: ClassVar[int] = 1
+    SUMMARY: ClassVar[str] = "An autopilot run logged a step (decision, lesson, answer ...)."
+
+    session_id: UUID
+    run_number: int = Field(ge=1)
+
+    number: int = Field(ge=1)
+    action: str
+    reasoning: str
+    duration_ms: int = Field(ge=0)
+    status: str
+    phase: str
+    topic: str | None = None
+
+
+class AutopilotPausedV1(DomainEvent):
+    """The student paused a run; its clock stopped."""
+
+    TYPE: ClassVar[str] = "autopilot.paused"
+    VERSION: ClassVar[int] = 1
+    SUMMARY: ClassVar[str] = "An autopilot run was paused."
+
+    session_id: UUID
+    run_number: int = Field(ge=1)
+
+    elapsed_seconds: float = Field(ge=0)
+
+
+class AutopilotResumedV1(DomainEvent):
+    """The student resumed a paused run."""
+
+    TYPE: ClassVar[str] = "autopilot.resumed"
+    VERSION: ClassVar[int] = 1
+    SUMMARY: ClassVar[str] = "A paused autopilot run was resumed."
+
+    session_id: UUID
+    run_number: int = Field(ge=1)
+
+    elapsed_seconds: float = Field(ge=0)
+
+
+class AutopilotCompletedV1(DomainEvent):
+    """A run ended by itself: time up, every topic mastered, or failed for good."""
+
+    TYPE: ClassVar[str] = "autopilot.completed"
+    VERSION: ClassVar[int] = 1
+    SUMMARY: ClassVar[str] = "An autopilot run ended by itself (completed or failed)."
+
+    session_id: UUID
+    run_number: int = Field(ge=1)
+
+    status: str
+    reason: str
+    elapsed_seconds: float = Field(ge=0)
+    topics_completed: list[str]
+
+
+class AutopilotStoppedV1(DomainEvent):
+    """The student stopped a run."""
+
+    TYPE: ClassVar[str] = "autopilot.stopped"
+    VERSION: ClassVar[int] = 1
+    SUMMARY: ClassVar[str] = "An autopilot run was stopped by the student."
+
+    session_id: UUID
+    run_number: int = Field(ge=1)
+
+    elapsed_seconds: float = Field(ge=0)
+    topics_completed: list[str]
+
+
 EVENTS: dict[tuple[str, int], type[DomainEvent]] = {
     (model.TYPE, model.VERSION): model
     for model in (
@@ -163,6 +252,12 @@ EVENTS: dict[tuple[str, int], type[DomainEvent]] = {
         MisconceptionDetectedV1,
         MisconceptionResolvedV1,
         MasteryChangedV1,
+        AutopilotStartedV1,
+        AutopilotStepV1,
+        AutopilotPausedV1,
+        AutopilotResumedV1,
+        AutopilotCompletedV1,
+        AutopilotStoppedV1,
     )
 }
 """Every published event type and version, with its payload model."""
