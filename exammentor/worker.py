@@ -18,14 +18,16 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import asyncpg
 import structlog
 from faststream.kafka import KafkaBroker
+from grpc import aio
 
 from exammentor import metrics, pipeline
+from exammentor._proto import relay_pb2_grpc
 from exammentor.commands import CommandConsumer, CommandRouter
 from exammentor.db import Pool, create_pool, ping
 from exammentor.kafka import broker_ready, create_broker
@@ -33,7 +35,7 @@ from exammentor.llm import LLMClient, LLMUsage
 from exammentor.logs import configure_logging, get_logger
 from exammentor.ops import HttpServer, Readiness, ops_server
 from exammentor.outbox import OutboxRelay
-from exammentor.relay import RelayChannels
+from exammentor.relay import RelayChannels, RelayHub
 from exammentor.settings import WorkerSettings
 from exammentor.telemetry import configure_tracing
 
@@ -41,6 +43,36 @@ log = get_logger(__name__)
 
 
 S = TypeVar("S", bound=WorkerSettings)
+
+
+@runtime_checkable
+class SendsCommands(Protocol):
+    """Settings of a worker that sends commands to other services (the autopilot): its
+    worker runs a result relay of its own, where those services stream their answers."""
+
+    relay_host: str
+    relay_port: int
+    relay_advertise: str | None
+
+
+class BackgroundService(Protocol):
+    """Work a service runs beside its consumer (the autopilot's driver): started after the
+    broker, stopped before the consumer drains."""
+
+    async def start(self) -> None:
+        """Starts the work."""
+
+    async def stop(self) -> None:
+        """Stops it; what is unfinished is left for another replica."""
+
+
+@dataclass
+class CommandRelay:
+    """The relay of a worker that sends commands: who waits on which request, and the
+    address that goes into each command's ``reply_to``."""
+
+    hub: RelayHub
+    reply_to: str
 
 
 @dataclass
@@ -51,6 +83,10 @@ class WorkerResources(Generic[S]):
     pool: Pool
     broker: KafkaBroker
     llm: LLMClient
+    relay: CommandRelay | None = None
+    """Only for settings that are :class:`SendsCommands`; None otherwise."""
+    background: list[BackgroundService] = field(default_factory=list)
+    """Filled by ``install``; run for the worker's lifetime."""
 
 
 InstallHandlers = Callable[[CommandRouter, WorkerResources[S]], None]
@@ -103,6 +139,8 @@ class Worker(Generic[S]):
         self._llm: LLMClient | None = None
         self._relay: OutboxRelay | None = None
         self._channels = RelayChannels()
+        self._results: aio.Server | None = None
+        self._background: list[BackgroundService] = []
 
     async def start(self) -> None:
         """Connects everything and starts consuming."""
@@ -113,7 +151,8 @@ class Worker(Generic[S]):
         )
         self._broker = broker = create_broker(s.kafka, s.service_name, s.shutdown_grace_s)
         self._llm = llm = LLMClient(s.llm, usage_sink=usage_recorder(pool, s.service_name))
-        self.resources = WorkerResources(s, pool, broker, llm)
+        relay = await self._start_result_relay() if isinstance(s, SendsCommands) else None
+        self.resources = WorkerResources(s, pool, broker, llm, relay)
         self.router = router = CommandRouter(s.service_name)
         self._install(router, self.resources)
         CommandConsumer(
@@ -122,6 +161,9 @@ class Worker(Generic[S]):
         await broker.start()
         self._relay = OutboxRelay(pool, broker, s.service_name)
         await self._relay.start()
+        for service in self.resources.background:
+            await service.start()
+            self._background.append(service)
         self.readiness = Readiness(
             s.service_name,
             {"database": lambda: ping(pool), "kafka": lambda: broker_ready(broker)},
@@ -130,6 +172,17 @@ class Worker(Generic[S]):
         await self.ops.start()
         log.info("worker started", commands=router.types, ops_port=self.ops.port)
 
+    async def _start_result_relay(self) -> CommandRelay:
+        """The result relay of a worker that sends commands (see :class:`SendsCommands`)."""
+        s = self.settings
+        assert isinstance(s, SendsCommands)
+        hub = RelayHub()
+        self._results = aio.server()
+        relay_pb2_grpc.add_ResultRelayServicer_to_server(hub, self._results)
+        port = self._results.add_insecure_port(f"{s.relay_host}:{s.relay_port}")
+        await self._results.start()
+        return CommandRelay(hub, s.relay_advertise or f"{s.relay_host}:{port}")
+
     async def stop(self) -> None:
         """Drains: stops taking commands, lets in-flight ones finish (up to the grace
         period; an unfinished one is not committed and goes to another replica), relays the
@@ -137,6 +190,8 @@ class Worker(Generic[S]):
         """
         if self.readiness:
             self.readiness.draining = True
+        while self._background:
+            await self._background.pop().stop()
         broker = self._broker
         if broker is not None:
             # Subscribers first: each waits for its in-flight handler (up to the grace
@@ -150,6 +205,9 @@ class Worker(Generic[S]):
             await broker.stop()
             self._broker = None
         await self._channels.close()
+        if self._results is not None:
+            await self._results.stop(None)
+            self._results = None
         if self.ops is not None:
             await self.ops.stop()
             self.ops = None

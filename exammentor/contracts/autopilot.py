@@ -18,12 +18,13 @@ working. Rules these shapes keep:
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic_core import PydanticCustomError
 
+from exammentor.contracts.commands import SESSION_NOT_FOUND, Command, ErrorCode
 from exammentor.contracts.plan import StudyPlan
 
 MIN_DURATION_MINUTES = 5
@@ -264,3 +265,97 @@ class AutopilotWatchEvent(BaseModel):
     awaiting_input: bool = False
     current_content: str | None = None
     current_question: QuestionView | None = None
+
+
+AutopilotControl = Literal["pause", "resume", "stop"]
+
+
+class AutopilotControlRequest(BaseModel):
+    """The payload of ``autopilot.control``: what the student asks of the run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    control: AutopilotControl
+
+
+# --- Commands ------------------------------------------------------------------------------
+# Sent by the gateway to the autopilot service; the study session travels on the envelope
+# (``session_id``). Refusals are the original's 400 and 404, with the reason in the message.
+
+AUTOPILOT_NOT_FOUND = ErrorCode(
+    "autopilot_not_found",
+    404,
+    "NOT_FOUND",
+    "The study session has no autopilot run (or is not the caller's).",
+)
+AUTOPILOT_ACTIVE = ErrorCode(
+    "autopilot_active",
+    400,
+    "FAILED_PRECONDITION",
+    "The session's run is still running or paused; stop it before starting another.",
+)
+CONTROL_REFUSED = ErrorCode(
+    "control_refused",
+    400,
+    "FAILED_PRECONDITION",
+    "Pause, resume or stop does not fit the run's status; the message names both.",
+)
+ANSWER_REFUSED = ErrorCode(
+    "answer_refused",
+    400,
+    "FAILED_PRECONDITION",
+    "No question waits, another question waits, the index is out of range or the wait "
+    "ended; the message says which.",
+)
+RUN_SETUP_REFUSED = ErrorCode(
+    "run_setup_refused",
+    422,
+    "INVALID_ARGUMENT",
+    "The plan's topics cannot be studied (weights, prerequisite cycle); the message says why.",
+)
+
+AUTOPILOT_START: Command[AutopilotStartRequest, AutopilotStartResponse] = Command(
+    "autopilot.start",
+    1,
+    "autopilot",
+    AutopilotStartRequest,
+    AutopilotStartResponse,
+    errors=(SESSION_NOT_FOUND, AUTOPILOT_ACTIVE, RUN_SETUP_REFUSED),
+    summary=(
+        "Start a durable autopilot run of a study session; a finished session begins a "
+        "fresh run and keeps the earlier runs readable."
+    ),
+)
+AUTOPILOT_CONTROL: Command[AutopilotControlRequest, AutopilotControlResponse] = Command(
+    "autopilot.control",
+    1,
+    "autopilot",
+    AutopilotControlRequest,
+    AutopilotControlResponse,
+    errors=(AUTOPILOT_NOT_FOUND, CONTROL_REFUSED),
+    summary="Pause, resume or stop a run; acts at once, also during a lesson or a wait.",
+)
+AUTOPILOT_ANSWER: Command[AutopilotAnswerRequest, AutopilotAnswerResponse] = Command(
+    "autopilot.answer",
+    1,
+    "autopilot",
+    AutopilotAnswerRequest,
+    AutopilotAnswerResponse,
+    errors=(AUTOPILOT_NOT_FOUND, ANSWER_REFUSED),
+    summary="Answer the question the run waits for, keyed by its id; graded by the quiz.",
+)
+AUTOPILOT_COMMANDS: tuple[Command[Any, Any], ...] = (
+    AUTOPILOT_START,
+    AUTOPILOT_CONTROL,
+    AUTOPILOT_ANSWER,
+)
+"""Every command of the autopilot service."""
+
+
+class LearnerSnapshot(BaseModel):
+    """What the autopilot reads of the learner model for a run's topics (by plan spelling):
+    mastery 0..1, FSRS review due dates and open misconceptions, newest first."""
+
+    mastery: dict[str, float] = Field(default_factory=dict)
+    reviews_due: dict[str, AwareDatetime] = Field(default_factory=dict)
+    misconceptions: dict[str, list[str]] = Field(default_factory=dict)

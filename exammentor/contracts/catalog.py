@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from exammentor.contracts.autopilot import AUTOPILOT_COMMANDS
 from exammentor.contracts.commands import PLAN_GENERATE, SYSTEM_ECHO, Command
 from exammentor.contracts.quiz import QUIZ_COMMANDS
 from exammentor.contracts.topics import Service
@@ -20,6 +21,7 @@ DECLARED: tuple[Command[Any, Any], ...] = (
     PLAN_GENERATE,
     *QUIZ_COMMANDS,
     *TUTOR_COMMANDS,
+    *AUTOPILOT_COMMANDS,
 )
 
 COMMANDS: dict[tuple[Service, str, int], Command[Any, Any]] = {

@@ -559,7 +559,15 @@ def _apply_answer(run: AutopilotRun, answer: AnswerGiven, now: dt.datetime) -> N
             f"the wait for question {waiting.id} ended after "
             f"{run.policy.answer_timeout_seconds} s; it counts as skipped"
         )
-    correct = answer.answer_index == waiting.correct_option_index
+    if answer.correct is not None:
+        correct = answer.correct
+        shown_index = answer.correct_option_index
+        explanation = answer.explanation or waiting.explanation
+    elif waiting.correct_option_index is not None:
+        correct = answer.answer_index == waiting.correct_option_index
+        shown_index, explanation = waiting.correct_option_index, waiting.explanation
+    else:
+        raise refuse(f"question {waiting.id} is graded by the quiz service; no verdict came")
     waited = elapsed - run.wait_started_ms
     action_id = run.next_action_id
     run.actions_resolved += 1  # the answer settles the AwaitAnswer action
@@ -578,8 +586,7 @@ def _apply_answer(run: AutopilotRun, answer: AnswerGiven, now: dt.datetime) -> N
     verdict = (
         f"option {answer.answer_index} is correct"
         if correct
-        else f"option {answer.answer_index} is wrong; the answer is option "
-        f"{waiting.correct_option_index}"
+        else f"option {answer.answer_index} is wrong; the answer is option {shown_index}"
     )
     _after_answer(run, elapsed)
     _record(
@@ -591,8 +598,8 @@ def _apply_answer(run: AutopilotRun, answer: AnswerGiven, now: dt.datetime) -> N
             "question_id": waiting.id,
             "answer_index": answer.answer_index,
             "correct": correct,
-            "correct_option_index": waiting.correct_option_index,
-            "explanation": waiting.explanation,
+            "correct_option_index": shown_index,
+            "explanation": explanation,
             "action_id": action_id,
         },
         duration_ms=waited,

@@ -96,13 +96,20 @@ class ActionFailed(_DriverOutcome):
 
 
 class AnswerGiven(BaseModel):
-    """The student's answer to a question (any index: the run refuses one out of range)."""
+    """The student's answer to a question (any index: the run refuses one out of range).
+
+    ``correct`` is the quiz service's verdict, for a question whose answer the run does not
+    hold; without it the run grades against the question's ``correct_option_index``.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     kind: Literal["answer_given"] = "answer_given"
     question_id: str
     answer_index: int
+    correct: bool | None = None
+    correct_option_index: int | None = None
+    explanation: str | None = None
 
 
 class PauseRequested(BaseModel):

@@ -40,14 +40,18 @@ class QuizQuestion(BaseModel):
     text: str
     question_type: str = "multiple_choice"
     options: list[str] = Field(min_length=2)
-    correct_option_index: int = Field(ge=0)
+    correct_option_index: int | None = Field(default=None, ge=0)
+    """``None`` when the quiz service keeps the answer: it grades the answer by the question's
+    id, and the driver passes its verdict in :class:`~services.autopilot.domain.AnswerGiven`."""
     explanation: str = ""
     difficulty: Difficulty = "medium"
     concept_tested: str = ""
 
     @model_validator(mode="after")
     def _index_in_range(self) -> QuizQuestion:
-        if self.correct_option_index >= len(self.options):
+        if self.correct_option_index is not None and self.correct_option_index >= len(
+            self.options
+        ):
             raise ValueError(
                 f"correct_option_index {self.correct_option_index} is out of range for "
                 f"{len(self.options)} options"
