@@ -7,9 +7,15 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 
+_WHERE = frozenset({"body", "query", "path", "header", "cookie"})
+"""FastAPI's first location part says where a field came from, not what it is called."""
+
+
 def field_name(loc: Sequence[int | str]) -> str:
-    """The dotted name of an error's location (FastAPI's leading ``body`` left out)."""
-    return ".".join(str(part) for part in loc if part != "body") or "body"
+    """The dotted name of an error's location (FastAPI's leading ``body``, ``query`` ...
+    left out)."""
+    parts = list(loc[1:] if loc and loc[0] in _WHERE else loc)
+    return ".".join(str(part) for part in parts if part != "body") or "body"
 
 
 def validation_reason(exc: ValidationError) -> str:
