@@ -1,0 +1,405 @@
+"""The quiz end to end through gateway -> Kafka -> quiz -> Postgres -> relay -> gateway, with
+a scripted model that writes well-formed answers (the embedded model's own runs are in
+``test_quiz_llm.py``).
+
+A gateway and a quiz worker of their own, on a topic prefix of their own, so the shared
+stack's quiz worker (with the real model) never takes these commands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from exammentor.settings import LLMSettings
+from exammentor.topics import ensure_topics
+from services.gateway.app import Gateway
+from services.gateway.settings import GatewaySettings
+from tests.conftest import SessionEnv
+from tests.fakes.scripted_openai import Content, Reply, ScriptedOpenAI
+from tests.infra import unique_name
+from tests.integration.conftest import Stack, register, start_worker
+
+pytestmark = pytest.mark.integration
+
+CAPITALS = [
+    ("What is the capital of France?", ["Paris", "Lyon", "Nice", "Lille"], "Paris"),
+    ("What is the capital of Italy?", ["Rome", "Milan", "Turin", "Naples"], "Rome"),
+    ("What is the capital of Spain?", ["Madrid", "Seville", "Bilbao", "Malaga"], "Madrid"),
+    ("What is the capital of Japan?", ["Tokyo", "Osaka", "Kyoto", "Nagoya"], "Tokyo"),
+    ("What is the capital of Kenya?", ["Nairobi", "Mombasa", "Kisumu", "Eldoret"], "Nairobi"),
+    ("What is the capital of Peru?", ["Lima", "Cusco", "Arequipa", "Trujillo"], "Lima"),
+]
+
+
+def _item(n: int) -> dict[str, Any]:
+    text, options, answer = CAPITALS[n % len(CAPITALS)]
+    return {
+        "question": text,
+        "options": options,
+        "answer": answer,
+        "why": f"{answer} is the capital city.",
+        "concept": "European capitals",
+    }
+
+
+def respond(body: dict[str, Any]) -> Reply:
+    """Well-formed answers for each of the quiz's prompts."""
+    system = str(body["messages"][0]["content"])
+    last = str(body["messages"][-1]["content"])
+    if system.startswith("Write multiple-choice quiz questions"):
+        count = int(re.search(r"Questions: (\d+)", last).group(1))  # type: ignore[union-attr]
+        avoid = last.split("Do not ask:", 1)[1] if "Do not ask:" in last else ""
+        fresh = [i for i in range(len(CAPITALS)) if CAPITALS[i][0] not in avoid]
+        return Content(json.dumps({f"q{k + 1}": _item(fresh[k]) for k in range(count)}))
+    if system.startswith("Give a student short feedback"):
+        return Content(
+            json.dumps(
+                {
+                    "feedback": "That option is a large city but not the capital city.",
+                    "hint": "Check which city holds the seat of government.",
+                }
+            )
+        )
+    if system.startswith("A student answered a quiz question wrongly"):
+        return Content(
+            json.dumps(
+                {
+                    "confusion": "Takes the largest city for the capital.",
+                    "counter_example": "Sydney is larger than Canberra, yet Canberra is the "
+                    "capital of Australia.",
+                    "explanation": "A capital is where the government sits, not the biggest city.",
+                    "redemption": {
+                        "question": "Which city is the capital of Australia?",
+                        "options": ["Canberra", "Sydney", "Melbourne", "Perth"],
+                        "answer": "Canberra",
+                        "why": "The federal government sits in Canberra.",
+                        "concept": "capitals",
+                    },
+                }
+            )
+        )
+    return Content(
+        json.dumps(
+            {
+                "summary": "You answered some questions right. Keep practising the capitals.",
+                "encouragement": "You are making steady progress.",
+            }
+        )
+    )
+
+
+@dataclasses.dataclass
+class QuizStack:
+    stack: Stack
+    model: ScriptedOpenAI
+    env: SessionEnv
+
+
+@pytest.fixture(scope="module")
+async def quiz_stack(test_env: SessionEnv) -> AsyncIterator[QuizStack]:
+    env = dataclasses.replace(test_env, topic_prefix=unique_name("qz"))
+    await ensure_topics(env.kafka())
+    model = ScriptedOpenAI(default=respond)
+    await model.__aenter__()
+    gateway = Gateway(
+        env.service_settings(
+            GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=60
+        )
+    )
+    await gateway.start()
+    llm = LLMSettings(
+        base_url=model.base_url,
+        max_retries=1,
+        repair_attempts=1,
+        timeout_s=5,
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+    )
+    worker = await start_worker(env, "quiz", llm)
+    yield QuizStack(Stack(gateway, [worker]), model, env)
+    await worker.stop()
+    await gateway.stop()
+    await model.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def qclient(quiz_stack: QuizStack) -> AsyncIterator[httpx.AsyncClient]:
+    quiz_stack.model.reset()
+    async with httpx.AsyncClient(base_url=quiz_stack.stack.base_url, timeout=120) as http:
+        yield http
+
+
+async def _generate(http: httpx.AsyncClient, auth: dict[str, str], n: int = 3) -> dict[str, Any]:
+    reply = await http.post(
+        "/api/quiz/generate",
+        json={"topic": "Capitals", "num_questions": n, "difficulty": "medium"},
+        headers=auth,
+    )
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
+
+
+async def test_a_generated_quiz_is_stored_with_ids_and_sent_without_answers(
+    qclient: httpx.AsyncClient,
+) -> None:
+    _, auth = await register(qclient)
+    quiz = await _generate(qclient, auth)
+    assert quiz["topic"] == "Capitals"
+    assert len(quiz["questions"]) == 3
+    assert quiz["shortfall_reason"] == ""
+    for question in quiz["questions"]:
+        assert question["id"].startswith("q_")
+        assert len(question["options"]) == 4
+        assert "correct_option_index" not in question
+        assert "explanation" not in question
+    again = await _generate(qclient, auth)
+    assert {q["text"] for q in again["questions"]}.isdisjoint(
+        {q["text"] for q in quiz["questions"]}
+    ), "questions seen recently are not repeated"
+
+
+async def test_evaluate_grades_the_stored_question_whatever_the_body_claims(
+    qclient: httpx.AsyncClient,
+) -> None:
+    _, auth = await register(qclient)
+    quiz = await _generate(qclient, auth, 1)
+    question = quiz["questions"][0]
+    right = next(i for i, o in enumerate(question["options"]) if o in {c[2] for c in CAPITALS})
+    wrong = (right + 1) % 4
+    # The body says the wrong option is correct: the stored question decides.
+    reply = await qclient.post(
+        "/api/quiz/evaluate",
+        json={
+            "question_id": question["id"],
+            "question": "anything",
+            "options": ["a", "b", "c", "d"],
+            "correct_option_index": wrong,
+            "student_answer_index": wrong,
+        },
+        headers=auth,
+    )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["is_correct"] is False
+    assert body["outcome"] == "wrong"
+    assert body["correct_option_index"] == right
+    assert body["feedback"]
+    assert body["hint_for_similar"]
+    mastery = (await qclient.get("/api/learner/mastery", headers=auth)).json()
+    assert mastery["topics"][0]["topic"] == "Capitals"
+    assert len(mastery["topics"][0]["evidence"]) == 1
+    assert mastery["concepts"][0]["evidence"] == mastery["topics"][0]["evidence"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"topic": "Capitals", "num_questions": 0}, "num_questions"),
+        ({"topic": "Capitals", "num_questions": 21}, "num_questions"),
+        ({"topic": "Capitals", "difficulty": "extreme"}, "difficulty"),
+        ({"topic": "   "}, "topic"),
+        ({}, "topic"),
+    ],
+)
+async def test_bad_generate_bodies_are_a_422_naming_the_field(
+    qclient: httpx.AsyncClient, body: dict[str, Any], field: str
+) -> None:
+    _, auth = await register(qclient)
+    reply = await qclient.post("/api/quiz/generate", json=body, headers=auth)
+    assert reply.status_code == 422, reply.text
+    assert field in reply.json()["detail"]["message"]
+    if field == "num_questions" and body["num_questions"] == 21:
+        assert "20" in reply.json()["detail"]["message"]
+
+
+async def test_bad_answers_are_refused_naming_the_field_and_nothing_is_stored(
+    qclient: httpx.AsyncClient, admin_db: asyncpg.Connection
+) -> None:
+    _, auth = await register(qclient)
+    quiz = await _generate(qclient, auth, 1)
+    qid = quiz["questions"][0]["id"]
+    before = await admin_db.fetchval("SELECT count(*) FROM quiz_answers")
+    out_of_range = await qclient.post(
+        "/api/quiz/evaluate", json={"question_id": qid, "student_answer_index": 4}, headers=auth
+    )
+    assert out_of_range.status_code == 422, out_of_range.text
+    assert "student_answer_index" in out_of_range.json()["detail"]["message"]
+    negative = await qclient.post(
+        "/api/quiz/evaluate", json={"question_id": qid, "student_answer_index": -1}, headers=auth
+    )
+    assert negative.status_code == 422
+    assert "student_answer_index" in negative.json()["detail"]["message"]
+    unknown = await qclient.post(
+        "/api/quiz/evaluate",
+        json={"question_id": "q_nope", "student_answer_index": 0},
+        headers=auth,
+    )
+    assert unknown.status_code == 404
+    assert "question_id" in unknown.json()["detail"]["message"]
+    _, other = await register(qclient)
+    theirs = await qclient.post(
+        "/api/quiz/evaluate", json={"question_id": qid, "student_answer_index": 0}, headers=other
+    )
+    assert theirs.status_code == 404, "another user's question is none of yours"
+    assert await admin_db.fetchval("SELECT count(*) FROM quiz_answers") == before
+
+
+async def test_misconception_lifecycle_open_redeemed_rechecked_resolved_and_reopened(
+    qclient: httpx.AsyncClient, admin_db: asyncpg.Connection
+) -> None:
+    user_id, auth = await register(qclient)
+    session = await qclient.post("/api/session/start", json={"exam_type": "none"}, headers=auth)
+    assert session.status_code in (200, 201), session.text
+    session_id = session.json()["session_id"]
+    quiz = await _generate(qclient, auth, 1)
+    question = quiz["questions"][0]
+    right = next(i for i, o in enumerate(question["options"]) if o in {c[2] for c in CAPITALS})
+    wrong = (right + 1) % 4
+    await qclient.post(
+        "/api/quiz/evaluate",
+        json={"question_id": question["id"], "student_answer_index": wrong},
+        headers=auth,
+    )
+    diagnosis = await qclient.post(
+        "/api/quiz/misconception",
+        json={
+            "question_id": question["id"],
+            "student_answer_index": wrong,
+            "session_id": session_id,
+        },
+        headers=auth,
+    )
+    assert diagnosis.status_code == 200, diagnosis.text
+    found = diagnosis.json()
+    assert found["state"] == "open"
+    redemption = found["redemption_question"]
+    assert "correct_option_index" not in redemption
+    assert found["counter_example"]
+    history = (await qclient.get(f"/api/session/{session_id}/history", headers=auth)).json()
+    assert "misconception_buster" in json.dumps(history)
+    listed = (await qclient.get("/api/learner/misconceptions?state=open", headers=auth)).json()
+    assert [m["id"] for m in listed["misconceptions"]] == [found["misconception_id"]]
+
+    canberra = redemption["options"].index("Canberra")
+    redeemed = await qclient.post(
+        "/api/quiz/evaluate",
+        json={"question_id": redemption["id"], "student_answer_index": canberra},
+        headers=auth,
+    )
+    assert redeemed.json()["is_correct"] is True
+    listed = (await qclient.get("/api/learner/misconceptions?state=redeemed", headers=auth)).json()
+    assert listed["misconceptions"][0]["recheck_due"] is not None
+
+    # Make the re-check due now (as if its FSRS due date had come), then answer right.
+    await _make_due(admin_db, found["misconception_id"])
+    resolved = await qclient.post(
+        "/api/quiz/evaluate",
+        json={"question_id": question["id"], "student_answer_index": right},
+        headers=auth,
+    )
+    assert resolved.json()["is_correct"] is True
+    listed = (await qclient.get("/api/learner/misconceptions?state=resolved", headers=auth)).json()
+    assert [m["id"] for m in listed["misconceptions"]] == [found["misconception_id"]]
+
+    # Wrong again: reopened.
+    await qclient.post(
+        "/api/quiz/evaluate",
+        json={"question_id": question["id"], "student_answer_index": wrong},
+        headers=auth,
+    )
+    listed = (await qclient.get("/api/learner/misconceptions?state=open", headers=auth)).json()
+    assert listed["misconceptions"][0]["reopened_times"] == 1
+    bad_state = await qclient.get("/api/learner/misconceptions?state=gone", headers=auth)
+    assert bad_state.status_code == 422
+    assert "state" in bad_state.json()["detail"]["message"]
+    del user_id
+
+
+async def _make_due(admin_db: asyncpg.Connection, misconception_id: str) -> None:
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    await admin_db.execute(
+        "UPDATE misconception_records SET recheck_due = $2, record = jsonb_set(record, "
+        "'{recheck_due}', to_jsonb($3::text)) WHERE id = $1",
+        misconception_id,
+        past,
+        past.isoformat(),
+    )
+
+
+async def test_performance_is_recomputed_from_the_answer_log_not_the_clients_claim(
+    qclient: httpx.AsyncClient,
+) -> None:
+    _, auth = await register(qclient)
+    quiz = await _generate(qclient, auth, 2)
+    first, second = quiz["questions"]
+    for question in (first, second):
+        right = next(i for i, o in enumerate(question["options"]) if o in {c[2] for c in CAPITALS})
+        await qclient.post(
+            "/api/quiz/evaluate",
+            json={"question_id": question["id"], "student_answer_index": (right + 1) % 4},
+            headers=auth,
+        )
+    reply = await qclient.post(
+        "/api/analyze/performance",
+        json={
+            "topic": "Capitals",
+            "quiz_answers": [
+                {"question_id": first["id"], "is_correct": True, "student_answer_index": 0},
+                {"question_id": second["id"], "is_correct": True, "student_answer_index": 0},
+            ],
+        },
+        headers=auth,
+    )
+    assert reply.status_code == 200, reply.text
+    analysis = reply.json()
+    assert analysis["overall_score"] == 0
+    assert analysis["correct"] == 0
+    assert analysis["answered"] == 2
+
+
+async def test_saved_quizzes_come_back_without_answers_until_answered(
+    qclient: httpx.AsyncClient,
+) -> None:
+    _, auth = await register(qclient)
+    question = {
+        "id": "q1",
+        "text": "What is the capital of Chile?",
+        "options": ["Santiago", "Valparaiso", "Concepcion", "Antofagasta"],
+        "correct_option_index": 0,
+        "explanation": "Santiago is the capital.",
+        "concept_tested": "capitals",
+    }
+    saved = await qclient.post(
+        "/api/quiz/persistence",
+        json={"user_id": "me", "topic_id": "geo-1", "questions": [question]},
+        headers=auth,
+    )
+    assert saved.status_code == 200, saved.text
+    got = (
+        await qclient.get("/api/quiz/persistence?user_id=me&topic_id=geo-1", headers=auth)
+    ).json()
+    stored = got["questions"][0]
+    assert stored["answered"] is False
+    assert stored["correct_option_index"] is None
+    await qclient.post(
+        "/api/quiz/evaluate",
+        json={"question_id": stored["id"], "student_answer_index": 1},
+        headers=auth,
+    )
+    got = (
+        await qclient.get("/api/quiz/persistence?user_id=me&topic_id=geo-1", headers=auth)
+    ).json()
+    assert got["questions"][0]["answered"] is True
+    assert got["questions"][0]["correct_option_index"] == 0
+    missing = await qclient.get("/api/quiz/persistence?user_id=me", headers=auth)
+    assert missing.status_code == 422
+    assert "topic_id" in missing.json()["detail"]["message"]
