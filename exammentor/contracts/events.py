@@ -10,7 +10,7 @@ version; anything else is a new version, published beside the old one until cons
 from __future__ import annotations
 
 import datetime as dt
-from typing import ClassVar
+from typing import ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,6 +62,28 @@ class PlanVerifiedV1(DomainEvent):
     iterations_used: int = Field(ge=0)
     self_correction_applied: bool
     from_cache: bool
+
+
+class TutorExplainedV1(DomainEvent):
+    """The tutor answered: a structured explanation, a streamed answer or a lesson."""
+
+    TYPE: ClassVar[str] = "tutor.explained"
+    VERSION: ClassVar[int] = 1
+    SUMMARY: ClassVar[str] = (
+        "The tutor answered (explain, stream or lesson): tokens, latency and cited pages."
+    )
+
+    kind: Literal["explain", "stream", "lesson"]
+    topic: str
+    topic_id: str | None = None
+    """The chat the answer belongs to, when the request named one."""
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    latency_ms: float = Field(ge=0)
+    cited_pages: list[int] = Field(default_factory=list)
+    """Pages of the student's material the answer cites, in order of first citation."""
+    partial: bool = False
+    """True when the answer stopped early (the client went away, or the model failed)."""
 
 
 class SystemEchoedV1(DomainEvent):
@@ -247,6 +269,7 @@ EVENTS: dict[tuple[str, int], type[DomainEvent]] = {
         PlanGeneratedV1,
         PlanVerifiedV1,
         SystemEchoedV1,
+        TutorExplainedV1,
         QuizGeneratedV1,
         AnswerGradedV1,
         MisconceptionDetectedV1,

@@ -40,6 +40,7 @@ from pydantic import (
     TypeAdapter,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -295,6 +296,9 @@ class ExplainRequest(BaseModel):
         None
     )
     material_ids: list[UUID] = Field(default_factory=list, max_length=MAX_MATERIAL_IDS)
+    topic_id: TopicId | None = None
+    """The chat this belongs to: its stored turns are the history when ``history`` is empty,
+    and the exchange is added to it (the first whole streamed answer as ``explanation``)."""
 
 
 StreamRequest = ExplainRequest
@@ -530,6 +534,14 @@ class MaterialAddRequest(BaseModel):
                 "material_two_sources", "send either pdf_base64 or text, not both"
             )
         return value
+
+    @model_validator(mode="after")
+    def _has_source(self) -> MaterialAddRequest:
+        if self.pdf_base64 is None and self.text is None:
+            raise PydanticCustomError(
+                "material_missing", "send the material: a PDF as pdf_base64, or a text"
+            )
+        return self
 
     def pdf_bytes(self) -> bytes | None:
         """The decoded PDF, or None for a text upload."""
