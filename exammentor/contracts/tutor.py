@@ -632,6 +632,13 @@ MATERIAL_ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode("material_empty", 422, "INVALID_ARGUMENT", "The material holds no text."),
 )
 
+USER_MISMATCH = ErrorCode(
+    "user_mismatch",
+    403,
+    "PERMISSION_DENIED",
+    "user_id names another user than the bearer token's (the user comes from the token).",
+)
+
 TUTOR_EXPLAIN: Command[ExplainRequest, GroundedExplanation] = Command(
     "tutor.explain",
     1,
@@ -713,6 +720,7 @@ TUTOR_CHAT_SAVE: Command[ChatSaveRequest, ChatSaved] = Command(
     "tutor",
     ChatSaveRequest,
     ChatSaved,
+    errors=(USER_MISMATCH,),
     summary="Upsert the caller's chat about one topic (messages and first explanation).",
 )
 

@@ -24,6 +24,7 @@ from exammentor.contracts.api import Credentials, EchoRequest, StoredRequest, To
 from exammentor.contracts.commands import INVALID_REQUEST, SYSTEM_ECHO, EchoPayload
 from exammentor.ops import ops_routes
 from exammentor.validation import field_name
+from services.gateway.autopilot_routes import autopilot_router
 from services.gateway.core import GatewayError
 from services.gateway.http_base import (
     GatewayState,
@@ -94,6 +95,7 @@ def create_http_app(state: GatewayState) -> FastAPI:
         return await core.login(body)
 
     app.include_router(plan_router(state))
+    app.include_router(autopilot_router(state))
     app.include_router(session_router(state))
     app.include_router(quiz_router(state))
 

@@ -69,13 +69,18 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def json_body(
-    model: type[M], command: Command[Any, Any] | None = None
+    model: type[M], command: Command[Any, Any] | None = None, *, max_bytes: int | None = None
 ) -> Callable[[Request], Awaitable[M]]:
-    """A dependency that reads the JSON body into ``model`` (422 or the declared status)."""
+    """A dependency that reads the JSON body into ``model`` (422 or the declared status).
+
+    ``max_bytes`` raises the gateway's body limit for one route (files sent as base64);
+    without it the configured ``max_body_bytes`` holds.
+    """
 
     async def read(request: Request) -> M:
         state: GatewayState = request.app.state.gateway
-        return parse_json(model, await read_body(request, state.max_body_bytes), command)
+        limit = state.max_body_bytes if max_bytes is None else max_bytes
+        return parse_json(model, await read_body(request, limit), command)
 
     return read
 

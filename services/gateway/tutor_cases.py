@@ -1,0 +1,275 @@
+"""The tutor's use cases beyond "run a command", shared by the HTTP routes and gRPC.
+
+- :func:`open_stream`: publishes ``tutor.stream`` (or ``tutor.lesson``) and waits for its
+  first chunk only, so a refusal (another user's ``material_ids``, a prompt too large) is
+  an error with its declared status rather than a 200 that fails later; after that, chunks
+  are relayed one by one as :data:`~exammentor.contracts.tutor.StreamEvent` values. Nothing
+  buffers the answer.
+- chat reads and saves with the token's user (a ``user_id`` that differs is refused);
+- material lists; multipart uploads read into the same payload as JSON uploads.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.parser
+import email.policy
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from exammentor import read_models
+from exammentor.contracts.commands import INVALID_REQUEST, STILL_RUNNING, Command
+from exammentor.contracts.tutor import (
+    TUTOR_CHAT_SAVE,
+    USER_MISMATCH,
+    ChatHistory,
+    ChatSaved,
+    ChatSaveRequest,
+    Citation,
+    CitationEvent,
+    DoneEvent,
+    ErrorEvent,
+    Lesson,
+    MaterialAddRequest,
+    MaterialList,
+    StreamError,
+    StreamEvent,
+    StreamResult,
+    StreamUsage,
+    TokenEvent,
+    TopicId,
+    UsageEvent,
+)
+from exammentor.db import user_transaction
+from exammentor.dispatch import ResultTimeout
+from exammentor.relay import RelayChunk
+from services.gateway.core import CommandStream, GatewayCore, GatewayError, parse
+
+NDJSON = "application/x-ndjson"
+"""Media type of the typed stream: ask ``/api/tutor/stream`` for it with ``Accept`` or
+``?format=ndjson``."""
+
+
+@dataclass
+class TutorStream:
+    """An opened tutor stream: its first chunk is in hand, the rest still to come."""
+
+    run: CommandStream
+    first: RelayChunk
+    rest: AsyncIterator[RelayChunk]
+    stack: AsyncExitStack
+
+    @property
+    def request_id(self) -> UUID:
+        """The request's id."""
+        return self.run.request_id
+
+    async def chunks(self) -> AsyncIterator[RelayChunk]:
+        """The first chunk, then the rest as they arrive."""
+        yield self.first
+        if self.first.final:
+            return
+        async for chunk in self.rest:
+            yield chunk
+
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        """The typed stream: tokens, then citations, usage, any error, and ``done``."""
+        seq = 0
+        try:
+            async for chunk in self.chunks():
+                for event in _events(self.run, chunk, seq):
+                    seq += 1
+                    yield event
+        except ResultTimeout:
+            yield ErrorEvent(
+                seq=seq,
+                error=StreamError(
+                    code=STILL_RUNNING.code,
+                    message=f"still running; fetch request {self.request_id} later",
+                ),
+            )
+            yield DoneEvent(seq=seq + 1, partial=True)
+
+    async def tokens(self) -> AsyncIterator[str]:
+        """Only the text, as the original's client reads ``/api/tutor/stream``."""
+        async for event in self.events():
+            if isinstance(event, TokenEvent):
+                yield event.text
+
+    async def close(self) -> None:
+        """Stops following; a worker still streaming is told no one reads any more."""
+        await self.stack.aclose()
+
+
+def _events(run: CommandStream, chunk: RelayChunk, seq: int) -> list[StreamEvent]:
+    if chunk.kind == "progress":
+        if chunk.data.get("type") == "token":
+            return [TokenEvent(seq=seq, text=str(chunk.data.get("text", "")))]
+        return []
+    if chunk.kind == "error":
+        error = run.error(chunk)
+        return [
+            ErrorEvent(seq=seq, error=StreamError(code=error.code, message=error.message)),
+            DoneEvent(seq=seq + 1, partial=True),
+        ]
+    data = run.command.result.model_validate(chunk.data)
+    if isinstance(data, Lesson):
+        citations, usage, error_, partial = data.citations, None, None, False
+    else:
+        assert isinstance(data, StreamResult)
+        citations, usage, error_, partial = data.citations, data.usage, data.error, data.partial
+    events: list[StreamEvent] = [
+        CitationEvent(seq=seq + i, citation=c) for i, c in enumerate(citations)
+    ]
+    if usage is not None:
+        events.append(UsageEvent(seq=seq + len(events), usage=usage))
+    if error_ is not None:
+        events.append(ErrorEvent(seq=seq + len(events), error=error_))
+    events.append(DoneEvent(seq=seq + len(events), partial=partial))
+    return events
+
+
+async def open_stream(
+    core: GatewayCore, command: Command[Any, Any], user: UUID, body: Any
+) -> TutorStream:
+    """Publishes a streaming tutor command and waits for its first chunk.
+
+    Raises:
+        GatewayError: The command was refused (its declared status), or could not be sent.
+    """
+    stack = AsyncExitStack()
+    try:
+        run = await stack.enter_async_context(core.stream(command, user, body))
+        stream = run.chunks()
+        first = await _first_chunk(run, stream)
+    except BaseException:
+        await stack.aclose()
+        raise
+    if first.kind == "error":
+        await stack.aclose()
+        raise run.error(first)
+    return TutorStream(run, first, stream, stack)
+
+
+async def _first_chunk(run: CommandStream, stream: AsyncIterator[RelayChunk]) -> RelayChunk:
+    try:
+        return await anext(stream)
+    except (StopAsyncIteration, ResultTimeout):
+        raise GatewayError(
+            STILL_RUNNING,
+            f"still running; fetch request {run.request_id} later",
+            request_id=run.request_id,
+        ) from None
+
+
+def stream_summary(events: list[StreamEvent]) -> tuple[str, list[Citation], StreamUsage | None]:
+    """Text, citations and usage of collected events (for tests and tools)."""
+    text = "".join(e.text for e in events if isinstance(e, TokenEvent))
+    cites = [e.citation for e in events if isinstance(e, CitationEvent)]
+    usage = next((e.usage for e in events if isinstance(e, UsageEvent)), None)
+    return text, cites, usage
+
+
+# ---- chat ------------------------------------------------------------------------------
+
+
+def check_user(user: UUID, claimed: UUID | str | None) -> None:
+    """Refuses a ``user_id`` that names another user than the token's (``user_mismatch``)."""
+    if claimed is None or claimed == "":
+        return
+    if str(claimed) != str(user):
+        raise GatewayError(
+            USER_MISMATCH,
+            "user_id: names another user than the bearer token's; leave it out",
+            {"field": "user_id"},
+        )
+
+
+async def chat(core: GatewayCore, user: UUID, query: ChatQuery) -> ChatHistory:
+    """The user's chat of one topic (``{messages: [], explanation: null}`` when none)."""
+    check_user(user, query.user_id)
+    async with user_transaction(core.pool, user) as conn:
+        return await read_models.tutor_chat(conn, query.topic_id)
+
+
+async def save_chat(core: GatewayCore, user: UUID, body: ChatSaveRequest) -> ChatSaved:
+    """Upserts the user's chat of one topic through the tutor."""
+    check_user(user, body.user_id)
+    answer = await core.run(TUTOR_CHAT_SAVE, user, body)
+    if answer.result is None:
+        raise GatewayError(
+            STILL_RUNNING,
+            f"still running; fetch request {answer.request_id} later",
+            request_id=answer.request_id,
+        )
+    return answer.result
+
+
+class ChatQuery(BaseModel):
+    """The query of ``GET /api/tutor/chat`` (``user_id`` only as the original sent it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic_id: TopicId
+    user_id: str | None = None
+
+
+# ---- material --------------------------------------------------------------------------
+
+
+async def materials(core: GatewayCore, user: UUID) -> MaterialList:
+    """The user's study material, newest first."""
+    async with user_transaction(core.pool, user) as conn:
+        return await read_models.tutor_materials(conn)
+
+
+def multipart_material(content_type: str, body: bytes) -> MaterialAddRequest:
+    """A ``multipart/form-data`` upload as the ``tutor.material.add`` payload.
+
+    Parts: ``file`` (a PDF, or a text file), or ``text``; optional ``title`` (else the
+    file's name). Parsed with the standard library's MIME parser.
+
+    Raises:
+        GatewayError: Not multipart, or no usable part (``invalid_request`` naming it).
+    """
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        raise _bad("body", "not multipart/form-data with a boundary")
+    fields: dict[str, Any] = {}
+    filename = ""
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if not isinstance(name, str) or not isinstance(payload, bytes):
+            continue
+        if name == "file":
+            filename = str(part.get_filename() or "")
+            if payload.startswith(b"%PDF") or part.get_content_type() == "application/pdf":
+                fields["pdf_base64"] = base64.b64encode(payload).decode()
+            else:
+                fields["text"] = _utf8(payload, "file")
+        elif name in ("text", "title"):
+            fields[name] = _utf8(payload, name)
+    fields.setdefault("title", filename)
+    return parse(MaterialAddRequest, fields)
+
+
+def _utf8(data: bytes, field: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _bad(field, f"not UTF-8 text (invalid byte at position {exc.start})") from exc
+
+
+def _bad(field: str, reason: str) -> GatewayError:
+    return GatewayError(
+        INVALID_REQUEST,
+        f"{field}: {reason}",
+        {"errors": [{"field": field, "reason": reason, "type": "value_error"}]},
+    )
