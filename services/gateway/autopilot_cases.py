@@ -1,0 +1,123 @@
+"""The autopilot's use cases, once for HTTP and gRPC: start (creating a study session when
+none is named), status, pause/resume/stop, answer, and the watch stream.
+
+Commands go to the autopilot service through the core (same validation, same declared
+errors on both transports); status and watch read the stored run through
+:mod:`exammentor.read_models`, so they work whichever replica drives the run, and polling
+the status keeps working beside the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from exammentor import read_models, sessions
+from exammentor.contracts.autopilot import (
+    AUTOPILOT_ANSWER,
+    AUTOPILOT_CONTROL,
+    AUTOPILOT_NOT_FOUND,
+    AUTOPILOT_START,
+    AutopilotAnswerRequest,
+    AutopilotAnswerResponse,
+    AutopilotControl,
+    AutopilotControlRequest,
+    AutopilotControlResponse,
+    AutopilotStartRequest,
+    AutopilotStartResponse,
+    AutopilotStatusResponse,
+    AutopilotWatchEvent,
+)
+from exammentor.contracts.commands import STILL_RUNNING, Command
+from exammentor.db import user_transaction
+from services.gateway.core import GatewayCore, GatewayError
+
+R = TypeVar("R", bound=BaseModel)
+
+WATCH_POLL_S = 0.25
+"""How often the watch stream looks for new steps (a read of the step log by index)."""
+
+
+def _not_found(session_id: UUID) -> GatewayError:
+    return GatewayError(
+        AUTOPILOT_NOT_FOUND,
+        f"session_id: no autopilot run of session {session_id}",
+        {"field": "session_id"},
+    )
+
+
+class AutopilotCases:
+    """The autopilot's use cases over one gateway's core."""
+
+    def __init__(self, core: GatewayCore, watch_poll_s: float = WATCH_POLL_S) -> None:
+        self._core = core
+        self._poll_s = watch_poll_s
+
+    async def _run(
+        self, command: Command[Any, R], user: UUID, payload: BaseModel, session_id: UUID
+    ) -> R:
+        answer = await self._core.run(command, user, payload, session_id=session_id)
+        if answer.result is None:
+            raise GatewayError(
+                STILL_RUNNING,
+                f"still running; fetch request {answer.request_id} later",
+                request_id=answer.request_id,
+            )
+        result: R = answer.result
+        return result
+
+    async def start(
+        self, user: UUID, session_id: UUID | None, body: AutopilotStartRequest
+    ) -> AutopilotStartResponse:
+        """Starts a run of the session (a new study session when none is named); 404 for a
+        session that is not the caller's, 400 while its run is running or paused."""
+        if session_id is None:
+            async with user_transaction(self._core.pool, user) as conn:
+                session_id = await sessions.start_session(conn, user, body.exam_type or "none")
+        return await self._run(AUTOPILOT_START, user, body, session_id)
+
+    async def status(self, user: UUID, session_id: UUID) -> AutopilotStatusResponse:
+        """The newest run's status (404 when the session has none of the caller's)."""
+        async with user_transaction(self._core.pool, user) as conn:
+            found = await read_models.autopilot_status(conn, session_id, dt.datetime.now(dt.UTC))
+        if found is None:
+            raise _not_found(session_id)
+        return found
+
+    async def control(
+        self, user: UUID, session_id: UUID, control: AutopilotControl
+    ) -> AutopilotControlResponse:
+        """Pause, resume or stop (400 when the run's status does not allow it)."""
+        return await self._run(
+            AUTOPILOT_CONTROL, user, AutopilotControlRequest(control=control), session_id
+        )
+
+    async def answer(
+        self, user: UUID, session_id: UUID, body: AutopilotAnswerRequest
+    ) -> AutopilotAnswerResponse:
+        """The answer to the waiting question (400 with the reason when it cannot be taken)."""
+        return await self._run(AUTOPILOT_ANSWER, user, body, session_id)
+
+    async def watch(
+        self, user: UUID, session_id: UUID, after_seq: int = 0, run_number: int | None = None
+    ) -> AsyncIterator[AutopilotWatchEvent]:
+        """Steps and state changes of a run as they are stored, from ``after_seq`` on, until
+        the run ends (the newest run unless ``run_number`` is given)."""
+        seq = after_seq
+        while True:
+            async with user_transaction(self._core.pool, user) as conn:
+                found = await read_models.autopilot_watch(conn, session_id, run_number, seq)
+            if found is None:
+                raise _not_found(session_id)
+            run_number, events, finished = found
+            for event in events:
+                seq = event.seq
+                yield event
+            if finished:
+                return
+            await asyncio.sleep(self._poll_s)

@@ -1,0 +1,117 @@
+"""The autopilot routes of the HTTP API, with the original's shapes:
+
+- ``POST /api/autopilot/start?session_id=`` ``{study_plan, exam_type, duration_minutes}``
+  -> ``{session_id, status, target_duration_minutes, started_at, run_number}``;
+- ``GET /api/autopilot/status/{id}``: the run's status, steps and present content;
+- ``POST /api/autopilot/pause|resume|stop/{id}`` -> ``{status, session_id}``;
+- ``POST /api/autopilot/answer/{id}`` ``{question_id, answer_index}`` ->
+  ``{status: answer_received}``;
+- ``GET /api/autopilot/watch/{id}?after=&run=``: NDJSON, one ``AutopilotWatchEvent`` per
+  line with its ``seq``, until the run ends (resume with the last ``seq`` seen; ``run``
+  reads an earlier run's log).
+
+Refusals: 404 for an unknown session or one of another user, 400 when the run's state does
+not allow the request, 422 for a bad body (the field named), each with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response, StreamingResponse
+
+from exammentor.contracts.autopilot import (
+    AUTOPILOT_ANSWER,
+    AUTOPILOT_START,
+    AutopilotAnswerRequest,
+    AutopilotAnswerResponse,
+    AutopilotControlResponse,
+    AutopilotStartRequest,
+    AutopilotStartResponse,
+    AutopilotStatusResponse,
+)
+from services.gateway.autopilot_cases import AutopilotCases
+from services.gateway.core import GatewayError
+from services.gateway.http_base import GatewayState, User, body_schema, json_body
+
+MAX_SEQ = 2**31 - 1
+
+StartBody = Annotated[
+    AutopilotStartRequest, Depends(json_body(AutopilotStartRequest, AUTOPILOT_START))
+]
+AnswerBody = Annotated[
+    AutopilotAnswerRequest, Depends(json_body(AutopilotAnswerRequest, AUTOPILOT_ANSWER))
+]
+
+
+def autopilot_router(state: GatewayState) -> APIRouter:
+    """The autopilot routes of one gateway instance."""
+    router = APIRouter(tags=["autopilot"])
+    cases = AutopilotCases(state.core)
+
+    @router.post("/api/autopilot/start", openapi_extra=body_schema(AutopilotStartRequest))
+    async def start(
+        user: User, body: StartBody, session_id: UUID | None = None
+    ) -> AutopilotStartResponse:
+        """Starts a timed autopilot run of the session."""
+        return await cases.start(user, session_id, body)
+
+    @router.get("/api/autopilot/status/{session_id}")
+    async def status(session_id: UUID, user: User) -> AutopilotStatusResponse:
+        """The run's status, steps, present lesson or waiting question (never its answer)."""
+        return await cases.status(user, session_id)
+
+    @router.post("/api/autopilot/pause/{session_id}")
+    async def pause(session_id: UUID, user: User) -> AutopilotControlResponse:
+        """Pauses the run at once; its clock and the answer wait stop."""
+        return await cases.control(user, session_id, "pause")
+
+    @router.post("/api/autopilot/resume/{session_id}")
+    async def resume(session_id: UUID, user: User) -> AutopilotControlResponse:
+        """Resumes a paused run where it was."""
+        return await cases.control(user, session_id, "resume")
+
+    @router.post("/api/autopilot/stop/{session_id}")
+    async def stop(session_id: UUID, user: User) -> AutopilotControlResponse:
+        """Stops the run for good, at once."""
+        return await cases.control(user, session_id, "stop")
+
+    @router.post(
+        "/api/autopilot/answer/{session_id}", openapi_extra=body_schema(AutopilotAnswerRequest)
+    )
+    async def answer(session_id: UUID, user: User, body: AnswerBody) -> AutopilotAnswerResponse:
+        """Answers the waiting question, by its id."""
+        return await cases.answer(user, session_id, body)
+
+    @router.get("/api/autopilot/watch/{session_id}")
+    async def watch(
+        session_id: UUID,
+        user: User,
+        after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
+        run: Annotated[int | None, Query(ge=1, le=MAX_SEQ)] = None,
+    ) -> Response:
+        """NDJSON: the run's steps and state changes as they happen, each with its ``seq``
+        (the newest run, or an earlier one by its ``run`` number)."""
+        events = cases.watch(user, session_id, after, run)
+        # The first read happens here, so an unknown session is a 404, not a 200 stream.
+        try:
+            first = await anext(events)
+        except StopAsyncIteration:
+            first = None
+        except GatewayError:
+            raise
+
+        async def lines() -> AsyncIterator[bytes]:
+            if first is not None:
+                yield (first.model_dump_json() + "\n").encode()
+                async for event in events:
+                    yield (event.model_dump_json() + "\n").encode()
+
+        return StreamingResponse(
+            lines(), media_type="application/x-ndjson", headers={"Cache-Control": "no-cache"}
+        )
+
+    return router
