@@ -37,6 +37,7 @@ from services.gateway.http_base import (
 from services.gateway.plan_routes import plan_router
 from services.gateway.quiz_routes import quiz_router
 from services.gateway.session_routes import session_router
+from services.gateway.tutor_routes import tutor_router
 
 MAX_EVENTS_AFTER = 2**31 - 1
 EXPOSED_HEADERS = ["X-Request-Id", "X-Plan-Id", "X-From-Cache", "Location", "Retry-After"]
@@ -98,6 +99,7 @@ def create_http_app(state: GatewayState) -> FastAPI:
     app.include_router(autopilot_router(state))
     app.include_router(session_router(state))
     app.include_router(quiz_router(state))
+    app.include_router(tutor_router(state))
 
     @app.post("/api/system/echo", openapi_extra=body_schema(EchoRequest))
     async def system_echo(
