@@ -18,15 +18,13 @@ import pytest
 
 from tests.fakes.scripted_openai import Content, Delay
 from tests.infra import ROOT, python
-from tests.integration.test_autopilot import (  # noqa: F401 - fixtures used by name
+from tests.integration import test_autopilot as base
+from tests.integration.test_autopilot import (
     CORRECT_INDEX,
     Scene,
     assert_contiguous_once,
     finished,
-    http,
     model_calls_expected,
-    scene,
-    scripted_llm,
     start_run,
     status,
     student,
@@ -35,6 +33,11 @@ from tests.integration.test_autopilot import (  # noqa: F401 - fixtures used by 
 )
 
 pytestmark = pytest.mark.integration
+
+# The scene's fixtures, shared with the autopilot's other tests.
+scripted_llm = base.scripted_llm
+scene = base.scene
+http = base.http
 
 LEASE_TTL_S = 2.0
 
