@@ -129,12 +129,26 @@ class RecordedRequest:
         return str(users[-1]["content"]) if users else ""
 
 
+@dataclass(frozen=True)
+class SentChunk:
+    """One content chunk of a stream, recorded just before the server sent it."""
+
+    stream: int
+    """Which stream (0 for the first streamed reply since the last reset)."""
+    index: int
+    text: str
+    sent_at: float
+
+
 @dataclass
 class _State:
     queue: deque[Reply] = field(default_factory=deque)
     default: Reply | Responder = field(default_factory=lambda: Content("ok"))
     requests: list[RecordedRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    sent: list[SentChunk] = field(default_factory=list)
+    streams: int = 0
+    closed_early: list[int] = field(default_factory=list)
 
 
 def _error_body(status: Status) -> dict[str, Any]:
@@ -181,16 +195,36 @@ def _chunk(delta: dict[str, Any], finish_reason: str | None = None) -> str:
     return f"data: {json.dumps(payload)}\n\n"
 
 
-async def _sse(stream: Stream, include_usage: bool) -> AsyncIterator[str]:
-    yield _chunk({"role": "assistant", "content": ""})
-    for sent, text in enumerate(stream.chunks):
-        if stream.cut_after is not None and sent >= stream.cut_after:
-            # An exception inside the body iterator makes uvicorn drop the connection
-            # mid-response, which the client sees as a broken stream.
-            raise ConnectionAbortedError("scripted cut-off")
-        if stream.chunk_delay_s:
-            await asyncio.sleep(stream.chunk_delay_s)
-        yield _chunk({"content": text})
+async def _sse(
+    stream: Stream, include_usage: bool, state: _State | None = None
+) -> AsyncIterator[str]:
+    number = -1
+    if state is not None:
+        with state.lock:
+            number = state.streams
+            state.streams += 1
+    finished = False
+    try:
+        yield _chunk({"role": "assistant", "content": ""})
+        for sent, text in enumerate(stream.chunks):
+            if stream.cut_after is not None and sent >= stream.cut_after:
+                # An exception inside the body iterator makes uvicorn drop the connection
+                # mid-response, which the client sees as a broken stream.
+                finished = True
+                raise ConnectionAbortedError("scripted cut-off")
+            if stream.chunk_delay_s:
+                await asyncio.sleep(stream.chunk_delay_s)
+            if state is not None:
+                with state.lock:
+                    state.sent.append(SentChunk(number, sent, text, time.monotonic()))
+            yield _chunk({"content": text})
+        finished = True
+    finally:
+        # Reached without finishing only when the client closed the stream (a cancelled
+        # generation): what the tutor's disconnect test looks for.
+        if not finished and state is not None:
+            with state.lock:
+                state.closed_early.append(number)
     yield _chunk({}, finish_reason="stop")
     if include_usage and stream.usage:
         completion_tokens = (
@@ -225,12 +259,12 @@ def _as_stream(content: Content) -> Stream:
     )
 
 
-async def _respond(reply: Reply, body: dict[str, Any]) -> Response:
+async def _respond(reply: Reply, body: dict[str, Any], state: _State | None = None) -> Response:
     streaming = bool(body.get("stream"))
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     if isinstance(reply, Delay):
         await asyncio.sleep(reply.seconds)
-        return await _respond(reply.then or Content("late"), body)
+        return await _respond(reply.then or Content("late"), body, state)
     if isinstance(reply, Status):
         headers = {} if reply.retry_after is None else {"Retry-After": str(reply.retry_after)}
         return JSONResponse(_error_body(reply), status_code=reply.code, headers=headers)
@@ -241,7 +275,7 @@ async def _respond(reply: Reply, body: dict[str, Any]) -> Response:
     if isinstance(reply, Stream):
         if not streaming:
             return JSONResponse(_completion(Content("".join(reply.chunks))))
-        return StreamingResponse(_sse(reply, include_usage), media_type="text/event-stream")
+        return StreamingResponse(_sse(reply, include_usage, state), media_type="text/event-stream")
     return JSONResponse(_completion(reply))
 
 
@@ -268,7 +302,7 @@ def _build_app(state: _State) -> FastAPI:
             default = state.default
         if scripted is None:
             scripted = default(body) if callable(default) else default
-        return await _respond(scripted, body)
+        return await _respond(scripted, body, state)
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -336,6 +370,28 @@ class ScriptedOpenAI:
         """The chat completion requests received, oldest first."""
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
+    @property
+    def sent_chunks(self) -> list[SentChunk]:
+        """Content chunks of every stream, in the order they were sent."""
+        with self._state.lock:
+            return list(self._state.sent)
+
+    @property
+    def streams_closed_early(self) -> list[int]:
+        """Streams the client closed before their last chunk (cancelled generations)."""
+        with self._state.lock:
+            return list(self._state.closed_early)
+
+    def image_parts(self) -> list[dict[str, Any]]:
+        """Every ``image_url`` content part the requests carried, oldest first."""
+        parts: list[dict[str, Any]] = []
+        for request in self.chat_requests:
+            for message in request.messages:
+                content = message.get("content")
+                if isinstance(content, list):
+                    parts += [p for p in content if p.get("type") == "image_url"]
+        return parts
+
     def reset(self) -> None:
         """Empties the script and the request record, and restores the first default.
 
@@ -345,6 +401,9 @@ class ScriptedOpenAI:
         with self._state.lock:
             self._state.queue.clear()
             self._state.requests.clear()
+            self._state.sent.clear()
+            self._state.closed_early.clear()
+            self._state.streams = 0
             self._state.default = self._initial_default
 
     def start(self) -> None:
