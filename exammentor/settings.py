@@ -79,6 +79,8 @@ class ServiceSettings(BaseSettings):
     """Port of the /health, /ready and /metrics server (0 picks a free one)."""
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     shutdown_grace_s: float = 20.0
+    startup_wait_s: float = Field(default=60.0, ge=0)
+    """How long start-up waits for Kafka and Postgres to answer before giving up."""
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)

@@ -37,6 +37,7 @@ from exammentor.ops import HttpServer, Readiness, ops_server
 from exammentor.outbox import OutboxRelay
 from exammentor.relay import RelayChannels, RelayHub
 from exammentor.settings import WorkerSettings
+from exammentor.startup import wait_for_database, wait_for_kafka
 from exammentor.telemetry import configure_tracing
 
 log = get_logger(__name__)
@@ -146,6 +147,8 @@ class Worker(Generic[S]):
         """Connects everything and starts consuming."""
         s = self.settings
         configure_tracing(s.service_name)
+        await wait_for_database(s.db.app_database_url, deadline_s=s.startup_wait_s)
+        await wait_for_kafka(s.kafka.bootstrap_servers, deadline_s=s.startup_wait_s)
         self._pool = pool = await create_pool(
             s.db.app_database_url, min_size=s.db.pool_min, max_size=s.db.pool_max
         )

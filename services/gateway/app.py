@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from faststream.kafka import KafkaBroker
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc import aio
 from grpc_health.v1 import _async as health_aio  # the asyncio servicer (health.aio)
@@ -17,12 +18,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from exammentor._proto import gateway_pb2, gateway_pb2_grpc, relay_pb2_grpc
-from exammentor.db import create_pool, ping
+from exammentor.db import Pool, create_pool, ping
 from exammentor.dispatch import Dispatcher
 from exammentor.kafka import broker_ready, create_broker
 from exammentor.logs import configure_logging, get_logger
 from exammentor.ops import HttpServer, Readiness
 from exammentor.relay import RelayHub
+from exammentor.startup import wait_for_database, wait_for_kafka
 from exammentor.telemetry import configure_tracing
 from services.gateway.core import GatewayCore
 from services.gateway.domain import TokenIssuer
@@ -71,16 +73,21 @@ class Gateway:
         self._grpc: aio.Server | None = None
         self._relay: aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
+        self._pool: Pool | None = None
+        self._broker: KafkaBroker | None = None
+        self.readiness: Readiness | None = None
 
     async def start(self) -> None:
         """Opens the pool and producer, then starts the relay, gRPC and HTTP servers."""
         s = self.settings
         configure_tracing(s.service_name)
-        self.pool = await create_pool(
+        await wait_for_database(s.db.app_database_url, deadline_s=s.startup_wait_s)
+        await wait_for_kafka(s.kafka.bootstrap_servers, deadline_s=s.startup_wait_s)
+        self._pool = pool = await create_pool(
             s.db.app_database_url, min_size=s.db.pool_min, max_size=s.db.pool_max
         )
-        self.broker = create_broker(s.kafka, s.service_name, s.shutdown_grace_s)
-        await self.broker.start()
+        self._broker = broker = create_broker(s.kafka, s.service_name, s.shutdown_grace_s)
+        await broker.start()
 
         # The relay first: its address goes into every command.
         self._relay = aio.server()
@@ -90,13 +97,13 @@ class Gateway:
         reply_to = s.relay_advertise or f"{s.relay_host}:{self.relay_port}"
 
         tokens = TokenIssuer(s.jwt_secret.get_secret_value(), s.token_ttl_s)
-        dispatcher = Dispatcher(self.pool, self.broker, self.hub, s.kafka.topic_prefix, reply_to)
-        self.readiness = Readiness(
+        dispatcher = Dispatcher(pool, broker, self.hub, s.kafka.topic_prefix, reply_to)
+        self.readiness = readiness = Readiness(
             s.service_name,
-            {"database": lambda: ping(self.pool), "kafka": lambda: broker_ready(self.broker)},
+            {"database": lambda: ping(pool), "kafka": lambda: broker_ready(broker)},
         )
 
-        core = GatewayCore(self.pool, dispatcher, tokens, s.request_timeout_s)
+        core = GatewayCore(pool, dispatcher, tokens, s.request_timeout_s)
         self._grpc = aio.server()
         names = [api.install(core, self._grpc) for api in GRPC_APIS]
         # Standard health and reflection: grpcurl and load balancers need no proto files.
@@ -113,7 +120,7 @@ class Gateway:
 
         state = GatewayState(
             core=core,
-            readiness=self.readiness,
+            readiness=readiness,
             max_body_bytes=s.max_body_bytes,
             cors_origins=tuple(s.cors_origins),
         )
@@ -128,8 +135,10 @@ class Gateway:
         )
 
     async def stop(self) -> None:
-        """Stops taking requests, lets open ones finish (grace period), then closes."""
-        self.readiness.draining = True
+        """Stops taking requests, lets open ones finish (grace period), then closes. Safe
+        after a failed or partial start."""
+        if self.readiness is not None:
+            self.readiness.draining = True
         grace = self.settings.shutdown_grace_s
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
@@ -139,8 +148,12 @@ class Gateway:
             await self._grpc.stop(grace)
         if self._relay is not None:
             await self._relay.stop(grace)
-        await self.broker.stop()
-        await self.pool.close()
+        if self._broker is not None:
+            await self._broker.stop()
+            self._broker = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         log.info("gateway stopped")
 
 
