@@ -48,6 +48,7 @@ BEGIN
   FOREACH t IN ARRAY ARRAY['tutor_materials', 'tutor_passages', 'tutor_answers']
   LOOP
     EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
     EXECUTE format(
       'CREATE POLICY %I ON %I USING (user_id = app_user_id()) WITH CHECK (user_id = app_user_id())',
       t || '_owner', t);
