@@ -16,9 +16,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import grpc
 import httpx
 import pytest
+from grpc import aio
 
+from exammentor._proto import quiz_pb2, quiz_pb2_grpc
 from exammentor.settings import LLMSettings
 from exammentor.topics import ensure_topics
 from services.gateway.app import Gateway
@@ -403,3 +406,189 @@ async def test_saved_quizzes_come_back_without_answers_until_answered(
     missing = await qclient.get("/api/quiz/persistence?user_id=me", headers=auth)
     assert missing.status_code == 422
     assert "topic_id" in missing.json()["detail"]["message"]
+
+
+# ---- the gRPC twin -----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def quiz_stub(quiz_stack: QuizStack) -> AsyncIterator[quiz_pb2_grpc.QuizStub]:
+    quiz_stack.model.reset()
+    address = f"127.0.0.1:{quiz_stack.stack.gateway.grpc_port}"
+    async with aio.insecure_channel(address) as channel:
+        yield quiz_pb2_grpc.QuizStub(channel)
+
+
+def _bearer(auth: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return (("authorization", auth["Authorization"]),)
+
+
+async def _refusal(call: Any) -> tuple[grpc.StatusCode, str, str]:
+    with pytest.raises(aio.AioRpcError) as refused:
+        await call
+    trailing = dict(refused.value.trailing_metadata() or ())
+    return refused.value.code(), refused.value.details() or "", str(trailing.get("error-code"))
+
+
+async def test_the_grpc_twin_generates_grades_and_reads_like_http(
+    quiz_stub: quiz_pb2_grpc.QuizStub, qclient: httpx.AsyncClient
+) -> None:
+    _, auth = await register(qclient)
+    meta = _bearer(auth)
+    quiz = await quiz_stub.GenerateQuiz(
+        quiz_pb2.GenerateQuizRequest(topic="Capitals", num_questions=2, difficulty="medium"),
+        metadata=meta,
+    )
+    assert len(quiz.questions) == 2
+    assert quiz.request_id
+    assert quiz.quiz_id
+    question = quiz.questions[0]
+    # The message type has no field for an answer: nothing to leak, nothing set.
+    assert "correct_option_index" not in question.DESCRIPTOR.fields_by_name
+    right = next(i for i, o in enumerate(question.options) if o in {c[2] for c in CAPITALS})
+    wrong = (right + 1) % 4
+
+    graded = await quiz_stub.EvaluateAnswer(
+        quiz_pb2.EvaluateAnswerRequest(
+            question_id=question.id, student_answer_index=wrong, correct_option_index=wrong
+        ),
+        metadata=meta,
+    )
+    assert (graded.is_correct, graded.outcome) == (False, "wrong")
+    assert graded.correct_option_index == right, "the stored question decides"
+    assert graded.feedback
+    assert graded.hint_for_similar
+
+    diagnosis = await quiz_stub.DiagnoseMisconception(
+        quiz_pb2.MisconceptionRequest(question_id=question.id, student_answer_index=wrong),
+        metadata=meta,
+    )
+    assert diagnosis.state == "open"
+    assert diagnosis.redemption_question.id
+    listed = await quiz_stub.ListMisconceptions(
+        quiz_pb2.MisconceptionQuery(state="open"), metadata=meta
+    )
+    assert [m.id for m in listed.misconceptions] == [diagnosis.misconception_id]
+
+    analysis = await quiz_stub.AnalyzePerformance(
+        quiz_pb2.AnalyzePerformanceRequest(
+            topic="Capitals",
+            quiz_answers=[
+                quiz_pb2.QuizAnswerItem(question_id=question.id, is_correct=True),
+            ],
+        ),
+        metadata=meta,
+    )
+    assert (analysis.answered, analysis.correct, analysis.overall_score) == (1, 0, 0)
+
+    mastery = await quiz_stub.GetMastery(quiz_pb2.LearnerMasteryRequest(), metadata=meta)
+    over_http = (await qclient.get("/api/learner/mastery", headers=auth)).json()
+    assert [c.evidence[:] for c in mastery.concepts] == [
+        c["evidence"] for c in over_http["concepts"]
+    ]
+    assert mastery.topics[0].topic == "Capitals"
+
+    saved = await quiz_stub.SaveQuiz(
+        quiz_pb2.SavedQuizRequest(
+            user_id="me",
+            topic_id="geo-grpc",
+            questions=[
+                quiz_pb2.Question(
+                    id="q1",
+                    text="What is the capital of Chile?",
+                    options=["Santiago", "Valparaiso", "Concepcion", "Antofagasta"],
+                    correct_option_index=0,
+                    explanation="Santiago is the capital.",
+                    concept_tested="capitals",
+                )
+            ],
+        ),
+        metadata=meta,
+    )
+    got = await quiz_stub.GetSavedQuiz(
+        quiz_pb2.SavedQuizQuery(user_id="me", topic_id="geo-grpc"), metadata=meta
+    )
+    assert got.questions[0].id == saved.questions[0].id
+    assert not got.questions[0].answered
+    assert not got.questions[0].HasField("correct_option_index")
+
+
+@pytest.mark.parametrize(
+    ("request_", "field", "http_body"),
+    [
+        (
+            quiz_pb2.GenerateQuizRequest(topic="Capitals", num_questions=0),
+            "num_questions",
+            {"topic": "Capitals", "num_questions": 0},
+        ),
+        (
+            quiz_pb2.GenerateQuizRequest(topic="Capitals", num_questions=21),
+            "num_questions",
+            {"topic": "Capitals", "num_questions": 21},
+        ),
+        (
+            quiz_pb2.GenerateQuizRequest(topic="Capitals", difficulty="extreme"),
+            "difficulty",
+            {"topic": "Capitals", "difficulty": "extreme"},
+        ),
+        (quiz_pb2.GenerateQuizRequest(topic="   "), "topic", {"topic": "   "}),
+        (quiz_pb2.GenerateQuizRequest(), "topic", {}),
+    ],
+)
+async def test_bad_generate_requests_over_grpc_are_refused_as_over_http(
+    quiz_stub: quiz_pb2_grpc.QuizStub,
+    qclient: httpx.AsyncClient,
+    request_: quiz_pb2.GenerateQuizRequest,
+    field: str,
+    http_body: dict[str, Any],
+) -> None:
+    _, auth = await register(qclient)
+    status, details, code = await _refusal(quiz_stub.GenerateQuiz(request_, metadata=_bearer(auth)))
+    assert status == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in details
+    over_http = await qclient.post("/api/quiz/generate", json=http_body, headers=auth)
+    assert over_http.status_code == 422
+    assert code == over_http.json()["detail"]["code"]
+
+
+async def test_bad_answers_over_grpc_are_refused_by_field_and_nothing_is_stored(
+    quiz_stub: quiz_pb2_grpc.QuizStub, qclient: httpx.AsyncClient, admin_db: asyncpg.Connection
+) -> None:
+    _, auth = await register(qclient)
+    meta = _bearer(auth)
+    quiz = await _generate(qclient, auth, 1)
+    qid = quiz["questions"][0]["id"]
+    before = await admin_db.fetchval("SELECT count(*) FROM quiz_answers")
+    for index in (4, -1):
+        status, details, _ = await _refusal(
+            quiz_stub.EvaluateAnswer(
+                quiz_pb2.EvaluateAnswerRequest(question_id=qid, student_answer_index=index),
+                metadata=meta,
+            )
+        )
+        assert status == grpc.StatusCode.INVALID_ARGUMENT, index
+        assert "student_answer_index" in details
+    status, details, code = await _refusal(
+        quiz_stub.EvaluateAnswer(
+            quiz_pb2.EvaluateAnswerRequest(question_id="q_nope", student_answer_index=0),
+            metadata=meta,
+        )
+    )
+    assert (status, code) == (grpc.StatusCode.NOT_FOUND, "question_not_found")
+    assert "question_id" in details
+    _, other = await register(qclient)
+    status, _, _ = await _refusal(
+        quiz_stub.EvaluateAnswer(
+            quiz_pb2.EvaluateAnswerRequest(question_id=qid, student_answer_index=0),
+            metadata=_bearer(other),
+        )
+    )
+    assert status == grpc.StatusCode.NOT_FOUND, "another user's question is none of yours"
+    status, details, _ = await _refusal(
+        quiz_stub.ListMisconceptions(quiz_pb2.MisconceptionQuery(state="gone"), metadata=meta)
+    )
+    assert status == grpc.StatusCode.INVALID_ARGUMENT
+    assert "state" in details
+    status, _, _ = await _refusal(quiz_stub.GetMastery(quiz_pb2.LearnerMasteryRequest()))
+    assert status == grpc.StatusCode.UNAUTHENTICATED
+    assert await admin_db.fetchval("SELECT count(*) FROM quiz_answers") == before
