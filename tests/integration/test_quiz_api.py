@@ -8,10 +8,12 @@ stack's quiz worker (with the real model) never takes these commands.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,10 +28,15 @@ from exammentor.settings import LLMSettings
 from exammentor.topics import ensure_topics
 from services.gateway.app import Gateway
 from services.gateway.settings import GatewaySettings
+from services.quiz.domain import DEFAULT_BKT_PARAMS, BKTParams, update_mastery
+from services.quiz.fit import FitRefusedError, fit_learner_params
+from services.quiz.fit import main as fit_main
+from services.quiz.repo import concept_key
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, Reply, ScriptedOpenAI
 from tests.infra import unique_name
 from tests.integration.conftest import Stack, register, start_worker
+from tests.unit.quiz.learner_sim import simulate
 
 pytestmark = pytest.mark.integration
 
@@ -592,3 +599,120 @@ async def test_bad_answers_over_grpc_are_refused_by_field_and_nothing_is_stored(
     status, _, _ = await _refusal(quiz_stub.GetMastery(quiz_pb2.LearnerMasteryRequest()))
     assert status == grpc.StatusCode.UNAUTHENTICATED
     assert await admin_db.fetchval("SELECT count(*) FROM quiz_answers") == before
+
+
+# ---- the operator's refit of the learner model ---------------------------------------------
+
+TRUE_PARAMS = BKTParams(prior=0.6, learn=0.25, slip=0.08, guess=0.25, forget=0.02)
+FIT_CONCEPT = "European capitals"
+"""The concept the scripted model's questions test, so the service's grades use the fit."""
+
+
+async def _seed_answer_log(
+    admin_db: asyncpg.Connection, students: int, answers: int
+) -> list[uuid.UUID]:
+    """Students who answered one question on ``FIT_CONCEPT`` repeatedly, drawn from
+    ``TRUE_PARAMS``; returns their ids."""
+    question = {
+        "id": "q_fit",
+        "text": "Which city is the capital of France?",
+        "options": ["Paris", "Lyon", "Nice", "Lille"],
+        "correct_option_index": 0,
+        "explanation": "Paris is the capital.",
+        "concept_tested": FIT_CONCEPT,
+    }
+    ids: list[uuid.UUID] = []
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for n, sequence in enumerate(simulate(TRUE_PARAMS, students, answers, seed=7)):
+        user = uuid.uuid4()
+        ids.append(user)
+        await admin_db.execute(
+            "INSERT INTO users (id, name, password_hash) VALUES ($1, $2, 'seeded')",
+            user,
+            f"fit-{user.hex[:12]}",
+        )
+        await admin_db.execute(
+            "INSERT INTO quiz_questions (user_id, id, quiz_id, topic, concept, question) "
+            "VALUES ($1, 'q_fit', $2, 'Capitals', $3, $4::jsonb)",
+            user,
+            uuid.uuid4(),
+            FIT_CONCEPT,
+            json.dumps(question),
+        )
+        await admin_db.executemany(
+            "INSERT INTO quiz_answers (id, user_id, question_id, request_id, topic, concept, "
+            "answer, outcome, answered_at) VALUES ($1, $2, 'q_fit', $1, 'Capitals', $3, "
+            "'null', $4, $5)",
+            [
+                (
+                    uuid.uuid4(),
+                    user,
+                    FIT_CONCEPT,
+                    "correct" if right else "wrong",
+                    start + dt.timedelta(days=n, minutes=t),
+                )
+                for t, right in enumerate(sequence)
+            ],
+        )
+    return ids
+
+
+async def test_the_operator_fit_writes_parameters_the_service_then_grades_with(
+    qclient: httpx.AsyncClient,
+    admin_db: asyncpg.Connection,
+    quiz_stack: QuizStack,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env = quiz_stack.env
+    seeded = await _seed_answer_log(admin_db, students=60, answers=12)
+    try:
+        # A role that row-level security binds cannot read the whole log: refused by name.
+        with pytest.raises(FitRefusedError, match="DATABASE_URL"):
+            await fit_learner_params(env.app_dsn)
+        dry = await asyncio.to_thread(fit_main, ["--database-url", env.admin_dsn, "--dry-run"])
+        assert dry == 0
+        assert "would write" in capsys.readouterr().out
+        assert await admin_db.fetchval("SELECT count(*) FROM learner_params") == 0
+
+        status = await asyncio.to_thread(fit_main, ["--database-url", env.admin_dsn])
+        printed = capsys.readouterr().out
+        assert status == 0, printed
+        assert concept_key(FIT_CONCEPT) in printed
+        row = await admin_db.fetchrow(
+            "SELECT prior, learn, slip, guess, forget, answers FROM learner_params "
+            "WHERE concept_key = $1",
+            concept_key(FIT_CONCEPT),
+        )
+        assert row is not None
+        assert row["answers"] >= 60 * 12
+        fitted = BKTParams(**{k: row[k] for k in ("prior", "learn", "slip", "guess", "forget")})
+        # Recovered near the generating parameters, far from the defaults it started from.
+        assert abs(fitted.prior - TRUE_PARAMS.prior) < 0.15
+        assert abs(fitted.slip - TRUE_PARAMS.slip) < 0.08
+        assert abs(fitted.guess - TRUE_PARAMS.guess) < 0.12
+        assert abs(fitted.prior - DEFAULT_BKT_PARAMS.prior) > 0.15
+        assert (
+            await admin_db.fetchval("SELECT count(*) FROM learner_params WHERE concept_key = '*'")
+            == 1
+        )
+
+        # The service grades the next answer with the fitted parameters, no restart.
+        _, auth = await register(qclient)
+        question = (await _generate(qclient, auth, 1))["questions"][0]
+        assert question["concept_tested"] == FIT_CONCEPT
+        right = next(i for i, o in enumerate(question["options"]) if o in {c[2] for c in CAPITALS})
+        graded = await qclient.post(
+            "/api/quiz/evaluate",
+            json={"question_id": question["id"], "student_answer_index": right},
+            headers=auth,
+        )
+        assert graded.json()["is_correct"] is True
+        mastery = (await qclient.get("/api/learner/mastery", headers=auth)).json()
+        p_mastery = mastery["concepts"][0]["p_mastery"]
+        assert p_mastery == pytest.approx(update_mastery(fitted.prior, True, fitted))
+        with_defaults = update_mastery(DEFAULT_BKT_PARAMS.prior, True, DEFAULT_BKT_PARAMS)
+        assert abs(p_mastery - with_defaults) > 0.05
+    finally:
+        # learner_params is shared by every user of the session's database.
+        await admin_db.execute("DELETE FROM learner_params")
+        await admin_db.execute("DELETE FROM users WHERE id = ANY($1::uuid[])", seeded)
