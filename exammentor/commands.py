@@ -9,8 +9,11 @@ For each message on a service's command topic, :class:`CommandConsumer`:
 3. runs the handler (which may call the LLM and stream progress) outside any transaction;
 4. in one user transaction: inserts the inbox row, applies the handler's writes, stores the
    request's result and writes its events to the outbox; commits;
-5. streams the final result to the gateway and returns, and only then is the offset
-   committed (FastStream ``NACK_ON_ERROR``: an exception rewinds the partition instead).
+5. streams the final result to the gateway, and only then commits the offset (an exception
+   rewinds the partition instead: FastStream ``NACK_ON_ERROR``).
+
+On shutdown, :meth:`CommandConsumer.drain` lets the handlers in hand finish and commit while
+the consumers still run, and hands back uncommitted any record fetched after it began.
 
 A handler error other than :class:`CommandRejected` is retried with backoff up to
 ``max_attempts``; then the command is dead-lettered and its request marked failed.
@@ -19,6 +22,7 @@ A handler error other than :class:`CommandRejected` is retried with backoff up t
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -227,6 +231,14 @@ class _Poison(Exception):
     """A message that can never be applied (bad envelope, unknown type, invalid payload)."""
 
 
+class Draining(Exception):
+    """A record fetched after shutdown began: handed back uncommitted, for another replica."""
+
+
+FAULT_EXIT_CODE = 86
+"""Exit status of a worker stopped at the test-only fault point (``fault_after_commit``)."""
+
+
 async def _raw_body(msg: StreamMessage[Any]) -> bytes:
     return msg.body
 
@@ -251,6 +263,24 @@ class CommandConsumer:
         self._channels = channels
         self._prefix = settings.kafka.topic_prefix
         self.consumer_name = f"{self._prefix}.{self.service}"
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._draining = False
+        self._fault_after_commit = settings.fault_after_commit
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Stops taking records and waits for the ones in hand to finish (and so their offsets
+        to commit) while the consumers still run. A record fetched from now on is handed back
+        uncommitted. Returns False when the wait ran out.
+        """
+        self._draining = True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            log.warning("drain timed out; unfinished commands go to another replica")
+            return False
+        return True
 
     def subscribe(self) -> None:
         """Attaches the consumer to the broker (one consumer group per service)."""
@@ -269,6 +299,22 @@ class CommandConsumer:
 
     async def on_message(self, body: bytes, message: KafkaMessage) -> None:
         """Handles one Kafka record; returns only when it is applied or dead-lettered."""
+        if self._draining:
+            # Raising NACKs the record: its offset stays uncommitted for the next owner.
+            raise Draining("shutting down")
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            await self._handle(body, message)
+            # Committed here rather than by FastStream after we return, so a drain that
+            # waits for this handler also waits for its offset.
+            await message.ack()
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def _handle(self, body: bytes, message: KafkaMessage) -> None:
         headers = {k: str(v) for k, v in message.headers.items()}
         try:
             envelope, spec, payload = self._decode(body)
@@ -393,6 +439,9 @@ class CommandConsumer:
             await pipeline.finish_request(conn, envelope.request_id, result=result)
             for event in outcome.events:
                 await add_event(conn, self._prefix, event)
+        if self._fault_after_commit:
+            log.warning("fault point: exiting after the commit, before the offset")
+            os._exit(FAULT_EXIT_CODE)
         await stream.result(result)
         return outcome
 

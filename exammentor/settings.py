@@ -6,14 +6,29 @@ the parts it needs down; nothing else reads the environment.
 
 from __future__ import annotations
 
-from typing import Literal
+import secrets
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exammentor.contracts.topics import Service
 
-DEV_JWT_SECRET = "exammentor-local-development-secret-change-me"  # noqa: S105 - refused outside local
+MIN_SECRET_LENGTH = 32
+"""Characters a secret must have in production (HS256 wants at least 256 bits of key)."""
+
+_RUN_SECRETS: dict[str, SecretStr] = {}
+
+
+def run_secret(name: str) -> SecretStr:
+    """A random secret made once per process for ``name``: what a local run uses when the
+    operator set none. Every settings object of one process gets the same value (so the
+    in-process gateway and workers of a test agree); another process gets another, so
+    tokens signed with it die with the process.
+    """
+    if name not in _RUN_SECRETS:
+        _RUN_SECRETS[name] = SecretStr(secrets.token_urlsafe(32))
+    return _RUN_SECRETS[name]
 
 
 class KafkaSettings(BaseSettings):
@@ -77,8 +92,15 @@ class ServiceSettings(BaseSettings):
     ops_host: str = "127.0.0.1"
     ops_port: int = 0
     """Port of the /health, /ready and /metrics server (0 picks a free one)."""
-    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    relay_token: SecretStr = Field(default_factory=lambda: run_secret("relay_token"))
+    """Shared secret workers send on the internal result relay (``EXAMMENTOR_RELAY_TOKEN``);
+    the gateway refuses a push without it. Random per process when unset in local mode;
+    required in production."""
     shutdown_grace_s: float = 20.0
+    fault_after_commit: bool = False
+    """Test-only fault point (``EXAMMENTOR_FAULT_AFTER_COMMIT``): a worker exits right after a
+    command's transaction committed and before its offset did, the crash window the inbox
+    exists for. Refused in production."""
     startup_wait_s: float = Field(default=60.0, ge=0)
     """How long start-up waits for Kafka and Postgres to answer before giving up."""
 
@@ -87,10 +109,38 @@ class ServiceSettings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
 
     @model_validator(mode="after")
-    def _refuse_default_secrets(self) -> ServiceSettings:
-        if self.mode != "local" and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
-            raise ValueError("EXAMMENTOR_JWT_SECRET must be set outside local mode")
+    def _refuse_test_faults_in_production(self) -> ServiceSettings:
+        if self.mode == "production" and self.fault_after_commit:
+            raise ValueError("EXAMMENTOR_FAULT_AFTER_COMMIT is a test fault point")
         return self
+
+    required_secrets: ClassVar[tuple[str, ...]] = ()
+    """Secret fields a running service needs: production refuses to start without them; a
+    local run makes random ones (:func:`run_secret`). The operators' command needs none."""
+
+    @model_validator(mode="after")
+    def _refuse_missing_secrets(self) -> ServiceSettings:
+        for name in self.required_secrets:
+            env = f"EXAMMENTOR_{name.upper()}"
+            given = name in self.model_fields_set
+            value = getattr(self, name).get_secret_value()
+            if given and not value.strip():
+                raise ValueError(f"{env} is set but empty")
+            if self.mode == "production" and not given:
+                raise ValueError(f"{env} must be set in production mode")
+            if self.mode == "production" and len(value) < MIN_SECRET_LENGTH:
+                raise ValueError(f"{env} must have at least {MIN_SECRET_LENGTH} characters")
+        return self
+
+    @property
+    def generated_secrets(self) -> list[str]:
+        """The required secrets this run made up (local mode, none set): tokens signed or
+        sent with them work only within this process. Logged at start-up."""
+        return [
+            f"EXAMMENTOR_{name.upper()}"
+            for name in self.required_secrets
+            if name not in self.model_fields_set
+        ]
 
 
 class WorkerSettings(ServiceSettings):
@@ -99,3 +149,4 @@ class WorkerSettings(ServiceSettings):
     """
 
     service_name: Service
+    required_secrets: ClassVar[tuple[str, ...]] = ("relay_token",)

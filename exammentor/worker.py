@@ -139,7 +139,8 @@ class Worker(Generic[S]):
         self._broker: KafkaBroker | None = None
         self._llm: LLMClient | None = None
         self._relay: OutboxRelay | None = None
-        self._channels = RelayChannels()
+        self._consumer: CommandConsumer | None = None
+        self._channels = RelayChannels(settings.relay_token.get_secret_value())
         self._results: aio.Server | None = None
         self._background: list[BackgroundService] = []
 
@@ -158,9 +159,10 @@ class Worker(Generic[S]):
         self.resources = WorkerResources(s, pool, broker, llm, relay)
         self.router = router = CommandRouter(s.service_name)
         self._install(router, self.resources)
-        CommandConsumer(
+        self._consumer = CommandConsumer(
             router=router, broker=broker, pool=pool, settings=s, channels=self._channels
-        ).subscribe()
+        )
+        self._consumer.subscribe()
         await broker.start()
         self._relay = OutboxRelay(pool, broker, s.service_name)
         await self._relay.start()
@@ -174,12 +176,18 @@ class Worker(Generic[S]):
         self.ops = ops_server(self.readiness, s.ops_host, s.ops_port)
         await self.ops.start()
         log.info("worker started", commands=router.types, ops_port=self.ops.port)
+        if s.generated_secrets:
+            log.warning(
+                "no relay token set: this run made a random one, so a gateway in another "
+                "process refuses this worker's results (they are still stored)",
+                unset=s.generated_secrets,
+            )
 
     async def _start_result_relay(self) -> CommandRelay:
         """The result relay of a worker that sends commands (see :class:`SendsCommands`)."""
         s = self.settings
         assert isinstance(s, SendsCommands)
-        hub = RelayHub()
+        hub = RelayHub(s.relay_token.get_secret_value())
         self._results = aio.server()
         relay_pb2_grpc.add_ResultRelayServicer_to_server(hub, self._results)
         port = self._results.add_insecure_port(f"{s.relay_host}:{s.relay_port}")
@@ -196,9 +204,12 @@ class Worker(Generic[S]):
         while self._background:
             await self._background.pop().stop()
         broker = self._broker
+        if self._consumer is not None:
+            # Handlers finish and their offsets commit while the consumers still run; the
+            # subscriber's own stop would close the consumers first and lose those commits.
+            await self._consumer.drain(self.settings.shutdown_grace_s)
         if broker is not None:
-            # Subscribers first: each waits for its in-flight handler (up to the grace
-            # period), so the outbox can be drained while the producer is still open.
+            # Then the subscribers, so the outbox can be drained while the producer is open.
             await asyncio.gather(*(sub.stop() for sub in broker.subscribers))
         if self._relay is not None:
             await self._relay.stop()

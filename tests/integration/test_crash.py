@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from exammentor.commands import encode_command
+from exammentor.commands import FAULT_EXIT_CODE, encode_command
 from exammentor.contracts.envelope import CommandEnvelope
 from exammentor.dead_letters import ReplayError, list_dead_letters, replay_dead_letter
 from exammentor.topics import command_topic, ensure_topics
@@ -27,18 +27,21 @@ from tests.integration.conftest import RelayProbe
 pytestmark = pytest.mark.integration
 
 
-async def _start_worker(env: SessionEnv, prefix: str, llm_url: str) -> asyncio.subprocess.Process:
+async def _start_worker(
+    env: SessionEnv, prefix: str, llm_url: str, **extra: str
+) -> asyncio.subprocess.Process:
+    # The production consumer setting (several consumers per process), as deployed.
     environ = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": env.servers.kafka_bootstrap,
         "KAFKA_TOPIC_PREFIX": prefix,
-        "KAFKA_CONSUMER_WORKERS": "1",
         "APP_DATABASE_URL": env.app_dsn,
         "DATABASE_URL": env.admin_dsn,
         "OPENAI_BASE_URL": llm_url,
         "OPENAI_MAX_RETRIES": "0",
         "EXAMMENTOR_SERVICE_NAME": "tutor",
         "EXAMMENTOR_LOG_LEVEL": "WARNING",
+        **extra,
     }
     return await asyncio.create_subprocess_exec(
         python(), "-m", "tests.fakes.llm_worker", cwd=ROOT, env=environ
@@ -237,3 +240,124 @@ async def test_a_command_failing_every_attempt_is_dead_lettered_with_the_reason(
     )
     assert (request["status"], request["error"]) == ("done", None)
     assert [d.topic for d in await list_dead_letters(test_env.admin_dsn)].count(scene.topic) == 0
+
+
+async def _committed_offset(env: SessionEnv, scene: Scene, partition: int) -> int:
+    """The tutor group's committed offset of one partition of the scene's topic (-1: none)."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=env.servers.kafka_bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(f"{scene.prefix}.tutor")
+    finally:
+        await admin.close()
+    found = offsets.get(TopicPartition(scene.topic, partition))
+    return found.offset if found is not None else -1
+
+
+async def _group_stable(env: SessionEnv, group: str, members: int, timeout_s: float = 90) -> None:
+    """Waits until the consumer group has ``members`` members and no rebalance in progress."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=env.servers.kafka_bootstrap)
+    await admin.start()
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                (response,) = await admin.describe_consumer_groups([group])
+                (_, _, state, _, _, found) = response.groups[0]
+                if state == "Stable" and len(found) == members:
+                    return
+                await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+
+
+async def test_sigterm_with_a_second_consumer_in_the_group_commits_before_leaving(
+    test_env: SessionEnv,
+    scene: Scene,
+    producer: AIOKafkaProducer,
+    relay_probe: RelayProbe,
+) -> None:
+    # Two replicas with the production consumer setting, each on a model server of its own,
+    # so the server that gets the call names the replica holding the command.
+    async with ScriptedOpenAI() as model_a, ScriptedOpenAI() as model_b:
+        for model in (model_a, model_b):
+            model.script(Delay(3, then=Content("Particles spreading out.")))
+        workers = {
+            model_a: await _start_worker(test_env, scene.prefix, model_a.base_url),
+            model_b: await _start_worker(test_env, scene.prefix, model_b.base_url),
+        }
+        envelope = await scene.ask("Define diffusion.")
+        try:
+            # Both replicas joined (3 consumers each, the production default): the command
+            # is not caught in the join's rebalance, only in the one SIGTERM starts.
+            await _group_stable(test_env, f"{scene.prefix}.tutor", members=6)
+            with relay_probe.hub.waiter(envelope.request_id) as queue:
+                sent = await producer.send_and_wait(
+                    scene.topic, encode_command(envelope), key=envelope.key
+                )
+                await _wait_for(lambda: model_a.chat_requests or model_b.chat_requests)
+                holder = model_a if model_a.chat_requests else model_b
+                other = model_b if holder is model_a else model_a
+                workers[holder].send_signal(signal.SIGTERM)
+                (final,) = await relay_probe.finals(queue, 1)
+                await asyncio.wait_for(workers[holder].wait(), 60)
+            assert final.data == {"answer": "Particles spreading out."}
+            assert workers[holder].returncode == 0
+            # The drained replica committed the offset before its consumers left, so the
+            # replica that takes its partitions over has nothing to run again.
+            assert await _committed_offset(test_env, scene, sent.partition) == sent.offset + 1
+            assert len(holder.chat_requests) == 1
+            assert len(other.chat_requests) == 0
+        finally:
+            for worker in workers.values():
+                if worker.returncode is None:
+                    worker.send_signal(signal.SIGTERM)
+                    await asyncio.wait_for(worker.wait(), 60)
+
+
+async def test_a_crash_between_the_database_commit_and_the_offset_commit(
+    test_env: SessionEnv,
+    scene: Scene,
+    scripted_llm: ScriptedOpenAI,
+    producer: AIOKafkaProducer,
+    relay_probe: RelayProbe,
+    admin_db: asyncpg.Connection,
+) -> None:
+    envelope = await scene.ask("What is a mole?")
+    scripted_llm.script(Content("Avogadro's number of particles."))
+    with relay_probe.hub.waiter(envelope.request_id) as queue:
+        first = await _start_worker(
+            test_env, scene.prefix, scripted_llm.base_url, EXAMMENTOR_FAULT_AFTER_COMMIT="true"
+        )
+        await producer.send_and_wait(scene.topic, encode_command(envelope), key=envelope.key)
+        # Killed at the fault point: the transaction is in, the offset is not.
+        assert await asyncio.wait_for(first.wait(), 120) == FAULT_EXIT_CODE
+        committed = await admin_db.fetchrow(
+            "SELECT (SELECT count(*) FROM inbox WHERE command_id = $1) AS inbox, "
+            "(SELECT status FROM requests WHERE id = $2) AS status",
+            envelope.command_id,
+            envelope.request_id,
+        )
+        assert dict(committed) == {"inbox": 1, "status": "done"}
+
+        second = await _start_worker(test_env, scene.prefix, scripted_llm.base_url)
+        try:
+            # Redelivered, answered from the inbox: the waiting client gets its result.
+            (final,) = await relay_probe.finals(queue, 1, timeout_s=120)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(second.wait(), 60)
+    assert final.kind == "result"
+    assert final.data == {"answer": "Avogadro's number of particles."}
+    assert len(scripted_llm.chat_requests) == 1  # the model was not asked again
+    effects = await admin_db.fetchrow(
+        "SELECT (SELECT count(*) FROM inbox WHERE command_id = $1) AS inbox, "
+        "(SELECT count(*) FROM outbox WHERE envelope->>'request_id' = $2) AS events",
+        envelope.command_id,
+        str(envelope.request_id),
+    )
+    assert dict(effects) == {"inbox": 1, "events": 1}
