@@ -14,6 +14,7 @@ lifecycle), and return the result with a persist step and the events. Rules kept
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -65,6 +66,7 @@ from services.quiz.domain import (
     BKTParams,
     Grade,
     MisconceptionRecord,
+    SkillRating,
     StudentAnswer,
     TransitionRefusedError,
     adaptive_difficulty,
@@ -74,6 +76,7 @@ from services.quiz.domain import (
     card_from_record,
     card_to_record,
     concept_mastery,
+    difficulty_label,
     grade_answer,
     initial_item_rating,
     misconception_targets,
@@ -82,6 +85,7 @@ from services.quiz.domain import (
     open_misconception,
     performance_analysis,
     question_id,
+    questions_near_level,
     record_review,
     reopen_misconception,
     review_key,
@@ -153,6 +157,32 @@ def _params_for(params: dict[str, BKTParams], concept: str) -> dict[str, BKTPara
 # --- quiz.generate --------------------------------------------------------------------------
 
 
+def _reused_questions(
+    bank: list[repo.StoredQuestion],
+    ability: SkillRating,
+    count: int,
+    label: QuestionDifficulty | None,
+) -> list[Question]:
+    """Stored questions to ask again, nearest the student's level first (Elo), each with
+    the difficulty its answers have earned."""
+    if not bank or count <= 0:
+        return []
+    by_id = {stored.question.id: stored for stored in bank}
+    chosen = questions_near_level(
+        {qid: stored.rating for qid, stored in by_id.items()}, ability, count, label=label
+    )
+    reused: list[Question] = []
+    for qid in chosen:
+        stored = by_id[qid]
+        earned = difficulty_label(stored.rating) if stored.rating.answers else None
+        reused.append(
+            stored.question.model_copy(update={"difficulty": earned})
+            if earned is not None
+            else stored.question
+        )
+    return reused
+
+
 async def generate_quiz(
     ctx: CommandContext,
     request: GenerateQuizRequest | GenerateQuizFromImageRequest,
@@ -189,6 +219,11 @@ async def generate_quiz(
         p_topic = await repo.topic_p_mastery(conn, request.topic)
         records = await repo.misconception_records(conn, state="open")
         due = await repo.misconception_records(conn, state="redeemed")
+        # Stored questions suit a quiz on the topic alone, not one about an image or about
+        # material the student sent with this request.
+        reusable = settings.reuse_stored and not image and not getattr(request, "context", "")
+        bank = await repo.item_bank(conn, request.topic, seen) if reusable else []
+        ability = await repo.topic_ability(conn, request.topic) if bank else SkillRating()
     previous = getattr(request, "previous_mistakes", None)
     if previous is not None:
         targets = list(previous)
@@ -202,30 +237,45 @@ async def generate_quiz(
     difficulty: QuestionDifficulty = (
         adaptive_difficulty(p_topic) if request.difficulty == "adaptive" else request.difficulty
     )
-    generated = await workflow.questions(
-        request.topic,
-        count=request.num_questions,
-        difficulty=difficulty,
-        context=getattr(request, "context", ""),
-        targets=targets,
-        seen=seen,
-        image=(request.image_base64, request.mime_type)
-        if isinstance(request, GenerateQuizFromImageRequest)
-        else None,
+    reused = _reused_questions(
+        bank,
+        ability,
+        request.num_questions
+        if not targets
+        else math.floor(request.num_questions * settings.reuse_share),
+        None if request.difficulty == "adaptive" else difficulty,
     )
-    if not generated.questions:
+    missing = request.num_questions - len(reused)
+    generated = (
+        await workflow.questions(
+            request.topic,
+            count=missing,
+            difficulty=difficulty,
+            context=getattr(request, "context", ""),
+            targets=targets,
+            seen=[*seen, *(q.text for q in reused)],
+            image=(request.image_base64, request.mime_type)
+            if isinstance(request, GenerateQuizFromImageRequest)
+            else None,
+        )
+        if missing
+        else None
+    )
+    questions = [*reused, *(generated.questions if generated else [])]
+    shortfall_reason = generated.shortfall_reason if generated else ""
+    if not questions:
         raise CommandRejected(
             "quiz_unavailable",
-            f"num_questions: no question passed the check; {generated.shortfall_reason}",
+            f"num_questions: no question passed the check; {shortfall_reason}",
             {"field": "num_questions"},
         )
     quiz_id = uuid4()
     quiz = Quiz(
         topic=request.topic,
-        questions=generated.questions,
-        time_estimate_minutes=max(1, round(MINUTES_PER_QUESTION * len(generated.questions))),
+        questions=questions,
+        time_estimate_minutes=max(1, round(MINUTES_PER_QUESTION * len(questions))),
         requested_questions=request.num_questions,
-        shortfall_reason=generated.shortfall_reason,
+        shortfall_reason=shortfall_reason,
     )
     view = quiz.student_view()
     result = GeneratedQuiz(

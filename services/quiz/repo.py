@@ -348,3 +348,46 @@ async def save_quiz(
         [q.model_dump(mode="json") for q in questions],
     )
     return created
+
+
+ITEM_BANK_LIMIT = 500
+"""Stored questions of a topic considered for reuse, newest first."""
+
+
+async def item_bank(
+    conn: Connection, topic: str, exclude_texts: Sequence[str]
+) -> list[StoredQuestion]:
+    """The user's stored text questions of ``topic`` that may be asked again: not among
+    ``exclude_texts`` (seen recently) and not about an image (the image is not kept).
+
+    Args:
+        conn: A connection in the user's transaction.
+        topic: The topic (case-insensitive).
+        exclude_texts: Question texts not to reuse.
+
+    Returns:
+        The candidates with their item ratings.
+    """
+    rows = await conn.fetch(
+        "SELECT question, topic, item_rating, item_answers FROM quiz_questions "
+        "WHERE lower(topic) = lower($1) AND question->>'visual_reference' IS NULL "
+        "AND NOT (question->>'text' = ANY($2::text[])) ORDER BY created_at DESC LIMIT $3",
+        topic,
+        list(exclude_texts),
+        ITEM_BANK_LIMIT,
+    )
+    return [StoredQuestion(row) for row in rows]
+
+
+async def topic_ability(conn: Connection, topic: str) -> SkillRating:
+    """The user's Elo ability on a topic: its concepts' ratings weighted by their answers
+    (a fresh rating before any answer)."""
+    row = await conn.fetchrow(
+        "SELECT sum(skill_rating * skill_answers) AS weighted, sum(skill_answers) AS answers "
+        "FROM learner_concepts WHERE lower(topic) = lower($1)",
+        topic,
+    )
+    answers = int(row["answers"] or 0) if row is not None else 0
+    if row is None or not answers:
+        return SkillRating()
+    return SkillRating(rating=float(row["weighted"]) / answers, answers=answers)

@@ -18,3 +18,8 @@ class QuizSettings(WorkerSettings):
     """Whether the configured model reads images (``generate-from-image`` needs one)."""
     misconception_targets: int = Field(default=3, ge=0, le=10)
     """Newest open misconceptions a quiz aims at when the request names none."""
+    reuse_stored: bool = True
+    """Ask stored questions again when their calibrated difficulty suits the student (Elo)."""
+    reuse_share: float = Field(default=0.5, ge=0, le=1)
+    """Largest share of a quiz aimed at misconceptions that may be stored questions (the
+    rest is written fresh, aimed at them); a quiz without targets may be all stored ones."""

@@ -716,3 +716,62 @@ async def test_the_operator_fit_writes_parameters_the_service_then_grades_with(
         # learner_params is shared by every user of the session's database.
         await admin_db.execute("DELETE FROM learner_params")
         await admin_db.execute("DELETE FROM users WHERE id = ANY($1::uuid[])", seeded)
+
+
+# ---- stored questions asked again near the student's level (Elo) ---------------------------
+
+
+async def _store_question(
+    admin_db: asyncpg.Connection, user: str, n: int, text: str, rating: float, age: dt.timedelta
+) -> None:
+    question = {
+        "id": f"q_bank_{n}",
+        "text": text,
+        "options": [f"{text} A", f"{text} B", f"{text} C", f"{text} D"],
+        "correct_option_index": 0,
+        "explanation": "Option A is right.",
+        "concept_tested": "banked facts",
+    }
+    await admin_db.execute(
+        "INSERT INTO quiz_questions (user_id, id, quiz_id, topic, concept, question, "
+        "item_rating, item_answers, created_at) VALUES ($1, $2, $3, 'Bank', 'banked facts', "
+        "$4::jsonb, $5, 10, now() - $6::interval)",
+        uuid.UUID(user),
+        question["id"],
+        uuid.uuid4(),
+        json.dumps(question),
+        rating,
+        age,
+    )
+
+
+async def test_stored_questions_near_the_students_level_are_asked_again_before_writing_new(
+    qclient: httpx.AsyncClient, admin_db: asyncpg.Connection, quiz_stack: QuizStack
+) -> None:
+    user, auth = await register(qclient)
+    # 50 questions seen in the last hour (never repeated), and six older ones whose ratings
+    # put a new student's expected success at 0.95, 0.82, 0.70, 0.50, 0.27 and 0.05.
+    for n in range(50):
+        await _store_question(admin_db, user, n, f"Recent fact {n}?", 0.0, dt.timedelta(hours=1))
+    ratings = [-3.0, -1.5, -0.85, 0.0, 1.0, 3.0]
+    for n, rating in enumerate(ratings, start=100):
+        await _store_question(admin_db, user, n, f"Older fact {n}?", rating, dt.timedelta(days=30))
+
+    quiz = await qclient.post(
+        "/api/quiz/generate", json={"topic": "Bank", "num_questions": 2}, headers=auth
+    )
+    assert quiz.status_code == 200, quiz.text
+    texts = [q["text"] for q in quiz.json()["questions"]]
+    assert texts == ["Older fact 102?", "Older fact 101?"], "nearest 0.70 first, within 0.15"
+    assert [q["difficulty"] for q in quiz.json()["questions"]] == ["easy", "easy"]
+    assert not quiz_stack.model.chat_requests, "no question had to be written"
+
+    # Nothing else stored is near enough: the model writes the next quiz.
+    again = await qclient.post(
+        "/api/quiz/generate", json={"topic": "Bank", "num_questions": 2}, headers=auth
+    )
+    assert again.status_code == 200, again.text
+    assert not {q["text"] for q in again.json()["questions"]} & {
+        f"Older fact {n}?" for n in range(100, 106)
+    }
+    assert quiz_stack.model.chat_requests

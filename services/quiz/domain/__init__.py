@@ -15,6 +15,7 @@ from services.quiz.domain.calibration import (
     expected_success,
     initial_item_rating,
     pick_questions,
+    questions_near_level,
     update_ratings,
 )
 from services.quiz.domain.errors import (
@@ -162,6 +163,7 @@ __all__ = [
     "predict_batch",
     "predict_correct",
     "question_id",
+    "questions_near_level",
     "rating_for",
     "recall_probability",
     "record_review",

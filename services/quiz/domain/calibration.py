@@ -37,6 +37,8 @@ class DifficultyPolicy:
         target_success: Expected success a picked question aims at.
         adaptive_easy_below: Mastery below this asks for easy questions.
         adaptive_hard_from: Mastery from this asks for hard questions.
+        reuse_max_gap: A stored question is asked again only when the student's expected
+            success on it is within this of ``target_success`` (else a new one is written).
     """
 
     k_base: float = 0.8
@@ -51,6 +53,7 @@ class DifficultyPolicy:
     target_success: float = 0.7
     adaptive_easy_below: float = 0.4
     adaptive_hard_from: float = 0.8
+    reuse_max_gap: float = 0.15
 
 
 DEFAULT_DIFFICULTY_POLICY = DifficultyPolicy()
@@ -199,3 +202,35 @@ def pick_questions(
         if item_id not in exclude
     )
     return [item_id for _, item_id in ranked[: max(0, count)]]
+
+
+def questions_near_level(
+    items: Mapping[str, SkillRating],
+    ability: SkillRating,
+    count: int,
+    *,
+    label: QuestionDifficulty | None = None,
+    policy: DifficultyPolicy = DEFAULT_DIFFICULTY_POLICY,
+) -> list[str]:
+    """Stored questions worth asking again: :func:`pick_questions` among those near enough
+    to the student's level, optionally of one (calibrated) difficulty label.
+
+    Args:
+        items: Item id -> rating (the candidates; recently seen ones already left out).
+        ability: The student's rating.
+        count: How many at most.
+        label: Only items whose calibrated label is this (an explicitly asked difficulty).
+        policy: The target and the largest gap from it.
+
+    Returns:
+        Item ids, nearest the target first; fewer than ``count`` (or none) when too few are
+        near enough.
+    """
+    near = {
+        item_id: rating
+        for item_id, rating in items.items()
+        if abs(expected_success(ability.rating, rating.rating) - policy.target_success)
+        <= policy.reuse_max_gap
+        and (label is None or difficulty_label(rating, policy) == label)
+    }
+    return pick_questions(near, ability, count, policy=policy)

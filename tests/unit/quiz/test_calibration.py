@@ -14,6 +14,7 @@ from services.quiz.domain import (
     grade_answer,
     initial_item_rating,
     pick_questions,
+    questions_near_level,
     update_ratings,
 )
 from tests.unit.quiz.factories import choice_question
@@ -86,6 +87,20 @@ def test_picked_questions_sit_near_the_target_success() -> None:
     assert pick_questions(items, ability, 2) == ["q2", "q1"]
     assert pick_questions(items, ability, 2, exclude={"q2"}) == ["q1", "q3"]
     assert pick_questions(items, ability, 0) == []
+
+
+def test_only_stored_questions_near_the_level_are_asked_again() -> None:
+    items = {f"q{i}": SkillRating(rating=r) for i, r in enumerate([-3, -1.5, -0.85, 0, 1, 3])}
+    ability = SkillRating(rating=0.0)
+    # Expected success 0.70 (q2) and 0.82 (q1) are within 0.15 of the target; q3 (0.50) and
+    # q0 (0.95) are not, so a third question would be written fresh.
+    assert questions_near_level(items, ability, 3) == ["q2", "q1"]
+    assert questions_near_level(items, ability, 1) == ["q2"]
+    assert questions_near_level(items, ability, 3, label="easy") == ["q2", "q1"]
+    assert questions_near_level(items, ability, 3, label="medium") == []
+    # A stronger student gets the harder items instead.
+    assert questions_near_level(items, SkillRating(rating=2.0), 1) == ["q4"]
+    assert questions_near_level({}, ability, 3) == []
 
 
 def test_labels_start_and_end_where_they_should() -> None:
