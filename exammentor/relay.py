@@ -9,12 +9,19 @@ When no one waits for a request any more (its client went away), the hub aborts 
 with ``CANCELLED`` and :data:`WAITER_GONE` in the details; the worker's
 :class:`ResultStream` then reports itself :attr:`~ResultStream.cancelled`, so a handler
 that produces text for a reader (the tutor's token stream) can stop paying for it.
+
+The relay port is internal: it listens on loopback by default, and every Push carries the
+shared relay token (``EXAMMENTOR_RELAY_TOKEN``) as call metadata under
+:data:`RELAY_TOKEN_HEADER`. A hub given a token aborts any other call with
+``UNAUTHENTICATED`` before routing anything, so no one else can inject chunks into a
+client's stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +35,9 @@ from exammentor._proto import relay_pb2, relay_pb2_grpc
 from exammentor.logs import get_logger
 
 log = get_logger(__name__)
+
+RELAY_TOKEN_HEADER = "x-exammentor-relay-token"  # noqa: S105 - a header name
+"""Call metadata that carries the relay token from a worker to the hub."""
 
 WAITER_GONE = "no one waits for this request"
 """Details of the ``CANCELLED`` status the hub aborts a Push with when its waiter is gone."""
@@ -101,6 +111,12 @@ class ResultStream:
         if code == grpc.StatusCode.CANCELLED and WAITER_GONE in (details or ""):
             self._broken = True
             self._cancelled.set()
+        elif code == grpc.StatusCode.UNAUTHENTICATED:
+            log.error(
+                "the result relay refused this worker's token; give gateway and workers the "
+                "same EXAMMENTOR_RELAY_TOKEN",
+                address=self._address,
+            )
 
     @property
     def seq(self) -> int:
@@ -114,7 +130,9 @@ class ResultStream:
             if self._call is None:
                 assert self._address is not None
                 stub = relay_pb2_grpc.ResultRelayStub(self._channels.get(self._address))
-                self._call = stub.Push(timeout=3600)  # type: ignore[call-arg]  # stubs predate aio
+                self._call = stub.Push(  # type: ignore[call-arg]  # stubs predate aio
+                    timeout=3600, metadata=self._channels.metadata
+                )
                 self._watch = asyncio.ensure_future(self._watch_call(self._call))
             await self._call.write(chunk)
         except (grpc.RpcError, asyncio.InvalidStateError) as exc:
@@ -172,10 +190,14 @@ class ResultStream:
 
 
 class RelayChannels:
-    """One gRPC channel per gateway address, reused by every request."""
+    """One gRPC channel per gateway address, reused by every request; ``token`` is the
+    relay token every Push sends (None sends none: only a test's open hub accepts that)."""
 
-    def __init__(self) -> None:
+    def __init__(self, token: str | None = None) -> None:
         self._channels: dict[str, aio.Channel] = {}
+        self.metadata: tuple[tuple[str, str], ...] = (
+            ((RELAY_TOKEN_HEADER, token),) if token is not None else ()
+        )
 
     def get(self, address: str) -> aio.Channel:
         """The channel to ``address``, opened on first use."""
@@ -197,10 +219,16 @@ class RelayChannels:
 
 
 class RelayHub(relay_pb2_grpc.ResultRelayServicer):
-    """The gateway's side: routes incoming chunks to the waiter of each request id."""
+    """The gateway's side: routes incoming chunks to the waiter of each request id.
 
-    def __init__(self) -> None:
+    With a ``token`` (the gateway and every worker pass their settings' relay token), a Push
+    without that token in its metadata is aborted ``UNAUTHENTICATED`` and nothing it sent is
+    routed. Without one the hub is open: only tests' own probes are built that way.
+    """
+
+    def __init__(self, token: str | None = None) -> None:
         self._waiters: dict[UUID, asyncio.Queue[RelayChunk]] = {}
+        self._token = token.encode() if token is not None else None
 
     @contextlib.contextmanager
     def waiter(self, request_id: UUID) -> Any:
@@ -226,8 +254,11 @@ class RelayHub(relay_pb2_grpc.ResultRelayServicer):
 
         A progress chunk no one waits for (the client went away, or never was on this
         instance) aborts the call with ``CANCELLED`` and :data:`WAITER_GONE`, so the worker
-        can stop producing; the final result is stored by the worker either way.
+        can stop producing; the final result is stored by the worker either way. A call
+        without the hub's token is refused before its first chunk is read.
         """
+        if self._token is not None and not self._authentic(context):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong relay token")
         received = 0
         async for msg in request_iterator:
             received += 1
@@ -238,6 +269,18 @@ class RelayHub(relay_pb2_grpc.ResultRelayServicer):
             elif not chunk.final:
                 await context.abort(grpc.StatusCode.CANCELLED, f"{WAITER_GONE}: {chunk.request_id}")
         return relay_pb2.RelayAck(received=received)
+
+    def _authentic(
+        self, context: aio.ServicerContext[relay_pb2.ResultChunk, relay_pb2.RelayAck]
+    ) -> bool:
+        assert self._token is not None
+        sent = next(
+            (v for k, v in context.invocation_metadata() or () if k == RELAY_TOKEN_HEADER), None
+        )
+        if not isinstance(sent, str):
+            return False
+        # Constant time, so the token cannot be guessed a character at a time.
+        return hmac.compare_digest(sent.encode(), self._token)
 
 
 async def follow(queue: asyncio.Queue[RelayChunk]) -> AsyncIterator[RelayChunk]:

@@ -5,6 +5,7 @@ topic prefix per session, and the services run in-process on free ports.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,14 @@ from exammentor.logs import configure_logging
 from exammentor.settings import DatabaseSettings, KafkaSettings, LLMSettings, ServiceSettings
 from exammentor.topics import ensure_topics
 from tests.infra import Servers, provide_servers, unique_name, with_database
+
+# One relay token for the whole run, in the environment: services the tests start as
+# subprocesses inherit it, so they relay to in-process services (and the reverse) the way
+# the processes of one deployment do.
+os.environ.setdefault("EXAMMENTOR_RELAY_TOKEN", secrets.token_urlsafe(32))
+# Every test registers its users from 127.0.0.1: the attempt limits would refuse the suite.
+# tests/integration/test_security.py checks them on a gateway of its own.
+os.environ.setdefault("EXAMMENTOR_LOGIN_LIMITS", '{"per_name": 1000000, "per_address": 1000000}')
 
 
 @dataclass(frozen=True)

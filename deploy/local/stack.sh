@@ -10,6 +10,10 @@
 #
 # External servers: set KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL (+ APP_DATABASE_URL) or
 # OPENAI_BASE_URL and the matching local server is not started.
+#
+# Secrets: the services share EXAMMENTOR_JWT_SECRET and EXAMMENTOR_RELAY_TOKEN. Unless they
+# are set already, random ones are made once into .run/secrets.env (mode 600, ignored by
+# git) and exported to every service, so tokens survive a restart of the gateway.
 set -euo pipefail
 EM_LOG_NAME=stack
 # shellcheck source=deploy/local/lib.sh
@@ -51,6 +55,26 @@ infra_up() {
 schema_up() {
   "$PY" -m exammentor.cli migrate up
   "$PY" -m exammentor.cli topics create
+}
+
+SECRETS_FILE="$EM_RUN_DIR/secrets.env"
+
+secrets_up() {
+  if [[ ! -s "$SECRETS_FILE" ]]; then
+    (
+      umask 077
+      printf 'EXAMMENTOR_JWT_SECRET=%s\nEXAMMENTOR_RELAY_TOKEN=%s\n' \
+        "$("$PY" -c 'import secrets; print(secrets.token_urlsafe(48))')" \
+        "$("$PY" -c 'import secrets; print(secrets.token_urlsafe(48))')" >"$SECRETS_FILE"
+    )
+    em_log "made local secrets in $SECRETS_FILE"
+  fi
+  local line key
+  while IFS= read -r line; do
+    key="${line%%=*}"
+    # A value set in the environment wins over the file.
+    [[ -n "${!key:-}" ]] || export "$line"
+  done <"$SECRETS_FILE"
 }
 
 service_up() {
@@ -95,6 +119,7 @@ services_down() {
 cmd_up() {
   infra_up
   schema_up
+  secrets_up
   local entry
   for entry in "${SERVICES[@]}"; do service_up "${entry%%:*}" "${entry##*:}"; done
   for entry in "${SERVICES[@]}"; do service_wait "${entry%%:*}" "${entry##*:}"; done

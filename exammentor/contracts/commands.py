@@ -84,6 +84,13 @@ DEAD_LETTERED = ErrorCode(
     "INTERNAL",
     "The command failed on every attempt and was set aside for an operator.",
 )
+TOO_MANY_ATTEMPTS = ErrorCode(
+    "too_many_attempts",
+    429,
+    "RESOURCE_EXHAUSTED",
+    "Too many register or login attempts for this name or from this address; retry after "
+    "retry_after_s seconds (HTTP: the Retry-After header).",
+)
 
 STILL_RUNNING = ErrorCode(
     "still_running",
@@ -105,6 +112,7 @@ GATEWAY_ERRORS: tuple[ErrorCode, ...] = (
     UNAVAILABLE,
     DEAD_LETTERED,
     STILL_RUNNING,
+    TOO_MANY_ATTEMPTS,
 )
 """Errors the gateway itself answers, before or around any command."""
 

@@ -32,6 +32,7 @@ from services.gateway.grpc_api import StudyGateway
 from services.gateway.grpc_quiz import QuizApi
 from services.gateway.http_api import create_http_app
 from services.gateway.http_base import GatewayState
+from services.gateway.limits import AttemptLimiter
 from services.gateway.settings import GatewaySettings
 
 log = get_logger(__name__)
@@ -71,7 +72,7 @@ class Gateway:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self.hub = RelayHub()
+        self.hub = RelayHub(settings.relay_token.get_secret_value())
         self.http: HttpServer | None = None
         self.http_port = settings.http_port
         self.grpc_port = settings.grpc_port
@@ -109,7 +110,9 @@ class Gateway:
             {"database": lambda: ping(pool), "kafka": lambda: broker_ready(broker)},
         )
 
-        core = GatewayCore(pool, dispatcher, tokens, s.request_timeout_s)
+        core = GatewayCore(
+            pool, dispatcher, tokens, s.request_timeout_s, limiter=AttemptLimiter(s.login_limits)
+        )
         self._grpc = aio.server()
         names = [api.install(core, self._grpc) for api in GRPC_APIS]
         # Standard health and reflection: grpcurl and load balancers need no proto files.
@@ -139,6 +142,12 @@ class Gateway:
             grpc_port=self.grpc_port,
             relay=reply_to,
         )
+        if s.generated_secrets:
+            log.warning(
+                "secrets not set: this run made random ones; its tokens die with the process "
+                "and only workers in this process can relay results (set them in production)",
+                unset=s.generated_secrets,
+            )
 
     async def stop(self) -> None:
         """Stops taking requests, lets open ones finish (grace period), then closes. Safe

@@ -40,6 +40,7 @@ from exammentor.contracts.commands import (
     NAME_TAKEN,
     NOT_FOUND,
     SESSION_NOT_FOUND,
+    TOO_MANY_ATTEMPTS,
     UNAUTHENTICATED,
     UNAVAILABLE,
     USER_MISMATCH,
@@ -63,6 +64,8 @@ from exammentor.telemetry import start_span
 from exammentor.validation import field_name
 from services.gateway import repo
 from services.gateway.domain import InvalidToken, TokenIssuer, hash_password, verify_password
+from services.gateway.limits import AttemptLimiter, TooManyAttempts
+from services.gateway.settings import AttemptLimits
 
 P = TypeVar("P", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
@@ -260,17 +263,34 @@ class GatewayCore:
     """Every use case of the gateway, transport-neutral."""
 
     def __init__(
-        self, pool: Pool, dispatcher: Dispatcher, tokens: TokenIssuer, request_timeout_s: float
+        self,
+        pool: Pool,
+        dispatcher: Dispatcher,
+        tokens: TokenIssuer,
+        request_timeout_s: float,
+        *,
+        limiter: AttemptLimiter | None = None,
     ) -> None:
         self.pool = pool
         self.dispatcher = dispatcher
         self.tokens = tokens
         self.request_timeout_s = request_timeout_s
+        self.limiter = limiter or AttemptLimiter(AttemptLimits())
 
     # ---- users ---------------------------------------------------------------------------
 
-    async def register(self, creds: Credentials) -> Token:
-        """Creates a user and returns a token (``name_taken`` when the name is in use)."""
+    def _limit(self, action: str, creds: Credentials, client: str | None) -> None:
+        try:
+            self.limiter.check(action, creds.name, client)
+        except TooManyAttempts as exc:
+            raise GatewayError(
+                TOO_MANY_ATTEMPTS, str(exc), {"retry_after_s": exc.retry_after_s, "per": exc.kind}
+            ) from exc
+
+    async def register(self, creds: Credentials, *, client: str | None) -> Token:
+        """Creates a user and returns a token (``name_taken`` when the name is in use;
+        ``too_many_attempts`` past the limits for the name or the ``client`` address)."""
+        self._limit("register", creds, client)
         # argon2 is slow on purpose; off the event loop, so other requests keep moving.
         password_hash = await asyncio.to_thread(hash_password, creds.password)
         try:
@@ -279,8 +299,11 @@ class GatewayCore:
             raise GatewayError(NAME_TAKEN, f"name: {creds.name!r} is taken") from exc
         return self.tokens.issue(user_id, creds.name)
 
-    async def login(self, creds: Credentials) -> Token:
-        """Checks a password and returns a token; as slow for an unknown name as a known one."""
+    async def login(self, creds: Credentials, *, client: str | None) -> Token:
+        """Checks a password and returns a token; as slow for an unknown name as a known one.
+        Past the limits for the name or the ``client`` address: ``too_many_attempts``, with
+        no password checked."""
+        self._limit("login", creds, client)
         found = await repo.credentials(self.pool, creds.name)
         ok = await asyncio.to_thread(verify_password, found[1] if found else None, creds.password)
         if not ok or found is None:

@@ -33,6 +33,7 @@ from exammentor.dispatch import ResultTimeout
 from exammentor.relay import RelayChunk
 from services.gateway.codec import from_message, to_message
 from services.gateway.core import GatewayCore, GatewayError, parse, parse_uuid
+from services.gateway.limits import peer_host
 
 Context = aio.ServicerContext[Any, Any]
 Req = TypeVar("Req")
@@ -45,6 +46,8 @@ async def _abort(context: Context, error: GatewayError) -> None:
     metadata: list[tuple[str, str]] = [("error-code", error.code)]
     if error.request_id is not None:
         metadata.append(("request-id", str(error.request_id)))
+    if "retry_after_s" in error.details:
+        metadata.append(("retry-after", str(error.details["retry_after_s"])))
     context.set_trailing_metadata(tuple(metadata))
     await context.abort(grpc.StatusCode[error.error.grpc_status], error.message)
 
@@ -117,13 +120,15 @@ class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
     async def Register(self, request: pb.Credentials, context: Context) -> pb.Token:  # noqa: N802
         """Creates a user and returns a token."""
         creds = parse(Credentials, from_message(request))
-        return to_message(await self._core.register(creds), pb.Token)
+        client = peer_host(context.peer())
+        return to_message(await self._core.register(creds, client=client), pb.Token)
 
     @unary
     async def Login(self, request: pb.Credentials, context: Context) -> pb.Token:  # noqa: N802
         """Checks a password and returns a token."""
         creds = parse(Credentials, from_message(request))
-        return to_message(await self._core.login(creds), pb.Token)
+        client = peer_host(context.peer())
+        return to_message(await self._core.login(creds, client=client), pb.Token)
 
     # ---- commands ------------------------------------------------------------------------
 

@@ -21,7 +21,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from exammentor import metrics
 from exammentor.contracts.api import Credentials, EchoRequest, StoredRequest, Token
-from exammentor.contracts.commands import INVALID_REQUEST, SYSTEM_ECHO, EchoPayload
+from exammentor.contracts.commands import (
+    INVALID_REQUEST,
+    SYSTEM_ECHO,
+    TOO_MANY_ATTEMPTS,
+    EchoPayload,
+)
 from exammentor.ops import ops_routes
 from exammentor.validation import field_name
 from services.gateway.autopilot_routes import autopilot_router
@@ -43,6 +48,12 @@ MAX_EVENTS_AFTER = 2**31 - 1
 EXPOSED_HEADERS = ["X-Request-Id", "X-Plan-Id", "X-From-Cache", "Location", "Retry-After"]
 
 
+def _client_address(request: Request) -> str | None:
+    """The peer address register and login attempts are counted by (behind a proxy: the
+    proxy's, unless the server is told to trust its forwarded headers)."""
+    return request.client.host if request.client else None
+
+
 def create_http_app(state: GatewayState) -> FastAPI:
     """The FastAPI application of one gateway instance."""
     app = FastAPI(title="ExamMentor gateway", version="1")
@@ -53,7 +64,10 @@ def create_http_app(state: GatewayState) -> FastAPI:
 
     @app.exception_handler(GatewayError)
     async def _gateway_error(_: Request, exc: GatewayError) -> JSONResponse:
-        return error_response(exc)
+        response = error_response(exc)
+        if exc.error is TOO_MANY_ATTEMPTS:
+            response.headers["Retry-After"] = str(exc.details["retry_after_s"])
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -86,14 +100,18 @@ def create_http_app(state: GatewayState) -> FastAPI:
         )
 
     @app.post("/api/users/register", status_code=201, openapi_extra=body_schema(Credentials))
-    async def register(body: Annotated[Credentials, Depends(json_body(Credentials))]) -> Token:
+    async def register(
+        request: Request, body: Annotated[Credentials, Depends(json_body(Credentials))]
+    ) -> Token:
         """Creates a user; returns a bearer token."""
-        return await core.register(body)
+        return await core.register(body, client=_client_address(request))
 
     @app.post("/api/users/login", openapi_extra=body_schema(Credentials))
-    async def login(body: Annotated[Credentials, Depends(json_body(Credentials))]) -> Token:
+    async def login(
+        request: Request, body: Annotated[Credentials, Depends(json_body(Credentials))]
+    ) -> Token:
         """Checks the password; returns a bearer token."""
-        return await core.login(body)
+        return await core.login(body, client=_client_address(request))
 
     app.include_router(plan_router(state))
     app.include_router(autopilot_router(state))

@@ -2,20 +2,44 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import ClassVar
 
-from exammentor.settings import ServiceSettings
+from pydantic import BaseModel, Field, SecretStr
+
+from exammentor.settings import ServiceSettings, run_secret
+
+
+class AttemptLimits(BaseModel):
+    """How many register or login attempts one name or one client address may make in a
+    window (``EXAMMENTOR_LOGIN_LIMITS='{"per_address": 30}'``). Counted per gateway
+    instance, in memory."""
+
+    per_name: int = Field(default=10, ge=1)
+    """Attempts at one user name per window (a password guesser aims at one name)."""
+    per_address: int = Field(default=30, ge=1)
+    """Attempts from one client address per window (one client trying many names)."""
+    window_s: float = Field(default=60.0, gt=0)
+    """The window: a spent attempt comes back ``window_s / limit`` seconds later."""
+    max_tracked: int = Field(default=100_000, ge=100)
+    """Names and addresses remembered at most; the least recently seen are forgotten
+    first, so a flood of made-up names cannot fill the memory."""
 
 
 class GatewaySettings(ServiceSettings):
     """Where the gateway listens, and its limits (environment: ``EXAMMENTOR_HTTP_PORT`` ...)."""
 
     service_name: str = "gateway"
+    required_secrets: ClassVar[tuple[str, ...]] = ("jwt_secret", "relay_token")
+    jwt_secret: SecretStr = Field(default_factory=lambda: run_secret("jwt_secret"))
+    """Key that signs bearer tokens (``EXAMMENTOR_JWT_SECRET``). Random per process when
+    unset in local mode (tokens die with the process); required in production."""
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50051
     relay_host: str = "127.0.0.1"
+    """The internal result relay listens on loopback unless told otherwise; workers on other
+    hosts need it reachable (and always send ``relay_token``)."""
     relay_port: int = 50052
     relay_advertise: str | None = Field(
         default=None,
@@ -26,6 +50,8 @@ class GatewaySettings(ServiceSettings):
     request_timeout_s: float = 300.0
     """How long a client call waits for a result before it is answered 202 (fetch later)."""
     max_body_bytes: int = 1_000_000
+    login_limits: AttemptLimits = Field(default_factory=AttemptLimits)
+    """Register and login attempts per name and per client address."""
     cors_origins: list[str] = Field(default_factory=list)
     """Browser origins allowed to call the API (``EXAMMENTOR_CORS_ORIGINS='["https://..."]'``);
     none by default."""
