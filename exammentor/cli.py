@@ -7,6 +7,7 @@ exammentor backup create [--out FILE]                 pg_dump archive plus manif
 exammentor backup restore FILE --database-url URL     into an empty database, then verify
 exammentor topics create          create the project's Kafka topics
 exammentor topics list            list them with their partition counts
+exammentor retention run [--dry-run]   delete old inbox, sent outbox, request events, usage
 exammentor demo                   run a real study flow through a running gateway
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import asyncpg
 
-from exammentor import backup, migrate
+from exammentor import backup, migrate, retention
 from exammentor.dead_letters import ReplayError, list_dead_letters, replay_dead_letter
 from exammentor.logs import configure_logging
 from exammentor.settings import ServiceSettings
@@ -160,6 +161,18 @@ async def _usage(args: argparse.Namespace, settings: ServiceSettings) -> int:
     return 0
 
 
+async def _retention(args: argparse.Namespace, settings: ServiceSettings) -> int:
+    report = await retention.run_retention(
+        settings.db.database_url, settings.retention, dry_run=args.dry_run
+    )
+    verb = "would delete" if args.dry_run else "deleted"
+    for table in report:
+        batches = "" if args.dry_run else f" in {table.batches} batch(es)"
+        _out(f"{table.table:<15} {verb} {table.rows:>9} rows{batches} ({table.rule})")
+    _out(f"{verb} {sum(t.rows for t in report)} rows in all")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``exammentor``."""
     parser = argparse.ArgumentParser(prog="exammentor", description=__doc__.split("\n")[0])
@@ -190,6 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     usage.add_argument(
         "--completion-price", type=float, default=None, help="per 1k completion tokens"
     )
+    keep = sub.add_parser("retention", help="delete rows past their retention age")
+    keep.add_argument("action", choices=["run"])
+    keep.add_argument("--dry-run", action="store_true", help="count, delete nothing")
     demo = sub.add_parser("demo", help="a real study flow through a running gateway")
     demo.add_argument("--gateway", default="http://127.0.0.1:8080")
     args = parser.parse_args(argv)
@@ -202,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "topics": _topics,
         "dead-letters": _dead_letters,
         "usage": _usage,
+        "retention": _retention,
     }
     try:
         if args.command in commands:

@@ -80,6 +80,26 @@ class LLMSettings(BaseSettings):
     backoff_max_s: float = 8.0
 
 
+class RetentionSettings(BaseSettings):
+    """How long the tables that grow with every request keep their rows
+    (``EXAMMENTOR_RETENTION_INBOX_DAYS`` ...); ``exammentor retention run`` applies them."""
+
+    model_config = SettingsConfigDict(env_prefix="EXAMMENTOR_RETENTION_", extra="ignore")
+
+    inbox_days: float = Field(default=30.0, gt=0)
+    """Inbox rows: the dedupe of redelivered commands. Keep them longer than the command
+    topics keep records (and than a dead letter waits for replay), or a redelivery could be
+    applied twice."""
+    outbox_sent_days: float = Field(default=7.0, gt=0)
+    """Outbox rows already published (unpublished rows are never removed)."""
+    request_events_days: float = Field(default=30.0, gt=0)
+    """Stored progress of requests (a resumable stream); the request's final result stays."""
+    model_usage_days: float = Field(default=90.0, gt=0)
+    """Model call records behind ``exammentor usage`` (cost reports)."""
+    batch_size: int = Field(default=5_000, ge=1, le=1_000_000)
+    """Rows deleted per transaction, so a large backlog never holds long locks."""
+
+
 class ServiceSettings(BaseSettings):
     """What every ExamMentor process shares."""
 
@@ -107,6 +127,7 @@ class ServiceSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @model_validator(mode="after")
     def _refuse_test_faults_in_production(self) -> ServiceSettings:

@@ -32,7 +32,9 @@ async def cached_result(conn: Connection, cache_key: str) -> dict[str, Any] | No
 async def store_cached_result(
     conn: Connection, cache_key: str, result: dict[str, Any], ttl_s: int
 ) -> None:
-    """Stores (or refreshes) a result in the cache, and drops expired entries.
+    """Stores (or refreshes) a result in the cache. Expired entries are removed by the
+    operators' retention run (``exammentor retention run``), not here: a delete in every
+    command's transaction contended on the same rows across replicas.
 
     Args:
         conn: A connection in the command's transaction.
@@ -50,8 +52,6 @@ async def store_cached_result(
         result,
         dt.timedelta(seconds=ttl_s),
     )
-    # Cheap with the expiry index; keeps the table from growing without bound.
-    await conn.execute("DELETE FROM plan_cache WHERE expires_at <= now()")
 
 
 async def insert_study_plan(
