@@ -213,7 +213,6 @@ class Worker(Generic[S]):
             await asyncio.gather(*(sub.stop() for sub in broker.subscribers))
         if self._relay is not None:
             await self._relay.stop()
-            await self._relay.relay_once()
             self._relay = None
         if broker is not None:
             await broker.stop()
