@@ -48,6 +48,7 @@ from exammentor.contracts.events import DomainEvent, SystemEchoedV1
 from exammentor.contracts.topics import Service
 from exammentor.db import Connection, Pool, user_transaction
 from exammentor.logs import bind_ids, get_logger
+from exammentor.outages import is_unreachable
 from exammentor.outbox import add_event
 from exammentor.relay import RelayChannels, ResultStream
 from exammentor.settings import WorkerSettings
@@ -231,6 +232,10 @@ class _Poison(Exception):
     """A message that can never be applied (bad envelope, unknown type, invalid payload)."""
 
 
+_OUTAGE_FIRST_PAUSE_S = 0.2
+_OUTAGE_MAX_PAUSE_S = 5.0
+
+
 class Draining(Exception):
     """A record fetched after shutdown began: handed back uncommitted, for another replica."""
 
@@ -305,7 +310,7 @@ class CommandConsumer:
         self._in_flight += 1
         self._idle.clear()
         try:
-            await self._handle(body, message)
+            await self._through_outages(body, message)
             # Committed here rather than by FastStream after we return, so a drain that
             # waits for this handler also waits for its offset.
             await message.ack()
@@ -313,6 +318,31 @@ class CommandConsumer:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
+
+    async def _through_outages(self, body: bytes, message: KafkaMessage) -> None:
+        """Handles the record, waiting out database and broker outages.
+
+        An outage is not a failed attempt: the record is handled again from the start (the
+        inbox makes that safe) after a capped backoff, for as long as the server does not
+        answer, up to ``outage_wait_s``; then it is handed back uncommitted (well before the
+        consumer's poll interval runs out), never dead-lettered, and its request not failed.
+        """
+        waited = 0.0
+        pause = _OUTAGE_FIRST_PAUSE_S
+        while True:
+            try:
+                await self._handle(body, message)
+            except Exception as exc:
+                limit = self._settings.kafka.outage_wait_s
+                if not is_unreachable(exc) or self._draining or waited >= limit:
+                    raise
+                metrics.COMMANDS.labels(self.service, "any", "outage_wait").inc()
+                log.warning("server unreachable; waiting it out", error=repr(exc), waited=waited)
+                await asyncio.sleep(pause)
+                waited += pause
+                pause = min(pause * 2, _OUTAGE_MAX_PAUSE_S)
+            else:
+                return
 
     async def _handle(self, body: bytes, message: KafkaMessage) -> None:
         headers = {k: str(v) for k, v in message.headers.items()}
@@ -374,6 +404,8 @@ class CommandConsumer:
                 return
             except Exception as exc:
                 await stream.close()
+                if is_unreachable(exc):
+                    raise  # an outage, not a failed attempt: waited out in on_message
                 if attempt == max_attempts:
                     log.exception("command failed on its last attempt", attempt=attempt)
                     await self._dead_letter(
@@ -489,14 +521,32 @@ class CommandConsumer:
         envelope: CommandEnvelope | None,
         client_message: str | None = None,
     ) -> None:
-        """Sends the record to the dead-letter topic (awaited: if Kafka refuses, we raise and
-        the record is redelivered), records it, and tells the client when there is one.
+        """Records the letter, sends the record to the dead-letter topic, and tells the client.
+
+        The row comes first: while the database is down this raises before anything is
+        published (an outage, waited out), so a redelivered record never adds a second letter
+        on the topic for each try. The publish is awaited: if Kafka refuses, we raise and the
+        record is redelivered (the row is kept once).
         """
         record = message.raw_message
         source = getattr(record, "topic", command_topic(self._prefix, self.service))
         partition = int(getattr(record, "partition", -1))
         offset = int(getattr(record, "offset", -1))
         key = getattr(record, "key", None)
+        async with self._pool.acquire() as conn:
+            await pipeline.record_dead_letter(
+                conn,
+                pipeline.DeadLetterRecord(
+                    consumer=self.consumer_name,
+                    topic=source,
+                    partition=partition,
+                    offset=offset,
+                    key=key,
+                    value=body,
+                    reason=reason,
+                    attempts=attempts,
+                ),
+            )
         await self._broker.publish(
             body,
             dead_letter_topic(self._prefix, self.service),
@@ -514,20 +564,6 @@ class CommandConsumer:
             self.service, envelope.type if envelope else "unknown", "dead_lettered"
         ).inc()
         log.warning("command dead-lettered", reason=reason, partition=partition, offset=offset)
-        async with self._pool.acquire() as conn:
-            await pipeline.record_dead_letter(
-                conn,
-                pipeline.DeadLetterRecord(
-                    consumer=self.consumer_name,
-                    topic=source,
-                    partition=partition,
-                    offset=offset,
-                    key=key,
-                    value=body,
-                    reason=reason,
-                    attempts=attempts,
-                ),
-            )
         if envelope is not None:
             stream = self._channels.stream(envelope.reply_to, envelope.request_id)
             await self._finish_failed(

@@ -43,6 +43,9 @@ class KafkaSettings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1, le=20)
     """Attempts at a command before it goes to the dead-letter topic."""
     retry_backoff_s: float = 0.2
+    outage_wait_s: float = Field(default=240.0, gt=0)
+    """How long one record waits out a database or broker outage before it is handed back
+    uncommitted (and retried); well below the consumer's poll interval (600 s)."""
     consumer_workers: int = Field(default=3, ge=1, le=64)
     """Consumers per service process, each owning some partitions and handling them in
     order; more replicas add more (up to the partition count)."""

@@ -37,7 +37,7 @@ from exammentor.ops import HttpServer, Readiness, ops_server
 from exammentor.outbox import OutboxRelay
 from exammentor.relay import RelayChannels, RelayHub
 from exammentor.settings import WorkerSettings
-from exammentor.startup import wait_for_database, wait_for_kafka
+from exammentor.outages import wait_for_database, wait_for_kafka
 from exammentor.telemetry import configure_tracing
 
 log = get_logger(__name__)

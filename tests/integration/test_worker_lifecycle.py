@@ -9,70 +9,36 @@ turns an unclosed client into an error).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
+from exammentor.outages import ServerUnreachable
 from exammentor.settings import KafkaSettings
-from exammentor.startup import ServerUnreachable
 from exammentor.worker import Worker
 from services.gateway.app import Gateway
 from services.gateway.settings import GatewaySettings
 from services.planner.handlers import install_handlers
 from services.planner.settings import PlannerSettings
 from tests.conftest import SessionEnv
+from tests.fakes.tcp_proxy import TcpProxy
 from tests.infra import free_port
 
 pytestmark = pytest.mark.integration
 
 
-class LateBroker:
-    """A TCP port that turns clients away until :meth:`open`, then forwards to Kafka."""
-
-    def __init__(self, target: str) -> None:
-        self.host, port = target.rsplit(":", 1)
-        self.target_port = int(port)
-        self.refused = asyncio.Event()
-        self.forwarding = False
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.forwarding:
-            self.refused.set()
-            writer.close()
-            return
-        up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-
-
 @pytest.fixture
-async def late_broker(test_env: SessionEnv) -> AsyncIterator[tuple[LateBroker, int]]:
-    broker = LateBroker(test_env.servers.kafka_bootstrap)
+async def late_broker(test_env: SessionEnv) -> AsyncIterator[tuple[TcpProxy, int]]:
+    """Kafka behind a proxy that turns clients away until the test opens it."""
+    broker = TcpProxy.to(test_env.servers.kafka_bootstrap, open_=False)
     port = await broker.start()
     yield broker, port
     await broker.stop()
 
 
 async def test_a_gateway_started_before_kafka_waits_and_then_serves(
-    test_env: SessionEnv, late_broker: tuple[LateBroker, int]
+    test_env: SessionEnv, late_broker: tuple[TcpProxy, int]
 ) -> None:
     broker, port = late_broker
     kafka = test_env.kafka().model_copy(update={"bootstrap_servers": f"127.0.0.1:{port}"})
@@ -82,9 +48,9 @@ async def test_a_gateway_started_before_kafka_waits_and_then_serves(
     gateway.settings = gateway.settings.model_copy(update={"kafka": kafka})
     starting = asyncio.create_task(gateway.start())
     try:
-        await asyncio.wait_for(broker.refused.wait(), 30)  # it tried, and was turned away
+        await asyncio.wait_for(broker.turned_away.wait(), 30)  # it tried and was turned away
         assert not starting.done()  # ... and is still waiting, not failed
-        broker.forwarding = True
+        broker.restore()
         await asyncio.wait_for(starting, 60)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.http_port}") as http:
             ready = await http.get("/ready")
