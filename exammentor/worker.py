@@ -34,10 +34,10 @@ from exammentor.kafka import broker_ready, create_broker
 from exammentor.llm import LLMClient, LLMUsage
 from exammentor.logs import configure_logging, get_logger
 from exammentor.ops import HttpServer, Readiness, ops_server
+from exammentor.outages import wait_for_database, wait_for_kafka
 from exammentor.outbox import OutboxRelay
 from exammentor.relay import RelayChannels, RelayHub
 from exammentor.settings import WorkerSettings
-from exammentor.outages import wait_for_database, wait_for_kafka
 from exammentor.telemetry import configure_tracing
 
 log = get_logger(__name__)

@@ -23,8 +23,8 @@ from exammentor.dispatch import Dispatcher
 from exammentor.kafka import broker_ready, create_broker
 from exammentor.logs import configure_logging, get_logger
 from exammentor.ops import HttpServer, Readiness
-from exammentor.relay import RelayHub
 from exammentor.outages import wait_for_database, wait_for_kafka
+from exammentor.relay import RelayHub
 from exammentor.telemetry import configure_tracing
 from services.gateway.core import GatewayCore
 from services.gateway.domain import TokenIssuer
