@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-
 _WHERE = frozenset({"body", "query", "path", "header", "cookie"})
 """FastAPI's first location part says where a field came from, not what it is called."""
 
