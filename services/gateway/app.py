@@ -17,7 +17,15 @@ from grpc_health.v1 import _async as health_aio  # the asyncio servicer (health.
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from exammentor._proto import gateway_pb2, gateway_pb2_grpc, quiz_pb2, quiz_pb2_grpc, relay_pb2_grpc
+from exammentor._proto import (
+    gateway_pb2,
+    gateway_pb2_grpc,
+    quiz_pb2,
+    quiz_pb2_grpc,
+    relay_pb2_grpc,
+    tutor_pb2,
+    tutor_pb2_grpc,
+)
 from exammentor.db import Pool, create_pool, ping
 from exammentor.dispatch import Dispatcher
 from exammentor.kafka import broker_ready, create_broker
@@ -30,6 +38,7 @@ from services.gateway.core import GatewayCore
 from services.gateway.domain import TokenIssuer
 from services.gateway.grpc_api import StudyGateway
 from services.gateway.grpc_quiz import QuizApi
+from services.gateway.grpc_tutor import TutorApi
 from services.gateway.http_api import create_http_app
 from services.gateway.http_base import GatewayState
 from services.gateway.limits import AttemptLimiter
@@ -62,6 +71,11 @@ GRPC_APIS: tuple[GrpcApi, ...] = (
         quiz_pb2_grpc.add_QuizServicer_to_server,
         QuizApi,
         quiz_pb2.DESCRIPTOR.services_by_name["Quiz"],
+    ),
+    GrpcApi(
+        tutor_pb2_grpc.add_TutorServicer_to_server,
+        TutorApi,
+        tutor_pb2.DESCRIPTOR.services_by_name["Tutor"],
     ),
 )
 """Every public gRPC service; a domain with a proto file of its own adds its entry here."""
