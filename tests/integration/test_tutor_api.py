@@ -20,11 +20,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import grpc
 import httpx
 import pytest
 from fpdf import FPDF
+from google.protobuf import json_format
+from grpc import aio
 
-from exammentor.contracts.tutor import STREAM_EVENT, DoneEvent, TokenEvent
+from exammentor._proto import tutor_pb2, tutor_pb2_grpc
+from exammentor.contracts.tutor import STREAM_EVENT, DoneEvent, StreamEvent, TokenEvent
 from exammentor.llm import estimate_tokens
 from exammentor.settings import LLMSettings
 from exammentor.topics import ensure_topics
@@ -455,3 +459,285 @@ async def test_the_vision_path_sends_the_image_as_an_openai_image_part(
         "practice_question",
     }
     assert len(scripted.model.image_parts()) >= 2
+
+
+# ---- the gRPC twin -----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def tutor_stub(
+    scripted: ScriptedStack, http: httpx.AsyncClient
+) -> AsyncIterator[tutor_pb2_grpc.TutorStub]:
+    address = f"127.0.0.1:{scripted.stack.gateway.grpc_port}"
+    async with aio.insecure_channel(address) as channel:
+        yield tutor_pb2_grpc.TutorStub(channel)
+
+
+def _bearer(auth: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return (("authorization", auth["Authorization"]),)
+
+
+async def _drain(call: Any) -> None:
+    """Awaits a unary call, or reads a stream to its end."""
+    if hasattr(call, "__aiter__"):
+        async for _ in call:
+            pass
+    else:
+        await call
+
+
+async def _refusal(call: Any) -> tuple[grpc.StatusCode, str, str]:
+    with pytest.raises(aio.AioRpcError) as refused:
+        await _drain(call)
+    trailing = dict(refused.value.trailing_metadata() or ())
+    return refused.value.code(), refused.value.details() or "", str(trailing.get("error-code"))
+
+
+def _event(message: tutor_pb2.TutorStreamEvent) -> StreamEvent:
+    """A gRPC stream message as the typed stream's event (the NDJSON line's model)."""
+    kind = message.WhichOneof("event")
+    assert kind is not None
+    data = json_format.MessageToDict(
+        getattr(message, kind),
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+    )
+    return STREAM_EVENT.validate_python(data)
+
+
+async def test_the_grpc_stream_carries_the_ndjson_events_with_seq_usage_and_done(
+    scripted: ScriptedStack, http: httpx.AsyncClient, tutor_stub: tutor_pb2_grpc.TutorStub
+) -> None:
+    _, auth = await register(http)
+    scripted.model.script(Stream(["Speed ", "is ", "scalar."]))
+    messages = [
+        m
+        async for m in tutor_stub.StreamExplanation(
+            tutor_pb2.ExplainRequest(topic="Speed"), metadata=_bearer(auth)
+        )
+    ]
+    events = [_event(m) for m in messages]
+    assert [e.seq for e in events] == list(range(len(events)))
+    assert "".join(e.text for e in events if isinstance(e, TokenEvent)) == "Speed is scalar."
+    assert [e.kind for e in events][-2:] == ["usage", "done"]
+    assert isinstance(events[-1], DoneEvent)
+    assert not events[-1].partial
+    assert len({m.request_id for m in messages}) == 1
+    # The same request over HTTP's typed variant yields the same kinds in the same order.
+    scripted.model.script(Stream(["Speed ", "is ", "scalar."]))
+    reply = await http.post(
+        "/api/tutor/stream?format=ndjson", json={"topic": "Speed"}, headers=auth
+    )
+    over_http = [STREAM_EVENT.validate_json(line) for line in reply.text.splitlines()]
+    assert [e.kind for e in over_http] == [e.kind for e in events]
+    lesson = [
+        _event(m)
+        async for m in tutor_stub.StreamLesson(
+            tutor_pb2.LessonRequest(topic="Speed", focus="units"), metadata=_bearer(auth)
+        )
+    ]
+    assert isinstance(lesson[-1], DoneEvent)
+    assert "".join(e.text for e in lesson if isinstance(e, TokenEvent)) == "A plain answer."
+
+
+async def test_the_grpc_client_sees_the_first_token_before_the_model_has_finished(
+    scripted: ScriptedStack, http: httpx.AsyncClient, tutor_stub: tutor_pb2_grpc.TutorStub
+) -> None:
+    _, auth = await register(http)
+    words = [f"w{i} " for i in range(12)]
+    scripted.model.script(Stream(words, chunk_delay_s=0.15))
+    sent_when_first_arrived = -1
+    texts: list[str] = []
+    async for message in tutor_stub.StreamExplanation(
+        tutor_pb2.ExplainRequest(topic="Vectors"), metadata=_bearer(auth)
+    ):
+        if message.HasField("token"):
+            if not texts:
+                sent_when_first_arrived = len(scripted.model.sent_chunks)
+            texts.append(message.token.text)
+    assert "".join(texts) == "".join(words)
+    assert 1 <= sent_when_first_arrived < len(words)
+
+
+async def test_cancelling_the_grpc_stream_stops_generation_and_stores_the_partial_answer(
+    scripted: ScriptedStack,
+    http: httpx.AsyncClient,
+    tutor_stub: tutor_pb2_grpc.TutorStub,
+    admin_db: asyncpg.Connection,
+) -> None:
+    _, auth = await register(http)
+    words = [f"t{i} " for i in range(300)]
+    scripted.model.script(Stream(words, chunk_delay_s=0.03))
+    call = tutor_stub.StreamExplanation(
+        tutor_pb2.ExplainRequest(topic="Entropy"), metadata=_bearer(auth)
+    )
+    seen: list[tutor_pb2.TutorStreamEvent] = []
+    async for message in call:
+        seen.append(message)
+        if len(seen) >= 3:
+            break
+    call.cancel()
+    request_id = uuid.UUID(seen[0].request_id)
+    for _ in range(200):
+        if scripted.model.streams_closed_early:
+            break
+        await asyncio.sleep(0.05)
+    assert scripted.model.streams_closed_early == [0]
+    sent = len(scripted.model.sent_chunks)
+    await asyncio.sleep(0.5)
+    assert len(scripted.model.sent_chunks) == sent  # no tokens after the cancellation
+    assert sent < len(words)
+    row = None
+    for _ in range(100):
+        row = await admin_db.fetchrow(
+            "SELECT partial, answer FROM tutor_answers WHERE request_id = $1", request_id
+        )
+        if row is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert row is not None
+    assert row["partial"] is True
+    stored = json.loads(row["answer"]) if isinstance(row["answer"], str) else row["answer"]
+    assert stored["markdown"]
+    assert "".join(words).startswith(stored["markdown"])
+
+
+async def test_grpc_refuses_before_the_first_token_as_http_does(
+    http: httpx.AsyncClient, tutor_stub: tutor_pb2_grpc.TutorStub, admin_db: asyncpg.Connection
+) -> None:
+    _, owner = await register(http)
+    material = await tutor_stub.AddMaterial(
+        tutor_pb2.MaterialAddRequest(title="mine", text="Private notes on optics."),
+        metadata=_bearer(owner),
+    )
+    stranger_id, stranger = await register(http)
+    for call in (
+        tutor_stub.StreamExplanation(
+            tutor_pb2.ExplainRequest(topic="Optics", material_ids=[material.id]),
+            metadata=_bearer(stranger),
+        ),
+        tutor_stub.Explain(
+            tutor_pb2.ExplainRequest(topic="Optics", material_ids=[material.id]),
+            metadata=_bearer(stranger),
+        ),
+    ):
+        status, details, code = await _refusal(call)
+        assert (status, code) == (grpc.StatusCode.INVALID_ARGUMENT, "material_unknown")
+        assert "material_ids[0]" in details
+    over_http = await http.post(
+        "/api/tutor/stream",
+        json={"topic": "Optics", "material_ids": [material.id]},
+        headers=stranger,
+    )
+    assert (over_http.status_code, over_http.json()["detail"]["code"]) == (
+        422,
+        "material_unknown",
+    )
+    for request_, field in (
+        (tutor_pb2.ExplainRequest(topic="  "), "topic"),
+        (tutor_pb2.ExplainRequest(topic="Waves", difficulty="extreme"), "difficulty"),
+        (tutor_pb2.ExplainRequest(topic="Waves", material_ids=["not-a-uuid"]), "material_ids"),
+    ):
+        for method in (tutor_stub.StreamExplanation, tutor_stub.Explain):
+            status, details, code = await _refusal(method(request_, metadata=_bearer(stranger)))
+            assert (status, code) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_request")
+            assert field in details
+    status, details, _ = await _refusal(
+        tutor_stub.StreamLesson(
+            tutor_pb2.LessonRequest(topic="Waves", target_words=0), metadata=_bearer(stranger)
+        )
+    )
+    assert status == grpc.StatusCode.INVALID_ARGUMENT
+    assert "target_words" in details
+    status, _, _ = await _refusal(tutor_stub.StreamExplanation(tutor_pb2.ExplainRequest()))
+    assert status == grpc.StatusCode.UNAUTHENTICATED
+    stored = await admin_db.fetchval(
+        "SELECT count(*) FROM tutor_answers WHERE user_id = $1", uuid.UUID(stranger_id)
+    )
+    assert stored == 0
+
+
+async def test_the_grpc_twin_explains_chats_reads_files_and_keeps_material_like_http(
+    scripted: ScriptedStack, http: httpx.AsyncClient, tutor_stub: tutor_pb2_grpc.TutorStub
+) -> None:
+    user_id, auth = await register(http)
+    meta = _bearer(auth)
+    explained = await tutor_stub.Explain(
+        tutor_pb2.ExplainRequest(topic="Inertia", difficulty="easy"), metadata=meta
+    )
+    assert explained.steps
+    assert explained.request_id
+    assert explained.topic
+
+    empty = await tutor_stub.GetChat(tutor_pb2.ChatQuery(topic_id="optics"), metadata=meta)
+    assert (list(empty.messages), empty.HasField("explanation")) == ([], False)
+    turns = [
+        tutor_pb2.ChatTurn(role="user", content="What is refraction?"),
+        tutor_pb2.ChatTurn(role="ai", content="Light bending at a boundary."),
+    ]
+    await tutor_stub.SaveChat(
+        tutor_pb2.ChatSaveRequest(
+            topic_id="optics", messages=turns, explanation="# Refraction", user_id=user_id
+        ),
+        metadata=meta,
+    )
+    got = await tutor_stub.GetChat(tutor_pb2.ChatQuery(topic_id="optics"), metadata=meta)
+    assert [(t.role, t.content) for t in got.messages] == [(t.role, t.content) for t in turns]
+    assert got.explanation == "# Refraction"
+    over_http = await http.get("/api/tutor/chat", params={"topic_id": "optics"}, headers=auth)
+    assert over_http.json()["explanation"] == "# Refraction"
+    status, details, code = await _refusal(
+        tutor_stub.SaveChat(
+            tutor_pb2.ChatSaveRequest(topic_id="optics", user_id=str(uuid.uuid4())),
+            metadata=meta,
+        )
+    )
+    assert (status, code) == (grpc.StatusCode.PERMISSION_DENIED, "user_mismatch")
+    assert "user_id" in details
+    status, details, _ = await _refusal(
+        tutor_stub.GetChat(tutor_pb2.ChatQuery(topic_id="no slug!"), metadata=meta)
+    )
+    assert status == grpc.StatusCode.INVALID_ARGUMENT
+    assert "topic_id" in details
+
+    pdf = base64.b64encode(pdf_of(["Page one text.", "Page two text."])).decode()
+    text = await tutor_stub.ExtractPdfText(tutor_pb2.PdfTextRequest(pdf_base64=pdf), metadata=meta)
+    assert text.text.startswith("Page one text.")
+    status, details, code = await _refusal(
+        tutor_stub.ExtractPdfText(
+            tutor_pb2.PdfTextRequest(pdf_base64=base64.b64encode(b"\x00junk" * 20).decode()),
+            metadata=meta,
+        )
+    )
+    assert (status, code) == (grpc.StatusCode.INVALID_ARGUMENT, "pdf_unreadable")
+
+    image = base64.b64encode(png_pixel()).decode()
+    scripted.model.script(Content(json.dumps({"description": "One green pixel."})))
+    described = await tutor_stub.DescribeImage(
+        tutor_pb2.DescribeImageRequest(image_base64=image, mime_type="image/png"), metadata=meta
+    )
+    assert described.description == "One green pixel."
+    assert scripted.model.image_parts()[-1]["image_url"]["url"].endswith(image)
+
+    material = await tutor_stub.AddMaterial(
+        tutor_pb2.MaterialAddRequest(pdf_base64=pdf, title="two pages"), metadata=meta
+    )
+    assert (material.kind, material.pages, material.title) == ("pdf", 2, "two pages")
+    listed = await tutor_stub.ListMaterials(tutor_pb2.MaterialListRequest(), metadata=meta)
+    assert [m.id for m in listed.materials] == [material.id]
+    assert [
+        m["id"] for m in (await http.get("/api/materials", headers=auth)).json()["materials"]
+    ] == [material.id]
+    _, other = await register(http)
+    status, _, code = await _refusal(
+        tutor_stub.DeleteMaterial(
+            tutor_pb2.MaterialDeleteRequest(material_id=material.id), metadata=_bearer(other)
+        )
+    )
+    assert (status, code) == (grpc.StatusCode.NOT_FOUND, "material_not_found")
+    deleted = await tutor_stub.DeleteMaterial(
+        tutor_pb2.MaterialDeleteRequest(material_id=material.id), metadata=meta
+    )
+    assert deleted.deleted
+    listed = await tutor_stub.ListMaterials(tutor_pb2.MaterialListRequest(), metadata=meta)
+    assert list(listed.materials) == []
