@@ -1,15 +1,19 @@
 """The tutor through the shared stack with the embedded model (SmolLM2): real tokens stream
-through the gateway, and the image routes say clearly that this model cannot see."""
+through the gateway on both transports (HTTP and gRPC), and the image routes say clearly that
+this model cannot see."""
 
 from __future__ import annotations
 
 import base64
 
+import grpc
 import httpx
 import pytest
+from grpc import aio
 
+from exammentor._proto import tutor_pb2, tutor_pb2_grpc
 from exammentor.contracts.tutor import STREAM_EVENT, DoneEvent, TokenEvent
-from tests.integration.conftest import register
+from tests.integration.conftest import Stack, register
 from tests.integration.test_tutor_api import png_pixel
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm]
@@ -54,3 +58,41 @@ async def test_the_embedded_model_cannot_see_and_says_so(client: httpx.AsyncClie
         detail = reply.json()["detail"]
         assert detail["code"] == "vision_unsupported"
         assert "cannot read images" in detail["message"]
+
+
+async def test_stream_and_explain_with_the_embedded_model_over_grpc(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    _, auth = await register(client)
+    meta = (("authorization", auth["Authorization"]),)
+    async with aio.insecure_channel(f"127.0.0.1:{stack.gateway.grpc_port}") as channel:
+        stub = tutor_pb2_grpc.TutorStub(channel)
+        messages = [
+            m
+            async for m in stub.StreamExplanation(
+                tutor_pb2.ExplainRequest(topic="Newton's first law", difficulty="easy"),
+                metadata=meta,
+            )
+        ]
+        kinds = [m.WhichOneof("event") for m in messages]
+        seqs = [getattr(m, str(k)).seq for m, k in zip(messages, kinds, strict=True)]
+        assert seqs == list(range(len(messages)))
+        assert kinds.count("token") > 1
+        assert "".join(m.token.text for m in messages if m.HasField("token")).strip()
+        assert kinds[-2:] == ["usage", "done"]
+        assert not messages[-1].done.partial
+        explained = await stub.Explain(
+            tutor_pb2.ExplainRequest(topic="Inertia", difficulty="easy"), metadata=meta
+        )
+        assert explained.steps
+        assert all(s.title and s.content for s in explained.steps)
+        image = base64.b64encode(png_pixel()).decode()
+        with pytest.raises(aio.AioRpcError) as refused:
+            await stub.DescribeImage(
+                tutor_pb2.DescribeImageRequest(image_base64=image, mime_type="image/png"),
+                metadata=meta,
+            )
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "cannot read images" in (refused.value.details() or "")
+    trailing = dict(refused.value.trailing_metadata() or ())
+    assert trailing["error-code"] == "vision_unsupported"
