@@ -18,6 +18,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from exammentor._proto import (
+    autopilot_pb2,
+    autopilot_pb2_grpc,
     gateway_pb2,
     gateway_pb2_grpc,
     quiz_pb2,
@@ -37,6 +39,7 @@ from exammentor.telemetry import configure_tracing
 from services.gateway.core import GatewayCore
 from services.gateway.domain import TokenIssuer
 from services.gateway.grpc_api import StudyGateway
+from services.gateway.grpc_autopilot import AutopilotApi
 from services.gateway.grpc_quiz import QuizApi
 from services.gateway.grpc_tutor import TutorApi
 from services.gateway.http_api import create_http_app
@@ -76,6 +79,11 @@ GRPC_APIS: tuple[GrpcApi, ...] = (
         tutor_pb2_grpc.add_TutorServicer_to_server,
         TutorApi,
         tutor_pb2.DESCRIPTOR.services_by_name["Tutor"],
+    ),
+    GrpcApi(
+        autopilot_pb2_grpc.add_AutopilotServicer_to_server,
+        AutopilotApi,
+        autopilot_pb2.DESCRIPTOR.services_by_name["Autopilot"],
     ),
 )
 """Every public gRPC service; a domain with a proto file of its own adds its entry here."""

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from exammentor import read_models, sessions
 from exammentor.contracts.autopilot import (
@@ -41,6 +41,18 @@ R = TypeVar("R", bound=BaseModel)
 
 WATCH_POLL_S = 0.25
 """How often the watch stream looks for new steps (a read of the step log by index)."""
+MAX_SEQ = 2**31 - 1
+"""The largest ``seq`` and run number a watch accepts (an int32 on the gRPC side)."""
+
+
+class WatchQuery(BaseModel):
+    """Where a watch starts: after which ``seq``, of which run (the newest when None). The
+    HTTP route's query parameters carry the same bounds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after: int = Field(default=0, ge=0, le=MAX_SEQ)
+    run: int | None = Field(default=None, ge=1, le=MAX_SEQ)
 
 
 def _not_found(session_id: UUID) -> GatewayError:

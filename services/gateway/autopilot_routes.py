@@ -33,11 +33,9 @@ from exammentor.contracts.autopilot import (
     AutopilotStartResponse,
     AutopilotStatusResponse,
 )
-from services.gateway.autopilot_cases import AutopilotCases
+from services.gateway.autopilot_cases import MAX_SEQ, AutopilotCases
 from services.gateway.core import GatewayError
 from services.gateway.http_base import GatewayState, User, body_schema, json_body
-
-MAX_SEQ = 2**31 - 1
 
 StartBody = Annotated[
     AutopilotStartRequest, Depends(json_body(AutopilotStartRequest, AUTOPILOT_START))

@@ -1,0 +1,298 @@
+"""The autopilot's gRPC twin (``proto/autopilot.proto``) on the autopilot scene (stand-in tutor
+and quiz on the scripted model): start, the Watch server stream, answers, pause, resume and
+stop over gRPC, refusals with the statuses and codes HTTP answers with, and the same status
+on both transports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from google.protobuf import json_format
+from grpc import aio
+
+from exammentor._proto import autopilot_pb2 as pb
+from exammentor._proto import autopilot_pb2_grpc
+from tests.integration import test_autopilot as base
+from tests.integration.test_autopilot import (
+    CORRECT_INDEX,
+    PLAN,
+    Scene,
+    assert_contiguous_once,
+    status,
+    student,
+)
+
+pytestmark = pytest.mark.integration
+
+# The scene's fixtures, shared with the autopilot's other tests.
+scripted_llm = base.scripted_llm
+scene = base.scene
+http = base.http
+
+Meta = tuple[tuple[str, str], ...]
+
+
+@pytest.fixture
+async def stub(scene: Scene) -> AsyncIterator[autopilot_pb2_grpc.AutopilotStub]:
+    """A client of the scene gateway's Autopilot service."""
+    async with aio.insecure_channel(f"127.0.0.1:{scene.gateway.grpc_port}") as channel:
+        yield autopilot_pb2_grpc.AutopilotStub(channel)
+
+
+def bearer(auth: dict[str, str]) -> Meta:
+    """The HTTP Authorization header as gRPC metadata."""
+    return (("authorization", auth["Authorization"]),)
+
+
+def plan_message() -> pb.AutopilotStudyPlan:
+    """The scene's plan as a typed message."""
+    return json_format.ParseDict(PLAN, pb.AutopilotStudyPlan())
+
+
+async def refusal(call: Any) -> tuple[grpc.StatusCode, str, str]:
+    """A refused call's status, message and ``error-code``."""
+
+    async def finish() -> None:
+        if isinstance(call, aio.UnaryStreamCall):
+            async for _ in call:
+                pass
+        else:
+            await call
+
+    with pytest.raises(aio.AioRpcError) as refused:
+        await finish()
+    trailing = dict(refused.value.trailing_metadata() or ())
+    return refused.value.code(), refused.value.details() or "", str(trailing.get("error-code"))
+
+
+def as_dict(message: Any) -> dict[str, Any]:
+    """A response as a proto3 client reads it: scalars always, unset optionals left out."""
+    found: dict[str, Any] = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    return found
+
+
+async def wait_for(
+    stub: autopilot_pb2_grpc.AutopilotStub, meta: Meta, session: str, check: Any
+) -> pb.AutopilotStatusResponse:
+    """Polls ``GetStatus`` until ``check`` holds."""
+    async with asyncio.timeout(60):
+        while True:
+            found = await stub.GetStatus(pb.AutopilotSessionRef(session_id=session), metadata=meta)
+            if check(found):
+                return found
+            await asyncio.sleep(0.1)
+
+
+def ended(found: pb.AutopilotStatusResponse) -> bool:
+    """The run is over."""
+    return found.status in ("completed", "stopped", "failed")
+
+
+async def test_a_whole_run_over_grpc_with_the_watch_stream(
+    scene: Scene, stub: autopilot_pb2_grpc.AutopilotStub, http: httpx.AsyncClient
+) -> None:
+    await scene.add_replica()
+    auth = await student(http)
+    meta = bearer(auth)
+    started = await stub.Start(
+        pb.AutopilotStartRequest(study_plan=plan_message(), exam_type="jee"), metadata=meta
+    )
+    assert started.status == "running"
+    assert started.target_duration_minutes == 30  # unset: the model's default
+    assert started.run_number == 1
+    session = started.session_id
+
+    events: list[pb.AutopilotWatchEvent] = []
+
+    async def watch() -> None:
+        async for event in stub.Watch(pb.AutopilotWatchRequest(session_id=session), metadata=meta):
+            events.append(event)
+
+    watcher = asyncio.create_task(watch())
+    answered = 0
+    while True:
+        found = await wait_for(stub, meta, session, lambda s: s.awaiting_input or ended(s))
+        if ended(found):
+            break
+        assert found.HasField("current_question")
+        index = (CORRECT_INDEX + 1) % 4 if answered == 0 else CORRECT_INDEX
+        reply = await stub.Answer(
+            pb.AutopilotAnswerRequest(
+                session_id=session, question_id=found.current_question.id, answer_index=index
+            ),
+            metadata=meta,
+        )
+        assert reply.status == "answer_received"
+        answered += 1
+    await asyncio.wait_for(watcher, 30)
+
+    assert found.status == "completed"
+    assert list(found.topics_completed) == ["Kinematics", "Laws of Motion"]
+    steps = as_dict(found)["steps"]
+    assert_contiguous_once(steps)
+    actions = [s["action"] for s in steps]
+    assert actions.count("answer") == answered
+    assert actions.count("diagnose") == 1
+    # The stream: every step once, in seq order, the last one the end.
+    assert [e.seq for e in events] == list(range(1, len(steps) + 1))
+    assert events[-1].status == "completed"
+    assert [e.step.action for e in events] == actions
+    # The same run as HTTP reads it.
+    over_http = await status(http, auth, session)
+    assert [s["number"] for s in over_http["steps"]] == [s["number"] for s in steps]
+    assert over_http["topics_completed"] == list(found.topics_completed)
+    assert over_http["status"] == found.status
+    # A resumed watch of the finished run replays from after the seq given, then ends.
+    tail = [
+        e.seq
+        async for e in stub.Watch(
+            pb.AutopilotWatchRequest(session_id=session, after=len(steps) - 2, run=1),
+            metadata=meta,
+        )
+    ]
+    assert tail == [len(steps) - 1, len(steps)]
+
+
+async def test_pause_resume_and_stop_over_grpc_act_at_once(
+    scene: Scene, stub: autopilot_pb2_grpc.AutopilotStub, http: httpx.AsyncClient
+) -> None:
+    await scene.add_replica()
+    auth = await student(http)
+    meta = bearer(auth)
+    started = await stub.Start(
+        pb.AutopilotStartRequest(study_plan=plan_message(), duration_minutes=10), metadata=meta
+    )
+    session = started.session_id
+    ref = pb.AutopilotSessionRef(session_id=session)
+    before = await wait_for(stub, meta, session, lambda s: s.awaiting_input)
+    question = before.current_question.id
+
+    paused = await stub.Pause(ref, metadata=meta)
+    assert (paused.status, paused.session_id) == ("paused", session)
+    now = await stub.GetStatus(ref, metadata=meta)
+    assert now.status == "paused"
+    assert not now.awaiting_input
+    code, message, error = await refusal(
+        stub.Answer(
+            pb.AutopilotAnswerRequest(session_id=session, question_id=question, answer_index=1),
+            metadata=meta,
+        )
+    )
+    assert (code, error) == (grpc.StatusCode.FAILED_PRECONDITION, "answer_refused")
+    assert "paused" in message
+    code, _, error = await refusal(stub.Pause(ref, metadata=meta))
+    assert (code, error) == (grpc.StatusCode.FAILED_PRECONDITION, "control_refused")
+
+    resumed = await stub.Resume(ref, metadata=meta)
+    assert resumed.status == "running"
+    after = await stub.GetStatus(ref, metadata=meta)
+    assert after.current_question.id == question
+    stopped = await stub.Stop(ref, metadata=meta)
+    assert stopped.status == "stopped"
+    final = await stub.GetStatus(ref, metadata=meta)
+    assert final.status == "stopped"
+    assert final.current_phase == "finished"
+    assert [s.action for s in final.steps][-3:] == ["pause", "resume", "stop"]
+    # A watch of the stopped run ends by itself with the stop as its last event.
+    events = [
+        e async for e in stub.Watch(pb.AutopilotWatchRequest(session_id=session), metadata=meta)
+    ]
+    assert events[-1].step.action == "stop"
+    assert events[-1].status == "stopped"
+
+
+async def test_bad_input_over_grpc_is_refused_as_http_refuses_it(
+    scene: Scene, stub: autopilot_pb2_grpc.AutopilotStub, http: httpx.AsyncClient
+) -> None:
+    await scene.add_replica()
+    auth = await student(http)
+    other = bearer(await student(http))
+    meta = bearer(auth)
+    started = await stub.Start(pb.AutopilotStartRequest(study_plan=plan_message()), metadata=meta)
+    session = started.session_id
+    ref = pb.AutopilotSessionRef(session_id=session)
+
+    again = pb.AutopilotStartRequest(study_plan=plan_message(), session_id=session)
+    code, _, error = await refusal(stub.Start(again, metadata=meta))
+    assert (code, error) == (grpc.StatusCode.FAILED_PRECONDITION, "autopilot_active")
+    code, _, _ = await refusal(stub.Start(again, metadata=other))
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, _, error = await refusal(stub.GetStatus(ref, metadata=other))
+    assert (code, error) == (grpc.StatusCode.NOT_FOUND, "autopilot_not_found")
+    code, _, error = await refusal(stub.Pause(ref, metadata=other))
+    assert (code, error) == (grpc.StatusCode.NOT_FOUND, "session_not_found")
+    code, _, error = await refusal(
+        stub.Watch(pb.AutopilotWatchRequest(session_id=session), metadata=other)
+    )
+    assert (code, error) == (grpc.StatusCode.NOT_FOUND, "autopilot_not_found")
+    unknown = pb.AutopilotSessionRef(session_id=str(uuid.uuid4()))
+    code, _, _ = await refusal(stub.GetStatus(unknown, metadata=meta))
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, message, _ = await refusal(
+        stub.GetStatus(pb.AutopilotSessionRef(session_id="nope"), metadata=meta)
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "session_id" in message
+
+    empty = plan_message()
+    del empty.schedule[:]
+    code, message, _ = await refusal(
+        stub.Start(pb.AutopilotStartRequest(study_plan=empty), metadata=meta)
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "no topics" in message
+    code, message, _ = await refusal(
+        stub.Start(
+            pb.AutopilotStartRequest(study_plan=plan_message(), duration_minutes=500),
+            metadata=meta,
+        )
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "240" in message
+    # 0 is a duration sent, not a field left out: refused, as HTTP refuses it.
+    code, message, _ = await refusal(
+        stub.Start(
+            pb.AutopilotStartRequest(study_plan=plan_message(), duration_minutes=0),
+            metadata=meta,
+        )
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "duration_minutes" in message
+    code, _, _ = await refusal(
+        stub.Watch(pb.AutopilotWatchRequest(session_id=session, after=-1), metadata=meta)
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    code, _, _ = await refusal(stub.Start(pb.AutopilotStartRequest(study_plan=plan_message())))
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+
+    found = await wait_for(stub, meta, session, lambda s: s.awaiting_input)
+    question = found.current_question.id
+    cases = [
+        (pb.AutopilotAnswerRequest(question_id="nope", answer_index=1), "not a question of"),
+        (pb.AutopilotAnswerRequest(question_id=question, answer_index=7), "out of range"),
+    ]
+    for body, reason in cases:
+        body.session_id = session
+        code, message, error = await refusal(stub.Answer(body, metadata=meta))
+        assert (code, error) == (grpc.StatusCode.FAILED_PRECONDITION, "answer_refused")
+        assert reason in message
+    code, message, _ = await refusal(
+        stub.Answer(
+            pb.AutopilotAnswerRequest(session_id=session, question_id=question), metadata=meta
+        )
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "answer_index" in message
+    same = await stub.GetStatus(ref, metadata=meta)
+    assert same.steps == found.steps
+    assert same.current_question == found.current_question
+    await stub.Stop(ref, metadata=meta)
