@@ -21,6 +21,9 @@ from uuid import UUID
 
 from exammentor.db import Connection
 
+REQUESTS_CHANNEL = "exammentor_requests"
+"""NOTIFY channel: a request's id each time it gains progress or ends (at commit)."""
+
 
 @dataclass(frozen=True)
 class StoredRequest:
@@ -76,15 +79,18 @@ async def finish_request(
     result: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
 ) -> None:
-    """Stores a request's final result (``done``) or error (``failed``), once."""
+    """Stores a request's final result (``done``) or error (``failed``), once: a finished
+    request stays as it is, except a dead-lettered one whose letter was replayed."""
     await conn.execute(
         "UPDATE requests SET status = $2, result = $3, error = $4, updated_at = now(), "
-        "completed_at = now() WHERE id = $1",
+        "completed_at = now() WHERE id = $1 AND (status IN ('pending', 'running') "
+        "OR (status = 'failed' AND error->>'code' = 'dead_lettered'))",
         request_id,
         "failed" if error is not None else "done",
         result,
         error,
     )
+    await conn.execute("SELECT pg_notify($1, $2)", REQUESTS_CHANNEL, str(request_id))
 
 
 async def get_request(conn: Connection, request_id: UUID) -> StoredRequest | None:
@@ -119,6 +125,37 @@ async def add_request_event(
         user_id,
         body,
     )
+    await conn.execute("SELECT pg_notify($1, $2)", REQUESTS_CHANNEL, str(request_id))
+
+
+async def last_event_seq(conn: Connection, request_id: UUID) -> int:
+    """The highest stored progress number of a request (0 before any), so a retry numbers
+    its progress after what clients may have seen."""
+    found: int | None = await conn.fetchval(
+        "SELECT max(seq) FROM request_events WHERE request_id = $1", request_id
+    )
+    return found or 0
+
+
+async def recent_requests(conn: Connection, limit: int) -> list[StoredRequest]:
+    """The transaction's user's newest requests, with their results."""
+    rows = await conn.fetch(
+        "SELECT id, kind, status, result, error, created_at, completed_at FROM requests "
+        "ORDER BY created_at DESC, id LIMIT $1",
+        limit,
+    )
+    return [
+        StoredRequest(
+            request_id=r["id"],
+            kind=r["kind"],
+            status=r["status"],
+            result=r["result"],
+            error=r["error"],
+            created_at=r["created_at"],
+            completed_at=r["completed_at"],
+        )
+        for r in rows
+    ]
 
 
 async def request_events(

@@ -123,6 +123,11 @@ class ResultStream:
         """Sequence number of the last chunk sent."""
         return self._seq
 
+    def resume_after(self, seq: int) -> None:
+        """Numbers the next chunk after ``seq``: a retried command's progress continues the
+        numbers an earlier attempt stored, so a client never drops it as already seen."""
+        self._seq = max(self._seq, seq)
+
     async def _send(self, chunk: relay_pb2.ResultChunk) -> None:
         if self._broken:
             return

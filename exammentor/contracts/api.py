@@ -20,6 +20,7 @@ MAX_NAME_CHARS = 80
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 256
 MAX_PLAN_LIST_LIMIT = 100
+MAX_REQUEST_LIST_LIMIT = 100
 
 
 class Credentials(BaseModel):
@@ -67,6 +68,12 @@ class StoredRequest(BaseModel):
     error: Error | None = None
     created_at: dt.datetime
     completed_at: dt.datetime | None = None
+
+
+class RequestList(BaseModel):
+    """The user's newest requests."""
+
+    requests: list[StoredRequest]
 
 
 class EchoRequest(BaseModel):

@@ -46,6 +46,7 @@ from services.gateway.http_api import create_http_app
 from services.gateway.http_base import GatewayState
 from services.gateway.limits import AttemptLimiter
 from services.gateway.settings import GatewaySettings
+from services.gateway.watch import RequestWatch
 
 log = get_logger(__name__)
 
@@ -103,6 +104,7 @@ class Gateway:
         self._relay: aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
         self._pool: Pool | None = None
+        self._watch: RequestWatch | None = None
         self._broker: KafkaBroker | None = None
         self.readiness: Readiness | None = None
 
@@ -132,8 +134,15 @@ class Gateway:
             {"database": lambda: ping(pool), "kafka": lambda: broker_ready(broker)},
         )
 
+        self._watch = watch = RequestWatch(pool)
+        await watch.start()
         core = GatewayCore(
-            pool, dispatcher, tokens, s.request_timeout_s, limiter=AttemptLimiter(s.login_limits)
+            pool,
+            dispatcher,
+            tokens,
+            s.request_timeout_s,
+            limiter=AttemptLimiter(s.login_limits),
+            watch=watch,
         )
         self._grpc = aio.server()
         names = [api.install(core, self._grpc) for api in GRPC_APIS]
@@ -185,6 +194,9 @@ class Gateway:
             await self._grpc.stop(grace)
         if self._relay is not None:
             await self._relay.stop(grace)
+        if self._watch is not None:
+            await self._watch.stop()
+            self._watch = None
         if self._broker is not None:
             await self._broker.stop()
             self._broker = None

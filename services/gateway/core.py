@@ -13,6 +13,7 @@ HTTP status and gRPC status code beside its machine-readable code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ from exammentor.contracts.api import (
     Credentials,
     Error,
     PlanList,
+    RequestList,
     StoredPlan,
     StoredRequest,
     Token,
@@ -40,6 +42,7 @@ from exammentor.contracts.commands import (
     NAME_TAKEN,
     NOT_FOUND,
     SESSION_NOT_FOUND,
+    STILL_RUNNING,
     TOO_MANY_ATTEMPTS,
     UNAUTHENTICATED,
     UNAVAILABLE,
@@ -66,6 +69,7 @@ from services.gateway import repo
 from services.gateway.domain import InvalidToken, TokenIssuer, hash_password, verify_password
 from services.gateway.limits import AttemptLimiter, TooManyAttempts
 from services.gateway.settings import AttemptLimits
+from services.gateway.watch import RequestWatch
 
 P = TypeVar("P", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
@@ -259,6 +263,44 @@ class CommandStream:
         return command_error(self.command, chunk.data, self.request_id)
 
 
+_FOLLOW_POLL_S = 2.0
+"""Longest a follower sleeps without a notification before it looks again."""
+
+
+def _stored(row: pipeline.StoredRequest) -> StoredRequest:
+    """A stored request row as the API's shape."""
+    error = None
+    if row.error is not None:
+        data = dict(row.error)
+        error = Error(
+            code=str(data.pop("code", "failed")),
+            message=str(data.pop("message", "")),
+            details=data,
+            request_id=row.request_id,
+        )
+    return StoredRequest(
+        request_id=row.request_id,
+        kind=row.kind,
+        status=row.status,
+        result=row.result,
+        error=error,
+        created_at=row.created_at,
+        completed_at=row.completed_at,
+    )
+
+
+def _final_line(row: pipeline.StoredRequest, seq: int) -> dict[str, Any]:
+    """The last line of a followed request, as a live NDJSON stream ends."""
+    if row.status == "done":
+        return {
+            "type": "complete",
+            "seq": seq,
+            "request_id": str(row.request_id),
+            "final_result": row.result,
+        }
+    return {"type": "error", "seq": seq, "request_id": str(row.request_id), **(row.error or {})}
+
+
 class GatewayCore:
     """Every use case of the gateway, transport-neutral."""
 
@@ -270,12 +312,14 @@ class GatewayCore:
         request_timeout_s: float,
         *,
         limiter: AttemptLimiter | None = None,
+        watch: RequestWatch | None = None,
     ) -> None:
         self.pool = pool
         self.dispatcher = dispatcher
         self.tokens = tokens
         self.request_timeout_s = request_timeout_s
         self.limiter = limiter or AttemptLimiter(AttemptLimits())
+        self.watch = watch or RequestWatch(pool)
 
     # ---- users ---------------------------------------------------------------------------
 
@@ -397,33 +441,60 @@ class GatewayCore:
             row = await pipeline.get_request(conn, request_id)
         if row is None:
             raise GatewayError(NOT_FOUND, f"request_id: no request {request_id}")
-        error = None
-        if row.error is not None:
-            data = dict(row.error)
-            error = Error(
-                code=str(data.pop("code", "failed")),
-                message=str(data.pop("message", "")),
-                details=data,
-                request_id=request_id,
-            )
-        return StoredRequest(
-            request_id=row.request_id,
-            kind=row.kind,
-            status=row.status,
-            result=row.result,
-            error=error,
-            created_at=row.created_at,
-            completed_at=row.completed_at,
-        )
+        return _stored(row)
 
-    async def request_events(
-        self, user: UUID, request_id: UUID, after: int
-    ) -> list[dict[str, Any]]:
-        """A request's stored progress after ``after`` (``not_found`` for another's)."""
+    async def requests(self, user: UUID, limit: int) -> RequestList:
+        """The user's newest requests."""
         async with user_transaction(self.pool, user) as conn:
-            if await pipeline.get_request(conn, request_id) is None:
-                raise GatewayError(NOT_FOUND, f"request_id: no request {request_id}")
-            return await pipeline.request_events(conn, request_id, after)
+            found = await pipeline.recent_requests(conn, limit)
+        return RequestList(requests=[_stored(r) for r in found])
+
+    async def follow(
+        self, user: UUID, request_id: UUID, after: int
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A request's progress after ``after`` as it is stored, then its end: a ``complete``
+        line with the result under ``final_result``, or an ``error`` line; a ``still_running``
+        error when it has not ended within the gateway's wait. Each line has its ``seq``.
+
+        Raises:
+            GatewayError: ``not_found`` for another user's or an unknown request (before the
+                first line, so an HTTP client gets a 404).
+        """
+        await self.stored_request(user, request_id)
+        return self._follow(user, request_id, after)
+
+    async def _follow(
+        self, user: UUID, request_id: UUID, after: int
+    ) -> AsyncIterator[dict[str, Any]]:
+        last = after
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_timeout_s
+        with self.watch.follower(request_id) as changed:
+            while True:
+                changed.clear()
+                async with user_transaction(self.pool, user) as conn:
+                    row = await pipeline.get_request(conn, request_id)
+                    events = await pipeline.request_events(conn, request_id, last)
+                for event in events:
+                    yield event
+                    last = event["seq"]
+                if row is not None and row.status in ("done", "failed"):
+                    yield _final_line(row, last + 1)
+                    return
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    yield {
+                        "type": "error",
+                        "seq": last,
+                        "code": STILL_RUNNING.code,
+                        "message": "still running; follow it again later",
+                        "request_id": str(request_id),
+                        "location": f"/api/requests/{request_id}/events?after={last}",
+                    }
+                    return
+                # Woken by the worker's notification; the timeout covers a missed one.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(remaining, _FOLLOW_POLL_S))
 
     async def stored_plan(self, user: UUID, plan_id: UUID) -> StoredPlan:
         """One of the user's plans (``not_found`` for any other)."""

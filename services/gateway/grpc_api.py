@@ -180,6 +180,33 @@ class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
         return to_message(stored, pb.StoredRequest)
 
     @unary
+    async def ListRequests(  # noqa: N802 - gRPC method name
+        self, request: pb.RequestListRequest, context: Context
+    ) -> pb.RequestList:
+        """The caller's newest requests."""
+        user = self._user(context)
+        found = await self._core.requests(user, min(request.limit or DEFAULT_LIST_LIMIT, 100))
+        return to_message(found, pb.RequestList)
+
+    async def FollowRequest(  # noqa: N802 - gRPC method name
+        self, request: pb.RequestFollow, context: Context
+    ) -> AsyncIterator[pb.RequestEvent]:
+        """A request's progress after ``after``, then its end, as it happens."""
+        try:
+            user = self._user(context)
+            request_id = parse_uuid("request_id", request.request_id)
+            lines = await self._core.follow(user, request_id, request.after)
+            async for line in lines:
+                data = {k: v for k, v in line.items() if k not in {"seq", "type"}}
+                event = pb.RequestEvent(
+                    request_id=str(request_id), seq=int(line["seq"]), type=str(line["type"])
+                )
+                event.data.update(data)
+                yield event
+        except GatewayError as exc:
+            await _abort(context, exc)
+
+    @unary
     async def GetPlan(self, request: pb.PlanRef, context: Context) -> pb.StoredPlan:  # noqa: N802
         """One of the caller's stored plans."""
         user = self._user(context)

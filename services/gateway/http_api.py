@@ -20,7 +20,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from exammentor import metrics
-from exammentor.contracts.api import Credentials, EchoRequest, StoredRequest, Token
+from exammentor.contracts.api import (
+    MAX_REQUEST_LIST_LIMIT,
+    Credentials,
+    EchoRequest,
+    RequestList,
+    StoredRequest,
+    Token,
+)
 from exammentor.contracts.commands import (
     INVALID_REQUEST,
     SYSTEM_ECHO,
@@ -142,13 +149,26 @@ def create_http_app(state: GatewayState) -> FastAPI:
         user: User,
         after: Annotated[int, Query(ge=0, le=MAX_EVENTS_AFTER)] = 0,
     ) -> Response:
-        """The request's stored progress after ``after``, as NDJSON."""
-        events = await core.request_events(user, request_id, after)
+        """The request's progress after ``after`` as NDJSON, followed until it ends: the last
+        line is ``complete`` (the result under ``final_result``) or ``error``; every line has
+        its ``seq``, so a client that lost a stream resumes with ``after`` = the last seq."""
+        events = await core.follow(user, request_id, after)
 
         async def lines() -> AsyncIterator[bytes]:
-            for event in events:
-                yield (json.dumps(event) + "\n").encode()
+            async for event in events:
+                yield (json.dumps(event, separators=(",", ":")) + "\n").encode()
 
-        return StreamingResponse(lines(), media_type="application/x-ndjson")
+        return StreamingResponse(
+            lines(),
+            media_type="application/x-ndjson",
+            headers={"X-Request-Id": str(request_id), "Cache-Control": "no-cache"},
+        )
+
+    @app.get("/api/requests")
+    async def list_requests(
+        user: User, limit: Annotated[int, Query(ge=1, le=MAX_REQUEST_LIST_LIMIT)] = 20
+    ) -> RequestList:
+        """The caller's newest requests, with their results."""
+        return await core.requests(user, limit)
 
     return app

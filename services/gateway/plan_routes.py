@@ -63,10 +63,15 @@ def ndjson_line(run: CommandStream, chunk: RelayChunk) -> dict[str, Any]:
         ``final_result``, ``error`` with its code, message and request id.
     """
     if chunk.kind == "result":
-        return {"type": "complete", "request_id": str(run.request_id), "final_result": chunk.data}
+        return {
+            "type": "complete",
+            "seq": chunk.seq,
+            "request_id": str(run.request_id),
+            "final_result": chunk.data,
+        }
     if chunk.kind == "error":
-        return {"type": "error", **run.error(chunk).body()}
-    return {"type": "status", **chunk.data}
+        return {"type": "error", "seq": chunk.seq, **run.error(chunk).body()}
+    return {"type": "status", **chunk.data, "seq": chunk.seq}
 
 
 def _encode(line: dict[str, Any]) -> bytes:
@@ -129,25 +134,29 @@ def plan_router(state: GatewayState) -> APIRouter:
         )
 
         async def lines() -> AsyncIterator[bytes]:
+            last_seq = 0
             try:
                 yield _encode(
                     {
                         "type": "status",
+                        "seq": 0,
                         "stage": "accepted",
                         "message": "Request accepted",
                         "request_id": str(run.request_id),
                     }
                 )
                 async for chunk in run.chunks():
+                    last_seq = chunk.seq
                     yield _encode(ndjson_line(run, chunk))
             except ResultTimeout:
                 yield _encode(
                     {
                         "type": "error",
+                        "seq": last_seq,
                         "code": "still_running",
                         "message": "still running; fetch the result later",
                         "request_id": str(run.request_id),
-                        "location": f"/api/requests/{run.request_id}",
+                        "location": f"/api/requests/{run.request_id}/events?after={last_seq}",
                     }
                 )
             finally:

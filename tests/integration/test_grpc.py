@@ -115,3 +115,31 @@ async def test_reflection_and_health_answer_a_client_without_proto_files(stack: 
         with pytest.raises(aio.AioRpcError) as unknown:
             await health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_grpc_client_lists_and_follows_its_requests(
+    grpc_stub: gateway_pb2_grpc.StudyGatewayStub,
+) -> None:
+    token = await grpc_stub.Register(
+        gateway_pb2.Credentials(name=f"follow-{uuid.uuid4().hex[:8]}", password="pass-word-1")
+    )
+    auth = (("authorization", f"Bearer {token.access_token}"),)
+    echoed = await grpc_stub.Echo(gateway_pb2.EchoRequest(text="followed"), metadata=auth)
+    listed = await grpc_stub.ListRequests(gateway_pb2.RequestListRequest(), metadata=auth)
+    assert [r.request_id for r in listed.requests] == [echoed.request_id]
+    lines = [
+        line
+        async for line in grpc_stub.FollowRequest(
+            gateway_pb2.RequestFollow(request_id=echoed.request_id), metadata=auth
+        )
+    ]
+    assert [line.type for line in lines] == ["complete"]
+    assert dict(lines[-1].data["final_result"])["echo"] == "followed"
+    with pytest.raises(aio.AioRpcError) as unknown:
+        _ = [
+            line
+            async for line in grpc_stub.FollowRequest(
+                gateway_pb2.RequestFollow(request_id=str(uuid.uuid4())), metadata=auth
+            )
+        ]
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND

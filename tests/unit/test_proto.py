@@ -39,6 +39,7 @@ TWINS: dict[str, type[BaseModel]] = {
     "Token": api.Token,
     "Error": api.Error,
     "StoredRequest": api.StoredRequest,
+    "RequestList": api.RequestList,
     "EchoRequest": api.EchoRequest,
     "EchoResult": EchoResult,
     "PlanRequest": plan.PlanRequest,
@@ -74,6 +75,9 @@ TWINS: dict[str, type[BaseModel]] = {
 
 TRANSPORT_MESSAGES = {
     "RequestRef",
+    "RequestListRequest",
+    "RequestFollow",
+    "RequestEvent",
     "PlanRef",
     "SessionRef",
     "PlanEvent",
@@ -171,7 +175,7 @@ def test_transport_messages_carry_only_transport_fields_or_ids() -> None:
         message = gateway_pb2.DESCRIPTOR.message_types_by_name[name]
         for fd in message.fields:
             is_id = fd.name.endswith("_id") and fd.type == FieldDescriptor.TYPE_STRING
-            in_envelope = name == "PlanEvent"
+            in_envelope = name in {"PlanEvent", "RequestEvent"}
             assert is_id or in_envelope or fd.number >= TRANSPORT_FIELDS_FROM, (name, fd.name)
 
 
