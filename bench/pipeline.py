@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import signal
 import statistics
 import sys
@@ -99,6 +100,8 @@ async def run(requests: int, concurrency: list[int]) -> None:
             "APP_DATABASE_URL": db.app_database_url,
             "DB_POOL_MAX": "20",
             "EXAMMENTOR_LOG_LEVEL": "WARNING",
+            # Gateway and worker are separate processes: they must share the relay token.
+            "EXAMMENTOR_RELAY_TOKEN": secrets.token_urlsafe(32),
         }
         worker_ops = free_port()
         processes = [

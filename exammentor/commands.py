@@ -546,6 +546,7 @@ class CommandConsumer:
                     value=body,
                     reason=reason,
                     attempts=attempts,
+                    user_id=envelope.user_id if envelope else None,
                 ),
             )
         await self._broker.publish(

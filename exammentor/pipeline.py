@@ -202,13 +202,16 @@ class DeadLetterRecord:
     value: bytes
     reason: str
     attempts: int
+    user_id: UUID | None = None
+    """The command's user, when its envelope could be read (row-level security shows the
+    letter to that user's transactions)."""
 
 
 async def record_dead_letter(conn: Connection, letter: DeadLetterRecord) -> None:
     """Stores a dead letter for operators (once per source record)."""
     await conn.execute(
         'INSERT INTO dead_letters (consumer, topic, partition, "offset", key, value, reason, '
-        "attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        "attempts, user_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
         letter.consumer,
         letter.topic,
         letter.partition,
@@ -217,6 +220,7 @@ async def record_dead_letter(conn: Connection, letter: DeadLetterRecord) -> None
         letter.value,
         letter.reason,
         letter.attempts,
+        letter.user_id,
     )
 
 
