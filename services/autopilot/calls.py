@@ -10,8 +10,10 @@ uuid5(key + "#command")``. After a crash the action is given again with the same
   applied it before answers from its inbox (the stored result, no second model call); one
   still in its hands is applied once, then the copy is answered from the inbox.
 
-Results stream back to this replica's relay (``reply_to``); the ``requests`` row is checked
-as well while waiting, so a lost stream only costs a short delay.
+Sending is the kit's :class:`~exammentor.dispatch.Dispatcher` (as the gateway sends), with
+the derived ids. Results stream back to this replica's relay (``reply_to``); the
+``requests`` row is checked as well while waiting, so a lost stream only costs a short
+delay.
 """
 
 from __future__ import annotations
@@ -21,19 +23,15 @@ import time
 from typing import Any, TypeVar
 from uuid import UUID, uuid5
 
-import asyncpg
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
 from exammentor import pipeline
-from exammentor.commands import encode_command
 from exammentor.contracts.commands import Command
-from exammentor.contracts.envelope import CommandEnvelope
 from exammentor.db import Pool, user_transaction
+from exammentor.dispatch import Dispatcher
 from exammentor.logs import get_logger
 from exammentor.relay import RelayChunk
-from exammentor.telemetry import inject_headers
-from exammentor.topics import command_topic
 from exammentor.worker import CommandRelay
 
 log = get_logger(__name__)
@@ -77,9 +75,7 @@ class StudyCalls:
         poll_s: float = 2.0,
     ) -> None:
         self._pool = pool
-        self._broker = broker
-        self._relay = relay
-        self._prefix = topic_prefix
+        self._dispatcher = Dispatcher(pool, broker, relay.hub, topic_prefix, relay.reply_to)
         self._resend_after_s = resend_after_s
         self._poll_s = poll_s
         self.sent = 0
@@ -111,62 +107,30 @@ class StudyCalls:
         """
         request_id = request_id_for(key)
         body = payload.model_dump(mode="json")
-        with self._relay.hub.waiter(request_id) as queue:
-            stored = await self._stored_or_create(command, user_id, request_id, body)
-            if stored is not None:
-                return self._decode(command, stored)
-            while True:
-                await self._publish(command, user_id, session_id, key=key, body=body)
-                found = await self._wait(command, user_id, request_id, queue)
-                if found is not None:
-                    return found
-                log.warning("no result yet; sending the command again", key=key)
+        stored = await self._stored(user_id, request_id)
+        if stored is not None:
+            return self._decode(command, stored)
+        while True:
+            # The dispatcher creates the request row once (a re-send finds it) and publishes
+            # with the same command id, so the service answers a copy from its inbox.
+            async with self._dispatcher.dispatch(
+                command,
+                user_id,
+                body,
+                session_id=session_id,
+                request_id=request_id,
+                command_id=command_id_for(key),
+            ) as sent:
+                self.sent += 1
+                found = await self._wait(command, user_id, request_id, sent.queue)
+            if found is not None:
+                return found
+            log.warning("no result yet; sending the command again", key=key)
 
-    async def _stored_or_create(
-        self, command: Command[Any, R], user_id: UUID, request_id: UUID, body: dict[str, Any]
-    ) -> RelayChunk | None:
-        for _ in range(2):
-            async with user_transaction(self._pool, user_id) as conn:
-                stored = await pipeline.get_request(conn, request_id)
-                if stored is None:
-                    try:
-                        await pipeline.create_request(conn, request_id, user_id, command.name, body)
-                    except asyncpg.UniqueViolationError:
-                        continue  # created meanwhile by another driver: read it again
-                    return None
-            return _chunk(stored)
-        return None
-
-    async def _publish(
-        self,
-        command: Command[Any, Any],
-        user_id: UUID,
-        session_id: UUID | None,
-        *,
-        key: str,
-        body: dict[str, Any],
-    ) -> None:
-        envelope = CommandEnvelope(
-            command_id=command_id_for(key),
-            type=command.name,
-            version=command.version,
-            request_id=request_id_for(key),
-            user_id=user_id,
-            session_id=session_id,
-            reply_to=self._relay.reply_to,
-            payload=body,
-        )
-        await self._broker.publish(
-            encode_command(envelope),
-            command_topic(self._prefix, command.service),
-            key=envelope.key,
-            headers={
-                "command-type": command.name,
-                "command-version": str(command.version),
-                **inject_headers(),
-            },
-        )
-        self.sent += 1
+    async def _stored(self, user_id: UUID, request_id: UUID) -> RelayChunk | None:
+        """The final chunk of a request that already ended (a call made before a crash)."""
+        async with user_transaction(self._pool, user_id) as conn:
+            return _chunk(await pipeline.get_request(conn, request_id))
 
     async def _wait(
         self,
@@ -181,8 +145,7 @@ class StudyCalls:
             try:
                 chunk = await asyncio.wait_for(queue.get(), self._poll_s)
             except TimeoutError:
-                async with user_transaction(self._pool, user_id) as conn:
-                    stored = _chunk(await pipeline.get_request(conn, request_id))
+                stored = await self._stored(user_id, request_id)
                 if stored is not None:
                     return self._decode(command, stored)
                 continue

@@ -140,9 +140,12 @@ async def test_sigkill_during_a_lesson_and_during_an_answer_wait_loses_and_repea
     # No model call repeated: one per lesson and diagnosis, the killed lesson's included.
     assert len(scene.llm.chat_requests) == model_calls_expected(steps)
     # No command applied twice: one request per action key, each applied once.
+    # This student's requests only: other tests of the session share the database.
     rows = await admin_db.fetch(
-        "SELECT kind, count(*) AS n FROM requests WHERE kind LIKE 'tutor.%' OR kind LIKE "
-        "'quiz.%' GROUP BY kind"
+        "SELECT kind, count(*) AS n FROM requests WHERE (kind LIKE 'tutor.%' OR kind LIKE "
+        "'quiz.%') AND user_id = (SELECT user_id FROM study_sessions WHERE id = $1::uuid) "
+        "GROUP BY kind",
+        session,
     )
     kinds = {r["kind"]: r["n"] for r in rows}
     assert kinds["tutor.lesson"] == actions.count("lesson")
