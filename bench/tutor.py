@@ -1,0 +1,409 @@
+"""Tutor streaming benchmark: what the pipeline adds to a streamed explanation, and how many
+concurrent streams one tutor process holds before that doubles.
+
+    HTTP client (NDJSON) -> gateway -> Kafka -> tutor -> model server -> tutor -> gRPC relay
+    -> gateway -> HTTP client
+
+against the same model server streamed directly with the ``openai`` SDK, in the same run.
+The model is the scripted OpenAI-compatible server of the tests (``tests/fakes``), in this
+process, sending every stream at a steady rate (``--tokens`` chunks, ``--interval-ms``
+apart); it stamps each chunk as it leaves, on the same monotonic clock the client reads, so
+a chunk's latency is exact: received by the client minus sent by the model. Each stream's
+chunks carry a marker of that stream, so every received token is matched to its sending.
+
+- **Part 1**, one stream at a time: time to first token (from the request to the first token
+  the client reads) and per-chunk latency, through the pipeline and direct.
+- **Part 2**, load: ``N`` streams at once, each by its own student (one student's commands
+  are ordered on one partition), ``--per-level`` streams per level in rounds. A level is
+  "held" while the p50 time to first token and the p50 per-chunk latency the pipeline adds
+  (minus the direct path's of part 1) stay within twice those of one stream. CPU shows where
+  the time went (gateway, tutor, and this process: clients and model server).
+
+Gateway and tutor run as their own processes, as deployed (one replica each), on a private
+database and topic prefix, with the kit's default consumer count unless told otherwise.
+Nothing is asserted; it prints a table. About two minutes on 2 cores with the defaults.
+
+    .venv/bin/python bench/tutor.py [--levels 1,2,3,4,6,8,16] [--samples 20] [--per-level 12]
+        [--tokens 40] [--interval-ms 25] [--consumer-workers 3] [--partitions 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from openai import AsyncOpenAI
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from exammentor import migrate
+from exammentor.contracts.tutor import STREAM_EVENT, TokenEvent
+from exammentor.logs import configure_logging
+from exammentor.settings import KafkaSettings
+from exammentor.topics import ensure_topics
+from tests.fakes.scripted_openai import MODEL, ScriptedOpenAI, Stream
+from tests.infra import ROOT, free_port, provide_servers, unique_name, with_database
+
+MARKER = re.compile(r"bench([0-9a-f]{12})")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Pace:
+    """The model's steady stream: how many chunks, how far apart."""
+
+    tokens: int
+    interval_s: float
+
+    def respond(self, body: dict[str, Any]) -> Stream:
+        """A stream whose chunks name the request's marker (found in its prompt)."""
+        prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+        found = MARKER.search(prompt)
+        mark = found.group(1) if found else "none"
+        chunks = [f"{mark}:{i} " for i in range(self.tokens)]
+        return Stream(chunks, chunk_delay_s=self.interval_s)
+
+
+@dataclass
+class StreamTiming:
+    """One stream as the client saw it."""
+
+    ttft_s: float
+    received: dict[str, float] = field(default_factory=dict)
+    """Each token's text and when the client read it (monotonic seconds)."""
+
+
+def chunk_latencies(timings: list[StreamTiming], sent: dict[str, float]) -> list[float]:
+    """Received minus sent, for every token matched to its sending."""
+    return [at - sent[text] for t in timings for text, at in t.received.items() if text in sent]
+
+
+def ms(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of ``values`` in milliseconds (nan when there are none)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def through_pipeline(
+    http: httpx.AsyncClient, auth: dict[str, str], pace: Pace
+) -> StreamTiming:
+    """One typed stream through the gateway; every token's arrival time."""
+    mark = secrets.token_hex(6)
+    started = time.monotonic()
+    timing = StreamTiming(ttft_s=float("nan"))
+    async with http.stream(
+        "POST",
+        "/api/tutor/stream?format=ndjson",
+        json={"topic": f"Vectors bench{mark}", "difficulty": "easy"},
+        headers=auth,
+    ) as reply:
+        if reply.status_code != 200:
+            raise RuntimeError(f"stream refused: {reply.status_code} {await reply.aread()!r}")
+        async for line in reply.aiter_lines():
+            if not line:
+                continue
+            now = time.monotonic()
+            event = STREAM_EVENT.validate_json(line)
+            if isinstance(event, TokenEvent) and event.text.strip():
+                if not timing.received:
+                    timing.ttft_s = now - started
+                timing.received[event.text] = now
+    if len(timing.received) != pace.tokens:
+        raise RuntimeError(f"got {len(timing.received)} of {pace.tokens} tokens")
+    return timing
+
+
+async def direct(client: AsyncOpenAI, pace: Pace) -> StreamTiming:
+    """The same stream straight from the model server."""
+    mark = secrets.token_hex(6)
+    started = time.monotonic()
+    timing = StreamTiming(ttft_s=float("nan"))
+    stream = await client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": f"Explain vectors bench{mark}"}],
+        stream=True,
+    )
+    async for chunk in stream:
+        now = time.monotonic()
+        text = chunk.choices[0].delta.content if chunk.choices else None
+        if text and text.strip():
+            if not timing.received:
+                timing.ttft_s = now - started
+            timing.received[text] = now
+    return timing
+
+
+async def register(http: httpx.AsyncClient, count: int) -> list[dict[str, str]]:
+    """``count`` students; their Authorization headers."""
+    students = []
+    for _ in range(count):
+        reply = await http.post(
+            "/api/users/register", json={"name": unique_name("bench-"), "password": "bench-pass"}
+        )
+        reply.raise_for_status()
+        students.append({"Authorization": f"Bearer {reply.json()['access_token']}"})
+    return students
+
+
+@dataclass
+class Level:
+    """One load level's figures."""
+
+    streams: int
+    ttft: list[float]
+    latency: list[float]
+    seconds: float
+    cpu: dict[str, float]
+
+
+async def run(args: argparse.Namespace) -> None:
+    """Sets up a private database and topics, starts gateway and tutor, measures."""
+    configure_logging("bench", "WARNING", "console")
+    pace = Pace(args.tokens, args.interval_ms / 1000)
+    levels = [int(n) for n in args.levels.split(",")]
+    with provide_servers() as servers:
+        async with ScriptedOpenAI(default=pace.respond) as model:
+            database = unique_name("exammentor_bench_tutor_")
+            admin = await asyncpg.connect(servers.admin_dsn)
+            await admin.execute(f'CREATE DATABASE "{database}"')
+            await admin.close()
+            admin_dsn = with_database(servers.admin_dsn, database)
+            await migrate.upgrade(admin_dsn)
+            kafka = KafkaSettings(
+                bootstrap_servers=servers.kafka_bootstrap,
+                topic_prefix=unique_name("btut"),
+                partitions=args.partitions,
+            )
+            await ensure_topics(kafka)
+            environ = {
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+                "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+                "KAFKA_PARTITIONS": str(args.partitions),
+                "KAFKA_CONSUMER_WORKERS": str(args.consumer_workers),
+                "DATABASE_URL": admin_dsn,
+                "APP_DATABASE_URL": with_database(
+                    servers.admin_dsn, database, user="exammentor_app"
+                ),
+                "DB_POOL_MAX": "20",
+                "OPENAI_BASE_URL": model.base_url,
+                "OPENAI_MAX_RETRIES": "0",
+                "EXAMMENTOR_RELAY_TOKEN": secrets.token_urlsafe(24),
+                "EXAMMENTOR_LOG_LEVEL": "WARNING",
+            }
+            http_port, tutor_ops = free_port(), free_port()
+            gateway = await start_process(
+                "services.gateway.app",
+                {
+                    **environ,
+                    "EXAMMENTOR_HTTP_PORT": str(http_port),
+                    "EXAMMENTOR_GRPC_PORT": str(free_port()),
+                    "EXAMMENTOR_RELAY_PORT": str(free_port()),
+                    "EXAMMENTOR_REQUEST_TIMEOUT_S": "600",
+                    "EXAMMENTOR_LOGIN_LIMITS": '{"per_address": 100000, "per_name": 100}',
+                },
+            )
+            tutor = await start_process(
+                "services.tutor.app", {**environ, "EXAMMENTOR_OPS_PORT": str(tutor_ops)}
+            )
+            try:
+                await wait_ready(http_port)
+                await wait_ready(tutor_ops)
+                pids = {"gateway": gateway.pid, "tutor": tutor.pid}
+                single, loaded = await measure(
+                    http_port, model, pace, levels, args.samples, pids, args.per_level
+                )
+            finally:
+                for proc in (gateway, tutor):
+                    proc.send_signal(signal.SIGTERM)
+                for proc in (gateway, tutor):
+                    await proc.wait()
+                admin = await asyncpg.connect(servers.admin_dsn)
+                await admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+                await admin.close()
+    print_tables(single, loaded, pace, args, servers.source)
+
+
+async def measure(
+    http_port: int,
+    model: ScriptedOpenAI,
+    pace: Pace,
+    levels: list[int],
+    samples: int,
+    pids: dict[str, int],
+    per_level: int,
+) -> tuple[dict[str, tuple[list[float], list[float]]], list[Level]]:
+    """Part 1 (one stream at a time, pipeline and direct) and part 2 (load levels)."""
+    limits = httpx.Limits(max_connections=max(levels) + 8)
+    oai = AsyncOpenAI(base_url=model.base_url, api_key="bench", max_retries=0)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{http_port}", timeout=600, limits=limits
+    ) as http:
+        students = await register(http, max(levels))
+
+        def sent() -> dict[str, float]:
+            return {c.text: c.sent_at for c in model.sent_chunks}
+
+        # Warm-up: connections, the tutor's first model client, Postgres plans.
+        for _ in range(3):
+            await through_pipeline(http, students[0], pace)
+            await direct(oai, pace)
+        model.reset()
+        pipe: list[StreamTiming] = []
+        straight: list[StreamTiming] = []
+        for i in range(samples):
+            pipe.append(await through_pipeline(http, students[i % len(students)], pace))
+            straight.append(await direct(oai, pace))
+        stamps = sent()
+        single = {
+            "pipeline": ([t.ttft_s for t in pipe], chunk_latencies(pipe, stamps)),
+            "direct": ([t.ttft_s for t in straight], chunk_latencies(straight, stamps)),
+        }
+
+        loaded: list[Level] = []
+        for n in levels:
+            model.reset()
+            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            cpu_before["bench"] = time.process_time()
+            started = time.monotonic()
+            timings: list[StreamTiming] = []
+            for _ in range(max(1, -(-per_level // n))):
+                timings += await asyncio.gather(
+                    *(through_pipeline(http, students[i], pace) for i in range(n))
+                )
+            seconds = time.monotonic() - started
+            cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+            cpu["bench"] = time.process_time() - cpu_before["bench"]
+            loaded.append(
+                Level(
+                    n,
+                    [t.ttft_s for t in timings],
+                    chunk_latencies(timings, sent()),
+                    seconds,
+                    {k: 100 * v / seconds for k, v in cpu.items()},
+                )
+            )
+    await oai.close()
+    return single, loaded
+
+
+def print_tables(
+    single: dict[str, tuple[list[float], list[float]]],
+    loaded: list[Level],
+    pace: Pace,
+    args: argparse.Namespace,
+    source: str,
+) -> None:
+    """Prints both parts and the level the tutor holds."""
+    rate = 1 / pace.interval_s
+    print(
+        f"\ntutor stream: {pace.tokens} tokens at {rate:.0f} tokens/s from the scripted model; "
+        f"one gateway, one tutor ({args.consumer_workers} consumers, {args.partitions} "
+        f"partitions); servers: {source}\n"
+    )
+    print(f"part 1: one stream at a time, {args.samples} streams per path")
+    head = f"{'path':<9} {'TTFT p50':>9} {'TTFT p95':>9} {'chunk p50':>10} {'chunk p95':>10}"
+    print(head)
+    print("-" * len(head))
+    for name, (ttft, lat) in single.items():
+        print(
+            f"{name:<9} {ms(ttft, 0.5):>9.1f} {ms(ttft, 0.95):>9.1f} "
+            f"{ms(lat, 0.5):>10.2f} {ms(lat, 0.95):>10.2f}"
+        )
+    (p_ttft, p_lat), (d_ttft, d_lat) = single["pipeline"], single["direct"]
+    print(
+        f"added by the pipeline: time to first token {ms(p_ttft, 0.5) - ms(d_ttft, 0.5):.1f} ms "
+        f"(p50), per chunk {ms(p_lat, 0.5) - ms(d_lat, 0.5):.2f} ms (p50), "
+        f"{ms(p_lat, 0.95) - ms(d_lat, 0.95):.2f} ms (p95)  [all in ms]\n"
+    )
+    print("part 2: concurrent streams through one tutor process (ms; CPU % of one core)")
+    print(
+        f"added = minus the direct path's p50 of part 1; a tutor process takes at most "
+        f"{args.consumer_workers} commands at once (each consumer reads its partitions in order)"
+    )
+    head = (
+        f"{'streams':>7} {'TTFT p50':>9} {'TTFT p95':>9} {'added TTFT':>10} {'chunk p50':>9} "
+        f"{'chunk p95':>9} {'added chunk':>11} {'tok/s':>6} {'gw cpu':>6} {'tutor cpu':>9} "
+        f"{'bench cpu':>9}"
+    )
+    print(head)
+    print("-" * len(head))
+    direct_ttft, direct_chunk = ms(d_ttft, 0.5), ms(d_lat, 0.5)
+    base_ttft = ms(loaded[0].ttft, 0.5) - direct_ttft
+    base_chunk = ms(loaded[0].latency, 0.5) - direct_chunk
+    held = loaded[0].streams
+    doubled = False
+    for level in loaded:
+        added_ttft = ms(level.ttft, 0.5) - direct_ttft
+        added_chunk = ms(level.latency, 0.5) - direct_chunk
+        print(
+            f"{level.streams:>7} {ms(level.ttft, 0.5):>9.1f} {ms(level.ttft, 0.95):>9.1f} "
+            f"{added_ttft:>10.1f} {ms(level.latency, 0.5):>9.2f} {ms(level.latency, 0.95):>9.2f} "
+            f"{added_chunk:>11.2f} {len(level.latency) / level.seconds:>6.0f} "
+            f"{level.cpu['gateway']:>6.0f} {level.cpu['tutor']:>9.0f} {level.cpu['bench']:>9.0f}"
+        )
+        if added_ttft > 2 * base_ttft or added_chunk > 2 * base_chunk:
+            doubled = True
+        elif not doubled:
+            held = level.streams
+    if doubled:
+        print(
+            f"\none tutor process holds {held} concurrent streams before the added p50 time to "
+            f"first token or the added p50 per-chunk latency doubles"
+        )
+    else:
+        print(f"\nno level up to {loaded[-1].streams} streams doubled the added p50 latencies")
+
+
+async def start_process(module: str, environ: dict[str, str]) -> asyncio.subprocess.Process:
+    """One service as its own process."""
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", module, env=environ, cwd=ROOT)
+
+
+async def wait_ready(port: int, timeout_s: float = 90) -> None:
+    """Polls a service's /ready until it answers 200."""
+    async with httpx.AsyncClient(timeout=2) as http, asyncio.timeout(timeout_s):
+        while True:
+            try:
+                if (await http.get(f"http://127.0.0.1:{port}/ready")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+
+
+def main() -> None:
+    """Parses arguments and runs the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--levels", default="1,2,3,4,6,8,16")
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--tokens", type=int, default=40)
+    parser.add_argument("--interval-ms", type=float, default=25.0)
+    parser.add_argument("--per-level", type=int, default=12, help="streams per load level")
+    parser.add_argument("--consumer-workers", type=int, default=3)
+    parser.add_argument("--partitions", type=int, default=6)
+    args = parser.parse_args()
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
