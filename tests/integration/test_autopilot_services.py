@@ -1,0 +1,286 @@
+"""The autopilot end to end against the real tutor and quiz services (not stand-ins), through
+the gateway: the real ``tutor.lesson`` teaches, the real ``quiz.generate`` writes questions
+without answers, ``quiz.grade`` grades each answer, ``quiz.diagnose`` records the wrong one
+as a misconception, and the run's mastery is the learner model's.
+
+On the scripted model server (fast, and its answers are known: every question is a sum, so
+the test can answer right or wrong on purpose), with a gateway and the four workers of its
+own on a topic prefix of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from exammentor.settings import LLMSettings
+from exammentor.topics import ensure_topics
+from services.gateway.app import Gateway
+from services.gateway.settings import GatewaySettings
+from tests.conftest import SessionEnv
+from tests.fakes.scripted_openai import Content, Reply, ScriptedOpenAI
+from tests.infra import unique_name
+from tests.integration.conftest import Stack, register, start_worker
+from tests.integration.test_autopilot import assert_contiguous_once
+
+pytestmark = pytest.mark.integration
+
+TOPICS = ("Mental Arithmetic", "Column Addition")
+PLAN = {
+    "exam_name": "Arithmetic",
+    "total_days": 1,
+    "overview": "",
+    "schedule": [
+        {
+            "day": 1,
+            "theme": "Sums",
+            "topics": [{"name": name, "difficulty": "easy", "rationale": ""} for name in TOPICS],
+            "estimated_hours": 1,
+        }
+    ],
+    "critical_topics": [],
+}
+LESSON = (
+    "# Adding numbers\n\nThe key idea: a sum counts on from the first number by the second. "
+    "Example: 3 + 4 counts on four from three and gives 7.\n\nRecap: count on. Check by "
+    "counting back."
+)
+SUM = re.compile(r"what is (\d+) \+ (\d+)\?")
+_numbers = itertools.count(1)
+
+
+def _sum_item(topic: str) -> dict[str, Any]:
+    n = next(_numbers)
+    a, b = 10 + n, 3 + n % 7
+    total = a + b
+    options = [str(total + d) for d in (0, 1, 2, -1)]
+    shift = n % 4
+    return {
+        "question": f"In {topic}, what is {a} + {b}?",
+        "options": options[shift:] + options[:shift],
+        "answer": str(total),
+        "why": f"{a} plus {b} is {total}.",
+        "concept": "sums of two numbers",
+    }
+
+
+def respond(body: dict[str, Any]) -> Reply:
+    """Well-formed answers to each prompt of the tutor and the quiz."""
+    system = str(body["messages"][0]["content"])
+    last = str(body["messages"][-1]["content"])
+    if system.startswith("Write multiple-choice quiz questions"):
+        count = int(re.search(r"Questions: (\d+)", last).group(1))  # type: ignore[union-attr]
+        topic = re.search(r"Topic: (.+)", last).group(1)  # type: ignore[union-attr]
+        return Content(json.dumps({f"q{k + 1}": _sum_item(topic) for k in range(count)}))
+    if system.startswith("Give a student short feedback"):
+        return Content(
+            json.dumps(
+                {
+                    "feedback": "That option is one more than the sum.",
+                    "hint": "Count on from the first number by the second.",
+                }
+            )
+        )
+    if system.startswith("A student answered a quiz question wrongly"):
+        return Content(
+            json.dumps(
+                {
+                    "confusion": "Counts the first number as one of the steps.",
+                    "counter_example": "Counting on two from 5 gives 6 and 7, so 5 + 2 is 7.",
+                    "explanation": "Counting on starts after the first number, not on it.",
+                    "redemption": {
+                        "question": "What is 5 + 2?",
+                        "options": ["7", "6", "8", "9"],
+                        "answer": "7",
+                        "why": "Counting on two from five gives seven.",
+                        "concept": "sums of two numbers",
+                    },
+                }
+            )
+        )
+    return Content(LESSON)
+
+
+def right_index(question: dict[str, Any]) -> int:
+    """The correct option of a scripted question, worked out from its text."""
+    a, b = (int(x) for x in SUM.search(question["text"]).groups())  # type: ignore[union-attr]
+    return int(question["options"].index(str(a + b)))
+
+
+@dataclasses.dataclass
+class ServicesStack:
+    stack: Stack
+    model: ScriptedOpenAI
+
+
+@pytest.fixture(scope="module")
+async def services(test_env: SessionEnv) -> AsyncIterator[ServicesStack]:
+    env = dataclasses.replace(test_env, topic_prefix=unique_name("aps"))
+    await ensure_topics(env.kafka())
+    model = ScriptedOpenAI(default=respond)
+    await model.__aenter__()
+    gateway = Gateway(
+        env.service_settings(
+            GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=60
+        )
+    )
+    await gateway.start()
+    llm = LLMSettings(
+        base_url=model.base_url,
+        max_retries=1,
+        repair_attempts=1,
+        timeout_s=10,
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+    )
+    workers = [
+        await start_worker(env, "tutor", llm),
+        await start_worker(env, "quiz", llm),
+        await start_worker(
+            env, "autopilot", llm, lease_ttl_s=2.0, lease_poll_s=0.2, lesson_words=80
+        ),
+    ]
+    yield ServicesStack(Stack(gateway, workers), model)
+    for worker in workers:
+        await worker.stop()
+    await gateway.stop()
+    await model.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def sclient(services: ServicesStack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=services.stack.base_url, timeout=120) as http:
+        yield http
+
+
+async def _status(http: httpx.AsyncClient, auth: dict[str, str], session: str) -> dict[str, Any]:
+    reply = await http.get(f"/api/autopilot/status/{session}", headers=auth)
+    assert reply.status_code == 200, reply.text
+    found: dict[str, Any] = reply.json()
+    return found
+
+
+async def _until_waiting_or_done(
+    http: httpx.AsyncClient, auth: dict[str, str], session: str
+) -> dict[str, Any]:
+    async with asyncio.timeout(90):
+        while True:
+            found = await _status(http, auth, session)
+            if found["awaiting_input"] or found["status"] in ("completed", "stopped", "failed"):
+                return found
+            await asyncio.sleep(0.1)
+
+
+async def test_a_whole_run_on_the_real_tutor_and_quiz(
+    services: ServicesStack, sclient: httpx.AsyncClient, admin_db: asyncpg.Connection
+) -> None:
+    user_id, auth = await register(sclient)
+    reply = await sclient.post(
+        "/api/autopilot/start", json={"study_plan": PLAN, "duration_minutes": 5}, headers=auth
+    )
+    assert reply.status_code == 200, reply.text
+    session = reply.json()["session_id"]
+
+    asked: dict[str, dict[str, Any]] = {}
+    chosen: dict[str, int] = {}
+    while True:
+        found = await _until_waiting_or_done(sclient, auth, session)
+        if found["status"] != "running":
+            break
+        question = found["current_question"]
+        assert set(question) == {
+            "id",
+            "text",
+            "question_type",
+            "options",
+            "difficulty",
+            "concept_tested",
+        }
+        right = right_index(question)
+        index = (right + 1) % 4 if not chosen else right  # the first answer wrong
+        asked[question["id"]] = question
+        chosen[question["id"]] = index
+        answered = await sclient.post(
+            f"/api/autopilot/answer/{session}",
+            json={"question_id": question["id"], "answer_index": index},
+            headers=auth,
+        )
+        assert answered.status_code == 200, answered.text
+        assert len(chosen) < 40, "the run does not end"
+
+    assert found["status"] == "completed", found["end_reason"]
+    assert found["topics_completed"] == list(TOPICS)
+    steps = found["steps"]
+    assert_contiguous_once(steps)
+    by_action: dict[str, list[dict[str, Any]]] = {}
+    for step in steps:
+        by_action.setdefault(step["action"], []).append(step)
+    quizzes = by_action["quiz"]
+    assert len(quizzes) == len(TOPICS)
+    # The real tutor taught: two lessons per quiz, in the tutor's stored words.
+    assert len(by_action["lesson"]) == 2 * len(quizzes)
+    assert all(s["data"]["content"].startswith("# Adding numbers") for s in by_action["lesson"])
+    # The real quiz wrote the questions: its ids, its checks, never an answer in a step.
+    questions = [q for s in quizzes for q in s["data"]["questions"]]
+    assert len(questions) == 3 * len(quizzes)
+    assert all(q["id"].startswith("q_") for q in questions)
+    assert not any("correct_option_index" in q or "explanation" in q for q in questions)
+    # Each answer graded by quiz.grade, as the test chose it.
+    answers = by_action["answer"]
+    assert {a["data"]["question_id"]: a["data"]["answer_index"] for a in answers} == chosen
+    for answer in answers:
+        question = asked[answer["data"]["question_id"]]
+        assert answer["data"]["correct"] is (
+            answer["data"]["answer_index"] == right_index(question)
+        )
+        assert answer["data"]["correct_option_index"] == right_index(question)
+    graded = await admin_db.fetch(
+        "SELECT question_id, outcome FROM quiz_answers WHERE user_id = $1::uuid", user_id
+    )
+    assert {r["question_id"]: r["outcome"] for r in graded} == {
+        qid: "correct" if index == right_index(asked[qid]) else "wrong"
+        for qid, index in chosen.items()
+    }
+    # The one wrong answer diagnosed by quiz.diagnose and recorded as an open misconception.
+    (diagnosis,) = by_action["diagnose"]
+    wrong = next(qid for qid, index in chosen.items() if index != right_index(asked[qid]))
+    assert diagnosis["data"]["question_id"] == wrong
+    assert diagnosis["data"]["misconception"] == "Counts the first number as one of the steps."
+    open_ = await sclient.get("/api/learner/misconceptions?state=open", headers=auth)
+    assert open_.status_code == 200, open_.text
+    records = open_.json()["misconceptions"]
+    assert [r["topic"] for r in records] == [TOPICS[0]]
+    # Mastery is the learner model's, as its own route reports it.
+    learner = await sclient.get("/api/learner/mastery", headers=auth)
+    assert learner.status_code == 200, learner.text
+    scores = {t["topic"]: t["score"] / 100 for t in learner.json()["topics"]}
+    mastery = {m["topic"]: m for m in found["topic_mastery"]}
+    assert set(mastery) == set(TOPICS)
+    for topic in TOPICS:
+        assert mastery[topic]["score"] == pytest.approx(scores[topic])
+        assert mastery[topic]["attempts"] == 3
+    updates = by_action["update_mastery"]
+    assert [u["data"]["topic"] for u in updates] == list(TOPICS)
+    assert all(u["data"]["score"] == pytest.approx(scores[u["data"]["topic"]]) for u in updates)
+    assert updates[0]["data"]["wrong"] == 1
+    # One model call per lesson, quiz and diagnosis, plus the feedback on the wrong answer:
+    # nothing repeated.
+    usage = await admin_db.fetch(
+        "SELECT purpose, count(*) AS n FROM llm_usage WHERE user_id = $1::uuid GROUP BY purpose",
+        user_id,
+    )
+    assert {r["purpose"]: r["n"] for r in usage} == {
+        "tutor.lesson": len(by_action["lesson"]),
+        "quiz.generate": len(quizzes),
+        "quiz.feedback": 1,
+        "quiz.diagnose": 1,
+    }
