@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import email.parser
 import email.policy
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -55,14 +55,29 @@ NDJSON = "application/x-ndjson"
 ``?format=ndjson``."""
 
 
-@dataclass
-class TutorStream:
-    """An opened tutor stream: its first chunk is in hand, the rest still to come."""
+_END = object()
+"""Put on a stream's queue after its final chunk."""
 
-    run: CommandStream
-    first: RelayChunk
-    rest: AsyncIterator[RelayChunk]
-    stack: AsyncExitStack
+
+class TutorStream:
+    """An opened tutor stream: its first chunk is in hand, the rest still to come.
+
+    The command's stream (its publish, its wait, its tracing span) lives in one task of its
+    own from open to close: HTTP opens a stream in the request's task and reads it in the
+    response's, and a span or a context variable set in one task cannot be reset in another.
+    """
+
+    def __init__(
+        self,
+        run: CommandStream,
+        first: RelayChunk,
+        queue: asyncio.Queue[object],
+        task: asyncio.Task[None],
+    ) -> None:
+        self.run = run
+        self.first = first
+        self._queue = queue
+        self._task = task
 
     @property
     def request_id(self) -> UUID:
@@ -70,12 +85,19 @@ class TutorStream:
         return self.run.request_id
 
     async def chunks(self) -> AsyncIterator[RelayChunk]:
-        """The first chunk, then the rest as they arrive."""
+        """The first chunk, then the rest as they arrive.
+
+        Raises:
+            ResultTimeout: No final chunk within the gateway's wait (the request goes on).
+        """
         yield self.first
         if self.first.final:
             return
-        async for chunk in self.rest:
-            yield chunk
+        while (item := await self._queue.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, RelayChunk)
+            yield item
 
     async def events(self) -> AsyncIterator[StreamEvent]:
         """The typed stream: tokens, then citations, usage, any error, and ``done``."""
@@ -103,7 +125,10 @@ class TutorStream:
 
     async def close(self) -> None:
         """Stops following; a worker still streaming is told no one reads any more."""
-        await self.stack.aclose()
+        if not self._task.done():
+            self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 def _events(run: CommandStream, chunk: RelayChunk, seq: int) -> list[StreamEvent]:
@@ -142,29 +167,69 @@ async def open_stream(
     Raises:
         GatewayError: The command was refused (its declared status), or could not be sent.
     """
-    stack = AsyncExitStack()
+    loop = asyncio.get_running_loop()
+    opened: asyncio.Future[tuple[CommandStream, RelayChunk]] = loop.create_future()
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    task = asyncio.create_task(_follow(core, command, user, body, opened=opened, queue=queue))
     try:
-        run = await stack.enter_async_context(core.stream(command, user, body))
-        stream = run.chunks()
-        first = await _first_chunk(run, stream)
+        run, first = await asyncio.shield(opened)
     except BaseException:
-        await stack.aclose()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
         raise
-    if first.kind == "error":
-        await stack.aclose()
-        raise run.error(first)
-    return TutorStream(run, first, stream, stack)
+    return TutorStream(run, first, queue, task)
+
+
+async def _follow(
+    core: GatewayCore,
+    command: Command[Any, Any],
+    user: UUID,
+    body: Any,
+    *,
+    opened: asyncio.Future[tuple[CommandStream, RelayChunk]],
+    queue: asyncio.Queue[object],
+) -> None:
+    """The command's whole stream in one task: the first chunk (or the refusal) to
+    ``opened``, then each further chunk to ``queue``."""
+    try:
+        async with core.stream(command, user, body) as run:
+            stream = run.chunks()
+            first = await _first_chunk(run, stream)
+            opened.set_result((run, first))
+            if first.final:
+                return
+            async for chunk in stream:
+                queue.put_nowait(chunk)
+            queue.put_nowait(_END)
+    except asyncio.CancelledError:
+        if not opened.done():
+            opened.cancel()
+        else:
+            # Cancelled by anything but close() (a shutdown): the reader stops waiting and
+            # says where to fetch the answer.
+            queue.put_nowait(ResultTimeout("the gateway stopped following the request"))
+        raise
+    except Exception as exc:  # noqa: BLE001 - handed to the reader, which raises it
+        if not opened.done():
+            opened.set_exception(exc)
+        else:
+            queue.put_nowait(exc)
 
 
 async def _first_chunk(run: CommandStream, stream: AsyncIterator[RelayChunk]) -> RelayChunk:
+    """The first chunk; a refusal in it, or none in time, is an error."""
     try:
-        return await anext(stream)
+        first = await anext(stream)
     except (StopAsyncIteration, ResultTimeout):
         raise GatewayError(
             STILL_RUNNING,
             f"still running; fetch request {run.request_id} later",
             request_id=run.request_id,
         ) from None
+    if first.kind == "error":
+        raise run.error(first)
+    return first
 
 
 def stream_summary(events: list[StreamEvent]) -> tuple[str, list[Citation], StreamUsage | None]:

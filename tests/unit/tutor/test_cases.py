@@ -7,6 +7,7 @@ the transport; a refusal in the first chunk is an error before anything is strea
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -56,16 +57,21 @@ def error(seq: int, code: str, message: str, **details: Any) -> RelayChunk:
 class ScriptedRelay:
     """Stands in for a dispatched command: yields its chunks, then maybe times out."""
 
-    def __init__(self, chunks: list[RelayChunk], *, then_timeout: bool = False) -> None:
+    def __init__(
+        self, chunks: list[RelayChunk], *, then_timeout: bool = False, then_wait: bool = False
+    ) -> None:
         self.request_id = REQUEST
         self._chunks = chunks
         self._then_timeout = then_timeout
+        self._then_wait = then_wait
 
     async def chunks(self, timeout_s: float) -> AsyncIterator[RelayChunk]:
         for chunk in self._chunks:
             yield chunk
         if self._then_timeout:
             raise ResultTimeout(str(self.request_id))
+        if self._then_wait:
+            await asyncio.Event().wait()  # a worker still streaming
 
 
 class ScriptedCore:
@@ -207,10 +213,51 @@ async def test_a_first_chunk_that_is_final_is_the_whole_stream() -> None:
 
 
 async def test_closing_the_stream_lets_the_command_go() -> None:
-    stream, core = await opened([token(1, "a"), token(2, "b")])
-    assert core.closed == 0
+    stream, core = await opened([token(1, "a"), token(2, "b")], then_wait=True)
+    seen = []
+    async for text in stream.tokens():
+        seen.append(text)
+        if len(seen) == 2:
+            break
+    assert core.closed == 0, "still following the worker"
     await stream.close()
     assert core.closed == 1
+    await stream.close()  # twice is harmless (HTTP and gRPC both close in a finally)
+
+
+async def test_the_command_is_followed_in_one_task_from_open_to_close() -> None:
+    # HTTP opens in the request's task and reads in the response's: the command's context
+    # (its tracing span) must be entered and left in one task, or it cannot be reset.
+    tasks: list[asyncio.Task[Any] | None] = []
+
+    class Core(ScriptedCore):
+        @asynccontextmanager
+        async def stream(
+            self, command: Command[Any, Any], user: uuid.UUID, body: Any
+        ) -> AsyncIterator[CommandStream]:
+            tasks.append(asyncio.current_task())
+            async with super().stream(command, user, body) as run:
+                yield run
+            tasks.append(asyncio.current_task())
+
+    core = Core(ScriptedRelay([token(1, "a"), result(2, markdown="a", usage=USAGE)]))
+    stream = await tutor_cases.open_stream(
+        core,  # type: ignore[arg-type]
+        TUTOR_STREAM,
+        uuid.uuid4(),
+        ExplainRequest(topic="Vectors"),
+    )
+
+    async def read_elsewhere() -> list[str]:
+        try:
+            return [t async for t in stream.tokens()]
+        finally:
+            await stream.close()
+
+    assert await asyncio.create_task(read_elsewhere()) == ["a"]
+    assert len(tasks) == 2
+    assert tasks[0] is tasks[1]
+    assert tasks[0] is not asyncio.current_task()
 
 
 # ---- refusals before the first token ---------------------------------------------------
