@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
 from faststream.kafka import KafkaBroker
 
 from exammentor import pipeline
@@ -45,6 +44,9 @@ class Dispatched:
 
     request_id: UUID
     queue: asyncio.Queue[RelayChunk]
+    replayed: pipeline.CreatedRequest | None = None
+    """Set when an earlier request with the same idempotency key was found: no command
+    was published, and its chunks will not come here (read it from Postgres)."""
 
     async def chunks(self, timeout_s: float) -> AsyncIterator[RelayChunk]:
         """Progress chunks then the final one, within ``timeout_s`` in all."""
@@ -80,8 +82,11 @@ class Dispatcher:
         hub: RelayHub,
         topic_prefix: str,
         reply_to: str,
+        *,
+        publish_timeout_s: float = 10.0,
     ) -> None:
         self._pool = pool
+        self._publish_timeout_s = publish_timeout_s
         self._broker = broker
         self._hub = hub
         self._prefix = topic_prefix
@@ -97,54 +102,70 @@ class Dispatcher:
         session_id: UUID | None = None,
         request_id: UUID | None = None,
         command_id: UUID | None = None,
+        idempotency_key: str | None = None,
     ) -> AsyncIterator[Dispatched]:
-        """Stores a pending request, publishes its command and yields its result stream.
+        """Stores a pending request with its command, publishes the command and yields its
+        result stream.
 
-        A sender that must not pay twice for one action (the autopilot, after a crash) chooses
+        The request row and the command commit together, so no request waits for a command
+        that was never stored: one that did not reach Kafka (the publish failed or timed out,
+        or this process died first) is sent again by the gateway's sweeper.
+
+        A client's ``idempotency_key`` names its request: sending again with the same key
+        yields the request already stored (``replayed``), nothing is published twice. A
+        sender that must not pay twice for one action (the autopilot, after a crash) chooses
         ``request_id`` and ``command_id`` itself, derived from the action: sending again then
-        reuses the stored request row, and the service answers the copy from its inbox. Such a
-        request is not marked failed when publishing fails (the sender sends again); one whose
-        ids the dispatcher chose is.
+        reuses the stored request row and publishes the same command, which the service
+        answers from its inbox.
+
+        Raises:
+            BrokerUnavailable: The command is stored but Kafka did not take it in time.
         """
         chosen = request_id is not None
         request_id = request_id or uuid4()
+        topic = command_topic(self._prefix, command.service)
+        envelope = CommandEnvelope(
+            command_id=command_id or uuid4(),
+            type=command.name,
+            version=command.version,
+            request_id=request_id,
+            user_id=user_id,
+            session_id=session_id,
+            reply_to=self._reply_to,
+            payload=payload,
+        )
+        async with user_transaction(self._pool, user_id) as conn:
+            stored = await pipeline.create_request(
+                conn,
+                request_id,
+                user_id,
+                command.name,
+                payload,
+                command=envelope.model_dump(mode="json"),
+                topic=topic,
+                idempotency_key=idempotency_key,
+            )
+        if not stored.new and not chosen:
+            with self._hub.waiter(stored.request_id) as queue:
+                yield Dispatched(stored.request_id, queue, replayed=stored)
+            return
         with self._hub.waiter(request_id) as queue:
             try:
-                async with user_transaction(self._pool, user_id) as conn:
-                    await pipeline.create_request(conn, request_id, user_id, command.name, payload)
-            except asyncpg.UniqueViolationError:
-                if not chosen:
-                    raise
-            envelope = CommandEnvelope(
-                command_id=command_id or uuid4(),
-                type=command.name,
-                version=command.version,
-                request_id=request_id,
-                user_id=user_id,
-                session_id=session_id,
-                reply_to=self._reply_to,
-                payload=payload,
-            )
-            try:
-                await self._broker.publish(
-                    encode_command(envelope),
-                    command_topic(self._prefix, command.service),
-                    key=envelope.key,
-                    headers={
-                        "command-type": command.name,
-                        "command-version": str(command.version),
-                        **inject_headers(),
-                    },
+                await asyncio.wait_for(
+                    self._broker.publish(
+                        encode_command(envelope),
+                        topic,
+                        key=envelope.key,
+                        headers={
+                            "command-type": command.name,
+                            "command-version": str(command.version),
+                            **inject_headers(),
+                        },
+                    ),
+                    self._publish_timeout_s,
                 )
             except Exception as exc:
-                log.exception("could not publish command", type=command.name)
-                if chosen:
-                    raise BrokerUnavailable(str(exc)) from exc
-                async with user_transaction(self._pool, user_id) as conn:
-                    await pipeline.finish_request(
-                        conn,
-                        request_id,
-                        error={"code": "unavailable", "message": "the command could not be queued"},
-                    )
-                raise BrokerUnavailable(str(exc)) from exc
+                # Stored with the request: the sweeper sends it when Kafka answers.
+                log.warning("command stored, not yet published", type=command.name, error=repr(exc))
+                raise BrokerUnavailable(str(request_id)) from exc
             yield Dispatched(request_id, queue)

@@ -50,17 +50,53 @@ class StoredRequest:
         }
 
 
+@dataclass(frozen=True)
+class CreatedRequest:
+    """The request a dispatch stands for: new, or one stored before under the same id or
+    idempotency key (then ``kind`` and ``payload`` are what that one was sent with)."""
+
+    request_id: UUID
+    new: bool
+    kind: str
+    payload: dict[str, Any]
+
+
 async def create_request(
-    conn: Connection, request_id: UUID, user_id: UUID, kind: str, payload: dict[str, Any]
-) -> None:
-    """A pending request row (inside the caller's user transaction)."""
-    await conn.execute(
-        "INSERT INTO requests (id, user_id, kind, payload) VALUES ($1, $2, $3, $4)",
+    conn: Connection,
+    request_id: UUID,
+    user_id: UUID,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    command: dict[str, Any] | None = None,
+    topic: str | None = None,
+    idempotency_key: str | None = None,
+) -> CreatedRequest:
+    """A pending request row with the command that carries it (inside the caller's user
+    transaction, so the two commit together), or the one already stored under the same id
+    or the same idempotency key of this user."""
+    inserted = await conn.fetchval(
+        "INSERT INTO requests (id, user_id, kind, payload, command, topic, idempotency_key) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id",
         request_id,
         user_id,
         kind,
         payload,
+        command,
+        topic,
+        idempotency_key,
     )
+    if inserted is not None:
+        return CreatedRequest(request_id, True, kind, payload)
+    row = await conn.fetchrow(
+        "SELECT id, kind, payload FROM requests WHERE id = $1 "
+        "OR ($2::text IS NOT NULL AND idempotency_key = $2) ORDER BY id = $1 DESC LIMIT 1",
+        request_id,
+        idempotency_key,
+    )
+    if row is None:  # the id is another user's: never theirs to reuse
+        raise LookupError(f"request {request_id} belongs to no one this user can see")
+    return CreatedRequest(row["id"], False, row["kind"], row["payload"])
 
 
 async def mark_running(conn: Connection, request_id: UUID) -> None:

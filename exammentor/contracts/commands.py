@@ -99,6 +99,26 @@ STILL_RUNNING = ErrorCode(
     "No result within the gateway's wait; the request goes on: fetch it by its id.",
 )
 
+QUEUED = ErrorCode(
+    "queued",
+    202,
+    "UNAVAILABLE",
+    "The command is stored but the broker did not take it in time; it is sent when the broker"
+    " answers. Follow the request by its id, or retry with the same Idempotency-Key.",
+)
+IDEMPOTENCY_CONFLICT = ErrorCode(
+    "idempotency_conflict",
+    409,
+    "ALREADY_EXISTS",
+    "The Idempotency-Key was used for a different request of this user.",
+)
+EXPIRED = ErrorCode(
+    "expired",
+    504,
+    "DEADLINE_EXCEEDED",
+    "No service took the request, or it did not finish, in time; send it again.",
+)
+
 GATEWAY_ERRORS: tuple[ErrorCode, ...] = (
     INVALID_REQUEST,
     UNAUTHENTICATED,

@@ -46,6 +46,7 @@ from services.gateway.http_api import create_http_app
 from services.gateway.http_base import GatewayState
 from services.gateway.limits import AttemptLimiter
 from services.gateway.settings import GatewaySettings
+from services.gateway.sweeper import RequestSweeper
 from services.gateway.watch import RequestWatch
 
 log = get_logger(__name__)
@@ -105,6 +106,7 @@ class Gateway:
         self._health: health_aio.HealthServicer | None = None
         self._pool: Pool | None = None
         self._watch: RequestWatch | None = None
+        self.sweeper: RequestSweeper | None = None
         self._broker: KafkaBroker | None = None
         self.readiness: Readiness | None = None
 
@@ -128,7 +130,16 @@ class Gateway:
         reply_to = s.relay_advertise or f"{s.relay_host}:{self.relay_port}"
 
         tokens = TokenIssuer(s.jwt_secret.get_secret_value(), s.token_ttl_s)
-        dispatcher = Dispatcher(pool, broker, self.hub, s.kafka.topic_prefix, reply_to)
+        dispatcher = Dispatcher(
+            pool,
+            broker,
+            self.hub,
+            s.kafka.topic_prefix,
+            reply_to,
+            publish_timeout_s=s.publish_timeout_s,
+        )
+        self.sweeper = RequestSweeper(pool, broker, s.sweep)
+        await self.sweeper.start()
         self.readiness = readiness = Readiness(
             s.service_name,
             {"database": lambda: ping(pool), "kafka": lambda: broker_ready(broker)},
@@ -194,6 +205,8 @@ class Gateway:
             await self._grpc.stop(grace)
         if self._relay is not None:
             await self._relay.stop(grace)
+        if self.sweeper is not None:
+            await self.sweeper.stop()
         if self._watch is not None:
             await self._watch.stop()
             self._watch = None

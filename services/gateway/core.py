@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -37,15 +39,16 @@ from exammentor.contracts.commands import (
     BAD_CREDENTIALS,
     DEAD_LETTERED,
     GATEWAY_ERRORS,
+    IDEMPOTENCY_CONFLICT,
     INVALID_REQUEST,
     INVALID_TRANSITION,
     NAME_TAKEN,
     NOT_FOUND,
+    QUEUED,
     SESSION_NOT_FOUND,
     STILL_RUNNING,
     TOO_MANY_ATTEMPTS,
     UNAUTHENTICATED,
-    UNAVAILABLE,
     USER_MISMATCH,
     Command,
     ErrorCode,
@@ -242,7 +245,8 @@ class CommandStream:
     command: Command[Any, Any]
     dispatched: Dispatched
     timeout_s: float
-    _done: bool = field(default=False, init=False)
+    stored: Callable[[], AsyncIterator[dict[str, Any]]] | None = None
+    """For a replayed request: its lines as stored (progress, then its end)."""
 
     @property
     def request_id(self) -> UUID:
@@ -255,12 +259,49 @@ class CommandStream:
         Raises:
             ResultTimeout: No final chunk within the gateway's wait (the request goes on).
         """
-        async for chunk in self.dispatched.chunks(self.timeout_s):
-            yield chunk
+        if self.stored is None:
+            async for chunk in self.dispatched.chunks(self.timeout_s):
+                yield chunk
+            return
+        # A replayed request: its chunks went to whoever sent it first; read them back.
+        async for line in self.stored():
+            seq = int(line.get("seq", 0))
+            data = {k: v for k, v in line.items() if k != "seq"}
+            if line.get("type") == "complete":
+                yield RelayChunk(self.request_id, seq, "result", line["final_result"])
+            elif line.get("type") == "error" and line.get("code") == STILL_RUNNING.code:
+                raise ResultTimeout(str(self.request_id))
+            elif line.get("type") == "error":
+                yield RelayChunk(self.request_id, seq, "error", data)
+            else:
+                yield RelayChunk(self.request_id, seq, "progress", data)
 
     def error(self, chunk: RelayChunk) -> GatewayError:
         """An error chunk as the error it declares."""
         return command_error(self.command, chunk.data, self.request_id)
+
+
+IDEMPOTENCY_KEY: ContextVar[str | None] = ContextVar("idempotency_key", default=None)
+"""The client's idempotency key of the call being served (``Idempotency-Key`` header, gRPC
+metadata ``idempotency-key``); set by each transport, read by :meth:`GatewayCore.stream`."""
+
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+_ONLY_THE_END = 2**31 - 1
+"""``after`` that skips every progress line: only a request's end is wanted."""
+
+
+def idempotency_key(value: str | None) -> str | None:
+    """A client's idempotency key, checked (``invalid_request`` naming the header)."""
+    if value is None:
+        return None
+    if not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_CHARS or not value.isprintable():
+        reason = f"1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable characters"
+        raise GatewayError(
+            INVALID_REQUEST,
+            f"Idempotency-Key: {reason}",
+            {"errors": [{"field": "Idempotency-Key", "reason": reason, "type": "header"}]},
+        )
+    return value
 
 
 _FOLLOW_POLL_S = 2.0
@@ -397,16 +438,50 @@ class GatewayCore:
         *,
         session_id: UUID | None = None,
     ) -> AsyncIterator[CommandStream]:
-        """Publishes a command and yields its stream (``unavailable`` when it cannot)."""
+        """Stores and publishes a command and yields its stream.
+
+        With an idempotency key (:data:`IDEMPOTENCY_KEY`, from the transport) that named an
+        earlier request of this user, that request is yielded (``replayed``), nothing sent.
+
+        Raises:
+            GatewayError: ``queued`` (with the request id) when the command is stored but the
+                broker did not take it in time (it is sent when the broker answers);
+                ``idempotency_conflict`` when the key named a different request.
+        """
         await self.check_session(user, session_id)
+        data = payload.model_dump(mode="json")
+        key = IDEMPOTENCY_KEY.get()
         try:
             with start_span(f"gateway {command.name}"):
                 async with self.dispatcher.dispatch(
-                    command, user, payload.model_dump(mode="json"), session_id=session_id
+                    command, user, data, session_id=session_id, idempotency_key=key
                 ) as dispatched:
-                    yield CommandStream(command, dispatched, self.request_timeout_s)
+                    if dispatched.replayed is not None and (
+                        dispatched.replayed.kind != command.name
+                        or dispatched.replayed.payload != data
+                    ):
+                        raise GatewayError(
+                            IDEMPOTENCY_CONFLICT,
+                            "Idempotency-Key: already used for another request "
+                            f"({dispatched.replayed.kind}); use a new key for a new request",
+                            {"field": "Idempotency-Key"},
+                            dispatched.request_id,
+                        )
+                    stored = (
+                        functools.partial(self._follow, user, dispatched.request_id, 0)
+                        if dispatched.replayed is not None
+                        else None
+                    )
+                    yield CommandStream(command, dispatched, self.request_timeout_s, stored)
         except BrokerUnavailable as exc:
-            raise GatewayError(UNAVAILABLE, "the command could not be queued; retry") from exc
+            request_id = UUID(str(exc))
+            raise GatewayError(
+                QUEUED,
+                "the command is stored and is sent when the broker answers; follow "
+                f"/api/requests/{request_id}/events",
+                {"location": f"/api/requests/{request_id}"},
+                request_id,
+            ) from exc
 
     async def run(
         self,
@@ -416,22 +491,44 @@ class GatewayCore:
         *,
         session_id: UUID | None = None,
     ) -> CommandAnswer[R]:
-        """Publishes a command and waits for its final answer.
+        """Publishes a command and waits for its final answer (None: still on its way, or
+        queued until the broker answers; the request id says where to look).
 
         Raises:
-            GatewayError: The command ended in error (its declared code), or could not be sent.
+            GatewayError: The command ended in error (its declared code).
         """
-        async with self.stream(command, user, payload, session_id=session_id) as run:
-            try:
-                last: RelayChunk | None = None
-                async for chunk in run.chunks():
-                    last = chunk
-            except ResultTimeout:
-                return CommandAnswer(run.request_id, None)
+        try:
+            async with self.stream(command, user, payload, session_id=session_id) as run:
+                if run.stored is not None:
+                    return await self._stored_answer(command, user, run.request_id)
+                try:
+                    last: RelayChunk | None = None
+                    async for chunk in run.chunks():
+                        last = chunk
+                except ResultTimeout:
+                    return CommandAnswer(run.request_id, None)
+        except GatewayError as exc:
+            if exc.error is QUEUED and exc.request_id is not None:
+                return CommandAnswer(exc.request_id, None)
+            raise
         assert last is not None
         if last.kind == "error":
             raise run.error(last)
         return CommandAnswer(run.request_id, command.result.model_validate(last.data))
+
+    async def _stored_answer(
+        self, command: Command[Any, R], user: UUID, request_id: UUID
+    ) -> CommandAnswer[R]:
+        """A request's answer read from Postgres, waiting for it within the gateway's wait."""
+        async for line in self._follow(user, request_id, _ONLY_THE_END):
+            if line["type"] == "complete":
+                return CommandAnswer(
+                    request_id, command.result.model_validate(line["final_result"])
+                )
+            if line["code"] == STILL_RUNNING.code:
+                return CommandAnswer(request_id, None)
+            raise command_error(command, line, request_id)
+        return CommandAnswer(request_id, None)
 
     # ---- stored resources ----------------------------------------------------------------
 

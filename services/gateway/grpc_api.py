@@ -32,7 +32,14 @@ from exammentor.contracts.sessions import SaveSessionRequest, StartSessionReques
 from exammentor.dispatch import ResultTimeout
 from exammentor.relay import RelayChunk
 from services.gateway.codec import from_message, to_message
-from services.gateway.core import GatewayCore, GatewayError, parse, parse_uuid
+from services.gateway.core import (
+    IDEMPOTENCY_KEY,
+    GatewayCore,
+    GatewayError,
+    idempotency_key,
+    parse,
+    parse_uuid,
+)
 from services.gateway.limits import peer_host
 
 Context = aio.ServicerContext[Any, Any]
@@ -60,12 +67,21 @@ def unary(
     @functools.wraps(method)
     async def wrapped(self: Any, request: Req, context: Context) -> Resp:
         try:
+            take_idempotency_key(context)
             return await method(self, request, context)
         except GatewayError as exc:
             await _abort(context, exc)
             raise AssertionError("unreachable") from exc
 
     return wrapped
+
+
+def take_idempotency_key(context: Context) -> None:
+    """Makes the call's ``idempotency-key`` metadata the key of the command it sends."""
+    value = next(
+        (str(v) for k, v in context.invocation_metadata() or () if k == "idempotency-key"), None
+    )
+    IDEMPOTENCY_KEY.set(idempotency_key(value))
 
 
 def _plan_event(chunk: RelayChunk) -> pb.PlanEvent:
@@ -151,6 +167,7 @@ class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
     ) -> AsyncIterator[pb.PlanEvent]:
         """The planner's stages as they happen, then ``complete`` or ``error``."""
         try:
+            take_idempotency_key(context)
             user = self._user(context)
             data = from_message(request)
             session_id = (

@@ -37,7 +37,7 @@ from exammentor.contracts.commands import (
 from exammentor.ops import ops_routes
 from exammentor.validation import field_name
 from services.gateway.autopilot_routes import autopilot_router
-from services.gateway.core import GatewayError
+from services.gateway.core import IDEMPOTENCY_KEY, GatewayError, idempotency_key
 from services.gateway.http_base import (
     GatewayState,
     User,
@@ -89,6 +89,11 @@ def create_http_app(state: GatewayState) -> FastAPI:
     async def _metrics(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        try:
+            key = idempotency_key(request.headers.get("idempotency-key"))
+        except GatewayError as exc:
+            return error_response(exc)
+        IDEMPOTENCY_KEY.set(key)
         response = await call_next(request)
         route = request.scope.get("route")
         metrics.HTTP_REQUESTS.labels(

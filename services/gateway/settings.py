@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import BaseModel, Field, SecretStr
 
 from exammentor.settings import ServiceSettings, run_secret
+from services.gateway.sweeper import SweepPolicy
 
 
 class AttemptLimits(BaseModel):
@@ -50,6 +51,12 @@ class GatewaySettings(ServiceSettings):
     request_timeout_s: float = 300.0
     """How long a client call waits for a result before it is answered 202 (fetch later)."""
     max_body_bytes: int = 1_000_000
+    publish_timeout_s: float = Field(default=10.0, gt=0)
+    """How long a command's publish may take; past it the request stays stored, is answered
+    202 (``queued``) and is sent again by the sweeper."""
+    sweep: SweepPolicy = Field(default_factory=SweepPolicy)
+    """When stored commands are sent again and stuck requests expired
+    (``EXAMMENTOR_SWEEP='{"republish_after_s": 30, ...}'``)."""
     login_limits: AttemptLimits = Field(default_factory=AttemptLimits)
     """Register and login attempts per name and per client address."""
     cors_origins: list[str] = Field(default_factory=list)

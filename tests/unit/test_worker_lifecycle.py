@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from exammentor.settings import DatabaseSettings
 from exammentor.outages import ServerUnreachable
+from exammentor.settings import DatabaseSettings
 from exammentor.worker import Worker
 from services.planner.handlers import install_handlers
 from services.planner.settings import PlannerSettings
