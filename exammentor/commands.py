@@ -93,6 +93,10 @@ class Outcome(Generic[R]):
     events: Sequence[EventEnvelope] = field(default_factory=tuple)
 
 
+class CommandDeadlineExceeded(Exception):
+    """One attempt at a command ran past ``command_deadline_s`` (a failed attempt)."""
+
+
 class UndeclaredErrorCode(Exception):
     """A handler refused a command with a code its declaration does not name (a bug)."""
 
@@ -450,7 +454,17 @@ class CommandConsumer:
             return None
         ctx = CommandContext(envelope, self._pool, stream, self.service)
         try:
-            outcome = await spec.handler(ctx, payload)
+            # One deadline for the whole handler, retries of its model calls included, below
+            # the consumer's poll interval: past it the command counts as a failed attempt
+            # instead of the consumer being evicted while it still runs (and running twice).
+            deadline = self._settings.kafka.command_deadline_s
+            try:
+                outcome = await asyncio.wait_for(spec.handler(ctx, payload), deadline)
+            except TimeoutError as exc:
+                # Ours, so it is a failed attempt, never mistaken for a server outage.
+                raise CommandDeadlineExceeded(
+                    f"{spec.command.key} ran past {deadline:g} s"
+                ) from exc
         except CommandRejected as rejected:
             if spec.command.declares(rejected.code):
                 raise
@@ -464,7 +478,8 @@ class CommandConsumer:
                 conn, self.consumer_name, envelope.command_id, envelope.user_id
             ):
                 # Applied by another consumer between our check and now: theirs stands,
-                # and it answered the client.
+                # and it answered the client; our relay call is closed, not left open.
+                await stream.close()
                 return None
             if outcome.persist is not None:
                 await outcome.persist(conn)

@@ -36,6 +36,13 @@ from exammentor.logs import get_logger
 
 log = get_logger(__name__)
 
+RELAY_WRITE_TIMEOUT_S = 10.0
+"""Longest one chunk's write to the gateway may take before the stream is given up (the
+result is stored either way)."""
+WAITER_QUEUE_SIZE = 10_000
+"""Chunks held for one client at most; past it progress is dropped (the stored events and
+the final result are not), so a client that stopped reading cannot grow the gateway."""
+
 RELAY_TOKEN_HEADER = "x-exammentor-relay-token"  # noqa: S105 - a header name
 """Call metadata that carries the relay token from a worker to the hub."""
 
@@ -139,8 +146,9 @@ class ResultStream:
                     timeout=3600, metadata=self._channels.metadata
                 )
                 self._watch = asyncio.ensure_future(self._watch_call(self._call))
-            await self._call.write(chunk)
-        except (grpc.RpcError, asyncio.InvalidStateError) as exc:
+            # Bounded: a gateway that stopped reading must not hold the command up.
+            await asyncio.wait_for(self._call.write(chunk), RELAY_WRITE_TIMEOUT_S)
+        except (grpc.RpcError, asyncio.InvalidStateError, TimeoutError) as exc:
             log.warning("result relay unavailable", address=self._address, error=str(exc))
             self._broken = True
 
@@ -238,7 +246,7 @@ class RelayHub(relay_pb2_grpc.ResultRelayServicer):
     @contextlib.contextmanager
     def waiter(self, request_id: UUID) -> Any:
         """Registers a queue for ``request_id`` (before the command is published)."""
-        queue: asyncio.Queue[RelayChunk] = asyncio.Queue()
+        queue: asyncio.Queue[RelayChunk] = asyncio.Queue(maxsize=WAITER_QUEUE_SIZE)
         self._waiters[request_id] = queue
         try:
             yield queue
@@ -269,8 +277,12 @@ class RelayHub(relay_pb2_grpc.ResultRelayServicer):
             received += 1
             chunk = decode_chunk(msg)
             queue = self._waiters.get(chunk.request_id)
-            if queue is not None:
+            if queue is not None and (chunk.final or not queue.full()):
+                if queue.full():  # keep room for the end: the last progress chunk gives way
+                    queue.get_nowait()
                 queue.put_nowait(chunk)
+            elif queue is not None:
+                log.warning("client too slow; progress chunk dropped", seq=chunk.seq)
             elif not chunk.final:
                 await context.abort(grpc.StatusCode.CANCELLED, f"{WAITER_GONE}: {chunk.request_id}")
         return relay_pb2.RelayAck(received=received)

@@ -43,6 +43,10 @@ class KafkaSettings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1, le=20)
     """Attempts at a command before it goes to the dead-letter topic."""
     retry_backoff_s: float = 0.2
+    command_deadline_s: float = Field(default=480.0, gt=0, lt=600)
+    """Longest one attempt at a command may take, its model calls and their retries
+    included; below the consumer's poll interval (600 s), so a hung call cannot get the
+    consumer evicted and the command run twice at once."""
     outage_wait_s: float = Field(default=240.0, gt=0)
     """How long one record waits out a database or broker outage before it is handed back
     uncommitted (and retried); well below the consumer's poll interval (600 s)."""

@@ -361,3 +361,36 @@ async def test_a_crash_between_the_database_commit_and_the_offset_commit(
         str(envelope.request_id),
     )
     assert dict(effects) == {"inbox": 1, "events": 1}
+
+
+async def test_an_attempt_past_the_command_deadline_fails_and_is_dead_lettered(
+    test_env: SessionEnv,
+    scene: Scene,
+    scripted_llm: ScriptedOpenAI,
+    producer: AIOKafkaProducer,
+    relay_probe: RelayProbe,
+    admin_db: asyncpg.Connection,
+) -> None:
+    envelope = await scene.ask("A question the model never answers.")
+    scripted_llm.script(Delay(600))  # a hung model call
+    worker = await _start_worker(
+        test_env,
+        scene.prefix,
+        scripted_llm.base_url,
+        KAFKA_COMMAND_DEADLINE_S="1",
+        KAFKA_MAX_ATTEMPTS="1",
+    )
+    try:
+        with relay_probe.hub.waiter(envelope.request_id) as queue:
+            await producer.send_and_wait(scene.topic, encode_command(envelope), key=envelope.key)
+            (failed,) = await relay_probe.finals(queue, 1, timeout_s=60)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(worker.wait(), 60)
+    # Ended by its own deadline (a failed attempt), long before the poll interval, and not
+    # waited out as if the database were down.
+    assert failed.data["code"] == "dead_lettered"
+    reason = await admin_db.fetchval(
+        "SELECT reason FROM dead_letters WHERE topic = $1", scene.topic
+    )
+    assert reason.startswith("CommandDeadlineExceeded: test.ask@1 ran past 1 s")
