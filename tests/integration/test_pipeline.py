@@ -158,7 +158,8 @@ async def test_poison_goes_to_the_dead_letter_topic_and_the_partition_moves_on(
     assert good_final.data["echo"] == "after the poison"
     # The sender of a well-addressed but invalid command is told why.
     assert bad_final.kind == "error"
-    assert "payload.text" in bad_final.data["message"] or "text" in bad_final.data["message"]
+    assert bad_final.data["code"] == "dead_lettered"
+    assert bad_final.data["message"].startswith("text: Input should be a valid string")
 
     letters = await _dead_letters(test_env, "autopilot", 2)
     assert letters[0][0] == b"{this is not json"
@@ -275,18 +276,28 @@ async def test_trace_context_rides_from_the_command_to_its_events(
     assert headers != traceparent
 
 
+def _applied_count(metrics_text: str, service: str) -> float:
+    rows = [
+        row
+        for row in metrics_text.splitlines()
+        if row.startswith("exammentor_commands_total{")
+        and f'service="{service}"' in row
+        and 'type="system.echo"' in row
+        and 'outcome="applied"' in row
+    ]
+    return float(rows[0].rsplit(" ", 1)[1]) if rows else 0.0
+
+
 async def test_metrics_count_applied_commands(client: httpx.AsyncClient) -> None:
     _, auth = await register(client)
-    await client.post("/api/system/echo", json={"text": "m", "service": "quiz"}, headers=auth)
-    text = (await client.get("/metrics")).text
-    line = next(
-        row
-        for row in text.splitlines()
-        if row.startswith("exammentor_commands_total{")
-        and 'service="quiz"' in row
-        and 'outcome="applied"' in row
+    before = _applied_count((await client.get("/metrics")).text, "quiz")
+    reply = await client.post(
+        "/api/system/echo", json={"text": "m", "service": "quiz"}, headers=auth
     )
-    assert float(line.rsplit(" ", 1)[1]) >= 1
+    assert reply.status_code == 200
+    assert reply.json() == {"echo": "m", "service": "quiz"}
+    # This echo, counted: one more than before it (whatever earlier tests left).
+    assert _applied_count((await client.get("/metrics")).text, "quiz") == before + 1
 
 
 async def test_the_example_integrator_receives_typed_events(
