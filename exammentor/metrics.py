@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
+from aiokafka import TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
 COMMANDS = Counter(
@@ -30,3 +33,43 @@ LLM_CALLS = Counter(
 HTTP_REQUESTS = Counter(
     "exammentor_http_requests_total", "Gateway HTTP requests", ["route", "status"]
 )
+HTTP_REQUEST_SECONDS = Histogram(
+    "exammentor_http_request_seconds",
+    "Gateway HTTP request time, to the response's start (a stream's first bytes), by route",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+CONSUMER_LAG = Gauge(
+    "exammentor_consumer_lag",
+    "Records of a command partition not yet taken by this service's consumers, as of the "
+    "last record taken from it (the partition's highwater minus the next offset)",
+    ["service", "partition"],
+)
+
+
+@runtime_checkable
+class _Highwater(Protocol):
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+
+
+def observe_consumer_lag(service: str, consumer: object, record: object) -> None:
+    """Sets :data:`CONSUMER_LAG` for ``record``'s partition from the consumer's fetch
+    position: aiokafka knows the partition's highwater from its last fetch, so this costs no
+    request. A consumer or record without that information (a test double) is skipped.
+
+    Args:
+        service: The worker service consuming.
+        consumer: The aiokafka consumer that fetched the record (``KafkaMessage.consumer``).
+        record: The ``ConsumerRecord`` taken (``KafkaMessage.raw_message``).
+    """
+    topic = getattr(record, "topic", None)
+    partition = getattr(record, "partition", None)
+    offset = getattr(record, "offset", None)
+    if not isinstance(consumer, _Highwater) or not isinstance(topic, str):
+        return
+    if not isinstance(partition, int) or not isinstance(offset, int):
+        return
+    highwater = consumer.highwater(TopicPartition(topic, partition))
+    if highwater is None:
+        return
+    CONSUMER_LAG.labels(service, str(partition)).set(max(highwater - offset - 1, 0))
