@@ -57,6 +57,9 @@ NDJSON = "application/x-ndjson"
 
 _END = object()
 """Put on a stream's queue after its final chunk."""
+HANDOFF_SIZE = 64
+"""Chunks handed from a stream's task to its reader at most; a reader that falls behind
+holds the task, and the relay's own bounded queue behind it decides what gives way."""
 
 
 class TutorStream:
@@ -169,7 +172,7 @@ async def open_stream(
     """
     loop = asyncio.get_running_loop()
     opened: asyncio.Future[tuple[CommandStream, RelayChunk]] = loop.create_future()
-    queue: asyncio.Queue[object] = asyncio.Queue()
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=HANDOFF_SIZE)
     task = asyncio.create_task(_follow(core, command, user, body, opened=opened, queue=queue))
     try:
         run, first = await asyncio.shield(opened)
@@ -200,21 +203,22 @@ async def _follow(
             if first.final:
                 return
             async for chunk in stream:
-                queue.put_nowait(chunk)
-            queue.put_nowait(_END)
+                await queue.put(chunk)
+            await queue.put(_END)
     except asyncio.CancelledError:
         if not opened.done():
             opened.cancel()
         else:
             # Cancelled by anything but close() (a shutdown): the reader stops waiting and
             # says where to fetch the answer.
-            queue.put_nowait(ResultTimeout("the gateway stopped following the request"))
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(ResultTimeout("the gateway stopped following the request"))
         raise
     except Exception as exc:  # noqa: BLE001 - handed to the reader, which raises it
         if not opened.done():
             opened.set_exception(exc)
         else:
-            queue.put_nowait(exc)
+            await queue.put(exc)
 
 
 async def _first_chunk(run: CommandStream, stream: AsyncIterator[RelayChunk]) -> RelayChunk:
