@@ -8,6 +8,10 @@ exammentor backup restore FILE --database-url URL     into an empty database, th
 exammentor topics create          create the project's Kafka topics
 exammentor topics list            list them with their partition counts
 exammentor retention run [--dry-run]   delete old inbox, sent outbox, request events, usage
+exammentor maintenance on|off|status [--reason TEXT] [--retry-after S]
+                                  refuse writes at the gateway (503) while reads go on
+exammentor smoke [--base-url URL] [--grpc ADDR] [--ops-port SERVICE=PORT] [--no-plan]
+                                  check a deployed stack end to end (health, routes, lag)
 exammentor demo                   run a real study flow through a running gateway
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -22,7 +27,7 @@ from pathlib import Path
 
 import asyncpg
 
-from exammentor import backup, migrate, retention
+from exammentor import backup, maintenance, migrate, retention
 from exammentor.dead_letters import ReplayError, list_dead_letters, replay_dead_letter
 from exammentor.logs import configure_logging
 from exammentor.settings import ServiceSettings
@@ -173,6 +178,44 @@ async def _retention(args: argparse.Namespace, settings: ServiceSettings) -> int
     return 0
 
 
+async def _maintenance(args: argparse.Namespace, settings: ServiceSettings) -> int:
+    dsn = settings.db.database_url
+    if args.action == "status":
+        state = await maintenance.status(dsn)
+    else:
+        try:
+            state = await maintenance.set_mode(
+                dsn,
+                args.action == "on",
+                reason=args.reason,
+                retry_after_s=args.retry_after,
+                changed_by=getpass.getuser(),
+            )
+        except ValueError as exc:
+            _out(str(exc))
+            return 2
+    _out(state.describe())
+    return 0
+
+
+async def _smoke(args: argparse.Namespace, settings: ServiceSettings) -> int:
+    from exammentor.smoke import SmokeTargets, run_smoke
+
+    try:
+        targets = SmokeTargets.parse(
+            base_url=args.base_url,
+            grpc=args.grpc,
+            ops_ports=args.ops_port,
+            lag_max=args.max_lag,
+            plan=not args.no_plan,
+        )
+    except ValueError as exc:
+        _out(str(exc))
+        return 2
+    failed = await run_smoke(targets, settings.kafka, report=_out)
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``exammentor``."""
     parser = argparse.ArgumentParser(prog="exammentor", description=__doc__.split("\n")[0])
@@ -206,6 +249,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep = sub.add_parser("retention", help="delete rows past their retention age")
     keep.add_argument("action", choices=["run"])
     keep.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    maint = sub.add_parser("maintenance", help="refuse writes at the gateway for a while")
+    maint.add_argument("action", choices=["on", "off", "status"])
+    maint.add_argument("--reason", default=None, help="shown to clients and operators")
+    maint.add_argument(
+        "--retry-after",
+        type=int,
+        default=maintenance.DEFAULT_RETRY_AFTER_S,
+        help="seconds clients are told to wait (Retry-After)",
+    )
+    smoke = sub.add_parser("smoke", help="post-deployment checks of a running stack")
+    smoke.add_argument("--base-url", default="http://127.0.0.1:8080")
+    smoke.add_argument("--grpc", default="127.0.0.1:50051")
+    smoke.add_argument(
+        "--ops-port",
+        action="append",
+        default=[],
+        metavar="SERVICE=PORT",
+        help="a worker's ops port (default: deploy/local/stack.sh's); repeatable",
+    )
+    smoke.add_argument("--max-lag", type=int, default=100, help="largest consumer lag allowed")
+    smoke.add_argument("--no-plan", action="store_true", help="skip the check that needs the model")
     demo = sub.add_parser("demo", help="a real study flow through a running gateway")
     demo.add_argument("--gateway", default="http://127.0.0.1:8080")
     args = parser.parse_args(argv)
@@ -219,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "dead-letters": _dead_letters,
         "usage": _usage,
         "retention": _retention,
+        "maintenance": _maintenance,
+        "smoke": _smoke,
     }
     try:
         if args.command in commands:

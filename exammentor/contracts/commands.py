@@ -91,6 +91,13 @@ TOO_MANY_ATTEMPTS = ErrorCode(
     "Too many register or login attempts for this name or from this address; retry after "
     "retry_after_s seconds (HTTP: the Retry-After header).",
 )
+MAINTENANCE = ErrorCode(
+    "maintenance",
+    503,
+    "UNAVAILABLE",
+    "The service is in maintenance: writes are refused, reads work; retry after "
+    "retry_after_s seconds (HTTP: the Retry-After header; gRPC: retry-after metadata).",
+)
 
 STILL_RUNNING = ErrorCode(
     "still_running",
@@ -133,6 +140,7 @@ GATEWAY_ERRORS: tuple[ErrorCode, ...] = (
     DEAD_LETTERED,
     STILL_RUNNING,
     TOO_MANY_ATTEMPTS,
+    MAINTENANCE,
 )
 """Errors the gateway itself answers, before or around any command."""
 

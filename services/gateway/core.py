@@ -42,6 +42,7 @@ from exammentor.contracts.commands import (
     IDEMPOTENCY_CONFLICT,
     INVALID_REQUEST,
     INVALID_TRANSITION,
+    MAINTENANCE,
     NAME_TAKEN,
     NOT_FOUND,
     QUEUED,
@@ -65,6 +66,7 @@ from exammentor.contracts.sessions import (
 )
 from exammentor.db import Pool, user_transaction
 from exammentor.dispatch import BrokerUnavailable, Dispatched, Dispatcher, ResultTimeout
+from exammentor.maintenance import MaintenanceGate
 from exammentor.relay import RelayChunk
 from exammentor.telemetry import start_span
 from exammentor.validation import field_name
@@ -354,6 +356,7 @@ class GatewayCore:
         *,
         limiter: AttemptLimiter | None = None,
         watch: RequestWatch | None = None,
+        maintenance: MaintenanceGate | None = None,
     ) -> None:
         self.pool = pool
         self.dispatcher = dispatcher
@@ -361,6 +364,21 @@ class GatewayCore:
         self.request_timeout_s = request_timeout_s
         self.limiter = limiter or AttemptLimiter(AttemptLimits())
         self.watch = watch or RequestWatch(pool)
+        self.maintenance = maintenance or MaintenanceGate(pool)
+
+    async def refuse_writes(self) -> None:
+        """The one maintenance rule: while the operator's flag is on, every write (each
+        command on every transport, registration, session writes) is ``maintenance`` (503,
+        retry after the stored seconds); reads never call this, so they go on."""
+        state = await self.maintenance.current()
+        if state.enabled:
+            why = f" ({state.reason})" if state.reason else ""
+            raise GatewayError(
+                MAINTENANCE,
+                f"in maintenance{why}: writes are refused for now, reads work; retry after "
+                f"{state.retry_after_s} s",
+                {"retry_after_s": state.retry_after_s},
+            )
 
     # ---- users ---------------------------------------------------------------------------
 
@@ -375,6 +393,7 @@ class GatewayCore:
     async def register(self, creds: Credentials, *, client: str | None) -> Token:
         """Creates a user and returns a token (``name_taken`` when the name is in use;
         ``too_many_attempts`` past the limits for the name or the ``client`` address)."""
+        await self.refuse_writes()
         self._limit("register", creds, client)
         # argon2 is slow on purpose; off the event loop, so other requests keep moving.
         password_hash = await asyncio.to_thread(hash_password, creds.password)
@@ -448,6 +467,7 @@ class GatewayCore:
                 broker did not take it in time (it is sent when the broker answers);
                 ``idempotency_conflict`` when the key named a different request.
         """
+        await self.refuse_writes()
         await self.check_session(user, session_id)
         data = payload.model_dump(mode="json")
         key = IDEMPOTENCY_KEY.get()
@@ -611,6 +631,7 @@ class GatewayCore:
 
     async def start_session(self, user: UUID, body: StartSessionRequest) -> SessionStarted:
         """A new study session in ``INTAKE``."""
+        await self.refuse_writes()
         self.check_user_field(user, body.user_id)
         async with user_transaction(self.pool, user) as conn:
             session_id = await sessions.start_session(conn, user, body.exam_type)
@@ -633,6 +654,7 @@ class GatewayCore:
         self, user: UUID, session_id: UUID, body: SaveSessionRequest
     ) -> SessionSaved:
         """Stores the context and moves the phase (``invalid_transition`` names both)."""
+        await self.refuse_writes()
         try:
             async with user_transaction(self.pool, user) as conn:
                 phase = await sessions.save_session(conn, session_id, body.context, body.phase)

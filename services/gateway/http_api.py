@@ -30,6 +30,7 @@ from exammentor.contracts.api import (
 )
 from exammentor.contracts.commands import (
     INVALID_REQUEST,
+    MAINTENANCE,
     SYSTEM_ECHO,
     TOO_MANY_ATTEMPTS,
     EchoPayload,
@@ -72,7 +73,7 @@ def create_http_app(state: GatewayState) -> FastAPI:
     @app.exception_handler(GatewayError)
     async def _gateway_error(_: Request, exc: GatewayError) -> JSONResponse:
         response = error_response(exc)
-        if exc.error is TOO_MANY_ATTEMPTS:
+        if exc.error in (TOO_MANY_ATTEMPTS, MAINTENANCE):
             response.headers["Retry-After"] = str(exc.details["retry_after_s"])
         return response
 
