@@ -38,6 +38,7 @@ status:
 	bash deploy/local/stack.sh status
 
 demo: up
+	$(PY) -m exammentor.cli smoke
 	$(PY) -m exammentor.cli demo
 	@echo "The stack is still running: 'make logs' to watch it, 'make down' to stop it."
 

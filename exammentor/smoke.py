@@ -134,15 +134,13 @@ async def consumer_lag(kafka: KafkaSettings, service: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False)
     await admin.start()
     try:
+        (described,) = await admin.describe_topics([topic])
+        partitions = sorted(p["partition"] for p in described.get("partitions", []))
+        if described.get("error_code", 0) or not partitions:
+            raise SmokeError(f"topic {topic} does not exist")
+        tps = [TopicPartition(topic, p) for p in partitions]
         await consumer.start()
         try:
-            partitions = consumer.partitions_for_topic(topic) or set()
-            if not partitions:
-                await consumer.topics()  # the metadata of a topic not seen yet
-                partitions = consumer.partitions_for_topic(topic) or set()
-            if not partitions:
-                raise SmokeError(f"topic {topic} does not exist")
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
             ends = await consumer.end_offsets(tps)
         finally:
             await consumer.stop()
