@@ -119,6 +119,14 @@ async def test_writes_refused_reads_served_on_both_transports_and_resumed_withou
         ),
         await client.post("/api/session/start", json={"exam_type": "JEE"}, headers=auth),
         await client.post(
+            "/api/plan/stream-verified",
+            json={"syllabus_text": "Optics", "goal": "pass"},
+            headers=auth,
+        ),
+        await client.post("/api/tutor/stream", json={"topic": "Optics"}, headers=auth),
+        await client.delete(f"/api/materials/{uuid.uuid4()}", headers=auth),
+        await client.post(f"/api/autopilot/pause/{session_id}", headers=auth),
+        await client.post(
             f"/api/session/{session_id}/save", json={"context": {}, "phase": None}, headers=auth
         ),
         await client.post(
