@@ -10,7 +10,8 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make demo   set up, start the whole stack, run a real study flow end to end"
 	@echo "make test   run the whole test suite against real Kafka and Postgres"
-	@echo "make up | down | logs | status | lint | bench | contracts | proto-baseline"
+	@echo "make up | down | logs | status | lint | bench | contracts | proto-baseline | constraints"
+	@echo "REPLICAS_PLANNER=2 make up   run two planner processes (any worker: REPLICAS_<SERVICE>)"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
