@@ -497,9 +497,11 @@ class CommandConsumer:
         otherwise marks its request running.
         """
         async with user_transaction(self._pool, envelope.user_id) as conn:
-            if not await pipeline.was_applied(conn, self.consumer_name, envelope.command_id):
-                await pipeline.mark_running(conn, envelope.request_id)
-                stream.resume_after(await pipeline.last_event_seq(conn, envelope.request_id))
+            applied, last_seq = await pipeline.start_attempt(
+                conn, self.consumer_name, envelope.command_id, envelope.request_id
+            )
+            if not applied:
+                stream.resume_after(last_seq)
                 return False
             stored = await pipeline.get_request(conn, envelope.request_id)
         if stored is not None and stored.status == "done" and stored.result is not None:

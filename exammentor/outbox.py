@@ -43,22 +43,21 @@ async def add_event(conn: Connection, topic_prefix: str, event: EventEnvelope) -
         "content-type": "application/json",
         **inject_headers(),
     }
-    # Held until commit: another transaction with events for this key waits here, so its
-    # rows get higher ids and commit later (the relay's id order is each user's commit order).
+    # One statement: the lock (held until commit: another transaction with events for this
+    # key waits for it, so its rows get higher ids and commit later, and the relay's id order
+    # is each user's commit order), the row, and the wake-up (delivered at commit only).
     await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended('outbox:' || encode($1, 'hex'), 0))",
-        event.key,
-    )
-    await conn.execute(
-        "INSERT INTO outbox (event_id, topic, key, envelope, headers) VALUES ($1, $2, $3, $4, $5)",
+        "WITH locked AS (SELECT pg_advisory_xact_lock("
+        "hashtextextended('outbox:' || encode($3::bytea, 'hex'), 0))) "
+        "INSERT INTO outbox (event_id, topic, key, envelope, headers) "
+        "SELECT $1, $2, $3, $4, $5 FROM locked RETURNING pg_notify($6, '')",
         event.event_id,
         event_topic(topic_prefix, event.domain),
         event.key,
         event.model_dump(mode="json"),
         headers,
+        _CHANNEL,
     )
-    # Delivered at commit only, so the relay wakes exactly when there is something to send.
-    await conn.execute("SELECT pg_notify($1, '')", _CHANNEL)
 
 
 class OutboxRelay:

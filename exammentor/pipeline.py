@@ -99,13 +99,27 @@ async def create_request(
     return CreatedRequest(row["id"], False, row["kind"], row["payload"])
 
 
-async def mark_running(conn: Connection, request_id: UUID) -> None:
-    """A pending request is being worked on (no effect on any other status)."""
-    await conn.execute(
-        "UPDATE requests SET status = 'running', updated_at = now() "
-        "WHERE id = $1 AND status = 'pending'",
+async def start_attempt(
+    conn: Connection, consumer: str, command_id: UUID, request_id: UUID
+) -> tuple[bool, int]:
+    """At the start of an attempt, in one round trip: whether ``consumer`` applied the
+    command before, and if not, marks its request running and returns the highest progress
+    number stored for it (so this attempt numbers its progress after it).
+    """
+    row = await conn.fetchrow(
+        "WITH applied AS (SELECT 1 FROM inbox WHERE consumer = $1 AND command_id = $2), "
+        "running AS (UPDATE requests SET status = 'running', updated_at = now() "
+        "WHERE id = $3 AND status = 'pending' AND NOT EXISTS (SELECT 1 FROM applied) "
+        "RETURNING 1) "
+        "SELECT EXISTS (SELECT 1 FROM applied) AS applied, "
+        "(SELECT count(*) FROM running) AS marked, "
+        "coalesce((SELECT max(seq) FROM request_events WHERE request_id = $3), 0) AS last_seq",
+        consumer,
+        command_id,
         request_id,
     )
+    assert row is not None
+    return bool(row["applied"]), int(row["last_seq"])
 
 
 async def finish_request(
@@ -120,13 +134,14 @@ async def finish_request(
     await conn.execute(
         "UPDATE requests SET status = $2, result = $3, error = $4, updated_at = now(), "
         "completed_at = now() WHERE id = $1 AND (status IN ('pending', 'running') "
-        "OR (status = 'failed' AND error->>'code' = 'dead_lettered'))",
+        "OR (status = 'failed' AND error->>'code' = 'dead_lettered')) "
+        "RETURNING pg_notify($5, $1::text)",
         request_id,
         "failed" if error is not None else "done",
         result,
         error,
+        REQUESTS_CHANNEL,
     )
-    await conn.execute("SELECT pg_notify($1, $2)", REQUESTS_CHANNEL, str(request_id))
 
 
 async def get_request(conn: Connection, request_id: UUID) -> StoredRequest | None:
@@ -155,22 +170,14 @@ async def add_request_event(
     """Stores one progress event of a request, for a client that resumes its stream."""
     await conn.execute(
         "INSERT INTO request_events (request_id, seq, user_id, body) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (request_id, seq) DO UPDATE SET body = EXCLUDED.body",
+        "ON CONFLICT (request_id, seq) DO UPDATE SET body = EXCLUDED.body "
+        "RETURNING pg_notify($5, $1::text)",
         request_id,
         seq,
         user_id,
         body,
+        REQUESTS_CHANNEL,
     )
-    await conn.execute("SELECT pg_notify($1, $2)", REQUESTS_CHANNEL, str(request_id))
-
-
-async def last_event_seq(conn: Connection, request_id: UUID) -> int:
-    """The highest stored progress number of a request (0 before any), so a retry numbers
-    its progress after what clients may have seen."""
-    found: int | None = await conn.fetchval(
-        "SELECT max(seq) FROM request_events WHERE request_id = $1", request_id
-    )
-    return found or 0
 
 
 async def recent_requests(conn: Connection, limit: int) -> list[StoredRequest]:
@@ -204,14 +211,6 @@ async def request_events(
         after_seq,
     )
     return [{"seq": r["seq"], **r["body"]} for r in rows]
-
-
-async def was_applied(conn: Connection, consumer: str, command_id: UUID) -> bool:
-    """Whether ``consumer`` has applied the command (its id is in the inbox)."""
-    found = await conn.fetchval(
-        "SELECT 1 FROM inbox WHERE consumer = $1 AND command_id = $2", consumer, command_id
-    )
-    return found is not None
 
 
 async def record_applied(conn: Connection, consumer: str, command_id: UUID, user_id: UUID) -> bool:

@@ -148,6 +148,8 @@ async def test_a_second_transaction_with_events_for_a_user_waits_for_the_first(
 
     first, second = event("first"), event("second")
     prefix = unique_name("lock")
+    # The rows go to the relay of the session's workers too: their topic must exist.
+    await ensure_topics(test_env.kafka().model_copy(update={"topic_prefix": prefix}))
     async with pool.acquire() as one, pool.acquire() as other:
         t1 = one.transaction()
         await t1.start()
