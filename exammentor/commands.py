@@ -311,6 +311,7 @@ class CommandConsumer:
         if self._draining:
             # Raising NACKs the record: its offset stays uncommitted for the next owner.
             raise Draining("shutting down")
+        metrics.observe_consumer_lag(self.service, message.consumer, message.raw_message)
         self._in_flight += 1
         self._idle.clear()
         try:

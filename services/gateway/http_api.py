@@ -10,6 +10,7 @@ default), with the headers a streaming ``fetch`` reads (``X-Request-Id`` ...) ex
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 from uuid import UUID
@@ -95,8 +96,12 @@ def create_http_app(state: GatewayState) -> FastAPI:
         except GatewayError as exc:
             return error_response(exc)
         IDEMPOTENCY_KEY.set(key)
+        started = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")
+        metrics.HTTP_REQUEST_SECONDS.labels(getattr(route, "path", "unmatched")).observe(
+            time.perf_counter() - started
+        )
         metrics.HTTP_REQUESTS.labels(
             getattr(route, "path", "unmatched"), str(response.status_code)
         ).inc()
