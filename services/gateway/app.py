@@ -66,6 +66,9 @@ class GrpcApi:
         return self.descriptor.full_name
 
 
+GRPC_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+"""Largest gRPC message: a 10 MiB PDF or image is about 14 MB as base64 text."""
+
 GRPC_APIS: tuple[GrpcApi, ...] = (
     GrpcApi(
         gateway_pb2_grpc.add_StudyGatewayServicer_to_server,
@@ -155,7 +158,13 @@ class Gateway:
             limiter=AttemptLimiter(s.login_limits),
             watch=watch,
         )
-        self._grpc = aio.server()
+        # Material and images travel as base64 in messages: room for the tutor's largest file.
+        self._grpc = aio.server(
+            options=[
+                ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
+            ]
+        )
         names = [api.install(core, self._grpc) for api in GRPC_APIS]
         # Standard health and reflection: grpcurl and load balancers need no proto files.
         self._health = health_aio.HealthServicer()

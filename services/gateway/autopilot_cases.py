@@ -88,6 +88,7 @@ class AutopilotCases:
     ) -> AutopilotStartResponse:
         """Starts a run of the session (a new study session when none is named); 404 for a
         session that is not the caller's, 400 while its run is running or paused."""
+        await self._core.refuse_writes()  # before the session it may create
         if session_id is None:
             async with user_transaction(self._core.pool, user) as conn:
                 session_id = await sessions.start_session(conn, user, body.exam_type or "none")
