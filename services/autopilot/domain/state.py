@@ -49,9 +49,7 @@ class QuizQuestion(BaseModel):
 
     @model_validator(mode="after")
     def _index_in_range(self) -> QuizQuestion:
-        if self.correct_option_index is not None and self.correct_option_index >= len(
-            self.options
-        ):
+        if self.correct_option_index is not None and self.correct_option_index >= len(self.options):
             raise ValueError(
                 f"correct_option_index {self.correct_option_index} is out of range for "
                 f"{len(self.options)} options"
