@@ -31,7 +31,7 @@ from exammentor.topics import event_topic
 log = get_logger(__name__)
 
 _CHANNEL = "exammentor_outbox"
-_LEADER_LOCK = 0x0E7B_0C5A
+LEADER_LOCK = 0x0E7B_0C5A
 """Session advisory lock held by the one relay that publishes (an arbitrary constant)."""
 
 
@@ -108,7 +108,7 @@ class OutboxRelay:
                 await self._listener.remove_listener(_CHANNEL, self._on_notify)
             if self.leading:
                 with contextlib.suppress(Exception):
-                    await self._listener.execute("SELECT pg_advisory_unlock($1)", _LEADER_LOCK)
+                    await self._listener.execute("SELECT pg_advisory_unlock($1)", LEADER_LOCK)
             self.leading = False
             await self._pool.release(self._listener)  # type: ignore[arg-type]  # it came from acquire()
             self._listener = None
@@ -121,7 +121,7 @@ class OutboxRelay:
         it goes when this process (or its connection) does."""
         if not self.leading and self._listener is not None:
             self.leading = bool(
-                await self._listener.fetchval("SELECT pg_try_advisory_lock($1)", _LEADER_LOCK)
+                await self._listener.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK)
             )
             if self.leading:
                 log.info("outbox relay leads", service=self._service)
