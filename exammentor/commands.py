@@ -240,6 +240,21 @@ _OUTAGE_FIRST_PAUSE_S = 0.2
 _OUTAGE_MAX_PAUSE_S = 5.0
 
 
+class _UnknownCommand(_Poison):
+    """A well-formed command of a type or version this service does not handle (yet)."""
+
+    def __init__(self, message: str, envelope: CommandEnvelope) -> None:
+        super().__init__(message)
+        self.envelope = envelope
+
+
+PARKED = "parked: "
+"""Reason prefix of a dead letter kept for a newer version of the service: a command of a
+type or version this one does not handle, sent by a newer gateway during a rolling update.
+Its client is not told it failed; the first replica that handles it replays it at start-up
+(:meth:`CommandConsumer.replay_parked`)."""
+
+
 class Draining(Exception):
     """A record fetched after shutdown began: handed back uncommitted, for another replica."""
 
@@ -290,6 +305,32 @@ class CommandConsumer:
             log.warning("drain timed out; unfinished commands go to another replica")
             return False
         return True
+
+    async def replay_parked(self) -> int:
+        """Puts back on their topics the parked commands this service now handles (a newer
+        gateway sent them before this replica was upgraded); returns how many."""
+        async with self._pool.acquire() as conn:
+            letters = await pipeline.parked_letters(conn, self.consumer_name, PARKED)
+        replayed = 0
+        for letter in letters:
+            try:
+                envelope = CommandEnvelope.model_validate_json(letter.value)
+            except ValidationError:
+                continue
+            if self.router.lookup(envelope.type, envelope.version) is None:
+                continue
+            await self._broker.publish(
+                letter.value,
+                letter.topic,
+                key=letter.key,
+                headers={"dlq-replay-of": str(letter.letter_id)},
+            )
+            async with self._pool.acquire() as conn:
+                await pipeline.mark_replayed(conn, letter.letter_id)
+            replayed += 1
+        if replayed:
+            log.info("parked commands replayed", count=replayed)
+        return replayed
 
     def subscribe(self) -> None:
         """Attaches the consumer to the broker (one consumer group per service)."""
@@ -353,6 +394,17 @@ class CommandConsumer:
         headers = {k: str(v) for k, v in message.headers.items()}
         try:
             envelope, spec, payload = self._decode(body)
+        except _UnknownCommand as exc:
+            # Parked, not failed: a newer replica handles it after the rolling update.
+            await self._dead_letter(
+                body,
+                message,
+                reason=f"{PARKED}{exc}",
+                attempts=1,
+                envelope=exc.envelope,
+                tell_client=False,
+            )
+            return
         except _Poison as exc:
             await self._dead_letter(body, message, reason=str(exc), attempts=1, envelope=None)
             return
@@ -378,9 +430,11 @@ class CommandConsumer:
             raise _Poison(f"invalid envelope: {validation_reason(exc)}") from exc
         spec = self.router.lookup(envelope.type, envelope.version)
         if spec is None:
-            raise _Poison(
+            raise _UnknownCommand(
                 f"{self.service} does not handle {envelope.type}@{envelope.version} "
-                f"(handles {', '.join(self.router.types)})"
+                f"(handles {', '.join(self.router.types)}); replayed when a version that "
+                "does starts",
+                envelope,
             )
         try:
             return envelope, spec, spec.command.payload.model_validate(envelope.payload)
@@ -539,6 +593,7 @@ class CommandConsumer:
         attempts: int,
         envelope: CommandEnvelope | None,
         client_message: str | None = None,
+        tell_client: bool = True,
     ) -> None:
         """Records the letter, sends the record to the dead-letter topic, and tells the client.
 
@@ -584,7 +639,7 @@ class CommandConsumer:
             self.service, envelope.type if envelope else "unknown", "dead_lettered"
         ).inc()
         log.warning("command dead-lettered", reason=reason, partition=partition, offset=offset)
-        if envelope is not None:
+        if envelope is not None and tell_client:
             stream = self._channels.stream(envelope.reply_to, envelope.request_id)
             await self._finish_failed(
                 envelope,

@@ -302,6 +302,32 @@ async def dead_letter_rows(conn: Connection, *, limit: int, pending_only: bool) 
     )
 
 
+@dataclass(frozen=True)
+class ParkedLetter:
+    """A command parked for a newer version of its service."""
+
+    letter_id: int
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+async def parked_letters(conn: Connection, consumer: str, prefix: str) -> list[ParkedLetter]:
+    """The parked (not yet replayed) letters of one consumer, oldest first."""
+    rows = await conn.fetch(
+        "SELECT id, topic, key, value FROM dead_letters WHERE consumer = $1 "
+        "AND replayed_at IS NULL AND starts_with(reason, $2) ORDER BY id",
+        consumer,
+        prefix,
+    )
+    return [
+        ParkedLetter(
+            r["id"], r["topic"], bytes(r["key"]) if r["key"] is not None else None, r["value"]
+        )
+        for r in rows
+    ]
+
+
 async def lock_dead_letter(conn: Connection, letter_id: int) -> Any:
     """One dead letter with its bytes, locked until the transaction ends (None if absent)."""
     return await conn.fetchrow(

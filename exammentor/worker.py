@@ -164,6 +164,8 @@ class Worker(Generic[S]):
         )
         self._consumer.subscribe()
         await broker.start()
+        # Commands a newer gateway sent before this replica could handle them.
+        await self._consumer.replay_parked()
         self._relay = OutboxRelay(pool, broker, s.service_name)
         await self._relay.start()
         for service in self.resources.background:

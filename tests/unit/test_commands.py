@@ -89,3 +89,19 @@ def test_every_refusal_a_service_writes_is_declared_by_one_of_its_commands(servi
 def test_the_refusal_scan_finds_codes() -> None:
     source = 'raise CommandRejected("nope", "m")\nx = errors.CommandRejected("also", "m")'
     assert _rejected_codes(source) == [(1, "nope"), (2, "also")]
+
+
+def test_every_command_and_event_keeps_its_earlier_versions() -> None:
+    """A rolling update runs old and new releases side by side: a service that adds version
+    N+1 of a command keeps handling N (a declaration per version, none skipped), and an
+    event type keeps every earlier version's model in the registry."""
+    from exammentor.contracts.events import EVENTS
+
+    command_versions: dict[tuple[str, str], set[int]] = {}
+    for service, name, version in COMMANDS:
+        command_versions.setdefault((service, name), set()).add(version)
+    event_versions: dict[str, set[int]] = {}
+    for name, version in EVENTS:
+        event_versions.setdefault(name, set()).add(version)
+    for key, versions in [*command_versions.items(), *event_versions.items()]:
+        assert versions == set(range(1, max(versions) + 1)), key
