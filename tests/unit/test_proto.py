@@ -16,13 +16,13 @@ import importlib
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 from uuid import UUID
 
 import pytest
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 
 from exammentor._proto import gateway_pb2
 from exammentor.contracts import api, plan, sessions
@@ -89,6 +89,20 @@ TRANSPORT_MESSAGES = {
 _INTS = {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32}
 
 
+def _plain(annotation: Any) -> Any:
+    """``annotation`` without ``Annotated`` constraints, inside lists and unions too
+    (``list[FilledText]`` is a list of str, ``AwareDatetime`` a datetime)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _plain(get_args(annotation)[0])
+    if origin is list:
+        return list[_plain(get_args(annotation)[0])]  # type: ignore[misc]
+    if origin in (typing.Union, types.UnionType):
+        args = [_plain(a) for a in get_args(annotation)]
+        return typing.Union[tuple(args)]  # noqa: UP007 - built from a runtime tuple
+    return annotation
+
+
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
     """The annotation without ``| None``, and whether None was allowed."""
     if get_origin(annotation) in (typing.Union, types.UnionType):
@@ -112,7 +126,7 @@ def message_problems(message: Descriptor, model: type[BaseModel]) -> list[str]:
                     f"are numbered from {TRANSPORT_FIELDS_FROM})"
                 )
             continue
-        annotation, nullable = _unwrap(model.model_fields[name].annotation)
+        annotation, nullable = _unwrap(_plain(model.model_fields[name].annotation))
         found += _field_problems(f"{message.name}.{name}", fd, annotation, nullable)
     return found
 
@@ -152,7 +166,10 @@ def _scalar_problems(where: str, fd: FieldDescriptor, annotation: Any) -> list[s
         wanted = _INTS
     elif annotation is float:
         wanted = {FieldDescriptor.TYPE_DOUBLE}
-    elif annotation in (str, UUID, dt.date, dt.datetime) or get_origin(annotation) is Literal:
+    elif (
+        annotation in (str, UUID, dt.date, dt.datetime, AwareDatetime)
+        or get_origin(annotation) is Literal
+    ):
         wanted = {FieldDescriptor.TYPE_STRING}
     else:
         return [f"{where}: no proto mapping for {annotation}"]

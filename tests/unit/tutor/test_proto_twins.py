@@ -21,8 +21,7 @@ from exammentor._proto import tutor_pb2
 from exammentor.contracts import tutor
 from services.gateway.grpc_tutor import EVENT_MESSAGES, TutorApi, event_message
 from services.gateway.tutor_cases import ChatQuery
-from tests.unit.quiz.test_proto_twins import twin_problems
-from tests.unit.test_proto import TRANSPORT_FIELDS_FROM
+from tests.unit.test_proto import TRANSPORT_FIELDS_FROM, message_problems
 
 EVENT_TWINS: dict[str, type[BaseModel]] = {
     "TokenEvent": tutor.TokenEvent,
@@ -73,7 +72,7 @@ def test_every_message_is_a_twin_or_a_transport_message() -> None:
 
 @pytest.mark.parametrize("name", sorted(TWINS))
 def test_the_message_mirrors_its_model(name: str) -> None:
-    assert twin_problems(MESSAGES[name], TWINS[name]) == []
+    assert message_problems(MESSAGES[name], TWINS[name]) == []
 
 
 def test_nested_messages_are_the_twins_of_the_nested_models() -> None:
@@ -140,7 +139,7 @@ def test_a_drift_is_found_through_the_constraints() -> None:
     class Drifted(tutor.ExplainRequest):
         language: str = "en"
 
-    assert any("language" in p for p in twin_problems(MESSAGES["ExplainRequest"], Drifted))
+    assert any("language" in p for p in message_problems(MESSAGES["ExplainRequest"], Drifted))
     assert any(
-        "steps" in p for p in twin_problems(MESSAGES["GroundedExplanation"], tutor.ChatHistory)
+        "steps" in p for p in message_problems(MESSAGES["GroundedExplanation"], tutor.ChatHistory)
     )
