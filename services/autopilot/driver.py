@@ -40,6 +40,7 @@ from exammentor.contracts.autopilot import LearnerSnapshot
 from exammentor.contracts.envelope import EventEnvelope
 from exammentor.contracts.events import DomainEvent
 from exammentor.contracts.quiz import (
+    DIAGNOSIS_FAILED,
     QUIZ_DIAGNOSE,
     QUIZ_GENERATE,
     QUIZ_GRADE,
@@ -393,15 +394,27 @@ class AutopilotDriver:
                     )
                 return QuizGenerated(action_id=action.action_id, questions=questions)
             case DiagnoseAnswer():
-                diagnosis = await self._calls.call(
-                    QUIZ_DIAGNOSE,
-                    user_id,
-                    MisconceptionRequest(
-                        question_id=action.question.id, student_answer_index=action.answer_index
-                    ),
-                    key=action.key,
-                    session_id=session_id,
-                )
+                try:
+                    diagnosis = await self._calls.call(
+                        QUIZ_DIAGNOSE,
+                        user_id,
+                        MisconceptionRequest(
+                            question_id=action.question.id,
+                            student_answer_index=action.answer_index,
+                        ),
+                        key=action.key,
+                        session_id=session_id,
+                    )
+                except CallFailed as exc:
+                    if exc.code != DIAGNOSIS_FAILED.code:
+                        raise
+                    # The model wrote no valid diagnosis: the answer is graded all the same,
+                    # so the session goes on rather than ending over it.
+                    return AnswerDiagnosed(
+                        action_id=action.action_id,
+                        question_id=action.question.id,
+                        unavailable=exc.message or exc.code,
+                    )
                 misconception = diagnosis.inferred_confusion.strip() or "unclear confusion"
                 return AnswerDiagnosed(
                     action_id=action.action_id,

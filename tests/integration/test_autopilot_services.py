@@ -286,6 +286,85 @@ async def test_a_whole_run_on_the_real_tutor_and_quiz(
     }
 
 
+def no_diagnosis(body: dict[str, Any]) -> Reply:
+    """As :func:`respond`, but every diagnosis comes back with a redemption question whose
+    options repeat, which the quiz's validator refuses on each of its rounds."""
+    if str(body["messages"][0]["content"]).startswith("A student answered a quiz question"):
+        return Content(
+            json.dumps(
+                {
+                    "confusion": "Adds one too many.",
+                    "counter_example": "5 + 2 is 7.",
+                    "explanation": "Counting on starts after the first number.",
+                    "redemption": {
+                        "question": "What is 5 + 2?",
+                        "options": ["7", "6", "7", "6"],
+                        "answer": "7",
+                        "why": "Counting on two from five gives seven.",
+                        "concept": "sums of two numbers",
+                    },
+                }
+            )
+        )
+    return respond(body)
+
+
+async def test_a_diagnosis_the_model_cannot_write_leaves_the_run_going(
+    services: ServicesStack, sclient: httpx.AsyncClient, admin_db: asyncpg.Connection
+) -> None:
+    """quiz.diagnose ends ``diagnosis_failed``: the wrong answer stays graded, its diagnose
+    step says why there is no misconception, and the run goes on to the mastery update."""
+    services.model.set_default(no_diagnosis)
+    try:
+        user_id, auth = await register(sclient)
+        reply = await sclient.post(
+            "/api/autopilot/start", json={"study_plan": PLAN, "duration_minutes": 5}, headers=auth
+        )
+        assert reply.status_code == 200, reply.text
+        session = reply.json()["session_id"]
+        wrong: str | None = None
+        async with asyncio.timeout(90):
+            while True:
+                found = await _status(sclient, auth, session)
+                if found["status"] != "running" or any(
+                    s["action"] == "update_mastery" for s in found["steps"]
+                ):
+                    break
+                if found["awaiting_input"]:
+                    question = found["current_question"]
+                    right = right_index(question)
+                    index = right if wrong else (right + 1) % 4
+                    wrong = wrong or question["id"]
+                    answered = await sclient.post(
+                        f"/api/autopilot/answer/{session}",
+                        json={"question_id": question["id"], "answer_index": index},
+                        headers=auth,
+                    )
+                    assert answered.status_code == 200, answered.text
+                await asyncio.sleep(0.1)
+        assert found["status"] == "running", found["end_reason"]
+        stopped = await sclient.post(f"/api/autopilot/stop/{session}", headers=auth)
+        assert stopped.status_code == 200, stopped.text
+    finally:
+        services.model.set_default(respond)
+
+    (diagnosis,) = [s for s in found["steps"] if s["action"] == "diagnose"]
+    assert diagnosis["data"]["question_id"] == wrong
+    assert diagnosis["data"]["misconception"] is None
+    assert "no usable diagnosis" in diagnosis["data"]["unavailable"]
+    assert "not diagnosed" in diagnosis["reasoning"]
+    assert not any(s["action"] == "fail" for s in found["steps"])
+    graded = await admin_db.fetchval(
+        "SELECT outcome FROM quiz_answers WHERE user_id = $1::uuid AND question_id = $2",
+        user_id,
+        wrong,
+    )
+    assert graded == "wrong"
+    open_ = await sclient.get("/api/learner/misconceptions?state=open", headers=auth)
+    assert open_.status_code == 200, open_.text
+    assert open_.json()["misconceptions"] == []
+
+
 # ---- the embedded model ------------------------------------------------------------------
 
 LLM_TOPIC = "Capital cities"

@@ -660,23 +660,29 @@ def _apply_driver(run: AutopilotRun, outcome: DriverOutcome, now: dt.datetime) -
             )
         case AnswerDiagnosed():
             answer = _wrong_answers(run)[run.diagnosed]
-            entry = run.mastery_of(topic)
-            known = [m for m in entry.misconceptions if m != outcome.misconception]
-            entry.misconceptions = [outcome.misconception, *known]
+            if outcome.misconception is not None:
+                entry = run.mastery_of(topic)
+                known = [m for m in entry.misconceptions if m != outcome.misconception]
+                entry.misconceptions = [outcome.misconception, *known]
+                found = outcome.misconception
+            else:
+                found = f"not diagnosed ({outcome.unavailable})"
             run.diagnosed += 1
             if run.diagnosed >= len(_wrong_answers(run)):
                 run.phase = "updating_mastery"
+            diagnosis: dict[str, JsonValue] = {
+                "question_id": outcome.question_id,
+                "answer_index": answer.answer_index,
+                "misconception": outcome.misconception,
+            }
+            if outcome.unavailable is not None:
+                diagnosis["unavailable"] = outcome.unavailable
             _record(
                 run,
                 now,
                 "diagnose",
-                f"question {outcome.question_id}, option {answer.answer_index}: "
-                f"{outcome.misconception}",
-                {
-                    "question_id": outcome.question_id,
-                    "answer_index": answer.answer_index,
-                    "misconception": outcome.misconception,
-                },
+                f"question {outcome.question_id}, option {answer.answer_index}: {found}",
+                diagnosis,
                 duration_ms=outcome.duration_ms,
             )
         case MasteryUpdated():

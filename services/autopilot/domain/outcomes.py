@@ -65,11 +65,20 @@ class AnswerTimedOut(_DriverOutcome):
 
 
 class AnswerDiagnosed(_DriverOutcome):
-    """The misconception behind a wrong answer."""
+    """The misconception behind a wrong answer; or, when the model could not write a
+    diagnosis (``misconception`` None), why not: the answer stays graded and the run goes on
+    rather than ending over a diagnosis."""
 
     kind: Literal["answer_diagnosed"] = "answer_diagnosed"
     question_id: str
-    misconception: str = Field(min_length=1)
+    misconception: str | None = Field(default=None, min_length=1)
+    unavailable: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> AnswerDiagnosed:
+        if (self.misconception is None) == (self.unavailable is None):
+            raise ValueError("a diagnosis has either a misconception or why it is unavailable")
+        return self
 
 
 class MasteryUpdated(_DriverOutcome):

@@ -438,6 +438,47 @@ def test_a_diagnosis_must_be_of_the_wrong_answer_due() -> None:
         )
 
 
+def test_a_diagnosis_the_model_could_not_write_is_recorded_and_the_run_goes_on() -> None:
+    run, now = at_first_question()
+    for index in (2, 2, 1):
+        action = waiting(run, now)
+        run = apply(run, AnswerGiven(question_id=action.question.id, answer_index=index), now).run
+    before = list(run.mastery_of("Kinematics").misconceptions)
+    diagnose = next_action(run, now)
+    assert isinstance(diagnose, DiagnoseAnswer)
+    applied = apply(
+        run,
+        AnswerDiagnosed(
+            action_id=diagnose.action_id,
+            question_id=diagnose.question.id,
+            unavailable="no valid redemption question within 3 rounds",
+        ),
+        now,
+    )
+    assert applied.run.status == "running"
+    assert applied.run.mastery_of("Kinematics").misconceptions == before
+    (step,) = applied.new_steps
+    assert step.action == "diagnose"
+    assert step.data == {
+        "action_id": diagnose.action_id,
+        "question_id": "Kinematics-4-q1",
+        "answer_index": 2,
+        "misconception": None,
+        "unavailable": "no valid redemption question within 3 rounds",
+    }
+    assert "not diagnosed (no valid redemption question" in step.reasoning
+    following = next_action(applied.run, now)
+    assert isinstance(following, DiagnoseAnswer)  # the next wrong answer is still diagnosed
+    assert following.question.id == "Kinematics-4-q2"
+
+
+def test_a_diagnosis_has_a_misconception_or_a_reason_it_is_missing() -> None:
+    with pytest.raises(ValueError, match="either a misconception or why"):
+        AnswerDiagnosed(action_id=1, question_id="q")
+    with pytest.raises(ValueError, match="either a misconception or why"):
+        AnswerDiagnosed(action_id=1, question_id="q", misconception="m", unavailable="x")
+
+
 def test_starting_again_while_active_is_refused_and_after_the_end_begins_afresh() -> None:
     run = apply(started(*TOPICS), LearnerRead(action_id=1, mastery={"Kinematics": 0.4}), NOW).run
     with pytest.raises(RunActiveError, match="run 1 of this session is running"):
