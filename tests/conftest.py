@@ -18,7 +18,13 @@ from exammentor import migrate
 from exammentor.logs import configure_logging
 from exammentor.settings import DatabaseSettings, KafkaSettings, LLMSettings, ServiceSettings
 from exammentor.topics import ensure_topics
-from tests.infra import Servers, provide_servers, unique_name, with_database
+from tests.infra import (
+    Servers,
+    delete_topics_of_this_run,
+    provide_servers,
+    unique_name,
+    with_database,
+)
 
 # One relay token for the whole run, in the environment: services the tests start as
 # subprocesses inherit it, so they relay to in-process services (and the reverse) the way
@@ -99,6 +105,7 @@ async def test_env(servers: Servers) -> AsyncIterator[SessionEnv]:
         await admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
     finally:
         await admin.close()
+    await delete_topics_of_this_run(servers.kafka_bootstrap)
 
 
 @pytest.fixture

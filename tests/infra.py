@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from aiokafka.admin import AIOKafkaAdminClient
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -103,9 +105,30 @@ def with_database(dsn: str, database: str, user: str | None = None) -> str:
     return urlunsplit((parts.scheme, netloc, f"/{database}", parts.query, parts.fragment))
 
 
+ISSUED: set[str] = set()
+"""Every name :func:`unique_name` gave out in this process: the session's topics are those
+whose prefix is one of them (see :func:`delete_topics_of_this_run`)."""
+
+
 def unique_name(prefix: str) -> str:
     """A short unique name for a database or topic prefix."""
-    return f"{prefix}{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
+    ISSUED.add(name)
+    return name
+
+
+async def delete_topics_of_this_run(bootstrap: str) -> int:
+    """Deletes the topics made under this process's prefixes; how many. A broker that keeps
+    every run's topics (thousands of partitions after a few runs) takes minutes to start."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        ours = [t for t in await admin.list_topics() if t.split(".", 1)[0] in ISSUED]
+        for start in range(0, len(ours), 100):
+            await admin.delete_topics(ours[start : start + 100], timeout_ms=60_000)
+        return len(ours)
+    finally:
+        await admin.close()
 
 
 def free_port() -> int:
