@@ -202,3 +202,26 @@ async def test_the_usage_report_sums_model_calls_and_prices_them(
         ("plan.route", 2, 1, 200, 20),
     ]
     assert report[0].cost(prompt_per_1k=1.0, completion_per_1k=2.0) == 0.4
+    # The cost procedure of docs/operations.md, as an operator runs it.
+    proc = await asyncio.create_subprocess_exec(
+        python(),
+        "-m",
+        "exammentor.cli",
+        "usage",
+        "--hours",
+        "1",
+        "--prompt-price",
+        "1",
+        "--completion-price",
+        "2",
+        env={**os.environ, "DATABASE_URL": test_env.admin_dsn},
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    ours = [line.split() for line in out.decode().splitlines() if line.startswith(service)]
+    assert ours == [
+        [service, "plan.overview", "1", "0", "300", "50", "10", "0.4000"],
+        [service, "plan.route", "2", "1", "200", "20", "10", "0.2400"],
+    ]
