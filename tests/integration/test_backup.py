@@ -2,8 +2,6 @@
 every version's representative data restores into a new database with the same rows, the
 same schema and the same grants; damaged, tampered, newer-schema backups and non-empty
 targets are refused.
-
-Serving the restored data through the gateway is left to the stack's tests.
 """
 
 from __future__ import annotations
