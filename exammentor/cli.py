@@ -12,6 +12,8 @@ exammentor maintenance on|off|status [--reason TEXT] [--retry-after S]
                                   refuse writes at the gateway (503) while reads go on
 exammentor smoke [--base-url URL] [--grpc ADDR] [--ops-port SERVICE=PORT] [--no-plan]
                                   check a deployed stack end to end (health, routes, lag)
+exammentor capacity [--hours H] [--json] [--target-utilisation U]
+                                  replicas each worker needs for its load, database growth
 exammentor demo                   run a real study flow through a running gateway
 """
 
@@ -20,6 +22,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
+import math
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -216,8 +220,49 @@ async def _smoke(args: argparse.Namespace, settings: ServiceSettings) -> int:
     return 1 if failed else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``exammentor``."""
+async def _capacity(args: argparse.Namespace, settings: ServiceSettings) -> int:
+    from aiokafka.errors import KafkaError
+
+    from exammentor.capacity import CapacityError, capacity_report, render
+
+    try:
+        report = await capacity_report(
+            settings.db.database_url,
+            settings.kafka,
+            timedelta(hours=args.hours),
+            target_utilisation=args.target_utilisation,
+        )
+    except CapacityError as exc:
+        _out(str(exc))
+        return 1
+    except KafkaError as exc:
+        _out(f"Kafka at {settings.kafka.bootstrap_servers}: {type(exc).__name__}: {exc}")
+        return 1
+    if args.json:
+        _out(json.dumps(report.as_json(), indent=2))
+    else:
+        for line in render(report):
+            _out(line)
+    return 0
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text}: want a number above 0")
+    return value
+
+
+def _utilisation(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text}: want a share above 0 and at most 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``exammentor``: every subcommand and its options (parsing only;
+    nothing is read or started, so docs and tests can check command lines with it)."""
     parser = argparse.ArgumentParser(prog="exammentor", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     mig = sub.add_parser("migrate", help="database migrations")
@@ -270,9 +315,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     smoke.add_argument("--max-lag", type=int, default=100, help="largest consumer lag allowed")
     smoke.add_argument("--no-plan", action="store_true", help="skip the check that needs the model")
+    capacity = sub.add_parser(
+        "capacity", help="replicas each worker needs for its load, and the database's size"
+    )
+    capacity.add_argument(
+        "--hours", type=_positive, default=1.0, help="the window of requests to measure"
+    )
+    capacity.add_argument("--json", action="store_true", help="for machines")
+    capacity.add_argument(
+        "--target-utilisation",
+        type=_utilisation,
+        default=0.7,
+        help="share of the consumers' time the load may fill (0 to 1)",
+    )
     demo = sub.add_parser("demo", help="a real study flow through a running gateway")
     demo.add_argument("--gateway", default="http://127.0.0.1:8080")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``exammentor``."""
+    args = build_parser().parse_args(argv)
 
     settings = ServiceSettings()
     configure_logging("exammentor", settings.log_level, "console")
@@ -285,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "retention": _retention,
         "maintenance": _maintenance,
         "smoke": _smoke,
+        "capacity": _capacity,
     }
     try:
         if args.command in commands:

@@ -14,6 +14,7 @@ Rules the statements keep:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -199,6 +200,41 @@ async def recent_requests(conn: Connection, limit: int) -> list[StoredRequest]:
         )
         for r in rows
     ]
+
+
+async def request_load(
+    conn: Connection, topics: Sequence[str], since: datetime, until: datetime
+) -> list[Any]:
+    """Every user's requests on ``topics`` per topic and kind over ``[since, until)``, read
+    by the capacity report outside any user (the role must bypass row-level security).
+
+    One row per topic and kind, and one per topic with ``kind`` None (all its kinds).
+    ``commands`` and ``failed`` count the requests created in the window; ``p50_s`` and
+    ``p95_s`` are percentiles of their created-to-completed seconds (queue wait included;
+    None when none completed); ``busy_s`` sums the seconds each request was in flight within
+    the window, requests created before it or unfinished at its end included, clipped to it.
+    """
+    return list(
+        await conn.fetch(
+            "WITH load AS (SELECT topic, kind, status, created_at >= $2 AS created_within, "
+            "extract(epoch FROM completed_at - created_at)::float8 AS seconds, "
+            "extract(epoch FROM least(coalesce(completed_at, $3), $3) "
+            "- greatest(created_at, $2))::float8 AS busy_s "
+            "FROM requests WHERE topic = ANY($1::text[]) AND created_at < $3 "
+            "AND (completed_at IS NULL OR completed_at > $2)) "
+            "SELECT topic, kind, count(*) FILTER (WHERE created_within) AS commands, "
+            "count(*) FILTER (WHERE created_within AND status = 'failed') AS failed, "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) "
+            "FILTER (WHERE created_within) AS p50_s, "
+            "percentile_cont(0.95) WITHIN GROUP (ORDER BY seconds) "
+            "FILTER (WHERE created_within) AS p95_s, "
+            "coalesce(sum(busy_s), 0) AS busy_s FROM load "
+            "GROUP BY GROUPING SETS ((topic, kind), (topic)) ORDER BY topic, kind NULLS FIRST",
+            list(topics),
+            since,
+            until,
+        )
+    )
 
 
 async def request_events(
