@@ -46,7 +46,7 @@ from exammentor import pipeline
 from exammentor.contracts.topics import SERVICES, command_topic
 from exammentor.db import Connection
 from exammentor.settings import KafkaSettings
-from exammentor.smoke import consumer_lag
+from exammentor.topics import consumer_lag
 
 EXACT_COUNT_MAX_BYTES = 8 * 1024 * 1024
 """Tables up to this size are counted exactly; larger ones report the planner's estimate

@@ -23,14 +23,12 @@ from urllib.parse import urlsplit
 
 import grpc
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from grpc import aio
 
 from exammentor._proto import gateway_pb2 as pb
 from exammentor._proto import gateway_pb2_grpc
 from exammentor.settings import KafkaSettings
-from exammentor.topics import command_topic
+from exammentor.topics import consumer_lag
 
 WORKERS = ("planner", "tutor", "quiz", "autopilot")
 DEFAULT_OPS_PORTS: Mapping[str, int] = {
@@ -124,35 +122,6 @@ def _expect(reply: httpx.Response, status: int = 200) -> httpx.Response:
 async def _http_get(http: httpx.AsyncClient, url: str) -> str:
     _expect(await http.get(url))
     return "200"
-
-
-async def consumer_lag(kafka: KafkaSettings, service: str) -> int:
-    """Messages of ``service``'s command topic its consumer group has not committed yet."""
-    topic = command_topic(kafka.topic_prefix, service)
-    group = f"{kafka.topic_prefix}.{service}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False)
-    await admin.start()
-    try:
-        (described,) = await admin.describe_topics([topic])
-        partitions = sorted(p["partition"] for p in described.get("partitions", []))
-        if described.get("error_code", 0) or not partitions:
-            raise SmokeError(f"topic {topic} does not exist")
-        tps = [TopicPartition(topic, p) for p in partitions]
-        await consumer.start()
-        try:
-            ends = await consumer.end_offsets(tps)
-        finally:
-            await consumer.stop()
-        committed = await admin.list_consumer_group_offsets(group, partitions=tps)
-    finally:
-        await admin.close()
-    lag = 0
-    for tp in tps:
-        meta = committed.get(tp)
-        done = meta.offset if meta is not None and meta.offset >= 0 else 0
-        lag += max(0, ends[tp] - done)
-    return lag
 
 
 async def run_smoke(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -22,8 +23,10 @@ from exammentor.settings import KafkaSettings
 __all__ = [
     "EVENT_DOMAINS",
     "SERVICES",
+    "MissingTopicError",
     "all_topics",
     "command_topic",
+    "consumer_lag",
     "dead_letter_topic",
     "ensure_topics",
     "event_topic",
@@ -57,3 +60,36 @@ async def ensure_topics(settings: KafkaSettings) -> list[str]:
         return wanted
     finally:
         await admin.close()
+
+
+class MissingTopicError(LookupError):
+    """A topic the project needs is not on the broker (``exammentor topics create``)."""
+
+
+async def consumer_lag(kafka: KafkaSettings, service: str) -> int:
+    """Messages of ``service``'s command topic its consumer group has not committed yet."""
+    topic = command_topic(kafka.topic_prefix, service)
+    group = f"{kafka.topic_prefix}.{service}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        partitions = sorted(p["partition"] for p in described.get("partitions", []))
+        if described.get("error_code", 0) or not partitions:
+            raise MissingTopicError(f"topic {topic} does not exist")
+        tps = [TopicPartition(topic, p) for p in partitions]
+        await consumer.start()
+        try:
+            ends = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+        committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+    finally:
+        await admin.close()
+    lag = 0
+    for tp in tps:
+        meta = committed.get(tp)
+        done = meta.offset if meta is not None and meta.offset >= 0 else 0
+        lag += max(0, ends[tp] - done)
+    return lag

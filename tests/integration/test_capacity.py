@@ -18,7 +18,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from exammentor.contracts.topics import SERVICES, command_topic
-from exammentor.smoke import consumer_lag
+from exammentor.topics import consumer_lag
 from tests.conftest import SessionEnv
 from tests.integration.conftest import Stack, register
 
