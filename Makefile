@@ -5,13 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup up down logs status demo test test-unit lint bench proto proto-baseline contracts constraints clean
+.PHONY: help setup up down logs status release demo test test-unit lint bench proto proto-baseline contracts constraints clean
 
 help:
 	@echo "make demo   set up, start the whole stack, run a real study flow end to end"
 	@echo "make test   run the whole test suite against real Kafka and Postgres"
 	@echo "make up | down | logs | status | lint | bench | contracts | proto-baseline | constraints"
 	@echo "REPLICAS_PLANNER=2 make up   run two planner processes (any worker: REPLICAS_<SERVICE>)"
+	@echo "make release   roll out this checkout: backup, migrations, rolling restart, smoke"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,6 +38,11 @@ logs:
 
 status:
 	bash deploy/local/stack.sh status
+
+# The rollout on one host (docs/operations.md): backup, migrations, a rolling restart of
+# every instance on this checkout, then the smoke test; SMOKE_ARGS=--no-plan skips the model.
+release: setup
+	bash deploy/local/stack.sh release $(SMOKE_ARGS)
 
 demo: up
 	$(PY) -m exammentor.cli smoke
