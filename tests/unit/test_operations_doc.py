@@ -33,7 +33,9 @@ def code_lines() -> list[str]:
             pending = line[:-1] + " "
             continue
         pending = ""
-        lines.append(line.split(" #", 1)[0].strip())
+        command = line.split(" #", 1)[0].strip()
+        if command and not command.startswith("#"):
+            lines.append(command)
     return lines
 
 
