@@ -74,18 +74,12 @@ proto-baseline: setup
 	cd proto && for f in $$(ls *.proto | grep -v '^relay.proto$$'); do \
 	  ../$(PY) -m grpc_tools.protoc -I. --descriptor_set_out=$${f%.proto}.binpb $$f; done
 
-# Regenerates the pins from pyproject.toml: the newest versions pip resolves for
-# .[dev,llm] in a fresh throwaway venv, frozen (the project itself left out). Review the diff,
-# run make test, commit. CONSTRAINTS_OUT writes elsewhere (to compare without replacing).
+# Regenerates the pins from pyproject.toml: what pip resolves for .[dev,llm] afresh (its
+# --dry-run --report, nothing installed; scripts/constraints.py). Review the diff, run make
+# test, commit. CONSTRAINTS_OUT writes elsewhere (to compare without replacing).
 CONSTRAINTS_OUT ?= constraints.txt
-constraints:
-	set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	  python3 -m venv "$$tmp/venv"; \
-	  "$$tmp/venv/bin/python" -m pip install -q --upgrade pip; \
-	  "$$tmp/venv/bin/python" -m pip install -q -e '.[dev,llm]'; \
-	  "$$tmp/venv/bin/python" -m pip freeze --exclude-editable >"$$tmp/constraints.txt"; \
-	  mv "$$tmp/constraints.txt" $(CONSTRAINTS_OUT)
-	@echo "wrote $(CONSTRAINTS_OUT): review 'git diff constraints.txt', then make test"
+constraints: $(STAMP)
+	$(PY) scripts/constraints.py $(CONSTRAINTS_OUT)
 
 # The exammentor-contracts wheel for integrators (pydantic and protobuf only).
 contracts: setup
