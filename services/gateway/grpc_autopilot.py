@@ -8,9 +8,10 @@ writes the typed answer. A field left at its proto3 value takes the model's defa
 codec reads it), except where the model has no default: there the proto3 value is the value
 sent, so a plan whose ``overview`` or ``rationale`` is empty is as good here as over HTTP.
 An empty ``focus_topics`` means every plan topic (proto3 cannot send an empty list apart
-from none). The waiting
-question goes out as an ``AutopilotQuestionView``, which has no field for an answer: a drift
-that tried to send one would fail in :func:`to_message`.
+from none). The plan of a start request is ``gateway.proto``'s ``StudyPlan``, the message the
+planner answers with, so it is read like every other field and needs no converter of its
+own. The waiting question goes out as an ``AutopilotQuestionView``, which has no field for an
+answer: a drift that tried to send one would fail in :func:`to_message`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from grpc import aio
 
 from exammentor._proto import autopilot_pb2 as pb
-from exammentor._proto import autopilot_pb2_grpc
+from exammentor._proto import autopilot_pb2_grpc, gateway_pb2
 from tests.integration import test_autopilot as base
 from tests.integration.test_autopilot import (
     CORRECT_INDEX,
@@ -51,9 +51,9 @@ def bearer(auth: dict[str, str]) -> Meta:
     return (("authorization", auth["Authorization"]),)
 
 
-def plan_message() -> pb.AutopilotStudyPlan:
-    """The scene's plan as a typed message."""
-    return json_format.ParseDict(PLAN, pb.AutopilotStudyPlan())
+def plan_message() -> gateway_pb2.StudyPlan:
+    """The scene's plan as the planner's typed message (what GetPlan and GeneratePlan answer)."""
+    return json_format.ParseDict(PLAN, gateway_pb2.StudyPlan())
 
 
 async def refusal(call: Any) -> tuple[grpc.StatusCode, str, str]:
@@ -296,3 +296,46 @@ async def test_bad_input_over_grpc_is_refused_as_http_refuses_it(
     assert same.steps == found.steps
     assert same.current_question == found.current_question
     await stub.Stop(ref, metadata=meta)
+
+
+def _start_from_reflection(address: str, token: str) -> tuple[str, str, str]:
+    """What a client with no proto files does (as grpcurl does): it learns Start's request from
+    the server, fills its plan with the reflected StudyPlan, and starts a run."""
+    from google.protobuf.descriptor_pool import DescriptorPool
+    from google.protobuf.message_factory import GetMessageClass
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    with grpc.insecure_channel(address) as channel:
+        pool = DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
+        start = pool.FindServiceByName("exammentor.gateway.v1.Autopilot").methods_by_name["Start"]
+        request_cls = GetMessageClass(start.input_type)
+        plan_cls = GetMessageClass(pool.FindMessageTypeByName("exammentor.gateway.v1.StudyPlan"))
+        response_cls = GetMessageClass(start.output_type)
+        call = channel.unary_unary(
+            "/exammentor.gateway.v1.Autopilot/Start",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=response_cls.FromString,
+        )
+        request = request_cls(study_plan=json_format.ParseDict(PLAN, plan_cls()))
+        started = call(request, metadata=(("authorization", token),))
+        plan_type = start.input_type.fields_by_name["study_plan"].message_type
+        return plan_type.full_name, started.status, started.session_id
+
+
+async def test_a_client_without_proto_files_starts_a_run_with_the_planners_plan(
+    scene: Scene, http: httpx.AsyncClient
+) -> None:
+    # The plan message is gateway.proto's: reflection serves autopilot.proto with the file it
+    # imports, and a StudyPlan goes into the start request as it is.
+    await scene.add_replica()
+    auth = await student(http)
+    address = f"127.0.0.1:{scene.gateway.grpc_port}"
+    # In a thread: the reflection client is synchronous and the server runs on this loop.
+    plan_type, state, session = await asyncio.to_thread(
+        _start_from_reflection, address, auth["Authorization"]
+    )
+    assert plan_type == "exammentor.gateway.v1.StudyPlan"
+    assert state == "running"
+    assert (await status(http, auth, session))["status"] == "running"

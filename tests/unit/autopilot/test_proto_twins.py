@@ -1,9 +1,10 @@
-"""``proto/autopilot.proto`` against its pydantic twins (``exammentor/contracts/autopilot.py``
-and, for the plan a run studies, ``exammentor/contracts/plan.py``).
+"""``proto/autopilot.proto`` against its pydantic twins (``exammentor/contracts/autopilot.py``).
 
 Each message mirrors its model field for field (the checker of ``tests/unit/test_proto.py``),
-the waiting question has no field that could carry its answer, the servicer implements every
-method, and a request read the servicer's way is the model HTTP reads from the same JSON.
+the plan a run studies is gateway.proto's ``StudyPlan`` itself (one message per model across
+the public protos, so a planner's plan goes into a start request as it is), the waiting
+question has no field that could carry its answer, the servicer implements every method, and
+a request read the servicer's way is the model HTTP reads from the same JSON.
 Compatibility against ``proto/autopilot.binpb`` is checked by ``tests/unit/test_proto.py``
 with every other public proto file.
 """
@@ -19,19 +20,18 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from pydantic import BaseModel
 
-from exammentor._proto import autopilot_pb2
+from exammentor._proto import autopilot_pb2, gateway_pb2
 from exammentor.contracts import autopilot, plan
 from services.gateway.autopilot_cases import WatchQuery
 from services.gateway.codec import to_message
 from services.gateway.grpc_autopilot import AutopilotApi, _fields
 from tests.unit.autopilot.strategies import NOW, make_plan
+from tests.unit.quiz.test_proto_twins import TWINS as QUIZ_TWINS
 from tests.unit.test_proto import TRANSPORT_FIELDS_FROM, message_problems
+from tests.unit.test_proto import TWINS as GATEWAY_TWINS
+from tests.unit.tutor.test_proto_twins import TWINS as TUTOR_TWINS
 
 TWINS: dict[str, type[BaseModel]] = {
-    "AutopilotPlanTopic": plan.Topic,
-    "AutopilotPlanDay": plan.DailyPlan,
-    "AutopilotDroppedTopic": plan.DroppedTopic,
-    "AutopilotStudyPlan": plan.StudyPlan,
     "AutopilotStartRequest": autopilot.AutopilotStartRequest,
     "AutopilotStartResponse": autopilot.AutopilotStartResponse,
     "AutopilotTopicMastery": autopilot.TopicMastery,
@@ -47,6 +47,9 @@ TWINS: dict[str, type[BaseModel]] = {
 """Each message of the autopilot API and the model it carries (the watch request's fields
 are the route's query parameters, numbered as transport fields, plus the path's id)."""
 
+IMPORTED_TWINS: dict[str, type[BaseModel]] = {"exammentor.gateway.v1.StudyPlan": plan.StudyPlan}
+"""Messages of other public protos that this one uses, by full name, and their models."""
+
 TRANSPORT_MESSAGES = {"AutopilotSessionRef"}
 """Messages that exist only on the wire (the id of a route's path)."""
 
@@ -59,11 +62,50 @@ def test_every_message_is_a_twin_or_a_transport_message() -> None:
 
 
 def test_every_message_is_named_for_the_autopilot() -> None:
-    # The package is shared with gateway, quiz and tutor protos (StudyPlan, TopicMastery,
-    # QuestionView are taken there).
+    # The package is shared with gateway, quiz and tutor protos (TopicMastery and QuestionView
+    # are taken there, by other models).
     assert all(
         name.startswith("Autopilot") for name in autopilot_pb2.DESCRIPTOR.message_types_by_name
     )
+
+
+def test_no_model_has_a_second_message_in_another_public_proto() -> None:
+    # A model with two messages makes a client copy one into the other field by field (as
+    # the plan once was, AutopilotStudyPlan beside StudyPlan): import the other file's message.
+    elsewhere = {
+        id(model): name
+        for twins in (GATEWAY_TWINS, QUIZ_TWINS, TUTOR_TWINS)
+        for name, model in twins.items()
+    }
+    assert {
+        name: elsewhere[id(model)] for name, model in TWINS.items() if id(model) in elsewhere
+    } == {}
+
+
+def test_the_start_request_carries_the_gateways_study_plan() -> None:
+    request = autopilot_pb2.DESCRIPTOR.message_types_by_name["AutopilotStartRequest"]
+    assert request.fields_by_name["study_plan"].message_type is gateway_pb2.StudyPlan.DESCRIPTOR
+    assert {
+        f.message_type.full_name
+        for message in autopilot_pb2.DESCRIPTOR.message_types_by_name.values()
+        for f in message.fields
+        if f.message_type is not None
+        and not f.message_type.full_name.startswith("google.")
+        and f.message_type.file is not autopilot_pb2.DESCRIPTOR
+    } == IMPORTED_TWINS.keys()
+
+
+def test_a_planners_plan_goes_into_a_start_request_as_it_is() -> None:
+    """What a client does: the StudyPlan of a PlanResult, put straight into the request."""
+    planned = gateway_pb2.PlanResult(
+        final_plan=to_message(make_plan("Kinematics", "Optics"), gateway_pb2.StudyPlan)
+    )
+    message = autopilot_pb2.AutopilotStartRequest(study_plan=planned.final_plan, exam_type="jee")
+    read = autopilot.AutopilotStartRequest.model_validate(
+        _fields(message, autopilot.AutopilotStartRequest)
+    )
+    assert read.study_plan == make_plan("Kinematics", "Optics")
+    assert message.study_plan == planned.final_plan
 
 
 @pytest.mark.parametrize("name", sorted(TWINS))
@@ -78,7 +120,7 @@ def test_nested_messages_are_the_twins_of_the_nested_models() -> None:
         for fd in message.fields:
             if fd.message_type is None or fd.message_type.full_name.startswith("google."):
                 continue
-            nested = TWINS[fd.message_type.name]
+            nested = TWINS.get(fd.message_type.name) or IMPORTED_TWINS[fd.message_type.full_name]
             annotation = model.model_fields[fd.name].annotation
             assert nested.__name__ in str(annotation), (name, fd.name, annotation)
 
@@ -149,7 +191,7 @@ def test_unset_optionals_take_the_models_defaults() -> None:
     message.study_plan.CopyFrom(
         to_message(
             plan.StudyPlan.model_validate(_start_body()["study_plan"]),
-            autopilot_pb2.AutopilotStudyPlan,
+            gateway_pb2.StudyPlan,
         )
     )
     data = _fields(message, autopilot.AutopilotStartRequest)
