@@ -11,12 +11,22 @@ The guarantees, as the AsyncAPI document states them:
   later to commit also has the higher row ids; and one relay at a time publishes the whole
   table in id order (the leader holds a session advisory lock; the relays of the other
   replicas stand by and take over when its connection goes away).
+
+A topic that does not exist (an event domain added without ``exammentor topics create``, or a
+row of an old release naming a topic no longer made) would stop every event behind it. Its
+rows are **held** instead: the relay checks with the broker that the topic is missing, sets
+its rows aside, and publishes the rest, except the later events of a user with a held event
+(each user's order stands). It looks for the topic again with a growing pause (up to a
+minute), and the held rows go out, in order, once it exists.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -33,6 +43,27 @@ log = get_logger(__name__)
 _CHANNEL = "exammentor_outbox"
 LEADER_LOCK = 0x0E7B_0C5A
 """Session advisory lock held by the one relay that publishes (an arbitrary constant)."""
+
+MissingTopics = Callable[[Collection[str]], Awaitable[set[str]]]
+"""Of the topics given, those the broker lacks (:func:`exammentor.topics.missing_topics`)."""
+
+_UNPUBLISHED = (
+    "SELECT id, topic, key, envelope, headers FROM outbox o WHERE published_at IS NULL "
+    # Rows of a held topic wait, and so does every later row of their key.
+    "AND NOT (topic = ANY($2::text[])) "
+    "AND (cardinality($2::text[]) = 0 OR NOT EXISTS (SELECT 1 FROM outbox h "
+    "WHERE h.published_at IS NULL AND h.topic = ANY($2::text[]) AND h.key = o.key "
+    "AND h.id < o.id)) "
+    "ORDER BY id LIMIT $1"
+)
+
+
+@dataclass
+class _Hold:
+    """A missing topic's rows set aside until ``until`` (monotonic), then looked at again."""
+
+    until: float
+    pause_s: float
 
 
 async def add_event(conn: Connection, topic_prefix: str, event: EventEnvelope) -> None:
@@ -73,12 +104,21 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         poll_interval_s: float = 1.0,
+        missing_topics: MissingTopics | None = None,
+        publish_timeout_s: float = 10.0,
+        stop_timeout_s: float = 15.0,
+        hold_max_s: float = 60.0,
     ) -> None:
         self._pool = pool
         self._broker = broker
         self._service = service
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        self._missing_topics = missing_topics
+        self._publish_timeout_s = publish_timeout_s
+        self._stop_timeout_s = stop_timeout_s
+        self._hold_max_s = hold_max_s
+        self._held: dict[str, _Hold] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: Connection | None = None
@@ -99,8 +139,9 @@ class OutboxRelay:
                 await self._task
         if self.leading:
             try:
-                while await self.relay_once() == self._batch_size:
-                    pass
+                async with asyncio.timeout(self._stop_timeout_s):
+                    while await self.relay_once() == self._batch_size:
+                        pass
             except Exception:
                 log.exception("last outbox pass failed; the next leader sends the rest")
         if self._listener is not None:
@@ -141,30 +182,51 @@ class OutboxRelay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
 
+    @property
+    def held_topics(self) -> list[str]:
+        """The topics whose rows are set aside because the broker lacks them."""
+        return sorted(self._held)
+
     async def relay_once(self) -> int:
         """Publishes one batch in id order; returns how many rows it published.
 
         Rows are marked as they are acknowledged, so a publish that fails mid-batch leaves
-        only the rest for the next pass (nothing already sent is sent again).
+        only the rest for the next pass (nothing already sent is sent again). A failure
+        stops the batch, unless the broker says the row's topic does not exist: then the
+        topic is held and the batch goes on without its rows and their keys' later rows.
         """
+        await self._look_at_held_topics()
+        held = list(self._held)
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT id, topic, key, envelope, headers FROM outbox "
-                "WHERE published_at IS NULL ORDER BY id LIMIT $1",
-                self._batch_size,
-            )
-            metrics.OUTBOX_BACKLOG.labels(self._service).set(len(rows))
+            rows = await conn.fetch(_UNPUBLISHED, self._batch_size, held)
+            backlog = len(rows)
+            if held:
+                backlog = await conn.fetchval(
+                    "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+                )
+            metrics.OUTBOX_BACKLOG.labels(self._service).set(backlog)
             sent: list[int] = []
+            waiting: set[bytes] = set()  # keys with an earlier row not sent in this pass
             try:
                 # One by one and awaited: a failure stops the batch where it is, so no later
                 # event of a user overtakes an earlier one.
                 for row in rows:
-                    await self._broker.publish(
-                        row["envelope"],
-                        row["topic"],
-                        key=bytes(row["key"]),
-                        headers=row["headers"],
-                    )
+                    key = bytes(row["key"])
+                    if key in waiting or row["topic"] in self._held:
+                        waiting.add(key)
+                        continue
+                    try:
+                        await asyncio.wait_for(
+                            self._broker.publish(
+                                row["envelope"], row["topic"], key=key, headers=row["headers"]
+                            ),
+                            self._publish_timeout_s,
+                        )
+                    except Exception:
+                        if not await self._hold_if_missing(row["topic"]):
+                            raise
+                        waiting.add(key)
+                        continue
                     sent.append(row["id"])
             finally:
                 if sent:
@@ -174,3 +236,40 @@ class OutboxRelay:
                     )
                     metrics.OUTBOX_PUBLISHED.labels(self._service).inc(len(sent))
         return len(sent)
+
+    async def _hold_if_missing(self, topic: str) -> bool:
+        """Holds ``topic`` when the broker says it does not exist; False when it exists or
+        the broker cannot say (then the failure is the broker's, and the batch stops)."""
+        if self._missing_topics is None:
+            return False
+        try:
+            missing = topic in await self._missing_topics([topic])
+        except Exception:  # noqa: BLE001 - the broker is in trouble: not a missing topic
+            return False
+        if missing:
+            self._held[topic] = _Hold(time.monotonic() + 1.0, 1.0)
+            log.warning(
+                "outbox: the topic does not exist; its events wait (exammentor topics create)",
+                topic=topic,
+                service=self._service,
+            )
+        return missing
+
+    async def _look_at_held_topics(self) -> None:
+        """Releases the held topics that exist now; pauses longer on those still missing."""
+        now = time.monotonic()
+        due = [topic for topic, hold in self._held.items() if hold.until <= now]
+        if not due or self._missing_topics is None:
+            return
+        try:
+            missing = await self._missing_topics(due)
+        except Exception:  # noqa: BLE001 - ask again on the next pass
+            return
+        for topic in due:
+            hold = self._held[topic]
+            if topic in missing:
+                hold.pause_s = min(hold.pause_s * 2, self._hold_max_s)
+                hold.until = now + hold.pause_s
+            else:
+                del self._held[topic]
+                log.info("outbox: the topic exists now; its events go out", topic=topic)

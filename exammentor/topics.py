@@ -5,6 +5,7 @@ of the contract (:mod:`exammentor.contracts.topics`) and re-exported here.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -30,6 +31,7 @@ __all__ = [
     "dead_letter_topic",
     "ensure_topics",
     "event_topic",
+    "missing_topics",
 ]
 
 
@@ -93,3 +95,14 @@ async def consumer_lag(kafka: KafkaSettings, service: str) -> int:
         done = meta.offset if meta is not None and meta.offset >= 0 else 0
         lag += max(0, ends[tp] - done)
     return lag
+
+
+async def missing_topics(bootstrap_servers: str, topics: Collection[str]) -> set[str]:
+    """Of ``topics``, those the cluster does not have (raises when it cannot be asked)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    return set(topics) - existing

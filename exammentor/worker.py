@@ -16,6 +16,7 @@ it may handle all follow from it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from exammentor.outbox import OutboxRelay
 from exammentor.relay import RelayChannels, RelayHub
 from exammentor.settings import WorkerSettings
 from exammentor.telemetry import configure_tracing
+from exammentor.topics import missing_topics
 
 log = get_logger(__name__)
 
@@ -166,7 +168,12 @@ class Worker(Generic[S]):
         await broker.start()
         # Commands a newer gateway sent before this replica could handle them.
         await self._consumer.replay_parked()
-        self._relay = OutboxRelay(pool, broker, s.service_name)
+        self._relay = OutboxRelay(
+            pool,
+            broker,
+            s.service_name,
+            missing_topics=functools.partial(missing_topics, s.kafka.bootstrap_servers),
+        )
         await self._relay.start()
         for service in self.resources.background:
             await service.start()
