@@ -150,6 +150,17 @@ async def scene(test_env: SessionEnv, scripted_llm: ScriptedOpenAI) -> AsyncIter
     for worker in [*found.replicas, *found.workers]:
         await worker.stop()
     await gateway.stop()
+    # A run a test leaves running or paused would be claimed by the next autopilot replica
+    # on this database (the session stack's, with the embedded model) and keep its workers
+    # busy in later tests: every test ends the runs it starts.
+    conn = await asyncpg.connect(test_env.admin_dsn)
+    try:
+        active = await conn.fetch(
+            "SELECT session_id, status FROM autopilot_runs WHERE status IN ('running', 'paused')"
+        )
+    finally:
+        await conn.close()
+    assert not active, f"runs left active by this module's tests: {[dict(r) for r in active]}"
 
 
 @pytest.fixture

@@ -339,3 +339,7 @@ async def test_a_client_without_proto_files_starts_a_run_with_the_planners_plan(
     assert plan_type == "exammentor.gateway.v1.StudyPlan"
     assert state == "running"
     assert (await status(http, auth, session))["status"] == "running"
+    # Stopped here: a run left running is carried on by whichever autopilot replica on this
+    # database claims its lease next (a later test's, with another model).
+    stopped = await http.post(f"/api/autopilot/stop/{session}", headers=auth)
+    assert stopped.status_code == 200, stopped.text
