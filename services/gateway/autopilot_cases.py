@@ -33,7 +33,7 @@ from exammentor.contracts.autopilot import (
     AutopilotStatusResponse,
     AutopilotWatchEvent,
 )
-from exammentor.contracts.commands import STILL_RUNNING, Command
+from exammentor.contracts.commands import Command
 from exammentor.db import user_transaction
 from services.gateway.core import GatewayCore, GatewayError
 
@@ -74,13 +74,7 @@ class AutopilotCases:
         self, command: Command[Any, R], user: UUID, payload: BaseModel, session_id: UUID
     ) -> R:
         answer = await self._core.run(command, user, payload, session_id=session_id)
-        if answer.result is None:
-            raise GatewayError(
-                STILL_RUNNING,
-                f"still running; fetch request {answer.request_id} later",
-                request_id=answer.request_id,
-            )
-        result: R = answer.result
+        result: R = answer.finished()
         return result
 
     async def start(

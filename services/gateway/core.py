@@ -232,12 +232,26 @@ def parse_uuid(field_: str, value: str) -> UUID:
         ) from exc
 
 
+def still_running(request_id: UUID) -> GatewayError:
+    """The error of a command whose result did not come within the wait: the client fetches
+    the request later (HTTP answers it 202)."""
+    return GatewayError(
+        STILL_RUNNING, f"still running; fetch request {request_id} later", request_id=request_id
+    )
+
+
 @dataclass
 class CommandAnswer(Generic[R]):
     """A command's final answer: its result, or None when the wait ran out (still running)."""
 
     request_id: UUID
     result: R | None
+
+    def finished(self) -> R:
+        """The result; :func:`still_running` when the wait ran out."""
+        if self.result is None:
+            raise still_running(self.request_id)
+        return self.result
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import grpc
+from google.protobuf.message import Message
 from grpc import aio
 
 from exammentor._proto import gateway_pb2 as pb
@@ -26,7 +27,7 @@ from exammentor.contracts.api import (
     PlanStatus,
 )
 from exammentor.contracts.api import Error as ErrorModel
-from exammentor.contracts.commands import PLAN_GENERATE, STILL_RUNNING, SYSTEM_ECHO, EchoPayload
+from exammentor.contracts.commands import PLAN_GENERATE, SYSTEM_ECHO, EchoPayload
 from exammentor.contracts.plan import PlanRequest
 from exammentor.contracts.sessions import SaveSessionRequest, StartSessionRequest
 from exammentor.dispatch import ResultTimeout
@@ -34,17 +35,20 @@ from exammentor.relay import RelayChunk
 from services.gateway.codec import from_message, to_message
 from services.gateway.core import (
     IDEMPOTENCY_KEY,
+    CommandAnswer,
     GatewayCore,
     GatewayError,
     idempotency_key,
     parse,
     parse_uuid,
+    still_running,
 )
 from services.gateway.limits import peer_host
 
 Context = aio.ServicerContext[Any, Any]
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+M = TypeVar("M", bound=Message)
 
 DEFAULT_LIST_LIMIT = 20
 
@@ -76,12 +80,38 @@ def unary(
     return wrapped
 
 
+def metadata_value(context: Context, key: str) -> str | None:
+    """The call's first metadata value under ``key`` (None when it sent none)."""
+    return next((str(v) for k, v in context.invocation_metadata() or () if k == key), None)
+
+
 def take_idempotency_key(context: Context) -> None:
     """Makes the call's ``idempotency-key`` metadata the key of the command it sends."""
-    value = next(
-        (str(v) for k, v in context.invocation_metadata() or () if k == "idempotency-key"), None
-    )
-    IDEMPOTENCY_KEY.set(idempotency_key(value))
+    IDEMPOTENCY_KEY.set(idempotency_key(metadata_value(context, "idempotency-key")))
+
+
+def finished(answer: CommandAnswer[Any], cls: type[M]) -> M:
+    """A command's result as ``cls`` with its request id; ``still_running`` when the wait ran
+    out (as HTTP answers 202: fetch the request later with ``GetRequest``)."""
+    return to_message(answer.finished(), cls, request_id=str(answer.request_id))
+
+
+def pop_session_id(data: dict[str, Any]) -> UUID | None:
+    """Takes a request's ``session_id`` out of its fields (the HTTP routes' query parameter);
+    None when it is empty."""
+    raw = data.pop("session_id", "")
+    return parse_uuid("session_id", raw) if raw else None
+
+
+class CoreServicer:
+    """What each gRPC service of the gateway shares: the core, and the caller named by the
+    call's ``authorization`` metadata (the HTTP bearer token)."""
+
+    def __init__(self, core: GatewayCore) -> None:
+        self._core = core
+
+    def _user(self, context: Context) -> UUID:
+        return self._core.authenticate(metadata_value(context, "authorization"))
 
 
 def _plan_event(chunk: RelayChunk) -> pb.PlanEvent:
@@ -118,17 +148,8 @@ def _error(data: dict[str, Any], request_id: UUID) -> pb.Error:
     return to_message(error, pb.Error)
 
 
-class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
+class StudyGateway(CoreServicer, gateway_pb2_grpc.StudyGatewayServicer):
     """The typed gRPC API over the gateway's core."""
-
-    def __init__(self, core: GatewayCore) -> None:
-        self._core = core
-
-    def _user(self, context: Context) -> UUID:
-        header = next(
-            (str(v) for k, v in context.invocation_metadata() or () if k == "authorization"), None
-        )
-        return self._core.authenticate(header)
 
     # ---- users ---------------------------------------------------------------------------
 
@@ -154,13 +175,7 @@ class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
         user = self._user(context)
         body = parse(EchoRequest, from_message(request))
         answer = await self._core.run(SYSTEM_ECHO[body.service], user, EchoPayload(text=body.text))
-        if answer.result is None:
-            raise GatewayError(
-                STILL_RUNNING,
-                f"still running; fetch request {answer.request_id} later",
-                request_id=answer.request_id,
-            )
-        return to_message(answer.result, pb.EchoResult, request_id=str(answer.request_id))
+        return finished(answer, pb.EchoResult)
 
     async def GeneratePlan(  # noqa: N802 - gRPC method name
         self, request: pb.PlanRequest, context: Context
@@ -170,20 +185,14 @@ class StudyGateway(gateway_pb2_grpc.StudyGatewayServicer):
             take_idempotency_key(context)
             user = self._user(context)
             data = from_message(request)
-            session_id = (
-                parse_uuid("session_id", data.pop("session_id")) if data.get("session_id") else None
-            )
+            session_id = pop_session_id(data)
             body = parse(PlanRequest, data, PLAN_GENERATE)
             async with self._core.stream(PLAN_GENERATE, user, body, session_id=session_id) as run:
                 try:
                     async for chunk in run.chunks():
                         yield _plan_event(chunk)
                 except ResultTimeout:
-                    raise GatewayError(
-                        STILL_RUNNING,
-                        f"still running; fetch request {run.request_id} later",
-                        request_id=run.request_id,
-                    ) from None
+                    raise still_running(run.request_id) from None
         except GatewayError as exc:
             await _abort(context, exc)
 

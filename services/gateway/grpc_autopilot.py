@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any, get_args
-from uuid import UUID
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -36,7 +35,7 @@ from exammentor.contracts.autopilot import (
 from services.gateway.autopilot_cases import AutopilotCases, WatchQuery
 from services.gateway.codec import from_message, to_message
 from services.gateway.core import GatewayCore, GatewayError, parse, parse_uuid
-from services.gateway.grpc_api import Context, _abort, unary
+from services.gateway.grpc_api import Context, CoreServicer, _abort, pop_session_id, unary
 
 
 def _fields(message: Message, model: type[BaseModel]) -> dict[str, Any]:
@@ -83,18 +82,12 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-class AutopilotApi(autopilot_pb2_grpc.AutopilotServicer):
+class AutopilotApi(CoreServicer, autopilot_pb2_grpc.AutopilotServicer):
     """The typed gRPC twin of the autopilot routes."""
 
     def __init__(self, core: GatewayCore) -> None:
-        self._core = core
+        super().__init__(core)
         self._cases = AutopilotCases(core)
-
-    def _user(self, context: Context) -> UUID:
-        header = next(
-            (str(v) for k, v in context.invocation_metadata() or () if k == "authorization"), None
-        )
-        return self._core.authenticate(header)
 
     @unary
     async def Start(  # noqa: N802 - gRPC method name
@@ -103,8 +96,7 @@ class AutopilotApi(autopilot_pb2_grpc.AutopilotServicer):
         """Starts a timed run of the session (a new study session when none is named)."""
         user = self._user(context)
         data = _fields(request, AutopilotStartRequest)
-        raw = data.pop("session_id", "")
-        session_id = parse_uuid("session_id", raw) if raw else None
+        session_id = pop_session_id(data)
         body = parse(AutopilotStartRequest, data, AUTOPILOT_START)
         started = await self._cases.start(user, session_id, body)
         return to_message(started, pb.AutopilotStartResponse)

@@ -9,7 +9,7 @@ for an answer: a drift that tried to send one would fail in :func:`to_message`.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 from google.protobuf.message import Message
@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from exammentor._proto import quiz_pb2 as pb
 from exammentor._proto import quiz_pb2_grpc
-from exammentor.contracts.commands import STILL_RUNNING, Command
+from exammentor.contracts.commands import Command
 from exammentor.contracts.quiz import (
     QUIZ_ANALYZE,
     QUIZ_DIAGNOSE,
@@ -36,23 +36,8 @@ from exammentor.contracts.quiz import (
 )
 from services.gateway import quiz_cases
 from services.gateway.codec import from_message, to_message
-from services.gateway.core import CommandAnswer, GatewayCore, GatewayError, parse, parse_uuid
-from services.gateway.grpc_api import Context, unary
-
-M = TypeVar("M", bound=Message)
-
-
-def _finished(answer: CommandAnswer[Any], cls: type[M]) -> M:
-    """A command's result as ``cls`` with its request id; ``still_running`` when the wait ran
-    out (as HTTP answers 202: fetch the request later with ``GetRequest``)."""
-    if answer.result is None:
-        raise GatewayError(
-            STILL_RUNNING,
-            f"still running; fetch request {answer.request_id} later",
-            request_id=answer.request_id,
-        )
-    result: BaseModel = answer.result
-    return to_message(result, cls, request_id=str(answer.request_id))
+from services.gateway.core import parse
+from services.gateway.grpc_api import Context, CoreServicer, finished, pop_session_id, unary
 
 
 def _with_session(
@@ -60,22 +45,12 @@ def _with_session(
 ) -> tuple[Any, UUID | None]:
     """A generate request's body and its ``session_id`` (the HTTP route's query parameter)."""
     data = from_message(request)
-    raw = data.pop("session_id", "")
-    session_id = parse_uuid("session_id", raw) if raw else None
+    session_id = pop_session_id(data)
     return parse(model, data, command), session_id
 
 
-class QuizApi(quiz_pb2_grpc.QuizServicer):
+class QuizApi(CoreServicer, quiz_pb2_grpc.QuizServicer):
     """The typed gRPC twin of the quiz and learner routes."""
-
-    def __init__(self, core: GatewayCore) -> None:
-        self._core = core
-
-    def _user(self, context: Context) -> UUID:
-        header = next(
-            (str(v) for k, v in context.invocation_metadata() or () if k == "authorization"), None
-        )
-        return self._core.authenticate(header)
 
     # ---- commands ------------------------------------------------------------------------
 
@@ -89,7 +64,7 @@ class QuizApi(quiz_pb2_grpc.QuizServicer):
         answer = await quiz_cases.run_quiz_command(
             self._core, QUIZ_GENERATE, user, body, session_id
         )
-        return _finished(answer, pb.GeneratedQuiz)
+        return finished(answer, pb.GeneratedQuiz)
 
     @unary
     async def GenerateQuizFromImage(  # noqa: N802 - gRPC method name
@@ -103,7 +78,7 @@ class QuizApi(quiz_pb2_grpc.QuizServicer):
         answer = await quiz_cases.run_quiz_command(
             self._core, QUIZ_GENERATE_FROM_IMAGE, user, body, session_id
         )
-        return _finished(answer, pb.GeneratedQuiz)
+        return finished(answer, pb.GeneratedQuiz)
 
     @unary
     async def EvaluateAnswer(  # noqa: N802 - gRPC method name
@@ -113,7 +88,7 @@ class QuizApi(quiz_pb2_grpc.QuizServicer):
         user = self._user(context)
         body = parse(EvaluateAnswerRequest, from_message(request), QUIZ_GRADE)
         answer = await quiz_cases.run_quiz_command(self._core, QUIZ_GRADE, user, body)
-        return _finished(answer, pb.EvaluationResult)
+        return finished(answer, pb.EvaluationResult)
 
     @unary
     async def DiagnoseMisconception(  # noqa: N802 - gRPC method name
@@ -122,7 +97,7 @@ class QuizApi(quiz_pb2_grpc.QuizServicer):
         """The misconception behind a wrong answer, recorded, with a redemption question."""
         user = self._user(context)
         body = parse(MisconceptionRequest, from_message(request), QUIZ_DIAGNOSE)
-        return _finished(
+        return finished(
             await quiz_cases.diagnose(self._core, user, body), pb.MisconceptionDiagnosis
         )
 
@@ -134,7 +109,7 @@ class QuizApi(quiz_pb2_grpc.QuizServicer):
         user = self._user(context)
         body = parse(AnalyzePerformanceRequest, from_message(request), QUIZ_ANALYZE)
         answer = await quiz_cases.run_quiz_command(self._core, QUIZ_ANALYZE, user, body)
-        return _finished(answer, pb.PerformanceAnalysis)
+        return finished(answer, pb.PerformanceAnalysis)
 
     @unary
     async def SaveQuiz(  # noqa: N802 - gRPC method name
@@ -144,7 +119,7 @@ class QuizApi(quiz_pb2_grpc.QuizServicer):
         user = self._user(context)
         body = parse(SavedQuizRequest, from_message(request), QUIZ_SAVE)
         answer = await quiz_cases.run_quiz_command(self._core, QUIZ_SAVE, user, body)
-        return _finished(answer, pb.SavedQuizView)
+        return finished(answer, pb.SavedQuizView)
 
     # ---- reads ---------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from exammentor._proto import tutor_pb2 as pb
 from exammentor._proto import tutor_pb2_grpc
-from exammentor.contracts.commands import STILL_RUNNING, Command
+from exammentor.contracts.commands import Command
 from exammentor.contracts.tutor import (
     TUTOR_CHAT_SAVE,
     TUTOR_DESCRIBE_IMAGE,
@@ -43,8 +43,8 @@ from exammentor.contracts.tutor import (
 )
 from services.gateway import tutor_cases
 from services.gateway.codec import from_message, to_message
-from services.gateway.core import CommandAnswer, GatewayCore, GatewayError, parse
-from services.gateway.grpc_api import Context, _abort, unary
+from services.gateway.core import GatewayError, parse
+from services.gateway.grpc_api import Context, CoreServicer, _abort, finished, unary
 
 M = TypeVar("M", bound=Message)
 
@@ -65,30 +65,8 @@ def event_message(event: StreamEvent, request_id: UUID) -> pb.TutorStreamEvent:
     return message
 
 
-def _finished(answer: CommandAnswer[Any], cls: type[M]) -> M:
-    """A command's result as ``cls`` with its request id; ``still_running`` when the wait ran
-    out (as HTTP answers 202: fetch the request later with ``GetRequest``)."""
-    if answer.result is None:
-        raise GatewayError(
-            STILL_RUNNING,
-            f"still running; fetch request {answer.request_id} later",
-            request_id=answer.request_id,
-        )
-    result: BaseModel = answer.result
-    return to_message(result, cls, request_id=str(answer.request_id))
-
-
-class TutorApi(tutor_pb2_grpc.TutorServicer):
+class TutorApi(CoreServicer, tutor_pb2_grpc.TutorServicer):
     """The typed gRPC twin of the tutor routes."""
-
-    def __init__(self, core: GatewayCore) -> None:
-        self._core = core
-
-    def _user(self, context: Context) -> UUID:
-        header = next(
-            (str(v) for k, v in context.invocation_metadata() or () if k == "authorization"), None
-        )
-        return self._core.authenticate(header)
 
     async def _stream(
         self, command: Command[Any, Any], model: type[BaseModel], request: Message, context: Context
@@ -134,7 +112,7 @@ class TutorApi(tutor_pb2_grpc.TutorServicer):
         user = self._user(context)
         body = parse(ExplainRequest, from_message(request), TUTOR_STREAM)
         answer = await self._core.run(TUTOR_EXPLAIN, user, body)
-        return _finished(answer, pb.GroundedExplanation)
+        return finished(answer, pb.GroundedExplanation)
 
     @unary
     async def ExplainImage(  # noqa: N802 - gRPC method name
@@ -144,7 +122,7 @@ class TutorApi(tutor_pb2_grpc.TutorServicer):
         user = self._user(context)
         body = parse(ImageExplainRequest, from_message(request), TUTOR_EXPLAIN_IMAGE)
         answer = await self._core.run(TUTOR_EXPLAIN_IMAGE, user, body)
-        return _finished(answer, pb.MultimodalExplanation)
+        return finished(answer, pb.MultimodalExplanation)
 
     @unary
     async def DescribeImage(  # noqa: N802 - gRPC method name
@@ -154,7 +132,7 @@ class TutorApi(tutor_pb2_grpc.TutorServicer):
         user = self._user(context)
         body = parse(DescribeImageRequest, from_message(request), TUTOR_DESCRIBE_IMAGE)
         answer = await self._core.run(TUTOR_DESCRIBE_IMAGE, user, body)
-        return _finished(answer, pb.ImageDescription)
+        return finished(answer, pb.ImageDescription)
 
     @unary
     async def ExtractPdfText(  # noqa: N802 - gRPC method name
@@ -164,7 +142,7 @@ class TutorApi(tutor_pb2_grpc.TutorServicer):
         user = self._user(context)
         body = parse(PdfTextRequest, from_message(request), TUTOR_EXTRACT_PDF_TEXT)
         answer = await self._core.run(TUTOR_EXTRACT_PDF_TEXT, user, body)
-        return _finished(answer, pb.PdfText)
+        return finished(answer, pb.PdfText)
 
     @unary
     async def SaveChat(  # noqa: N802 - gRPC method name
@@ -183,7 +161,7 @@ class TutorApi(tutor_pb2_grpc.TutorServicer):
         user = self._user(context)
         body = parse(MaterialAddRequest, from_message(request), TUTOR_MATERIAL_ADD)
         answer = await self._core.run(TUTOR_MATERIAL_ADD, user, body)
-        return _finished(answer, pb.Material)
+        return finished(answer, pb.Material)
 
     @unary
     async def DeleteMaterial(  # noqa: N802 - gRPC method name
@@ -193,7 +171,7 @@ class TutorApi(tutor_pb2_grpc.TutorServicer):
         user = self._user(context)
         body = parse(MaterialDeleteRequest, from_message(request), TUTOR_MATERIAL_DELETE)
         answer = await self._core.run(TUTOR_MATERIAL_DELETE, user, body)
-        return _finished(answer, pb.MaterialDeleted)
+        return finished(answer, pb.MaterialDeleted)
 
     # ---- reads ---------------------------------------------------------------------------
 

@@ -48,7 +48,7 @@ from exammentor.contracts.tutor import (
 from exammentor.db import user_transaction
 from exammentor.dispatch import ResultTimeout
 from exammentor.relay import RelayChunk
-from services.gateway.core import CommandStream, GatewayCore, GatewayError, parse
+from services.gateway.core import CommandStream, GatewayCore, GatewayError, parse, still_running
 
 NDJSON = "application/x-ndjson"
 """Media type of the typed stream: ask ``/api/tutor/stream`` for it with ``Accept`` or
@@ -226,11 +226,7 @@ async def _first_chunk(run: CommandStream, stream: AsyncIterator[RelayChunk]) ->
     try:
         first = await anext(stream)
     except (StopAsyncIteration, ResultTimeout):
-        raise GatewayError(
-            STILL_RUNNING,
-            f"still running; fetch request {run.request_id} later",
-            request_id=run.request_id,
-        ) from None
+        raise still_running(run.request_id) from None
     if first.kind == "error":
         raise run.error(first)
     return first
@@ -269,14 +265,7 @@ async def chat(core: GatewayCore, user: UUID, query: ChatQuery) -> ChatHistory:
 async def save_chat(core: GatewayCore, user: UUID, body: ChatSaveRequest) -> ChatSaved:
     """Upserts the user's chat of one topic through the tutor."""
     check_user(user, body.user_id)
-    answer = await core.run(TUTOR_CHAT_SAVE, user, body)
-    if answer.result is None:
-        raise GatewayError(
-            STILL_RUNNING,
-            f"still running; fetch request {answer.request_id} later",
-            request_id=answer.request_id,
-        )
-    return answer.result
+    return (await core.run(TUTOR_CHAT_SAVE, user, body)).finished()
 
 
 class ChatQuery(BaseModel):
