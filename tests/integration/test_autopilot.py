@@ -8,6 +8,7 @@ Each test gets a topic prefix of its own, so its workers are the only consumers 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -18,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
+from exammentor import migrate
 from exammentor.settings import LLMSettings, WorkerSettings
 from exammentor.topics import ensure_topics
 from exammentor.worker import Worker
@@ -30,6 +32,7 @@ from tests.conftest import SessionEnv
 from tests.fakes.autopilot_standins import CORRECT_INDEX, install_quiz, install_tutor
 from tests.fakes.scripted_openai import Content, ScriptedOpenAI
 from tests.infra import unique_name
+from tests.upgrade.database import app_dsn, scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -120,9 +123,40 @@ async def scripted_llm() -> AsyncIterator[ScriptedOpenAI]:
         yield fake
 
 
+@pytest.fixture(scope="module")
+async def scene_env(test_env: SessionEnv) -> AsyncIterator[SessionEnv]:
+    """The session's servers with a database of the module's own: an autopilot replica claims
+    the runs of its whole database, so the session stack's (another topic prefix, the
+    embedded model) must not see the scenes' runs."""
+    async with scratch_database(test_env.servers.admin_dsn, "exammentor_ap_") as dsn:
+        await migrate.upgrade(dsn)
+        yield dataclasses.replace(test_env, admin_dsn=dsn, app_dsn=app_dsn(dsn))
+
+
 @pytest.fixture
-async def scene(test_env: SessionEnv, scripted_llm: ScriptedOpenAI) -> AsyncIterator[Scene]:
+async def admin_db(scene_env: SessionEnv) -> AsyncIterator[asyncpg.Connection]:
+    """An owner connection to the scenes' database (this module's, not the session's)."""
+    conn = await asyncpg.connect(scene_env.admin_dsn)
+    yield conn
+    await conn.close()
+
+
+async def _active_runs(env: SessionEnv) -> set[tuple[str, str]]:
+    conn = await asyncpg.connect(env.admin_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT session_id, status FROM autopilot_runs WHERE status IN ('running', 'paused')"
+        )
+    finally:
+        await conn.close()
+    return {(str(r["session_id"]), r["status"]) for r in rows}
+
+
+@pytest.fixture
+async def scene(scene_env: SessionEnv, scripted_llm: ScriptedOpenAI) -> AsyncIterator[Scene]:
     """The scene, with no autopilot replica yet."""
+    test_env = scene_env
+    active_before = await _active_runs(test_env)
     prefix = unique_name("ap")
     await ensure_topics(test_env.kafka().model_copy(update={"topic_prefix": prefix}))
     gateway = Gateway(
@@ -151,16 +185,9 @@ async def scene(test_env: SessionEnv, scripted_llm: ScriptedOpenAI) -> AsyncIter
         await worker.stop()
     await gateway.stop()
     # A run a test leaves running or paused would be claimed by the next autopilot replica
-    # on this database (the session stack's, with the embedded model) and keep its workers
-    # busy in later tests: every test ends the runs it starts.
-    conn = await asyncpg.connect(test_env.admin_dsn)
-    try:
-        active = await conn.fetch(
-            "SELECT session_id, status FROM autopilot_runs WHERE status IN ('running', 'paused')"
-        )
-    finally:
-        await conn.close()
-    assert not active, f"runs left active by this module's tests: {[dict(r) for r in active]}"
+    # on this database and carried on in later tests: every test ends the runs it starts.
+    left = await _active_runs(test_env) - active_before
+    assert not left, f"runs this test left running or paused: {sorted(left)}"
 
 
 @pytest.fixture

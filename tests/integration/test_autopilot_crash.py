@@ -37,6 +37,8 @@ pytestmark = pytest.mark.integration
 # The scene's fixtures, shared with the autopilot's other tests.
 scripted_llm = base.scripted_llm
 scene = base.scene
+scene_env = base.scene_env
+admin_db = base.admin_db
 http = base.http
 
 LEASE_TTL_S = 2.0

@@ -34,6 +34,7 @@ pytestmark = pytest.mark.integration
 # The scene's fixtures, shared with the autopilot's other tests.
 scripted_llm = base.scripted_llm
 scene = base.scene
+scene_env = base.scene_env
 http = base.http
 
 Meta = tuple[tuple[str, str], ...]
