@@ -58,6 +58,7 @@ __all__ = [
     "LLMUsage",
     "Message",
     "PartsMessage",
+    "Sampling",
     "TextContent",
     "UsageSink",
     "estimate_tokens",
@@ -211,10 +212,69 @@ class _OpenedStream:
     ended: bool
 
 
+class _SamplingArgs(TypedDict, total=False):
+    """Keyword arguments of ``chat.completions.create`` that :class:`Sampling` sets."""
+
+    temperature: float
+    seed: int
+    frequency_penalty: float
+    presence_penalty: float
+    extra_body: dict[str, float]
+
+
 class _InvalidOutputError(Exception):
     def __init__(self, errors: Sequence[str]) -> None:
         super().__init__("; ".join(errors))
         self.errors = list(errors)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the model samples one call.
+
+    A small model at temperature 0 answers a repeated prompt with the same tokens, so a retry
+    that changes nothing gets the same loop or the same invalid JSON back. A retry round asks
+    with :meth:`for_round`, which raises the temperature, changes the seed and penalises
+    repetition. ``frequency_penalty``, ``presence_penalty`` and ``seed`` are OpenAI
+    parameters; ``repeat_penalty`` and ``dry_multiplier`` (the DRY sampler) are llama.cpp's,
+    sent only when ``LLMSettings.sampler_extras`` allows it, since OpenAI itself refuses
+    parameters it does not know.
+    """
+
+    temperature: float = 0.0
+    seed: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    repeat_penalty: float | None = None
+    dry_multiplier: float | None = None
+
+    def for_round(self, round_no: int) -> Sampling:
+        """The sampling of retry round ``round_no`` (1 is the first call: ``self``).
+
+        Later rounds sample more freely (temperature 0.6, then 0.8, ...; never above 1.0),
+        with seed ``round_no`` and penalties on repeated tokens, so a degenerate first answer
+        is not simply repeated.
+
+        Args:
+            round_no: 1 for the first call, 2 for the first retry, ...
+
+        Returns:
+            The sampling to use.
+        """
+        if round_no <= 1:
+            return self
+        return Sampling(
+            temperature=max(self.temperature, min(1.0, 0.4 + 0.2 * (round_no - 1))),
+            seed=round_no if self.seed is None else self.seed + round_no,
+            frequency_penalty=self.frequency_penalty or 0.5,
+            presence_penalty=self.presence_penalty,
+            repeat_penalty=self.repeat_penalty or 1.25,
+            dry_multiplier=self.dry_multiplier or 0.8,
+        )
+
+
+GREEDY = Sampling()
+"""Temperature 0 and nothing else: deterministic on the embedded server."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -451,7 +511,7 @@ class LLMClient:
         schema: type[M],
         purpose: str,
         max_tokens: int = 512,
-        temperature: float = 0.0,
+        sampling: Sampling = GREEDY,
         validate: Callable[[M], None] | None = None,
     ) -> M:
         """Asks for JSON matching ``schema`` and returns it validated.
@@ -468,7 +528,8 @@ class LLMClient:
             schema: Pydantic model the answer must match.
             purpose: Short name of the call for logs and usage records.
             max_tokens: Cap on generated tokens per call.
-            temperature: Sampling temperature; 0 is deterministic on the embedded server.
+            sampling: How the first round samples; repair rounds sample more freely
+                (:meth:`Sampling.for_round`), so they do not repeat the same answer.
             validate: Semantic check of a schema-valid answer; raises ``ValueError`` with a
                 message the model can act on.
 
@@ -494,7 +555,7 @@ class LLMClient:
                 purpose=purpose,
                 messages=conversation,
                 max_tokens=max_tokens,
-                temperature=temperature,
+                sampling=sampling.for_round(round_no),
                 response_format=response_format,
             )
             try:
@@ -531,7 +592,7 @@ class LLMClient:
         messages: Sequence[Message],
         purpose: str,
         max_tokens: int = 512,
-        temperature: float = 0.0,
+        sampling: Sampling = GREEDY,
     ) -> str:
         """Returns a free-text answer.
 
@@ -539,7 +600,7 @@ class LLMClient:
             messages: The conversation.
             purpose: Short name of the call for logs and usage records.
             max_tokens: Cap on generated tokens.
-            temperature: Sampling temperature.
+            sampling: How the model samples (greedy by default).
 
         Returns:
             The answer's text (empty when the model said nothing).
@@ -552,7 +613,7 @@ class LLMClient:
             purpose=purpose,
             messages=messages,
             max_tokens=max_tokens,
-            temperature=temperature,
+            sampling=sampling,
             response_format=None,
         )
         await self._record(purpose, reply, "ok")
@@ -564,7 +625,7 @@ class LLMClient:
         messages: Sequence[ChatMessage],
         purpose: str,
         max_tokens: int = 512,
-        temperature: float = 0.0,
+        sampling: Sampling = GREEDY,
     ) -> AsyncGenerator[str, None]:
         """Yields the answer's text as it is generated.
 
@@ -577,7 +638,7 @@ class LLMClient:
             messages: The conversation.
             purpose: Short name of the call for logs and usage records.
             max_tokens: Cap on generated tokens.
-            temperature: Sampling temperature.
+            sampling: How the model samples (greedy by default).
 
         Yields:
             Non-empty text deltas, in order.
@@ -590,7 +651,7 @@ class LLMClient:
         opened, started = await self._with_retries(
             purpose,
             prompt_estimate,
-            lambda: self._open_stream(messages, max_tokens, temperature),
+            lambda: self._open_stream(messages, max_tokens, sampling),
         )
         parts: list[str] = []
         usage = opened.usage
@@ -637,16 +698,16 @@ class LLMClient:
             )
 
     async def _open_stream(
-        self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float
+        self, messages: Sequence[ChatMessage], max_tokens: int, sampling: Sampling
     ) -> _OpenedStream:
         """Starts a stream and reads up to its first text delta, the part worth retrying."""
         stream = await self._client.chat.completions.create(
             model=self.settings.model,
             messages=[_to_sdk(m) for m in messages],
             max_completion_tokens=max_tokens,
-            temperature=temperature,
             stream=True,
             stream_options={"include_usage": True},
+            **self._sampling_args(sampling),
         )
         model = self.settings.model
         usage: tuple[int, int] | None = None
@@ -669,7 +730,7 @@ class LLMClient:
         purpose: str,
         messages: Sequence[Message],
         max_tokens: int,
-        temperature: float,
+        sampling: Sampling,
         response_format: ResponseFormatJSONSchema | None,
     ) -> _Reply:
         """One logical call: HTTP attempts until one answers; its usage is not yet recorded."""
@@ -680,8 +741,8 @@ class LLMClient:
                 model=self.settings.model,
                 messages=[_to_sdk(m) for m in messages],
                 max_completion_tokens=max_tokens,
-                temperature=temperature,
                 response_format=response_format if response_format is not None else omit,
+                **self._sampling_args(sampling),
             )
 
         completion, started = await self._with_retries(purpose, prompt_estimate, send)
@@ -700,6 +761,27 @@ class LLMClient:
             completion_tokens=tokens[1],
             latency_ms=latency_ms,
         )
+
+    def _sampling_args(self, sampling: Sampling) -> _SamplingArgs:
+        """The request parameters of ``sampling``; llama.cpp's only where the server takes them."""
+        args: _SamplingArgs = {"temperature": sampling.temperature}
+        if sampling.seed is not None:
+            args["seed"] = sampling.seed
+        if sampling.frequency_penalty is not None:
+            args["frequency_penalty"] = sampling.frequency_penalty
+        if sampling.presence_penalty is not None:
+            args["presence_penalty"] = sampling.presence_penalty
+        extra = {
+            name: value
+            for name, value in (
+                ("repeat_penalty", sampling.repeat_penalty),
+                ("dry_multiplier", sampling.dry_multiplier),
+            )
+            if value is not None
+        }
+        if extra and self.settings.sends_sampler_extras:
+            args["extra_body"] = extra
+        return args
 
     async def _with_retries(
         self, purpose: str, prompt_estimate: int, send: Callable[[], Awaitable[T]]

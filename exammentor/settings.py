@@ -6,8 +6,10 @@ the parts it needs down; nothing else reads the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from typing import ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +20,13 @@ MIN_SECRET_LENGTH = 32
 """Characters a secret must have in production (HS256 wants at least 256 bits of key)."""
 
 _RUN_SECRETS: dict[str, SecretStr] = {}
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def run_secret(name: str) -> SecretStr:
@@ -85,6 +94,19 @@ class LLMSettings(BaseSettings):
     repair_attempts: int = Field(default=2, ge=0, le=5)
     backoff_base_s: float = 0.5
     backoff_max_s: float = 8.0
+    sampler_extras: Literal["auto", "on", "off"] = "auto"
+    """Whether calls send llama.cpp's sampler parameters (``repeat_penalty``, DRY) besides
+    OpenAI's: ``auto`` sends them to a server on this host (the embedded llama.cpp, a local
+    Ollama or vLLM, which take or ignore them) and not to a remote one, which may refuse
+    parameters it does not know (OpenAI does)."""
+
+    @property
+    def sends_sampler_extras(self) -> bool:
+        """True when calls carry llama.cpp's sampler parameters (see ``sampler_extras``)."""
+        if self.sampler_extras != "auto":
+            return self.sampler_extras == "on"
+        host = urlsplit(self.base_url).hostname or ""
+        return host == "localhost" or _is_loopback(host)
 
 
 class RetentionSettings(BaseSettings):

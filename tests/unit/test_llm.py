@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from exammentor.llm import (
     LLMInvalidOutput,
     LLMUnavailable,
     LLMUsage,
+    Sampling,
     extract_json,
 )
 from exammentor.settings import LLMSettings
@@ -226,6 +228,61 @@ async def test_broken_json_is_repaired(
     assert '"city"' in repair.last_user_text  # the schema travels with the repair request
     assert repair.body["response_format"] == first.body["response_format"]
     assert usage.outcomes == ["invalid", "ok"]
+
+
+async def test_a_repair_round_samples_differently_from_the_first(
+    fake: ScriptedOpenAI, client: LLMClient
+) -> None:
+    # A greedy repeat of a degenerate answer gets the same answer back; the repair round
+    # must change temperature, seed and repetition penalties.
+    fake.script(broken_json(), broken_json(), valid_json(PARIS))
+
+    await client.structured(messages=QUESTION, schema=Capital, purpose="capital")
+
+    first, second, third = (r.body for r in fake.chat_requests)
+    assert first["temperature"] == 0.0
+    assert "seed" not in first
+    assert "repeat_penalty" not in first
+    assert second["temperature"] > 0.0
+    assert third["temperature"] > second["temperature"]
+    assert second["seed"] != third["seed"]
+    assert second["frequency_penalty"] > 0
+    # The scripted server listens on loopback, so llama.cpp's sampler parameters go too.
+    assert second["repeat_penalty"] > 1.0
+    assert second["dry_multiplier"] > 0
+
+
+async def test_text_and_stream_send_the_sampling_they_are_given(
+    fake: ScriptedOpenAI, client: LLMClient
+) -> None:
+    fake.script(Content("a"), Stream(["b", "c"]))
+    chosen = Sampling(temperature=0.7, seed=11, repeat_penalty=1.3)
+
+    await client.text(messages=QUESTION, purpose="t", sampling=chosen)
+    async with aclosing(client.stream_text(messages=QUESTION, purpose="s", sampling=chosen)) as s:
+        assert [d async for d in s] == ["b", "c"]
+
+    for request in fake.chat_requests:
+        assert request.body["temperature"] == 0.7
+        assert request.body["seed"] == 11
+        assert request.body["repeat_penalty"] == 1.3
+
+
+@pytest.mark.parametrize(
+    ("base_url", "setting", "sent"),
+    [
+        ("http://127.0.0.1:8090/v1", "auto", True),
+        ("http://localhost:11434/v1", "auto", True),
+        ("http://[::1]:8000/v1", "auto", True),
+        ("https://api.openai.com/v1", "auto", False),
+        ("https://api.openai.com/v1", "on", True),
+        ("http://127.0.0.1:8090/v1", "off", False),
+    ],
+)
+def test_llama_cpp_sampler_parameters_go_only_where_they_are_taken(
+    base_url: str, setting: str, sent: bool
+) -> None:
+    assert make_settings(base_url, sampler_extras=setting).sends_sampler_extras is sent
 
 
 async def test_schema_errors_are_quoted_in_the_repair_prompt(
