@@ -11,6 +11,9 @@ working. Rules these shapes keep:
 - A run's ``status`` is one of :data:`AutopilotStatus`: a run the student stopped says
   ``stopped``, one that ran out of time or of topics says ``completed``, one whose tutor or
   quiz call failed for good says ``failed``.
+- ``current_phase`` (status and watch) names a phase as the original did where ours is only
+  finer: a question waiting for its answer is ``quizzing``, the phase the original's page
+  shows a question in; ``phase_detail`` keeps the precise phase (``awaiting_answer``).
 - Steps are numbered from 1 without gaps within a run; the watch stream's ``seq`` is the step
   number, so a client that lost its stream resumes after the last ``seq`` it saw.
 """
@@ -50,6 +53,7 @@ AutopilotPhase = Literal[
 ]
 """Where the loop is: choose a topic, two lessons, a quiz, an answer per question, a
 diagnosis per wrong answer, the learner model's update, then the next topic."""
+ALL_PHASES: frozenset[str] = frozenset(get_args(AutopilotPhase))
 
 ORIGINAL_PHASE_NAMES: dict[str, AutopilotPhase] = {"awaiting_answer": "quizzing"}
 """Phases the original named otherwise, by the name its clients test for: its quiz was one
@@ -80,8 +84,6 @@ def _with_phase_detail(data: Any) -> Any:
         return data  # the Literal names the bad value
     return {**data, "phase_detail": detail, "current_phase": client_phase(detail)}
 
-
-ALL_PHASES: frozenset[str] = frozenset(get_args(AutopilotPhase))
 
 StepAction = Literal[
     "start",
