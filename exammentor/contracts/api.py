@@ -47,6 +47,11 @@ class Token(BaseModel):
     token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     user_id: UUID
     expires_in: int
+    id: UUID
+    """``user_id`` again: the original's login answered the user row, and its pages keep
+    ``id`` as the user's id (sent back as ``user_id``, which must be the token's user)."""
+    name: str
+    """The user's name, as the original's login answered it."""
 
 
 class Error(BaseModel):

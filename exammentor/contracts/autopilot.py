@@ -11,6 +11,9 @@ working. Rules these shapes keep:
 - A run's ``status`` is one of :data:`AutopilotStatus`: a run the student stopped says
   ``stopped``, one that ran out of time or of topics says ``completed``, one whose tutor or
   quiz call failed for good says ``failed``.
+- ``current_phase`` (status and watch) names a phase as the original did where ours is only
+  finer: a question waiting for its answer is ``quizzing``, the phase the original's page
+  shows a question in; ``phase_detail`` keeps the precise phase (``awaiting_answer``).
 - Steps are numbered from 1 without gaps within a run; the watch stream's ``seq`` is the step
   number, so a client that lost its stream resumes after the last ``seq`` it saw.
 """
@@ -18,7 +21,7 @@ working. Rules these shapes keep:
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
@@ -50,6 +53,37 @@ AutopilotPhase = Literal[
 ]
 """Where the loop is: choose a topic, two lessons, a quiz, an answer per question, a
 diagnosis per wrong answer, the learner model's update, then the next topic."""
+ALL_PHASES: frozenset[str] = frozenset(get_args(AutopilotPhase))
+
+ORIGINAL_PHASE_NAMES: dict[str, AutopilotPhase] = {"awaiting_answer": "quizzing"}
+"""Phases the original named otherwise, by the name its clients test for: its quiz was one
+phase, ``quizzing``, also while a question waited (its page shows a question only in
+``quizzing``). ``current_phase`` says the original's name; ``phase_detail`` keeps ours."""
+
+
+def client_phase(phase: AutopilotPhase) -> AutopilotPhase:
+    """The name ``current_phase`` gives a phase: the original's where it named it otherwise.
+
+    Args:
+        phase: Where the run's loop is.
+
+    Returns:
+        ``quizzing`` for ``awaiting_answer``; any other phase as it is.
+    """
+    return ORIGINAL_PHASE_NAMES.get(phase, phase)
+
+
+def _with_phase_detail(data: Any) -> Any:
+    """A view's input with ``phase_detail`` (the precise phase) and ``current_phase`` (its
+    client name). A view written without ``phase_detail`` (by a worker, or stored before the
+    field existed) has the precise phase in ``current_phase``."""
+    if not isinstance(data, dict) or "current_phase" not in data:
+        return data
+    detail = data.get("phase_detail") or data["current_phase"]
+    if detail not in ALL_PHASES:
+        return data  # the Literal names the bad value
+    return {**data, "phase_detail": detail, "current_phase": client_phase(detail)}
+
 
 StepAction = Literal[
     "start",
@@ -123,6 +157,9 @@ class AutopilotStartRequest(BaseModel):
     """Plan topics to study, instead of all of them; each must be a topic of the plan."""
     exam_date: dt.date | None = None
     """Weighs heavy topics more as the exam nears."""
+    user_id: UUID | None = None
+    """The original's clients send the student's id; accepted only when it is the bearer
+    token's user (the gateway refuses another with ``user_mismatch``) and not sent on."""
 
     @model_validator(mode="after")
     def _check(self) -> AutopilotStartRequest:
@@ -205,6 +242,11 @@ class AutopilotStatusResponse(BaseModel):
     run_number: int = Field(ge=1)
     status: AutopilotStatus
     current_phase: AutopilotPhase
+    """The phase by the original's name (:func:`client_phase`): ``quizzing`` also while a
+    question waits, as the original's page expects."""
+    phase_detail: AutopilotPhase = "choosing_topic"
+    """The precise phase (``awaiting_answer`` while a question waits); filled from
+    ``current_phase`` when a view is built without it."""
     current_topic: str | None
     topics_completed: list[str]
     elapsed_seconds: float = Field(ge=0)
@@ -222,13 +264,24 @@ class AutopilotStatusResponse(BaseModel):
     """When the waiting question counts as skipped, unless the run is paused first."""
     end_reason: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _phases(cls, data: Any) -> Any:
+        return _with_phase_detail(data)
+
 
 class AutopilotAnswerRequest(BaseModel):
-    """``POST /api/autopilot/answer/{id}``: an answer, keyed by the question it answers."""
+    """``POST /api/autopilot/answer/{id}``: an answer, keyed by the question it answers.
+
+    The original's clients send ``{answer_index}`` alone: an empty ``question_id`` means the
+    question that waits, and the gateway names it before the command is sent (no question
+    waiting is ``answer_refused``), so the autopilot service always gets an id.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    question_id: str = Field(min_length=1)
+    question_id: str = ""
+    """The waiting question's id; empty: the one question that waits."""
     answer_index: int = Field(ge=0)
     """0-based option index; a timeout is never sent as an index."""
 
@@ -261,10 +314,18 @@ class AutopilotWatchEvent(BaseModel):
     step: AutopilotStep
     status: AutopilotStatus
     current_phase: AutopilotPhase
+    """The original's name, as in the status (``quizzing`` while a question waits)."""
+    phase_detail: AutopilotPhase = "choosing_topic"
+    """The precise phase, as in the status."""
     current_topic: str | None = None
     awaiting_input: bool = False
     current_content: str | None = None
     current_question: QuestionView | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _phases(cls, data: Any) -> Any:
+        return _with_phase_detail(data)
 
 
 AutopilotControl = Literal["pause", "resume", "stop"]

@@ -72,6 +72,13 @@ USER_MISMATCH = ErrorCode(
     "PERMISSION_DENIED",
     "A user_id in the body names someone other than the token's user.",
 )
+CORS_REFUSED = ErrorCode(
+    "cors_refused",
+    403,
+    "PERMISSION_DENIED",
+    "A browser's preflight asked for an origin, method or header the gateway does not allow; "
+    "the message names which (origins: EXAMMENTOR_CORS_ORIGINS).",
+)
 BODY_TOO_LARGE = ErrorCode(
     "body_too_large", 413, "INVALID_ARGUMENT", "The request body is over the size limit."
 )
@@ -135,6 +142,7 @@ GATEWAY_ERRORS: tuple[ErrorCode, ...] = (
     SESSION_NOT_FOUND,
     INVALID_TRANSITION,
     USER_MISMATCH,
+    CORS_REFUSED,
     BODY_TOO_LARGE,
     UNAVAILABLE,
     DEAD_LETTERED,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from exammentor.contracts.commands import (
@@ -435,13 +435,49 @@ class AnalyzePerformanceRequest(BaseModel):
 
 
 class SavedQuizRequest(BaseModel):
-    """``POST /api/quiz/persistence``: the latest quiz of a user and topic."""
+    """``POST /api/quiz/persistence``: the latest quiz of a user and topic.
+
+    A saved quiz is the client's own questions, each with its answer. A question without one
+    (no ``correct_option_index``, or a blank without ``accepted_answers``) is refused with
+    ``answers_withheld``: it is a question the server handed out without its answer (the
+    original's clients saved the quiz they had generated), and the server does not hand the
+    answer back before grading; such questions are stored already and graded by their id.
+    """
 
     model_config = _REQUEST
 
     user_id: Identifier
     topic_id: Identifier
     questions: list[Question] = Field(min_length=1, max_length=MAX_QUESTIONS)
+
+    @field_validator("questions", mode="before")
+    @classmethod
+    def _with_answers(cls, questions: Any) -> Any:
+        if not isinstance(questions, list):
+            return questions
+        for n, question in enumerate(questions):
+            if not isinstance(question, dict):
+                continue
+            blank = question.get("question_type") == "fill_in_the_blank"
+            keyless = (
+                not question.get("accepted_answers")
+                if blank
+                else question.get("correct_option_index") is None
+            )
+            if keyless:
+                raise PydanticCustomError(
+                    ANSWERS_WITHHELD.code,
+                    "questions[{n}] has no answer ({key}): a saved quiz is the client's own "
+                    "questions with their answers; a question from /api/quiz/generate comes "
+                    "without its answer and is stored already: grade it with "
+                    "/api/quiz/evaluate and its id '{id}'",
+                    {
+                        "n": n,
+                        "key": "accepted_answers" if blank else "correct_option_index",
+                        "id": str(question.get("id", "")),
+                    },
+                )
+        return questions
 
 
 class SavedQuizQuery(BaseModel):
@@ -583,6 +619,15 @@ DIAGNOSIS_FAILED = ErrorCode(
     "No valid redemption question within the retry bound; nothing was stored.",
 )
 
+ANSWERS_WITHHELD = ErrorCode(
+    "answers_withheld",
+    422,
+    "INVALID_ARGUMENT",
+    "A question to save has no answer: questions are handed out without their answers "
+    "until graded (grade them with /api/quiz/evaluate and their id); a saved quiz carries "
+    "the client's own questions with their answers.",
+)
+
 VISION_UNSUPPORTED = ErrorCode(
     "vision_unsupported",
     422,
@@ -673,7 +718,7 @@ QUIZ_SAVE: Command[SavedQuizRequest, SavedQuizView] = Command(
     "quiz",
     SavedQuizRequest,
     SavedQuizView,
-    errors=(INVALID_REQUEST, NOT_FOUND),
+    errors=(INVALID_REQUEST, NOT_FOUND, ANSWERS_WITHHELD),
     summary=(
         "Save a quiz as the latest of a user and topic; its questions are stored and "
         "graded like generated ones, and come back without answers until answered."

@@ -17,7 +17,8 @@ import datetime as dt
 from typing import Any, Literal, get_args
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 Phase = Literal["INTAKE", "PLANNING", "LEARNING", "QUIZZING", "ANALYZING", "COMPLETED"]
 PHASES: tuple[Phase, ...] = get_args(Phase)
@@ -90,12 +91,39 @@ class SessionState(BaseModel):
 
 
 class SaveSessionRequest(BaseModel):
-    """Body of ``POST /api/session/{id}/save``: the context, and the phase to move to."""
+    """Body of ``POST /api/session/{id}/save``: the context, and the phase to move to.
+
+    ``context_data`` is the original client's name of ``context`` (its server read
+    ``context``): either is accepted, both at once is refused naming ``context_data``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    context: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(
+        default_factory=dict, validation_alias=AliasChoices("context", "context_data")
+    )
     phase: Phase | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_context(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "context" in data and "context_data" in data:
+            # Raised as a ValidationError of its own so the error names the field (a
+            # validator's own errors have no location).
+            raise ValidationError.from_exception_data(
+                cls.__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "context_given_twice",
+                            "context_data is the original's name of context: send one of them",
+                        ),
+                        loc=("context_data",),
+                        input=data["context_data"],
+                    )
+                ],
+            )
+        return data
 
 
 class SessionSaved(BaseModel):

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from exammentor import read_models, sessions
 from exammentor.contracts.autopilot import (
+    ANSWER_REFUSED,
     AUTOPILOT_ANSWER,
     AUTOPILOT_CONTROL,
     AUTOPILOT_NOT_FOUND,
@@ -81,7 +82,11 @@ class AutopilotCases:
         self, user: UUID, session_id: UUID | None, body: AutopilotStartRequest
     ) -> AutopilotStartResponse:
         """Starts a run of the session (a new study session when none is named); 404 for a
-        session that is not the caller's, 400 while its run is running or paused."""
+        session that is not the caller's, 400 while its run is running or paused, 403 for a
+        ``user_id`` that is not the caller's (the caller's own is accepted, as the sessions
+        routes do, and not sent on)."""
+        self._core.check_user_field(user, body.user_id)
+        body = body.model_copy(update={"user_id": None})
         await self._core.refuse_writes()  # before the session it may create
         if session_id is None:
             async with user_transaction(self._core.pool, user) as conn:
@@ -107,8 +112,30 @@ class AutopilotCases:
     async def answer(
         self, user: UUID, session_id: UUID, body: AutopilotAnswerRequest
     ) -> AutopilotAnswerResponse:
-        """The answer to the waiting question (400 with the reason when it cannot be taken)."""
+        """The answer to the waiting question (400 with the reason when it cannot be taken).
+
+        Without a ``question_id`` (the original's clients send only the index) the answer is
+        for the question that waits now; when none waits it is refused here, as the service
+        would refuse it. The service checks the id again when it takes the answer, so an
+        answer that crossed the wait's end is refused, not given to the next question.
+        """
+        if not body.question_id:
+            body = body.model_copy(
+                update={"question_id": await self._waiting_question(user, session_id)}
+            )
         return await self._run(AUTOPILOT_ANSWER, user, body, session_id)
+
+    async def _waiting_question(self, user: UUID, session_id: UUID) -> str:
+        """The id of the question the session's run waits for (``answer_refused`` if none)."""
+        found = await self.status(user, session_id)
+        if found.awaiting_input and found.current_question is not None:
+            return found.current_question.id
+        why = f"the run is {found.status}" if found.status != "running" else "no question waits"
+        raise GatewayError(
+            ANSWER_REFUSED,
+            f"question_id: {why} (phase {found.phase_detail}); nothing to answer",
+            {"field": "question_id", "status": found.status, "phase": found.phase_detail},
+        )
 
     async def watch(
         self, user: UUID, session_id: UUID, after_seq: int = 0, run_number: int | None = None

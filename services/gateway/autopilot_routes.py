@@ -1,11 +1,15 @@
 """The autopilot routes of the HTTP API, with the original's shapes:
 
 - ``POST /api/autopilot/start?session_id=`` ``{study_plan, exam_type, duration_minutes}``
+  (and the original's ``user_id``, the token's user only)
   -> ``{session_id, status, target_duration_minutes, started_at, run_number}``;
 - ``GET /api/autopilot/status/{id}``: the run's status, steps and present content;
+  ``current_phase`` by the original's names (``quizzing`` while a question waits),
+  ``phase_detail`` the precise phase (``awaiting_answer``);
 - ``POST /api/autopilot/pause|resume|stop/{id}`` -> ``{status, session_id}``;
 - ``POST /api/autopilot/answer/{id}`` ``{question_id, answer_index}`` ->
-  ``{status: answer_received}``;
+  ``{status: answer_received}``; without ``question_id`` (the original's body), the
+  question that waits;
 - ``GET /api/autopilot/watch/{id}?after=&run=``: NDJSON, one ``AutopilotWatchEvent`` per
   line with its ``seq``, until the run ends (resume with the last ``seq`` seen; ``run``
   reads an earlier run's log).

@@ -53,7 +53,9 @@ class TokenIssuer:
             self.secret,
             algorithm="HS256",
         )
-        return Token(access_token=token, user_id=user_id, expires_in=self.ttl_s)
+        return Token(
+            access_token=token, user_id=user_id, expires_in=self.ttl_s, id=user_id, name=name
+        )
 
     def verify(self, token: str) -> UUID:
         """The user id a valid token names.

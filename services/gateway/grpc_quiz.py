@@ -33,6 +33,7 @@ from exammentor.contracts.quiz import (
     MisconceptionRequest,
     SavedQuizQuery,
     SavedQuizRequest,
+    SavedQuizView,
 )
 from services.gateway import quiz_cases
 from services.gateway.codec import from_message, to_message
@@ -127,10 +128,15 @@ class QuizApi(CoreServicer, quiz_pb2_grpc.QuizServicer):
     async def GetSavedQuiz(  # noqa: N802 - gRPC method name
         self, request: pb.SavedQuizQuery, context: Context
     ) -> pb.SavedQuizView:
-        """The latest saved quiz of a topic; answers only for answered questions."""
+        """The latest saved quiz of a topic; answers only for answered questions. None saved
+        is a view with no questions and no ``created_at`` (HTTP answers ``null``; a proto3
+        reply cannot be null)."""
         user = self._user(context)
         query = parse(SavedQuizQuery, from_message(request))
-        return to_message(await quiz_cases.saved_quiz(self._core, user, query), pb.SavedQuizView)
+        found = await quiz_cases.saved_quiz(self._core, user, query)
+        if found is None:
+            found = SavedQuizView(user_id=str(user), topic_id=query.topic_id)
+        return to_message(found, pb.SavedQuizView)
 
     @unary
     async def GetMastery(  # noqa: N802 - gRPC method name

@@ -4,7 +4,9 @@ Every ``/api`` route but register and login needs a bearer token, and the user c
 the token only. Bodies are read through the core's validation: a bad body is a 422 naming
 the field (or the status its error code declares), never a 500, and nothing is stored for
 it. Browser front ends are first-class: CORS for the origins an operator configures (none by
-default), with the headers a streaming ``fetch`` reads (``X-Request-Id`` ...) exposed.
+default), with the headers a streaming ``fetch`` reads (``X-Request-Id`` ...) exposed. Every
+preflight is answered, on every path: 200 with the allowances, or 403 ``cors_refused`` naming
+the origin, method or header that is not allowed (never a bare 405).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.datastructures import Headers
 
 from exammentor import metrics
 from exammentor.contracts.api import (
@@ -30,6 +33,7 @@ from exammentor.contracts.api import (
     Token,
 )
 from exammentor.contracts.commands import (
+    CORS_REFUSED,
     INVALID_REQUEST,
     MAINTENANCE,
     SYSTEM_ECHO,
@@ -55,6 +59,47 @@ from services.gateway.tutor_routes import tutor_router
 
 MAX_EVENTS_AFTER = 2**31 - 1
 EXPOSED_HEADERS = ["X-Request-Id", "X-Plan-Id", "X-From-Cache", "Location", "Retry-After"]
+CORS_METHODS = ["GET", "POST", "DELETE", "OPTIONS"]
+CORS_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key"]
+"""Request headers a browser may send besides the safelisted ones (Accept ...): the bearer
+token, JSON bodies and the idempotency key."""
+
+
+class GatewayCors(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered as a declared error.
+
+    Installed whether or not origins are configured, so a browser's preflight never falls
+    through to a route (which answers OPTIONS with 405 and no CORS headers): an operator
+    reading the browser's network log sees what is not allowed and where to allow it.
+    """
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        """The preflight's answer: Starlette's when allowed, else 403 ``cors_refused``."""
+        answer = super().preflight_response(request_headers)
+        if answer.status_code < 400:
+            return answer
+        refused: list[str] = []
+        origin = request_headers["origin"]
+        if not self.is_allowed_origin(origin=origin):
+            allowed = ", ".join(o for o in self.allow_origins) or "none"
+            refused.append(
+                f"origin {origin!r} is not allowed (allowed: {allowed}; "
+                "set EXAMMENTOR_CORS_ORIGINS)"
+            )
+        method = request_headers["access-control-request-method"]
+        if method not in self.allow_methods:
+            refused.append(f"method {method} is not allowed ({', '.join(CORS_METHODS)})")
+        asked = request_headers.get("access-control-request-headers") or ""
+        extra = [h.strip() for h in asked.lower().split(",") if h.strip()]
+        extra = [h for h in extra if h not in self.allow_headers]
+        if extra:
+            refused.append(f"headers {', '.join(extra)} are not allowed")
+        if not refused:
+            refused.append("private network access is not allowed")
+        error = GatewayError(CORS_REFUSED, "CORS preflight refused: " + "; ".join(refused))
+        response = error_response(error)
+        response.headers["Vary"] = answer.headers.get("vary", "Origin")
+        return response
 
 
 def _client_address(request: Request) -> str | None:
@@ -107,15 +152,14 @@ def create_http_app(state: GatewayState) -> FastAPI:
         ).inc()
         return response
 
-    if state.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(state.cors_origins),
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-            expose_headers=EXPOSED_HEADERS,
-            max_age=600,
-        )
+    app.add_middleware(
+        GatewayCors,
+        allow_origins=list(state.cors_origins),
+        allow_methods=CORS_METHODS,
+        allow_headers=CORS_HEADERS,
+        expose_headers=EXPOSED_HEADERS,
+        max_age=600,
+    )
 
     @app.post("/api/users/register", status_code=201, openapi_extra=body_schema(Credentials))
     async def register(

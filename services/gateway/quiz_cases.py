@@ -63,10 +63,12 @@ async def misconceptions(
         return await read_models.misconception_views(conn, query.state)
 
 
-async def saved_quiz(core: GatewayCore, user: UUID, query: SavedQuizQuery) -> SavedQuizView:
-    """The latest saved quiz of a topic (the query's ``user_id`` is the token's user)."""
+async def saved_quiz(core: GatewayCore, user: UUID, query: SavedQuizQuery) -> SavedQuizView | None:
+    """The latest saved quiz of a topic (the query's ``user_id`` is the token's user); None
+    when none was saved."""
     async with user_transaction(core.pool, user) as conn:
-        return await read_models.saved_quiz(conn, query.topic_id)
+        found = await read_models.saved_quiz(conn, query.topic_id)
+    return None if found.created_at is None else found
 
 
 def as_json(items: list[Any]) -> list[dict[str, Any]]:

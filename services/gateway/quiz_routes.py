@@ -7,7 +7,8 @@
 - ``POST /api/quiz/misconception``: the diagnosis with a stored redemption question
   (``quiz.diagnose``; a ``session_id`` in the body logs it to the session);
 - ``POST /api/analyze/performance``: grades recomputed from the answer log (``quiz.analyze``);
-- ``GET/POST /api/quiz/persistence``: the latest saved quiz of a topic;
+- ``GET/POST /api/quiz/persistence``: the latest saved quiz of a topic (``null`` when none
+  was saved; a question to save without its answer is ``answers_withheld``);
 - ``GET /api/learner/mastery`` and ``GET /api/learner/misconceptions?state=``.
 """
 
@@ -144,10 +145,11 @@ def quiz_router(state: GatewayState) -> APIRouter:
 
     @router.get("/api/quiz/persistence")
     async def saved_quiz(user: User, request: Request) -> Response:
-        """The latest saved quiz of a topic; answers only for answered questions."""
+        """The latest saved quiz of a topic, answers only for answered questions; JSON
+        ``null`` when none was saved (the original's answer, which its page tests for)."""
         query = parse(SavedQuizQuery, dict(request.query_params))
         found = await quiz_cases.saved_quiz(core, user, query)
-        return JSONResponse(found.model_dump(mode="json"))
+        return JSONResponse(None if found is None else found.model_dump(mode="json"))
 
     @router.get("/api/learner/mastery")
     async def mastery(user: User) -> Response:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import json
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from exammentor.settings import ServiceSettings, run_secret
 from services.gateway.sweeper import SweepPolicy
@@ -59,6 +61,17 @@ class GatewaySettings(ServiceSettings):
     (``EXAMMENTOR_SWEEP='{"republish_after_s": 30, ...}'``)."""
     login_limits: AttemptLimits = Field(default_factory=AttemptLimits)
     """Register and login attempts per name and per client address."""
-    cors_origins: list[str] = Field(default_factory=list)
-    """Browser origins allowed to call the API (``EXAMMENTOR_CORS_ORIGINS='["https://..."]'``);
-    none by default."""
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Browser origins allowed to call the API, none by default: a JSON list
+    (``EXAMMENTOR_CORS_ORIGINS='["https://..."]'``) or origins separated by commas
+    (``EXAMMENTOR_CORS_ORIGINS=http://localhost:3000``, what an operator types first)."""
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [o.strip() for o in text.split(",") if o.strip()]
+        return value

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from exammentor import migrate
+from exammentor.contracts.autopilot import client_phase
 from exammentor.settings import LLMSettings, WorkerSettings
 from exammentor.topics import ensure_topics
 from exammentor.worker import Worker
@@ -478,3 +479,66 @@ async def test_bad_input_is_refused_with_the_reason_and_the_run_unchanged(
         headers=auth,
     )
     assert no_wait.status_code == 400
+
+
+async def test_the_original_pages_shapes_user_id_index_alone_and_quizzing(
+    scene: Scene, http: httpx.AsyncClient
+) -> None:
+    await scene.add_replica()
+    registered = await http.post(
+        "/api/users/register",
+        json={"name": f"s-{uuid.uuid4().hex[:8]}", "password": "s3cret-pass"},
+    )
+    user_id = registered.json()["user_id"]
+    auth = {"Authorization": f"Bearer {registered.json()['access_token']}"}
+
+    # The original's page sends the student's id: another's is refused, nothing started.
+    foreign = await http.post(
+        "/api/autopilot/start",
+        json={"study_plan": PLAN, "user_id": str(uuid.uuid4())},
+        headers=auth,
+    )
+    assert foreign.status_code == 403
+    assert foreign.json()["detail"]["code"] == "user_mismatch"
+    session, _ = await start_run(http, auth, user_id=user_id)
+
+    # A waiting question is "quizzing" by the original's name; phase_detail is precise.
+    found = await until(http, auth, session, waiting)
+    assert (found["current_phase"], found["phase_detail"]) == ("quizzing", "awaiting_answer")
+    newest = len(found["steps"])
+    async with http.stream(
+        "GET", f"/api/autopilot/watch/{session}?after={newest - 1}", headers=auth
+    ) as stream:
+        event = json.loads(await anext(stream.aiter_lines()))
+    assert event["seq"] == newest
+    assert event["current_phase"] == client_phase(event["step"]["phase"])
+    assert event["phase_detail"] == event["step"]["phase"]
+
+    # {answer_index} alone answers the question that waits.
+    question = found["current_question"]["id"]
+    reply = await http.post(
+        f"/api/autopilot/answer/{session}", json={"answer_index": CORRECT_INDEX}, headers=auth
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"status": "answer_received"}
+    graded = await until(
+        http, auth, session, lambda s: any(x["action"] == "answer" for x in s["steps"])
+    )
+    answer = next(x for x in graded["steps"] if x["action"] == "answer")
+    assert (answer["data"]["question_id"], answer["data"]["answer_index"]) == (
+        question,
+        CORRECT_INDEX,
+    )
+
+    await http.post(f"/api/autopilot/stop/{session}", headers=auth)
+    # No question waits: the original's 400, with a declared code and the reason.
+    none = await http.post(
+        f"/api/autopilot/answer/{session}", json={"answer_index": 0}, headers=auth
+    )
+    assert none.status_code == 400
+    assert none.json()["detail"]["code"] == "answer_refused"
+    assert "stopped" in none.json()["detail"]["message"]
+    ended = await status(http, auth, session)
+    assert not any(
+        x["action"] == "answer" and x["number"] > answer["number"] for x in ended["steps"]
+    )

@@ -344,3 +344,44 @@ async def test_a_client_without_proto_files_starts_a_run_with_the_planners_plan(
     # database claims its lease next (a later test's, with another model).
     stopped = await http.post(f"/api/autopilot/stop/{session}", headers=auth)
     assert stopped.status_code == 200, stopped.text
+
+
+async def test_the_original_names_and_the_index_alone_are_the_same_over_grpc(
+    scene: Scene, stub: autopilot_pb2_grpc.AutopilotStub, http: httpx.AsyncClient
+) -> None:
+    await scene.add_replica()
+    auth = await student(http)
+    meta = bearer(auth)
+    started = await stub.Start(pb.AutopilotStartRequest(study_plan=plan_message()), metadata=meta)
+    session = started.session_id
+    found = await wait_for(stub, meta, session, lambda s: s.awaiting_input)
+    assert (found.current_phase, found.phase_detail) == ("quizzing", "awaiting_answer")
+    over_http = await status(http, auth, session)
+    assert (over_http["current_phase"], over_http["phase_detail"]) == (
+        found.current_phase,
+        found.phase_detail,
+    )
+    # An empty question_id (proto3's "not sent") is the question that waits, as over HTTP.
+    reply = await stub.Answer(
+        pb.AutopilotAnswerRequest(session_id=session, answer_index=CORRECT_INDEX), metadata=meta
+    )
+    assert reply.status == "answer_received"
+    graded = await wait_for(
+        stub, meta, session, lambda s: any(x.action == "answer" for x in s.steps)
+    )
+    answer = next(x for x in graded.steps if x.action == "answer")
+    assert answer.data["question_id"] == found.current_question.id
+    await stub.Stop(pb.AutopilotSessionRef(session_id=session), metadata=meta)
+    code, message, error = await refusal(
+        stub.Answer(pb.AutopilotAnswerRequest(session_id=session, answer_index=0), metadata=meta)
+    )
+    assert (code, error) == (grpc.StatusCode.FAILED_PRECONDITION, "answer_refused")
+    assert "stopped" in message
+    # The student's own user_id is taken on a start, another's refused (as over HTTP).
+    code, _, error = await refusal(
+        stub.Start(
+            pb.AutopilotStartRequest(study_plan=plan_message(), user_id=str(uuid.uuid4())),
+            metadata=meta,
+        )
+    )
+    assert (code, error) == (grpc.StatusCode.PERMISSION_DENIED, "user_mismatch")

@@ -388,6 +388,9 @@ async def test_saved_quizzes_come_back_without_answers_until_answered(
         "explanation": "Santiago is the capital.",
         "concept_tested": "capitals",
     }
+    nothing = await qclient.get("/api/quiz/persistence?user_id=me&topic_id=geo-1", headers=auth)
+    assert nothing.status_code == 200
+    assert nothing.text == "null"  # the original's answer; its page tests for null
     saved = await qclient.post(
         "/api/quiz/persistence",
         json={"user_id": "me", "topic_id": "geo-1", "questions": [question]},
@@ -413,6 +416,49 @@ async def test_saved_quizzes_come_back_without_answers_until_answered(
     missing = await qclient.get("/api/quiz/persistence?user_id=me", headers=auth)
     assert missing.status_code == 422
     assert "topic_id" in missing.json()["detail"]["message"]
+
+
+async def test_saving_questions_without_their_answers_is_refused_by_name(
+    qclient: httpx.AsyncClient,
+) -> None:
+    # The original's quiz page saves the quiz it generated; here that quiz has no answers.
+    _, auth = await register(qclient)
+    quiz = await _generate(qclient, auth, n=2)
+    refused = await qclient.post(
+        "/api/quiz/persistence",
+        json={"user_id": "me", "topic_id": "geo-2", "questions": quiz["questions"]},
+        headers=auth,
+    )
+    assert refused.status_code == 422
+    detail = refused.json()["detail"]
+    assert detail["code"] == "answers_withheld"
+    assert "correct_option_index" in detail["message"]
+    assert "/api/quiz/evaluate" in detail["message"]
+    assert quiz["questions"][0]["id"] in detail["message"]
+    blank = {
+        "id": "b1",
+        "text": "The capital of Chile is ___.",
+        "question_type": "fill_in_the_blank",
+        "explanation": "Santiago is the capital.",
+        "concept_tested": "capitals",
+    }
+    refused = await qclient.post(
+        "/api/quiz/persistence",
+        json={"user_id": "me", "topic_id": "geo-2", "questions": [blank]},
+        headers=auth,
+    )
+    assert refused.json()["detail"]["code"] == "answers_withheld"
+    assert "accepted_answers" in refused.json()["detail"]["message"]
+    # Nothing was stored; the generated questions are graded by id as they are.
+    nothing = await qclient.get("/api/quiz/persistence?user_id=me&topic_id=geo-2", headers=auth)
+    assert nothing.json() is None
+    graded = await qclient.post(
+        "/api/quiz/evaluate",
+        json={"question_id": quiz["questions"][0]["id"], "student_answer_index": 0},
+        headers=auth,
+    )
+    assert graded.status_code == 200, graded.text
+    assert isinstance(graded.json()["correct_option_index"], int)
 
 
 # ---- the gRPC twin -----------------------------------------------------------------------
@@ -518,6 +564,27 @@ async def test_the_grpc_twin_generates_grades_and_reads_like_http(
     assert got.questions[0].id == saved.questions[0].id
     assert not got.questions[0].answered
     assert not got.questions[0].HasField("correct_option_index")
+    # None saved: proto3 has no null, so a view without questions or created_at.
+    nothing = await quiz_stub.GetSavedQuiz(
+        quiz_pb2.SavedQuizQuery(user_id="me", topic_id="never-saved"), metadata=meta
+    )
+    assert list(nothing.questions) == []
+    assert not nothing.HasField("created_at")
+    keyless = quiz_pb2.SavedQuizRequest(
+        user_id="me",
+        topic_id="geo-grpc",
+        questions=[
+            quiz_pb2.Question(
+                id="q2",
+                text="What is the capital of Peru?",
+                options=["Lima", "Cusco", "Arequipa", "Trujillo"],
+                explanation="Lima is the capital.",
+                concept_tested="capitals",
+            )
+        ],
+    )
+    code, _, error_code = await _refusal(quiz_stub.SaveQuiz(keyless, metadata=meta))
+    assert (code, error_code) == (grpc.StatusCode.INVALID_ARGUMENT, "answers_withheld")
 
 
 @pytest.mark.parametrize(

@@ -143,3 +143,31 @@ async def test_sessions_over_grpc(stub: gateway_pb2_grpc.StudyGatewayStub) -> No
         )
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "PLANNING" in (refused.value.details() or "")
+
+
+async def test_save_takes_the_original_clients_context_data(client: httpx.AsyncClient) -> None:
+    _, auth = await register(client)
+    started = await client.post("/api/session/start", json={"exam_type": "neet"}, headers=auth)
+    session_id = started.json()["session_id"]
+    # What the original's client sends (app/actions.ts): context_data, not context.
+    saved = await client.post(
+        f"/api/session/{session_id}/save",
+        json={"context_data": {"topic": "Optics"}, "phase": "PLANNING"},
+        headers=auth,
+    )
+    assert saved.json() == {"ok": True, "phase": "PLANNING"}
+    state = (await client.get(f"/api/session/{session_id}/state", headers=auth)).json()
+    assert state == {"phase": "PLANNING", "context": {"topic": "Optics"}}
+
+    both = await client.post(
+        f"/api/session/{session_id}/save",
+        json={"context": {"a": 1}, "context_data": {"b": 2}},
+        headers=auth,
+    )
+    assert both.status_code == 422
+    detail = both.json()["detail"]
+    assert detail["code"] == "invalid_request"
+    assert [e["field"] for e in detail["errors"]] == ["context_data"]
+    assert detail["errors"][0]["type"] == "context_given_twice"
+    after = (await client.get(f"/api/session/{session_id}/state", headers=auth)).json()
+    assert after == state  # nothing stored for the refused save
