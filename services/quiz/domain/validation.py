@@ -360,7 +360,8 @@ def _resolve(answer: DraftAnswer, options: Sequence[str]) -> tuple[set[str], str
     if _SEVERAL_LETTERS.match(written):
         letters = re.findall(r"\b[A-Ha-h]\b", written)
         return _resolve([_LETTERS.index(x.upper()) for x in letters], options)
-    if written.isdigit():
+    # isdigit() is also true of "²" and other digits int() refuses: ASCII digits only.
+    if written.isascii() and written.isdigit():
         return _resolve(int(written), options)
     return set(), f"answer: {clip_text(written)!r} is not one of the options; copy one exactly"
 

@@ -204,6 +204,21 @@ def test_true_false_is_recognised_and_normalised() -> None:
     assert question.correct_option_index == 0
 
 
+def test_an_answer_of_a_superscript_digit_is_refused_not_a_crash() -> None:
+    # "²".isdigit() is True but int("²") raises: hypothesis found it; the model can write it.
+    _, _, reasons = only(
+        QuestionDraft(
+            text="What is the square of x written as?",
+            question_type="multiple_choice",
+            options=["x1", "x2", "x3", "x4"],
+            answer="²",
+            explanation="A square is a power of two.",
+            concept="powers",
+        )
+    )
+    assert reasons == ["answer: '²' is not one of the options; copy one exactly"]
+
+
 def test_true_false_with_other_options_is_refused() -> None:
     _, _, reasons = only(
         QuestionDraft(
