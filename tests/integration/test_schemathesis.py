@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -56,6 +57,8 @@ RUN_TIMEOUT_S = 900
 ARTIFACTS = ROOT / ".run" / "artifacts" / "schemathesis"
 LOG_TAIL_LINES = 40
 ANSWER = "A short answer."
+LESSON_TOPIC = "\u00de\u00ce\u00f0\u00b7"
+"""The topic of the lesson the run failed on (issue 18)."""
 
 
 class ModelLink:
@@ -67,7 +70,7 @@ class ModelLink:
 
     def __init__(self, port: int) -> None:
         self._port = port
-        self._drop_next = False
+        self._drop_marks: tuple[bytes, ...] = ()
         self.dropped = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -84,9 +87,11 @@ class ModelLink:
         if self._server is not None:
             self._server.close()
 
-    def drop_next_request(self) -> None:
-        """The next request sent on any connection is not forwarded; its connection closes."""
-        self._drop_next = True
+    def drop_next_request_with(self, text: str) -> None:
+        """The next request whose bytes hold ``text`` (as UTF-8 or JSON-escaped) is not
+        forwarded; its connection closes. Other requests go through."""
+        escaped = json.dumps(text)[1:-1].encode()
+        self._drop_marks = (text.encode(), escaped)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._port)
@@ -97,8 +102,8 @@ class ModelLink:
         ) -> None:
             with contextlib.suppress(ConnectionError, OSError):
                 while data := await src.read(65536):
-                    if requests and self._drop_next:
-                        self._drop_next = False
+                    if requests and any(mark in data for mark in self._drop_marks):
+                        self._drop_marks = ()
                         self.dropped += 1
                         break
                     dst.write(data)
@@ -171,6 +176,8 @@ class FuzzedStack:
     stack: Stack
     model_link: ModelLink
     record: Path
+    keep_record: bool = False
+    """Set while the run is unjudged and when it failed: the record outlives the module."""
 
 
 @pytest.fixture(scope="module")
@@ -207,13 +214,16 @@ async def fuzzed_stack(test_env: SessionEnv) -> AsyncIterator[FuzzedStack]:
                 )
                 await gateway.start()
                 workers = [await start_worker(env, name, llm) for name in SERVICES]
+                fuzzed = FuzzedStack(Stack(gateway, workers), link, record)
                 try:
-                    yield FuzzedStack(Stack(gateway, workers), link, record)
+                    yield fuzzed
                 finally:
                     for worker in workers:
                         await worker.stop()
                     await gateway.stop()
                     await link.stop()
+    if not fuzzed.keep_record:
+        shutil.rmtree(record)
 
 
 def _failure_report(record: Path, text: str) -> str:
@@ -223,6 +233,9 @@ def _failure_report(record: Path, text: str) -> str:
     start = text.find("=== FAILURES")
     summary = text[start:] if start >= 0 else text[-6000:]
     logs = (record / "services.log").read_text(encoding="utf-8", errors="replace").splitlines()
+    # The failing answers name their request ids: the services' lines about those first.
+    failed_ids = set(re.findall(r'"request_id":"([0-9a-f-]{36})"', summary))
+    about = [line for line in logs if any(rid in line for rid in failed_ids)]
     return "\n".join(
         [
             f"schemathesis run failed (seed {SEED}); its record (output.txt, JUnit, VCR "
@@ -234,6 +247,9 @@ def _failure_report(record: Path, text: str) -> str:
             "",
             summary[-8000:],
             "",
+            f"log lines of the failing requests {sorted(failed_ids)}:",
+            *about[:LOG_TAIL_LINES],
+            "",
             f"last {LOG_TAIL_LINES} log lines of the gateway and workers (services.log):",
             *logs[-LOG_TAIL_LINES:],
         ]
@@ -242,6 +258,7 @@ def _failure_report(record: Path, text: str) -> str:
 
 async def test_no_input_in_the_openapi_document_gets_a_5xx(fuzzed_stack: FuzzedStack) -> None:
     stack, record = fuzzed_stack.stack, fuzzed_stack.record
+    fuzzed_stack.keep_record = True
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http:
         _, auth = await register(http)
     # The run's schemathesis cache (its crash files) lives in its record, not in the
@@ -299,7 +316,7 @@ async def test_no_input_in_the_openapi_document_gets_a_5xx(fuzzed_stack: FuzzedS
     assert tested is not None, _failure_report(record, text)
     assert int(tested.group(1)) == int(selected.group(2)) > 30, _failure_report(record, text)
     assert "No issues found" in text, _failure_report(record, text)
-    shutil.rmtree(record)
+    fuzzed_stack.keep_record = False
 
 
 async def test_a_lesson_whose_model_connection_drops_once_is_answered_not_503(
@@ -314,13 +331,13 @@ async def test_a_lesson_whose_model_connection_drops_once_is_answered_not_503(
     async with httpx.AsyncClient(base_url=fuzzed_stack.stack.base_url, timeout=60) as http:
         _, auth = await register(http)
         dropped_before = link.dropped
-        link.drop_next_request()
+        link.drop_next_request_with(LESSON_TOPIC)
         reply = await http.post(
             "/api/tutor/lesson?format=text",
             content=b'{"material_ids": [], "topic": "\\u00de\\u00ce\\u00f0\\u00b7", '
             b'"focus": "\\u001eF"}',
             headers={**auth, "Content-Type": "application/json"},
         )
-    assert link.dropped == dropped_before + 1, "the model link dropped no request"
+    assert link.dropped == dropped_before + 1, "the lesson's model request was not dropped"
     assert reply.status_code == 200, reply.text
     assert ANSWER in reply.text
