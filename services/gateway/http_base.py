@@ -85,12 +85,38 @@ def json_body(
     return read
 
 
+def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` written in where they are used: inside an OpenAPI
+    document ``#/$defs/...`` points at the document's root, where nothing is, so clients and
+    tools (schemathesis) could not read a body with nested models. The bodies' models are
+    not recursive; one that were would be refused here rather than looping."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [resolve(item, seen) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.removeprefix("#/$defs/")
+            if name in seen:
+                raise ValueError(f"{name}: a recursive body model cannot be inlined")
+            rest = {k: resolve(v, seen) for k, v in node.items() if k != "$ref"}
+            return {**resolve(defs[name], (*seen, name)), **rest}
+        return {k: resolve(v, seen) for k, v in node.items()}
+
+    inlined: dict[str, Any] = resolve(schema, ())
+    return inlined
+
+
 def body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` documenting a body read by :func:`json_body`."""
+    """``openapi_extra`` documenting a body read by :func:`json_body` (self-contained: no
+    ``$ref`` to definitions the OpenAPI document does not hold)."""
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
+            "content": {"application/json": {"schema": _inline_defs(model.model_json_schema())}},
         }
     }
 
