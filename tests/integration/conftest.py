@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +31,16 @@ from services.tutor.settings import TutorSettings
 from tests.conftest import SessionEnv
 
 pytestmark = pytest.mark.integration
+
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of this folder needs the servers, whether or not its module says so:
+    ``-m "not integration"`` must never select one (test_security's did, and errored)."""
+    for item in items:
+        if item.path.is_relative_to(_HERE):
+            item.add_marker(pytest.mark.integration)
 
 
 @dataclass
