@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel, Field, SecretStr
 
 from exammentor.settings import ServiceSettings, run_secret
 from services.gateway.sweeper import SweepPolicy
+
+WEB_BUILD = Path(__file__).resolve().parents[1] / "web" / "build"
+"""Where ``services/web/build.sh`` puts the web app."""
 
 
 class AttemptLimits(BaseModel):
@@ -62,3 +66,7 @@ class GatewaySettings(ServiceSettings):
     cors_origins: list[str] = Field(default_factory=list)
     """Browser origins allowed to call the API (``EXAMMENTOR_CORS_ORIGINS='["https://..."]'``);
     none by default."""
+    web_dir: Path | None = WEB_BUILD
+    """The student web app's built files, served at ``/app/`` on this origin
+    (``EXAMMENTOR_WEB_DIR``; ``make setup`` builds them into ``services/web/build``). Not
+    served when the folder is missing or the setting is empty."""
