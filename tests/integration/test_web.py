@@ -26,7 +26,7 @@ from exammentor.topics import ensure_topics
 from services.gateway.app import Gateway
 from services.gateway.settings import WEB_BUILD, GatewaySettings
 from tests.conftest import SessionEnv
-from tests.fakes.scripted_openai import Reply, ScriptedOpenAI, Stream
+from tests.fakes.scripted_openai import Content, Reply, ScriptedOpenAI, Stream
 from tests.infra import unique_name
 from tests.integration.conftest import Stack, start_worker
 from tests.integration.test_autopilot_services import respond as respond_to_quiz_and_lesson
@@ -37,6 +37,8 @@ pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
 TUTOR = "You are a patient, precise tutor"
 LONG_TOPIC = "Rotational Dynamics"
+NO_QUIZ_TOPIC = "Fluid Mechanics"
+"""The model never writes a valid question about it."""
 
 
 def respond(body: dict[str, Any]) -> Reply:
@@ -58,6 +60,8 @@ def respond(body: dict[str, Any]) -> Reply:
                     ]
                 )
         return Stream(["## Idea\n\n", "Velocity ", "is ", "the ", "rate ", "of ", "change."])
+    if system.startswith("Write multiple-choice quiz questions") and NO_QUIZ_TOPIC in last:
+        return Content("I cannot write questions about that.")
     return respond_to_quiz_and_lesson(body)
 
 
@@ -161,12 +165,15 @@ async def page(browser: Browser, web: WebStack) -> AsyncIterator[Page]:
     assert [u for u in elsewhere if not u.startswith(("blob:", "data:"))] == []
 
 
-async def screenshot(page: Page, name: str) -> None:
-    """The page at desktop and at phone width, as small palette PNGs in docs/web/."""
+async def screenshot(page: Page, name: str, at: tuple[str, str] | None = None) -> None:
+    """The page at desktop and at phone width (from the top, or from the element ``at`` names
+    for each width), as small palette PNGs in docs/web/."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    for size, suffix in ((DESKTOP, "desktop"), (PHONE, "phone")):
+    for k, (size, suffix) in enumerate(((DESKTOP, "desktop"), (PHONE, "phone"))):
         await page.set_viewport_size(size)
         await page.evaluate("window.scrollTo(0, 0)")
+        if at is not None:
+            await page.locator(at[k]).evaluate("e => e.scrollIntoView({block: 'start'})")
         raw = await page.screenshot()
         image = Image.open(io.BytesIO(raw)).convert("RGB").quantize(colors=64)
         image.save(SHOTS / f"{name}-{suffix}.png", optimize=True)
@@ -206,7 +213,7 @@ async def test_a_students_first_hour(page: Page, web: WebStack) -> None:
     assert kinds[0] == "status", kinds
     assert kinds[-1] == "complete", kinds
     assert kinds.index("draft") < kinds.index("verification") < kinds.index("complete"), kinds
-    await screenshot(page, "onboarding")
+    await screenshot(page, "onboarding", at=("#goal-field", "#planning"))
 
     # The calendar: a card per day, learning, spaced reviews, the revision day, the verdict.
     await page.locator("#open-plan").click()
@@ -331,6 +338,20 @@ async def test_errors_are_shown_in_words(page: Page) -> None:
     await page.get_by_label("Password", exact=True).fill("short")
     await page.get_by_role("button", name="Sign up", exact=True).click()
     await expect(page.get_by_role("alert")).to_contain_text("password:")
+    await page.get_by_label("Password", exact=True).fill("pass-word-1")
+    await page.get_by_role("button", name="Sign up", exact=True).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Plan your preparation")
+    # A quiz the model cannot write says why, and that nothing was stored.
+    await page.goto(f"/app/#/quiz?topic={NO_QUIZ_TOPIC}")
+    await page.get_by_role("button", name="New quiz", exact=True).click()
+    await expect(page.get_by_role("alert")).to_contain_text("nothing was stored")
+    # A PDF over the limit is refused with the limit, before it is sent.
+    await page.goto("/app/#/learn")
+    await page.locator("#pdf").set_input_files(
+        files=[{"name": "big.pdf", "mimeType": "application/pdf", "buffer": bytes(11 << 20)}]
+    )
+    await page.get_by_role("button", name="Upload", exact=True).click()
+    await expect(page.get_by_role("alert")).to_contain_text("the limit is 10 MB")
     # A token the gateway no longer accepts leads back to login, saying why.
     await page.evaluate("sessionStorage.setItem('exammentor.token', 'expired')")
     await page.goto("/app/#/progress")

@@ -11,7 +11,7 @@ const SAMPLE = "- Kinematics\n- Projectile Motion\n- Newton's Laws of Motion\n- 
 export function onboardingPage() {
   const exam = h("input", { name: "exam_type", placeholder: "JEE, NEET, UPSC, CAT …", maxlength: 100 });
   const goal = h("input", { name: "goal", required: true, placeholder: "Master mechanics for JEE Main" });
-  const syllabus = h("textarea", { name: "syllabus_text", rows: 7, placeholder: SAMPLE });
+  const syllabus = h("textarea", { name: "syllabus_text", rows: 5, placeholder: SAMPLE });
   const days = h("input", { name: "days", type: "number", min: 1, max: 365, value: 7, required: true });
   const perDay = h("input", { name: "hours_per_day", type: "number", min: 0.5, max: 16, step: 0.5, value: 2 });
   const drop = h("input", { type: "checkbox", name: "overflow", id: "overflow" });
@@ -24,7 +24,7 @@ export function onboardingPage() {
     "form",
     { class: "card", id: "onboarding-form" },
     h("div", { class: "row" }, field("Exam", exam), field("Days until the exam", days), field("Hours a day", perDay)),
-    field("Your goal", goal),
+    h("div", { id: "goal-field" }, field("Your goal", goal)),
     field("Syllabus", syllabus, "Paste the topics, one per line. Leave empty to plan from the exam's own syllabus."),
     h("div", { class: "option" }, drop, h("label", { for: "overflow" }, "If the days are too few, leave out the least important topics")),
     h("div", { class: "actions" }, submit),
@@ -80,7 +80,7 @@ export function onboardingPage() {
     "Plan your preparation",
     h("p", { class: "lead" }, "Tell ExamMentor what you are preparing for. The schedule is computed and checked, then explained."),
     form,
-    h("section", { "aria-label": "Planning progress" }, h("h2", {}, "Progress"), stages, outcome),
+    h("section", { "aria-label": "Planning progress", id: "planning" }, h("h2", {}, "Progress"), stages, outcome),
   );
   goal.focus();
   return () => controller?.abort();
