@@ -66,5 +66,11 @@ document.getElementById("logout").addEventListener("click", () => {
   go("#/login");
 });
 
+// The skip link moves focus without changing the hash, which names the page.
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  document.getElementById("view").focus();
+});
+
 window.addEventListener("hashchange", route);
 route();

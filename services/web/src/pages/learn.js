@@ -140,7 +140,9 @@ export async function learnPage(params) {
     const titles = new Map([...materials.querySelectorAll("li[data-material]")].map((li) => [li.dataset.material, li.querySelector("label").firstChild.textContent.trim()]));
     const render = () => {
       pending = false;
-      answer.innerHTML = renderMarkdown(text);
+      // "[p. 3]" in the answer marks a page of the material: shown as a chip; the pages are listed under
+      // the answer.
+      answer.innerHTML = renderMarkdown(text).replace(/\[p\. (\d+)\]/g, '<span class="cite" title="cited page $1, listed below">p. $1</span>');
     };
     answer.replaceChildren();
     citations.replaceChildren();
