@@ -26,7 +26,7 @@ from exammentor.topics import ensure_topics
 from services.gateway.app import Gateway
 from services.gateway.settings import WEB_BUILD, GatewaySettings
 from tests.conftest import SessionEnv
-from tests.fakes.scripted_openai import Content, Reply, ScriptedOpenAI, Stream
+from tests.fakes.scripted_openai import Content, Delay, Reply, ScriptedOpenAI, Stream
 from tests.infra import unique_name
 from tests.integration.conftest import Stack, start_worker
 from tests.integration.test_autopilot_services import respond as respond_to_quiz_and_lesson
@@ -37,8 +37,12 @@ pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
 TUTOR = "You are a patient, precise tutor"
 LONG_TOPIC = "Rotational Dynamics"
+IMPATIENT_WAIT_S = 1.0
+"""How long the second gateway of the slow-answer test waits for a result before its 202."""
 NO_QUIZ_TOPIC = "Fluid Mechanics"
 """The model never writes a valid question about it."""
+SLOW_QUIZ_TOPIC = "Optics"
+"""The model writes its quiz after the impatient gateway has stopped waiting."""
 
 
 def respond(body: dict[str, Any]) -> Reply:
@@ -62,6 +66,10 @@ def respond(body: dict[str, Any]) -> Reply:
         return Stream(["## Idea\n\n", "Velocity ", "is ", "the ", "rate ", "of ", "change."])
     if system.startswith("Write multiple-choice quiz questions") and NO_QUIZ_TOPIC in last:
         return Content("I cannot write questions about that.")
+    if system.startswith("Write multiple-choice quiz questions") and SLOW_QUIZ_TOPIC in last:
+        then = respond_to_quiz_and_lesson(body)
+        assert isinstance(then, Content)
+        return Delay(IMPATIENT_WAIT_S * 2, then)
     return respond_to_quiz_and_lesson(body)
 
 
@@ -69,6 +77,7 @@ def respond(body: dict[str, Any]) -> Reply:
 class WebStack:
     stack: Stack
     model: ScriptedOpenAI
+    env: SessionEnv
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +109,7 @@ async def web(test_env: SessionEnv) -> AsyncIterator[WebStack]:
             env, "autopilot", llm, lease_ttl_s=2.0, lease_poll_s=0.2, lesson_words=80
         ),
     ]
-    yield WebStack(Stack(gateway, workers), model)
+    yield WebStack(Stack(gateway, workers), model, env)
     for worker in workers:
         await worker.stop()
     await gateway.stop()
@@ -369,3 +378,36 @@ async def test_errors_are_shown_in_words(page: Page) -> None:
         "Your session has ended. Please log in again."
     )
     await expect(page.get_by_role("heading", level=1)).to_have_text("Study for your exam")
+
+
+async def test_an_answer_slower_than_the_gateway_waits_still_arrives(
+    browser: Browser, web: WebStack
+) -> None:
+    # A gateway that stops waiting after a second: the quiz comes as a 202, and the page
+    # follows the stored request to its result instead of failing.
+    impatient = Gateway(
+        web.env.service_settings(
+            GatewaySettings,
+            http_port=0,
+            grpc_port=0,
+            relay_port=0,
+            request_timeout_s=IMPATIENT_WAIT_S,
+        )
+    )
+    await impatient.start()
+    try:
+        base = f"http://127.0.0.1:{impatient.http_port}"
+        context = await browser.new_context(viewport=DESKTOP, base_url=base)
+        context.set_default_timeout(EXPECT_TIMEOUT_MS)
+        page = await context.new_page()
+        await page.goto("/app/")
+        await page.get_by_label("Name", exact=True).fill(unique_name("slow"))
+        await page.get_by_label("Password", exact=True).fill("pass-word-1")
+        await page.get_by_role("button", name="Sign up", exact=True).click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Plan your preparation")
+        await page.goto(f"/app/#/quiz?topic={SLOW_QUIZ_TOPIC}")
+        await page.get_by_role("button", name="New quiz", exact=True).click()
+        await expect(page.locator("#quiz fieldset.question")).to_have_count(3)
+        await context.close()
+    finally:
+        await impatient.stop()

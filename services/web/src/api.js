@@ -35,7 +35,10 @@ export class ApiError extends Error {
 /** A sentence a student can act on, from a declared error code (or a failed connection). */
 export function describeError(err) {
   if (err.name === "AbortError") return "Stopped.";
-  if (!(err instanceof ApiError)) return "The server could not be reached. Check the connection and try again.";
+  if (err instanceof TypeError && /fetch|network/i.test(err.message)) {
+    return "The server could not be reached. Check the connection and try again.";
+  }
+  if (!(err instanceof ApiError)) return `Something went wrong in this page: ${err.message}`;
   const d = err.detail;
   if (err.status === 401) return "Your session has ended or the name and password do not match. Please log in.";
   if (err.code === "name_taken") return "That name is taken. Choose another or log in.";
@@ -101,16 +104,41 @@ async function send(method, path, { body, form, signal, accept } = {}) {
   return reply;
 }
 
-export async function get(path, options) {
-  return (await send("GET", path, options)).json();
+/**
+ * The answer's JSON; a 202 (the command outlived the gateway's wait) is followed through
+ * `/api/requests/{id}/events` to its result, so a slow model is only slow, never an error.
+ */
+async function settle(reply, signal) {
+  if (reply.status !== 202) return reply.json();
+  const pending = await reply.json();
+  return follow(pending.request_id, 0, signal);
+}
+
+/** The result of a stored request, following its progress from `after` until it ends. */
+export async function follow(requestId, after = 0, signal) {
+  for (;;) {
+    let again = false;
+    for await (const line of ndjson("GET", `/api/requests/${requestId}/events?after=${after}`, { signal })) {
+      if (typeof line.seq === "number") after = line.seq;
+      if (line.type === "complete") return line.final_result;
+      if (line.type === "error" && line.code === "still_running") again = true;
+      else if (line.type === "error") throw new ApiError(0, line);
+    }
+    // The gateway's wait ended before the command did: the command goes on, so follow on.
+    if (!again) throw new ApiError(0, { message: "The request ended without a result." });
+  }
+}
+
+export async function get(path, options = {}) {
+  return settle(await send("GET", path, options), options.signal);
 }
 
 export async function post(path, body, options = {}) {
-  return (await send("POST", path, { ...options, body })).json();
+  return settle(await send("POST", path, { ...options, body }), options.signal);
 }
 
 export async function upload(path, form, options = {}) {
-  return (await send("POST", path, { ...options, form })).json();
+  return settle(await send("POST", path, { ...options, form }), options.signal);
 }
 
 /** Each JSON line of an NDJSON answer as it arrives; ``signal`` cancels the request. */

@@ -46,10 +46,20 @@ export function onboardingPage() {
       overflow: drop.checked ? "drop" : "refuse",
     };
     try {
-      for await (const line of ndjson("POST", "/api/plan/stream-verified", { body, signal: controller.signal })) {
-        stages.append(stageItem(line));
-        if (line.type === "complete") finish(line.final_result);
-        if (line.type === "error") outcome.replaceChildren(errorBox(`${line.message} (${line.code})`));
+      let lines = ndjson("POST", "/api/plan/stream-verified", { body, signal: controller.signal });
+      while (lines) {
+        const source = lines;
+        lines = null;
+        for await (const line of source) {
+          if (line.type === "error" && line.code === "still_running") {
+            // The gateway stopped waiting; the planner goes on. Follow the stored request.
+            lines = ndjson("GET", line.location, { signal: controller.signal });
+            break;
+          }
+          stages.append(stageItem(line));
+          if (line.type === "complete") finish(line.final_result);
+          if (line.type === "error") outcome.replaceChildren(errorBox(`${line.message} (${line.code})`));
+        }
       }
     } catch (err) {
       outcome.replaceChildren(errorBox(describeError(err)));
