@@ -19,6 +19,10 @@ export async function learnPage(params) {
   const question = h("textarea", { name: "question", rows: 2, placeholder: "What would you like explained? (optional)" });
   const ask = h("button", { type: "submit", class: "primary", id: "ask" }, "Explain");
   const stop = h("button", { type: "button", id: "stop", disabled: true }, "Stop");
+  const quizLink = h("a", { class: "button", id: "quiz-me" }, "Quiz me on it");
+  const syncQuizLink = () => quizLink.setAttribute("href", `#/quiz?topic=${encodeURIComponent(topicInput.value.trim())}`);
+  topicInput.addEventListener("input", syncQuizLink);
+  syncQuizLink();
   const state = h("p", { id: "stream-state", role: "status", "aria-live": "polite" });
   const answer = h("article", { id: "answer", class: "answer markdown", "data-state": "idle", "aria-live": "off" });
   const citations = h("ul", { id: "citations", class: "citations", "aria-label": "Pages cited" });
@@ -38,7 +42,7 @@ export async function learnPage(params) {
     field("Topic", topicInput),
     topics,
     field("Your question", question),
-    h("div", { class: "actions" }, ask, stop),
+    h("div", { class: "actions" }, ask, stop, quizLink),
   );
 
   show(
