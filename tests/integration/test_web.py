@@ -211,6 +211,7 @@ async def test_a_students_first_hour(page: Page, web: WebStack) -> None:
     await page.goto("/")
     await expect(page).to_have_url(re.compile(r"/app/#/login$|/app/$"))
     await expect(page.get_by_role("heading", level=1)).to_have_text("Study for your exam")
+    await expect(page.get_by_role("navigation", name="Pages")).to_be_hidden()
     await screenshot(page, "login")
     await page.get_by_label("Name", exact=True).fill(unique_name("ada"))
     await page.get_by_label("Password", exact=True).fill("pass-word-1")
