@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -263,7 +264,16 @@ async def test_a_students_first_hour(page: Page, web: WebStack) -> None:
     cited = page.locator('#citations li[data-page="3"]')
     await expect(cited).to_have_text("Page 3 of kinematics")
     assert (await cited.locator("a").get_attribute("href") or "").endswith("#page=3")
-    await expect(page.locator("#chat .turn.ai")).to_have_count(1)  # the tutor's memory
+    await expect(page.locator("#chat")).to_contain_text("Nothing earlier in this topic.")
+    # The tutor remembers the topic's chat: the next answer's prompt holds the first one,
+    # and the page lists the first exchange under the new answer.
+    await page.get_by_label("Your question", exact=True).fill("And when is it largest?")
+    await page.get_by_role("button", name="Explain", exact=True).click()
+    await expect(page.locator("#answer")).to_have_attribute("data-state", "done")
+    await expect(page.locator("#chat .turn.ai")).to_have_count(1)
+    await expect(page.locator("#chat .turn.user")).to_contain_text("What is the projectile range?")
+    prompt = json.dumps(web.model.chat_requests[-1].body["messages"])
+    assert "As the notes say [p. 3]" in prompt
     await screenshot(page, "learn")
 
     # Stop half way: the request is cancelled, the model stops, the partial answer stays.

@@ -50,7 +50,7 @@ export async function learnPage(params) {
     h(
       "div",
       { class: "learn-grid" },
-      h("div", { class: "main-col" }, form, state, answer, h("h2", { class: "small" }, "Cited pages"), citations, h("h2", { class: "small" }, "Chat so far"), chat),
+      h("div", { class: "main-col" }, form, state, answer, h("h2", { class: "small" }, "Cited pages"), citations, h("h2", { class: "small" }, "Earlier in this topic"), chat),
       h("aside", { class: "side-col card", "aria-label": "Your material" }, h("h2", {}, "Your material"), uploadForm, uploadState, materials),
     ),
   );
@@ -60,20 +60,22 @@ export async function learnPage(params) {
     .catch(() => {});
   refreshMaterials();
   if (topicInput.value) loadChat();
-  topicInput.addEventListener("change", loadChat);
+  topicInput.addEventListener("change", () => loadChat());
   (topicInput.value ? question : topicInput).focus();
 
-  async function loadChat() {
+  /** The topic's kept chat; `shown` leaves out the exchange on screen above it. */
+  async function loadChat({ shown = false } = {}) {
     const name = topicInput.value.trim();
     if (!name) return;
     try {
       const found = await get(`/api/tutor/chat?topic_id=${encodeURIComponent(topicId(name))}`);
+      const messages = shown && found.messages.at(-1)?.role === "ai" ? found.messages.slice(0, -2) : found.messages;
       chat.replaceChildren(
-        ...found.messages.map((m) =>
+        ...messages.map((m) =>
           h("li", { class: `turn ${m.role}` }, h("span", { class: "who" }, m.role === "ai" ? "Tutor" : "You"), h("div", { class: "markdown", html: renderMarkdown(m.content) })),
         ),
       );
-      if (!found.messages.length) chat.replaceChildren(h("li", { class: "muted" }, "Nothing yet for this topic."));
+      if (!messages.length) chat.replaceChildren(h("li", { class: "muted" }, "Nothing earlier in this topic."));
     } catch (err) {
       chat.replaceChildren(h("li", {}, errorBox(describeError(err))));
     }
@@ -182,7 +184,7 @@ export async function learnPage(params) {
       state.textContent = answer.dataset.state === "done" ? "Done." : "The answer was cut short.";
       if (!citations.children.length) citations.append(h("li", { class: "muted" }, "No page cited."));
       question.value = "";
-      loadChat();
+      loadChat({ shown: true });
     } catch (err) {
       render();
       if (err.name === "AbortError") {
