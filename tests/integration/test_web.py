@@ -371,6 +371,17 @@ async def test_errors_are_shown_in_words(page: Page) -> None:
     await page.get_by_label("Password", exact=True).fill("pass-word-1")
     await page.get_by_role("button", name="Sign up", exact=True).click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("Plan your preparation")
+    # A goal the exam does not cover: the planner asks instead of guessing, and an option
+    # fills the goal in.
+    await page.get_by_label("Exam", exact=True).fill("NEET")
+    await page.get_by_label("Your goal", exact=True).fill("NEET maths")
+    await page.get_by_role("button", name="Make my plan", exact=True).click()
+    clarification = page.locator("#clarification")
+    await expect(clarification).to_contain_text("has no Mathematics")
+    option = clarification.get_by_role("button").first
+    chosen = await option.inner_text()
+    await option.click()
+    await expect(page.get_by_label("Your goal", exact=True)).to_have_value(chosen)
     # A quiz the model cannot write says why, and that nothing was stored.
     await page.goto(f"/app/#/quiz?topic={NO_QUIZ_TOPIC}")
     await page.get_by_role("button", name="New quiz", exact=True).click()

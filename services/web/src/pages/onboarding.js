@@ -70,8 +70,18 @@ export function onboardingPage() {
 
   function finish(result) {
     if (result.needs_clarification) {
+      // Nothing was planned: the planner asks rather than guesses. An option fills the goal in.
+      const choose = (option) => () => {
+        goal.value = option;
+        goal.focus();
+      };
       outcome.replaceChildren(
-        h("div", { class: "card" }, h("p", {}, result.clarifying_question), h("ul", {}, result.options.map((o) => h("li", {}, o)))),
+        h(
+          "div",
+          { class: "card", id: "clarification", role: "alert" },
+          h("p", {}, result.clarifying_question),
+          h("div", { class: "actions" }, result.options.map((o) => h("button", { type: "button", onclick: choose(o) }, o))),
+        ),
       );
       return;
     }
