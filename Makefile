@@ -25,7 +25,13 @@ $(STAMP): pyproject.toml constraints.txt
 exammentor/_proto/__init__.py: $(STAMP) $(wildcard proto/*.proto) scripts/gen_proto.sh
 	PYTHON=$(PY) bash scripts/gen_proto.sh
 
-setup: $(STAMP) exammentor/_proto/__init__.py
+# The student web app (services/web): its pinned libraries from npm and its own modules,
+# copied into services/web/build, which the gateway serves at /app/.
+WEB_BUILD := services/web/build/.built
+$(WEB_BUILD): services/web/package.json services/web/package-lock.json services/web/build.sh $(shell find services/web/src -type f)
+	bash services/web/build.sh
+
+setup: $(STAMP) exammentor/_proto/__init__.py $(WEB_BUILD)
 
 up: setup
 	bash deploy/local/stack.sh up
@@ -48,6 +54,7 @@ demo: up
 	$(PY) -m exammentor.cli smoke
 	$(PY) -m exammentor.cli demo
 	@echo "The stack is still running: 'make logs' to watch it, 'make down' to stop it."
+	@echo "Open the web app: http://127.0.0.1:8080/app/"
 
 test: setup
 	bash deploy/local/stack.sh infra

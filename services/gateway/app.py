@@ -183,6 +183,7 @@ class Gateway:
             readiness=readiness,
             max_body_bytes=s.max_body_bytes,
             cors_origins=tuple(s.cors_origins),
+            web_dir=s.web_dir,
         )
         self.http = HttpServer(create_http_app(state), s.http_host, s.http_port)
         await self.http.start()

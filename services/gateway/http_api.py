@@ -20,7 +20,8 @@ from uuid import UUID
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 
 from exammentor import metrics
@@ -225,5 +226,13 @@ def create_http_app(state: GatewayState) -> FastAPI:
     ) -> RequestList:
         """The caller's newest requests, with their results."""
         return await core.requests(user, limit)
+
+    if state.web_dir is not None and state.web_dir.is_dir():
+        # The student web app, on the API's own origin: no CORS, and nothing from elsewhere.
+        app.mount("/app", StaticFiles(directory=state.web_dir, html=True), name="web")
+
+        @app.get("/", include_in_schema=False)
+        async def web_home() -> RedirectResponse:
+            return RedirectResponse("/app/")
 
     return app

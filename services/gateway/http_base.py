@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
@@ -30,6 +31,8 @@ class GatewayState:
     readiness: Readiness
     max_body_bytes: int
     cors_origins: tuple[str, ...] = ()
+    web_dir: Path | None = None
+    """The student web app's files, served at ``/app/`` (none: not served)."""
 
 
 def error_response(error: GatewayError) -> JSONResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -10,6 +11,9 @@ from pydantic_settings import NoDecode
 
 from exammentor.settings import ServiceSettings, run_secret
 from services.gateway.sweeper import SweepPolicy
+
+WEB_BUILD = Path(__file__).resolve().parents[1] / "web" / "build"
+"""Where ``services/web/build.sh`` puts the web app."""
 
 
 class AttemptLimits(BaseModel):
@@ -65,6 +69,10 @@ class GatewaySettings(ServiceSettings):
     """Browser origins allowed to call the API, none by default: a JSON list
     (``EXAMMENTOR_CORS_ORIGINS='["https://..."]'``) or origins separated by commas
     (``EXAMMENTOR_CORS_ORIGINS=http://localhost:3000``, what an operator types first)."""
+    web_dir: Path | None = WEB_BUILD
+    """The student web app's built files, served at ``/app/`` on this origin
+    (``EXAMMENTOR_WEB_DIR``; ``make setup`` builds them into ``services/web/build``). Not
+    served when the folder is missing or the setting is empty."""
 
     @field_validator("cors_origins", mode="before")
     @classmethod
