@@ -4,7 +4,9 @@ A gateway and the four workers of their own, on a topic prefix of their own, ans
 the scripted model (its text is known, so the pages' text can be asserted; every question is
 a sum, so the test can answer right or wrong on purpose). Chromium is Debian's, driven by
 Playwright; the tests wait on the page's own DOM, never on time. Each page is photographed at
-desktop and at phone width into ``docs/web/``.
+desktop and at phone width into ``.run/screenshots/``, or into the folder
+``EXAMMENTOR_SCREENSHOTS`` names (``EXAMMENTOR_SCREENSHOTS=docs/web`` refreshes the README's
+pictures), so a test run leaves the working tree as it found it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import dataclasses
 import io
 import json
+import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -133,7 +136,8 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 EXPECTED_CONSOLE = re.compile(r"status of (401|413|422)\b")
 """The refusals the tests ask for on purpose (Chromium logs every failed fetch)."""
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "web"
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / os.environ.get("EXAMMENTOR_SCREENSHOTS", ".run/screenshots")
 SUM = re.compile(r"what is (\d+) \+ (\d+)\?")
 SYLLABUS = "- Kinematics\n- Projectile Motion\n- Newton's Laws of Motion\n- Work, Energy and Power"
 EXPECT_TIMEOUT_MS = 90_000
@@ -183,7 +187,7 @@ async def page(browser: Browser, web: WebStack) -> AsyncIterator[Page]:
 
 async def screenshot(page: Page, name: str, at: tuple[str, str] | None = None) -> None:
     """The page at desktop and at phone width (from the top, or from the element ``at`` names
-    for each width), as small palette PNGs in docs/web/."""
+    for each width), as small palette PNGs in ``SHOTS``."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     for k, (size, suffix) in enumerate(((DESKTOP, "desktop"), (PHONE, "phone"))):
         await page.set_viewport_size(size)
