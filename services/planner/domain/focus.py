@@ -4,7 +4,9 @@ the student says so in as many words) to leave out.
 The rules:
 
 - A goal that names a pasted heading ("master Cell Biology and Genetics"), a pasted topic or
-  item, or a subject of the exam that the paste spans with others ("focus on physics")
+  item (or the registry's name or alias of the topic it was matched to: "genetics" for a
+  pasted "Genetics and Evolution"), or a subject of the exam that the paste spans with others
+  ("focus on physics")
   **weights** those topics: they become the heaviest of the plan, so the scheduler learns
   them first where prerequisites allow, makes them the critical topics and trims their
   revision last. A goal never drops a pasted topic by naming something.
@@ -72,7 +74,8 @@ class GoalFocus:
         weighted: Planned topic names the goal names, to weight.
         left_out: Planned topic names the goal asks to leave out (outside what it asks for
             with ``only``, or what it asks to skip).
-        named: The names the goal used, as the syllabus or registry writes them.
+        named: The names the goal used that weight topics, as the syllabus or registry
+            writes them.
         asked: The goal's words that asked to leave topics out, quoted in the notes.
         notes: What was decided and why, in words for the student.
     """
@@ -111,6 +114,14 @@ def _names(topics: Sequence[SyllabusTopic], exam: ExamSyllabus | None) -> list[_
     placed = {t.name: (t.subject, t.sub_subject) for t in exam.topics}
     matched = [t for t in topics if t.registry_name in placed]
     everything = frozenset(t.name for t in topics)
+    # The registry's name or alias of a pasted topic ("genetics needs extra care" over a
+    # pasted "Genetics and Evolution"): a pasted name of the same words wins.
+    for source in exam.topics:
+        anchored = frozenset(t.name for t in matched if t.registry_name == source.name)
+        for spelling in source.names() if anchored else ():
+            words = tuple(normalise_topic_name(spelling).split())
+            if words and words not in found:
+                found[words] = _Name(words, source.name, anchored)
     for subject in exam.subjects:
         scopes: list[tuple[str, tuple[str, ...], str | None]] = [
             (subject.name, (subject.key, subject.name, *subject.aliases), None)
@@ -198,8 +209,6 @@ def read_focus(
             if tuple(words[start:end]) != name.words or any(claimed[start:end]):
                 continue
             claimed[start:end] = [True] * size
-            if name.label not in named:
-                named.append(name.label)
             if span := _skip_span(words, start, end):
                 skipped |= name.topics
                 asked.append(" ".join(words[span[0] : span[1]]))
@@ -209,6 +218,8 @@ def read_focus(
                 asked.append(" ".join(words[span[0] : span[1]]))
             elif name.weights and not placing:
                 weighted |= name.topics
+                if name.label not in named:
+                    named.append(name.label)
     everything = {t.name for t in topics}
     notes: list[str] = []
     if only_asked and not only:

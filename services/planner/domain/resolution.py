@@ -70,17 +70,24 @@ def _focused(
         else:
             planned.append(topic)
     if focus.weighted:
-        named = [n for n in focus.named if n not in _asked_names(focus)]
+        count = len(focus.weighted)
         said.append(
-            f"your goal names {_join(named)}: {len(focus.weighted)} of your topics are "
+            f"your goal names {_join(focus.named)}: {count} of your topics "
+            f"{'is' if count == 1 else 'are'} "
             "weighted as the most important (learned first where prerequisites allow, "
-            "critical, revised last); every other pasted topic is planned too"
+            "critical, revised last); "
+            + (
+                "the others kept are planned too"
+                if left_out
+                else "every other pasted topic is planned too"
+            )
         )
     reason = ""
     if left_out:
         reason = f"left out because your goal asks for it ({_quoted(focus.asked)})"
         said.append(
-            f"{len(left_out)} of your topics are {reason}: {', '.join(t.name for t in left_out)}"
+            f"{len(left_out)} of your topics {'is' if len(left_out) == 1 else 'are'} {reason}: "
+            f"{', '.join(t.name for t in left_out)}"
         )
     return ResolvedTopics(
         planned,
@@ -90,11 +97,6 @@ def _focused(
         left_out=left_out,
         left_out_reason=reason,
     )
-
-
-def _asked_names(focus: GoalFocus) -> set[str]:
-    """Names the goal used only inside an ask to leave topics out (not to weight them)."""
-    return {n for n in focus.named if any(normalise_topic_name(n) in a for a in focus.asked)}
 
 
 def _join(names: Sequence[str]) -> str:

@@ -204,13 +204,22 @@ def test_only_far_from_a_name_or_no_such_word_leaves_nothing_out(goal: str) -> N
 def test_a_goal_that_asks_for_an_order_places_names_instead_of_weighting_them() -> None:
     focus = read_focus("Genetics first, then Ecology", PASTED)
     assert focus.weighted == frozenset()
-    assert focus.named == ("Genetics", "Ecology")
+    assert focus.named == ()
+    assert focus.left_out == frozenset()
 
 
 def test_a_goal_that_would_leave_nothing_plans_everything_and_says_why() -> None:
     focus = read_focus("only Genetics but skip Genetics", PASTED)
     assert focus.left_out == frozenset()
     assert focus.notes == ("the goal would leave no topic to plan; all of them are planned",)
+
+
+def test_a_registry_alias_of_a_pasted_topic_names_it(registry: SyllabusRegistry) -> None:
+    genetics = topic("Genetics and Evolution", registry_name="Genetics and Evolution")
+    cell = topic("Cell Structure and Function", registry_name="Cell Structure and Function")
+    focus = read_focus("genetics needs extra care", [cell, genetics], registry.exam("neet"))
+    assert focus.weighted == {"Genetics and Evolution"}
+    assert focus.named == ("Genetics and Evolution",)
 
 
 def test_a_subject_weights_only_when_the_paste_reaches_beyond_it(
