@@ -6,15 +6,15 @@ The rules:
 - A goal that names a pasted heading ("master Cell Biology and Genetics"), a pasted topic or
   item (or the registry's name or alias of the topic it was matched to: "genetics" for a
   pasted "Genetics and Evolution"), or a subject of the exam that the paste spans with others
-  ("focus on physics")
-  **weights** those topics: they become the heaviest of the plan, so the scheduler learns
-  them first where prerequisites allow, makes them the critical topics and trims their
-  revision last. A goal never drops a pasted topic by naming something.
+  ("focus on physics") **weights** those topics: they become the heaviest of the plan, so
+  the scheduler learns them first where prerequisites allow, makes them the critical topics
+  and trims their revision last. A goal never drops a pasted topic by naming something.
 - A pasted topic is **left out** only when the goal asks for it explicitly: ``only`` (or
   *just*, *exclusively*, *solely*) right before or after a name ("only Genetics", "only
   the Genetics unit", "Genetics only") keeps that name's topics and leaves out the rest;
-  *skip*, *except*, *excluding*, *without*, *leave out*, *omit* right before a name leaves
-  out that name's topics. The words that asked are quoted back with the topics left out.
+  *skip*, *except*, *excluding*, *without*, *omit*, *leave out*, *apart from*, *other than*
+  right before a name leaves out that name's topics. The words that asked are quoted back
+  with the topics left out.
 - Names are found word for word (:func:`normalise_topic_name`), the longest first, so
   "Cell Biology" is a pasted heading and not the subject *Biology*; a word is part of one
   name at most.
