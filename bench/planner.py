@@ -84,7 +84,7 @@ def _topics(text: str) -> list[SyllabusTopic]:
     parsed = WORKFLOW.read_syllabus(request)
     routing = cross_check(REGISTRY, request, parsed, None)
     assert isinstance(routing, Routing)
-    return resolve_topics(REGISTRY, routing, parsed).topics
+    return resolve_topics(REGISTRY, routing, parsed, request.goal).topics
 
 
 def days_needed(text: str) -> int:

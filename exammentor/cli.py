@@ -14,6 +14,9 @@ exammentor smoke [--base-url URL] [--grpc ADDR] [--ops-port SERVICE=PORT] [--no-
                                   check a deployed stack end to end (health, routes, lag)
 exammentor capacity [--hours H] [--json] [--target-utilisation U]
                                   replicas each worker needs for its load, database growth
+exammentor model check [--timeout S] [--json]
+                                  what the configured model endpoint can do (OPENAI_*);
+                                  exit 0 when chat works
 exammentor demo                   run a real study flow through a running gateway
 """
 
@@ -246,6 +249,18 @@ async def _capacity(args: argparse.Namespace, settings: ServiceSettings) -> int:
     return 0
 
 
+async def _model(args: argparse.Namespace, settings: ServiceSettings) -> int:
+    from exammentor.model_check import check_model, render
+
+    report = await check_model(settings.llm, timeout_s=args.timeout)
+    if args.json:
+        _out(json.dumps(report.as_json(), indent=2))
+    else:
+        for line in render(report):
+            _out(line)
+    return 0 if report.chat_works else 1
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if not 0 < value < math.inf:
@@ -328,6 +343,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.7,
         help="share of the consumers' time the load may fill (0 to 1)",
     )
+    model = sub.add_parser(
+        "model",
+        help="check the configured model endpoint (OPENAI_BASE_URL, OPENAI_MODEL, OPENAI_API_KEY)",
+        description=(
+            "Calls the configured OpenAI-compatible endpoint once per capability the services "
+            "use (chat, JSON schema, streaming, vision), prints what works with its latency "
+            "and which features will fall back. Exit status: 0 when chat works, 1 when it "
+            "does not (the services cannot use the endpoint)."
+        ),
+    )
+    model.add_argument("action", choices=["check"])
+    model.add_argument(
+        "--timeout",
+        type=_positive,
+        default=None,
+        help="seconds per call (default OPENAI_TIMEOUT_S)",
+    )
+    model.add_argument("--json", action="store_true", help="for machines")
     demo = sub.add_parser("demo", help="a real study flow through a running gateway")
     demo.add_argument("--gateway", default="http://127.0.0.1:8080")
     return parser
@@ -349,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "maintenance": _maintenance,
         "smoke": _smoke,
         "capacity": _capacity,
+        "model": _model,
     }
     try:
         if args.command in commands:

@@ -12,11 +12,14 @@ The model calls and the progress reports live here; every decision is the pure d
    registry knows it *and* the student's own words support it. A goal that names what the
    registry cannot place (NEET mathematics, an exam other than the one chosen) gets a
    clarifying question as its result instead of a guessed plan.
-3. **Topics** (``resolve_topics``): the pasted syllabus wins; the registry narrows it to
-   the scope and enriches it (weights, hours, prerequisites); the registry's own topics are
-   planned when nothing was pasted.
-4. **Schedule and verify** with the pure domain (exact; a syllabus that does not fit is
-   refused with the numbers or planned with topics dropped, as the request chooses).
+3. **Topics** (``resolve_topics``): the pasted syllabus wins, every topic of it; the
+   registry enriches it (weights, hours, prerequisites) and what the goal names is
+   weighted; a pasted topic is left out only when the goal asks in as many words ("only
+   Genetics"), and the plan says which and why. The registry's own topics, narrowed to the
+   goal's scope, are planned when nothing was pasted.
+4. **Schedule and verify** with the pure domain (exact; a pasted syllabus whose estimated
+   hours run long has them scaled to fit, down to half; a syllabus that still does not fit
+   is refused with the numbers or planned with topics dropped, as the request chooses).
 5. **Fix loop**: when the goal asks for an order the scheduler cannot express ("Genetics
    first"), the model proposes moves, the verifier checks the moved plan, and a failed check
    goes back as the critique, for at most ``max_fix_rounds``. Every version is kept with its
@@ -50,6 +53,7 @@ from exammentor.logs import get_logger
 from exammentor.model_answers import ModelRun, token_budget
 from services.planner import prompts
 from services.planner.domain import (
+    CapacityError,
     Clarification,
     EmptySyllabusError,
     ParsedTopic,
@@ -62,6 +66,7 @@ from services.planner.domain import (
     choose_final,
     cross_check,
     diff_plans,
+    fit_estimates,
     learning_days,
     normalise_topic_name,
     parse_syllabus,
@@ -72,6 +77,7 @@ from services.planner.domain import (
     theme_listing,
     verify_plan,
     wished_topics,
+    with_left_out,
 )
 from services.planner.settings import PlannerSettings
 
@@ -211,7 +217,7 @@ class PlanWorkflow:
         routing = await self.route(request, parsed, calls)
         if isinstance(routing, Clarification):
             return routing
-        resolved = resolve_topics(self.registry, routing, parsed)
+        resolved = resolve_topics(self.registry, routing, parsed, request.goal)
         await progress(
             status_event(
                 "scheduling",
@@ -219,21 +225,28 @@ class PlanWorkflow:
                 routing=routing.as_dict(),
             )
         )
-        scheduled = schedule_plan(
-            resolved.topics,
+        schedule = functools.partial(
+            schedule_plan,
             days=request.days,
             hours_per_day=request.hours_per_day,
             start_date=request.start_date,
             exam_date=request.exam_date,
             days_off=request.days_off,
-            overflow=request.overflow,
             exam_name=routing.exam_name,
         )
+        try:
+            # A pasted syllabus is planned whole: estimates that run long are scaled first,
+            # before the request's overflow policy refuses or drops anything.
+            scheduled = schedule(resolved.topics, overflow="refuse")
+        except CapacityError as error:
+            resolved = fit_estimates(resolved, error) or resolved
+            scheduled = schedule(resolved.topics, overflow=request.overflow)
         required = scheduled.topics
+        plan = with_left_out(scheduled.plan, resolved.left_out, resolved.left_out_reason)
         first = PlanVersion(
             version=1,
-            plan=scheduled.plan,
-            verification=verify_plan(scheduled.plan, required, hours_per_day=request.hours_per_day),
+            plan=plan,
+            verification=verify_plan(plan, required, hours_per_day=request.hours_per_day),
             was_accepted=False,
         )
         versions = [first]

@@ -193,7 +193,8 @@ def test_the_pasted_syllabus_wins_and_the_registry_narrows_and_enriches_it() -> 
     text = "1. Kinematics\n2. Laws of Motion\n3. Chemical Bonding and Molecular Structure\n4. Yoga"
     req = request(exam_type="neet", goal="only physics this week", syllabus_text=text)
     topics = parsed(text)
-    resolved = resolve_topics(REGISTRY, routed(cross_check(REGISTRY, req, topics, None)), topics)
+    routing = routed(cross_check(REGISTRY, req, topics, None))
+    resolved = resolve_topics(REGISTRY, routing, topics, req.goal)
     assert resolved.source == "pasted"
     assert [t.name for t in resolved.topics] == ["Kinematics", "Laws of Motion"]
     assert resolved.excluded == ["Chemical Bonding and Molecular Structure", "Yoga"]
@@ -204,7 +205,9 @@ def test_the_pasted_syllabus_wins_and_the_registry_narrows_and_enriches_it() -> 
 
 def test_the_registrys_topics_are_planned_when_nothing_is_pasted() -> None:
     req = request(exam_type="upsc", goal="polity")
-    resolved = resolve_topics(REGISTRY, routed(cross_check(REGISTRY, req, None, None)), None)
+    resolved = resolve_topics(
+        REGISTRY, routed(cross_check(REGISTRY, req, None, None)), None, req.goal
+    )
     assert resolved.source == "registry"
     assert [t.name for t in resolved.topics] == [t.name for t in REGISTRY.topics("upsc", "polity")]
 

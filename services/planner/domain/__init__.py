@@ -1,4 +1,5 @@
-"""The planner's pure domain logic: registry, syllabus parsing, routing, topic resolution,
+"""The planner's pure domain logic: registry, syllabus parsing, routing, the goal's focus,
+topic resolution,
 scheduling, verification, plan revisions, diff and the plan cache key.
 
 No I/O beyond reading the registry's TOML files, no model calls, no database: everything
@@ -23,6 +24,7 @@ from services.planner.domain.errors import (
     RegistryError,
     UnknownScopeError,
 )
+from services.planner.domain.focus import GoalFocus, read_focus
 from services.planner.domain.names import mentions, normalise_topic_name, padded_phrase
 from services.planner.domain.registry import (
     BUILTIN_SYLLABI_DIR,
@@ -35,7 +37,12 @@ from services.planner.domain.registry import (
     build_registry,
     load_registry,
 )
-from services.planner.domain.resolution import ResolvedTopics, registry_syllabus, resolve_topics
+from services.planner.domain.resolution import (
+    ResolvedTopics,
+    fit_estimates,
+    registry_syllabus,
+    resolve_topics,
+)
 from services.planner.domain.revisions import (
     PlannedStudy,
     ProposedMove,
@@ -46,6 +53,7 @@ from services.planner.domain.revisions import (
     plan_lines,
     theme_listing,
     wished_topics,
+    with_left_out,
 )
 from services.planner.domain.routing import (
     OWN_SYLLABUS,
@@ -67,7 +75,6 @@ from services.planner.domain.scheduler import (
 from services.planner.domain.syllabus import (
     ParsedTopic,
     enrich_topics,
-    narrow_to_scope,
     parse_syllabus,
     planned_names,
     planned_topic_name,
@@ -87,6 +94,7 @@ __all__ = [
     "DuplicateTopicError",
     "EmptySyllabusError",
     "ExamSyllabus",
+    "GoalFocus",
     "NoStudyDaysError",
     "ParsedTopic",
     "PlannedStudy",
@@ -115,12 +123,12 @@ __all__ = [
     "enrich_topics",
     "exams_mentioned",
     "first_learning_days",
+    "fit_estimates",
     "foreign_subjects",
     "learning_days",
     "learning_order",
     "load_registry",
     "mentions",
-    "narrow_to_scope",
     "normalise_topic_name",
     "padded_phrase",
     "parse_syllabus",
@@ -129,6 +137,7 @@ __all__ = [
     "plan_lines",
     "planned_names",
     "planned_topic_name",
+    "read_focus",
     "registry_digest",
     "registry_syllabus",
     "resolve_topics",
@@ -138,4 +147,5 @@ __all__ = [
     "topics_from_registry",
     "verify_plan",
     "wished_topics",
+    "with_left_out",
 ]

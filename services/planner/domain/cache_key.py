@@ -10,7 +10,7 @@ import json
 from exammentor.contracts.plan import PlanRequest
 from services.planner.domain.registry import SyllabusRegistry
 
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 """Part of every cache key: bump it when the same inputs should give a different plan."""
 
 

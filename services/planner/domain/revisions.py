@@ -8,19 +8,20 @@ the model's words before they arrive.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from exammentor.contracts.plan import (
     DailyPlan,
+    DroppedTopic,
     PlanVerification,
     PlanVersion,
     StudyPlan,
     Topic,
     VerifiedPlanHistory,
 )
+from services.planner.domain.focus import asks_for_order
 from services.planner.domain.names import mentions, normalise_topic_name, padded_phrase
 from services.planner.domain.resolution import ResolvedTopics
 from services.planner.domain.routing import Routing
@@ -44,14 +45,6 @@ class ProposedMove(Protocol):
         ...
 
 
-_ORDER_CUES = re.compile(
-    r"\b(first|firstly|before|after|last|lastly|start(?:ing)?\s+with|begin(?:ning)?\s+with|"
-    r"end(?:ing)?\s+with|finish(?:ing)?\s+with|early|earlier|later|then|on\s+day\s+\d+|"
-    r"by\s+day\s+\d+|day\s+\d+)\b",
-    re.IGNORECASE,
-)
-
-
 def wished_topics(goal: str, topics: Sequence[SyllabusTopic]) -> list[str]:
     """Planned topics the goal names, when it also asks for an order or a day.
 
@@ -65,7 +58,7 @@ def wished_topics(goal: str, topics: Sequence[SyllabusTopic]) -> list[str]:
     Returns:
         Topic names (as planned) the goal places; empty when it places none.
     """
-    if not _ORDER_CUES.search(goal):
+    if not asks_for_order(goal):
         return []
     phrase = padded_phrase(goal)
     # A goal that names a heading ("Arithmetic first") places every item planned under it;
@@ -234,6 +227,35 @@ def apply_prose(
             if reason and session.kind == "learn":
                 session.rationale = f"{reason} {session.rationale}"
     return new
+
+
+def with_left_out(plan: StudyPlan, topics: Sequence[SyllabusTopic], reason: str) -> StudyPlan:
+    """The plan with the pasted topics the goal asked to leave out recorded in it.
+
+    They join ``dropped_topics`` with the reason, and the overview says so, so the stored
+    plan (not only the request's result) tells which topics are not in it and why.
+
+    Args:
+        plan: The scheduler's plan.
+        topics: The topics left out at the student's request.
+        reason: Why, quoting the goal.
+
+    Returns:
+        A new plan; the same plan when nothing was left out.
+    """
+    if not topics:
+        return plan
+    left_out = [
+        DroppedTopic(name=t.name, weight=t.weight, hours=t.hours, reason=reason) for t in topics
+    ]
+    names = [t.name for t in topics]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return plan.model_copy(
+        update={
+            "dropped_topics": [*plan.dropped_topics, *left_out],
+            "overview": f"{plan.overview} Not planned, {reason}: {shown}.",
+        }
+    )
 
 
 def theme_listing(day: DailyPlan) -> str:

@@ -64,7 +64,6 @@ __all__ = [
     "MAX_TOPIC_NAME_CHARS",
     "ParsedTopic",
     "enrich_topics",
-    "narrow_to_scope",
     "normalise_topic_name",
     "parse_syllabus",
     "planned_names",
@@ -345,8 +344,13 @@ class _Reader:
         key = normalise_topic_name(name)
         return key in _GENERIC_HEADINGS or "syllabus" in key.split()
 
-    def comma_items(self, text: str) -> list[str]:
-        """Items of a comma list, keeping names that contain commas whole."""
+    def comma_items(self, text: str, *, titles: bool = True) -> list[str]:
+        """Items of a comma list, keeping names that contain commas whole.
+
+        With ``titles`` false (the list follows a heading), ``A, B and C`` is two items
+        unless it is a known name: under "Biotechnology - Recombinant DNA, Applications in
+        medicine and agriculture" the list is the unit's items, not one title.
+        """
         parts = [part.strip() for part in _split_outside_brackets(text, ",")]
         parts = [part for part in parts if part]
         if len(parts) <= 1 or self.is_known(text):
@@ -364,7 +368,7 @@ class _Reader:
             merged = merged or end > i + 1
             items.append(", ".join(parts[i:end]))
             i = end
-        if not merged and len(parts) == 2 and not self.is_known(parts[0]):
+        if titles and not merged and len(parts) == 2 and not self.is_known(parts[0]):
             second = parts[1].lower()
             if (
                 (" and " in f" {second} " or "&" in second)
@@ -402,16 +406,21 @@ class _Reader:
         if (prefix := _HEADING_PREFIX.match(segment)) and segment[prefix.end() :].strip():
             segment = segment[prefix.end() :]  # "...; Module 2: Relations"
         match = _COLON.search(segment)
-        dash = _SPACED_DASH.search(segment)
-        if not match and dash and self.is_section(segment[: dash.start()]):
-            match = dash  # "Biology - Cell, Genetics": a dash after a subject name
+        dash = _SPACED_DASH.search(segment) if not match else None
+        if dash and (
+            self.is_section(segment[: dash.start()])
+            or len(self.comma_items(segment[dash.end() :], titles=False)) > 1
+        ):
+            # "Biology - Cell, Genetics" (a subject name) and "Cell Biology - Cell
+            # structure, cell organelles" (a unit with its items): a heading before a dash.
+            match = dash
         left = segment[: match.start()].strip() if match else ""
         if match and left and len(left) <= 80 and _clean(left):
             right = segment[match.end() :].strip()
             if not right:
                 return [_Node(_clean(left))], True
             if not self.is_known(segment):
-                items = self.comma_items(right)
+                items = self.comma_items(right, titles=False)
                 if len(items) > 1 or self.is_section(left):
                     return [_Node(_clean(left), [_Node(item) for item in items])], False
         return [_Node(item) for item in self.comma_items(segment)], False
@@ -727,10 +736,22 @@ def _registry_match(
     # heading of the same name may cover other things, so there it lends nothing.
     heading = unit.heading
     if heading and not borrowed and (parent := by_name.get(normalise_topic_name(heading.name))):
-        return parent, parent.hours / len(heading.subtopics), False
+        # The share is settled in enrich_topics: two headings may name one registry topic
+        # ("Genetics" and "Evolution" are both NEET's "Genetics and Evolution").
+        return parent, parent.hours, False
     if parent := by_subtopic.get(normalise_topic_name(unit.item)):
         return parent, parent.hours / max(1, len(parent.subtopics)), False
     return None
+
+
+def _through_heading(unit: _StudyUnit, match: tuple[RegistryTopic, float, bool]) -> bool:
+    """Whether a unit took its registry topic from its heading (not by its own name)."""
+    heading = unit.heading
+    return (
+        heading is not None
+        and not match[2]
+        and normalise_topic_name(heading.name) in map(normalise_topic_name, match[0].names())
+    )
 
 
 def enrich_topics(
@@ -747,7 +768,8 @@ def enrich_topics(
 
     A topic (or item) that matches a registry topic (name or alias) takes its figures. An
     item under a heading that matches a registry topic takes the heading's weight, difficulty
-    and prerequisites and an equal share of its hours; one that matches a registry sub-topic
+    and prerequisites and an equal share of its hours (shared with the items of every
+    heading that names the same registry topic); one that matches a registry sub-topic
     takes the same from that sub-topic's parent, with an equal share of the parent's hours.
     Prerequisites are rewritten to the names planned, and only those the pasted syllabus
     contains are kept. Topics the registry does not know get default figures: weight 1 and
@@ -777,6 +799,16 @@ def enrich_topics(
 
     units = _study_units(parsed)
     matches = [_registry_match(u, by_name, by_subtopic, borrowed=borrowed) for u in units]
+    through_heading: dict[str, int] = {}
+    for unit, match in zip(units, matches, strict=True):
+        if match is not None and unit.heading and _through_heading(unit, match):
+            through_heading[match[0].name] = through_heading.get(match[0].name, 0) + 1
+    matches = [
+        (m[0], m[0].hours / through_heading[m[0].name], False)
+        if m is not None and u.heading and _through_heading(u, m)
+        else m
+        for u, m in zip(units, matches, strict=True)
+    ]
     anchored: dict[str, list[str]] = {}
     for unit, match in zip(units, matches, strict=True):
         if match is not None:
@@ -834,24 +866,3 @@ def topics_from_registry(registry_topics: Sequence[RegistryTopic]) -> list[Sylla
         )
         for topic in registry_topics
     ]
-
-
-def narrow_to_scope(
-    topics: Sequence[SyllabusTopic], registry_topics: Sequence[RegistryTopic]
-) -> tuple[list[SyllabusTopic], list[SyllabusTopic]]:
-    """Split enriched topics into those inside a registry scope and the rest.
-
-    A topic is inside when it was matched to one of ``registry_topics``; topics the registry
-    does not know are outside, so the caller decides whether to keep them.
-
-    Args:
-        topics: Topics from :func:`enrich_topics` (enriched against the whole exam).
-        registry_topics: The registry topics of the scope (a subject or sub-subject).
-
-    Returns:
-        ``(inside, outside)``, each in the given order.
-    """
-    names = {topic.name for topic in registry_topics}
-    inside = [topic for topic in topics if topic.registry_name in names]
-    outside = [topic for topic in topics if topic.registry_name not in names]
-    return inside, outside

@@ -61,8 +61,9 @@ def test_an_exam_the_registry_does_not_know_is_not_planned_as_another(
 def test_only_topics_that_match_by_themselves_borrow_and_each_is_named(
     registry: SyllabusRegistry,
 ) -> None:
-    routing = routed(registry, "GRE", "GRE quantitative in a month", GRE_QUANT)
-    resolved = resolve_topics(registry, routing, parsed(registry, GRE_QUANT))
+    goal = "GRE quantitative in a month"
+    routing = routed(registry, "GRE", goal, GRE_QUANT)
+    resolved = resolve_topics(registry, routing, parsed(registry, GRE_QUANT), goal)
     # "quantitative" names CAT's quant subject; it narrows nothing of a GRE syllabus.
     assert len(resolved.topics) == 6
     assert resolved.excluded == []
@@ -82,7 +83,7 @@ def test_a_topic_listed_alone_borrows_when_its_own_name_matches(
 ) -> None:
     text = "- Arithmetic\n- Vocabulary in context"
     routing = routed(registry, "GRE", "GRE prep", text)
-    resolved = resolve_topics(registry, routing, parsed(registry, text))
+    resolved = resolve_topics(registry, routing, parsed(registry, text), "GRE prep")
     arithmetic, vocabulary = resolved.topics
     assert (arithmetic.registry_name, arithmetic.hours) == ("Arithmetic", 16)
     assert vocabulary.registry_name is None
@@ -96,7 +97,7 @@ def test_an_exam_type_the_registry_knows_still_lends_through_headings(
     routing = routed(registry, "CAT", "CAT quant", GRE_QUANT)
     assert routing.exam is not None
     assert routing.borrowed_from is None
-    resolved = resolve_topics(registry, routing, parsed(registry, GRE_QUANT))
+    resolved = resolve_topics(registry, routing, parsed(registry, GRE_QUANT), "CAT quant")
     first = resolved.topics[0]
     assert (first.name, first.registry_name) == (
         "Arithmetic: Integers and divisibility",

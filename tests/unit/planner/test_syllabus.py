@@ -13,7 +13,6 @@ from services.planner.domain import (
     SyllabusRegistry,
     enrich_topics,
     load_registry,
-    narrow_to_scope,
     normalise_topic_name,
     parse_syllabus,
     planned_names,
@@ -397,17 +396,12 @@ def test_the_items_of_an_unknown_heading_share_its_hours() -> None:
     assert {t.heading for t in topics} == {"Big unit", "Small unit"}
 
 
-def test_topics_from_registry_and_narrowing(registry: SyllabusRegistry) -> None:
+def test_topics_from_registry(registry: SyllabusRegistry) -> None:
     organic = registry.topics("neet", "chemistry", "organic")
     topics = topics_from_registry(organic)
     assert [t.name for t in topics] == [t.name for t in organic]
     # Out-of-scope prerequisites (Chemical Bonding is inorganic) are left out.
     assert topics[0].prerequisites == ()
-    parsed = parse("Hydrocarbons, Polymers, Solutions, Something else", registry)
-    enriched = enrich_topics(parsed, registry.topics("neet"))
-    inside, outside = narrow_to_scope(enriched, organic)
-    assert [t.name for t in inside] == ["Hydrocarbons", "Polymers"]
-    assert [t.name for t in outside] == ["Solutions", "Something else"]
 
 
 ORIGINAL_REGISTRY_TEXT = """\
