@@ -4,10 +4,12 @@ at a time, and once against the embedded model (marker ``llm``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+import structlog
 
 from exammentor.cli import build_parser, main
 from exammentor.model_check import (
@@ -174,6 +176,20 @@ async def test_the_command_exits_0_when_chat_works_and_1_when_it_does_not(
     assert [r["ok"] for r in report["results"]] == [False] * 4
     assert report["results"][0]["detail"].startswith("HTTP 503")
     assert f"chat: {FALLBACKS['chat']}" in report["fallbacks"]
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    # main() configures logging onto the sys.stderr of the moment, which is pytest's capture
+    # file here; once that closes, every later test that logs would fail on a closed file.
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**saved)
+    structlog.contextvars.clear_contextvars()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def await_main(argv: list[str]) -> int:
