@@ -5,12 +5,29 @@ No I/O, no model calls, no database: bytes and text in, values out, all determin
 tested without a model, Kafka or Postgres (``tests/unit/tutor``).
 """
 
+from services.tutor.domain.attribution import (
+    DEFAULT_ATTRIBUTION,
+    AttributionPolicy,
+    attribute,
+    content_words,
+    sentences,
+    support,
+)
 from services.tutor.domain.budget import (
     DEFAULT_POLICY,
     ContextTooSmallError,
     PromptBudget,
     TutorPolicy,
     split_budget,
+)
+from services.tutor.domain.checks import (
+    DEFAULT_STREAM_CHECKS,
+    EXTRACT_HEADING,
+    RETRY_RULE,
+    FinalAnswer,
+    StreamChecks,
+    extract_markdown,
+    final_answer,
 )
 from services.tutor.domain.errors import (
     EmptyMaterialError,
@@ -79,18 +96,24 @@ from services.tutor.domain.vision import (
 )
 
 __all__ = [
+    "DEFAULT_ATTRIBUTION",
     "DEFAULT_LIMITS",
     "DEFAULT_PASSAGES",
     "DEFAULT_POLICY",
+    "DEFAULT_STREAM_CHECKS",
+    "EXTRACT_HEADING",
     "EXTRACT_LIMITS",
     "MATERIAL_CLOSE",
     "MATERIAL_LIMITS",
     "MATERIAL_OPEN",
     "MATERIAL_RULES",
+    "RETRY_RULE",
+    "AttributionPolicy",
     "ContentPart",
     "ContextTooSmallError",
     "EmptyMaterialError",
     "ExplanationLimits",
+    "FinalAnswer",
     "Grounding",
     "HistoryWindow",
     "ImagePart",
@@ -110,16 +133,21 @@ __all__ = [
     "RankedPassage",
     "RepairedExplanation",
     "RepairedImageExplanation",
+    "StreamChecks",
     "TextPart",
     "TutorError",
     "TutorPolicy",
     "VisionMessage",
     "VisionUnsupportedError",
     "attached_passages",
+    "attribute",
     "choose_material",
     "clip_to_tokens",
+    "content_words",
     "depth_instruction",
+    "extract_markdown",
     "extract_pdf_text",
+    "final_answer",
     "fit_history",
     "ground",
     "image_data_url",
@@ -132,8 +160,10 @@ __all__ = [
     "repair_explanation",
     "repair_image_explanation",
     "select_passages",
+    "sentences",
     "split_budget",
     "split_passages",
+    "support",
     "terms",
     "text_pages",
     "to_model_message",
