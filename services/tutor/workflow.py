@@ -403,7 +403,7 @@ class TutorWorkflow:
                 except StopAsyncIteration:
                     loop = watch.finish()
                     end = (
-                        _End("clean", watch.text.strip())
+                        _End("clean", watch.text)
                         if loop is None
                         else _End("looped", clean_prefix(watch.text, loop), loop.kind)
                     )
