@@ -101,10 +101,13 @@ class LoopWatch:
 
     Attributes:
         prompt: The text the model was shown (an answer that copies it at length is an echo).
+        markers: Strings of the prompt's scaffolding that never belong in an answer (the
+            fence around the material): one of them is an echo wherever it appears.
         policy: Thresholds.
     """
 
     prompt: str = ""
+    markers: tuple[str, ...] = ()
     policy: LoopPolicy = DEFAULT_LOOP_POLICY
     text: str = ""
     found: Degeneration | None = None
@@ -128,8 +131,11 @@ class LoopWatch:
         """
         if self.found is not None:
             return self.found
+        before = len(self.text)
         self.text += delta
-        self._scan(final=False)
+        self._scaffolding(before)
+        if self.found is None:
+            self._scan(final=False)
         return self.found
 
     def finish(self) -> Degeneration | None:
@@ -152,6 +158,13 @@ class LoopWatch:
         return self._starts[index]
 
     # ---- checks ---------------------------------------------------------------------------
+
+    def _scaffolding(self, before: int) -> None:
+        for marker in self.markers:
+            at = self.text.find(marker, max(0, before - len(marker) + 1))
+            if at >= 0:
+                self.found = Degeneration("prompt_echo", at, marker)
+                return
 
     def _scan(self, *, final: bool) -> None:
         for match in _WORD.finditer(self.text, self._scanned):
@@ -247,19 +260,24 @@ def prompt_runs(prompt: str, size: int) -> frozenset[tuple[str, ...]]:
 
 
 def find_degeneration(
-    text: str, *, prompt: str = "", policy: LoopPolicy = DEFAULT_LOOP_POLICY
+    text: str,
+    *,
+    prompt: str = "",
+    markers: tuple[str, ...] = (),
+    policy: LoopPolicy = DEFAULT_LOOP_POLICY,
 ) -> Degeneration | None:
     """The first degeneration of a complete text, or None for clean text.
 
     Args:
         text: A model's answer (or one field of it).
         prompt: What the model was shown, for the echo check.
+        markers: Prompt scaffolding that never belongs in an answer.
         policy: Thresholds.
 
     Returns:
         The degeneration, or None.
     """
-    watch = LoopWatch(prompt=prompt, policy=policy)
+    watch = LoopWatch(prompt=prompt, markers=markers, policy=policy)
     watch.feed(text)
     return watch.finish()
 

@@ -43,6 +43,7 @@ from exammentor.model_answers import (
 from services.tutor.domain import (
     DEFAULT_POLICY,
     MATERIAL_RULES,
+    SCAFFOLDING,
     Grounding,
     HistoryWindow,
     Passage,
@@ -332,7 +333,7 @@ def check_explanation(answer: ExplanationAnswer, prompt: str = "") -> None:
         names = ", ".join(f"{a} and {b}" for a, b in copies[:4])
         raise ValueError(f"{names} say the same thing: write each field about its own point")
     for key, value in fields.items():
-        found = find_degeneration(value, prompt=prompt)
+        found = find_degeneration(value, prompt=prompt, markers=SCAFFOLDING)
         if found is not None:
             what = "copies the material" if found.kind == "prompt_echo" else "repeats itself"
             raise ValueError(f"{key} {what}: write it in your own words, once")

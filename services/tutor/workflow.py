@@ -43,6 +43,7 @@ from exammentor.model_answers import ModelRun
 from services.tutor.domain import (
     DEFAULT_STREAM_CHECKS,
     RETRY_RULE,
+    SCAFFOLDING,
     Passage,
     StreamChecks,
     TutorPolicy,
@@ -374,7 +375,9 @@ class TutorWorkflow:
     ) -> _Round:
         """One model call, judged as it streams; closed at the first loop or when stopped."""
         messages = prompt.messages if round_no == 1 else retry_messages(prompt)
-        watch = LoopWatch(prompt=prompt_text(messages), policy=DEFAULT_LOOP_POLICY)
+        watch = LoopWatch(
+            prompt=prompt_text(messages), markers=SCAFFOLDING, policy=DEFAULT_LOOP_POLICY
+        )
         tokens = self.llm.stream_text(
             messages=messages,
             purpose=purpose,

@@ -36,6 +36,10 @@ RETRY_RULE = (
 """Added to the system message of every retry round (another prompt shape, not only other
 sampling)."""
 
+SCAFFOLDING = ("<<<", "<|im_")
+"""Pieces of the prompt's frame that no answer may contain (the material fence, chat-template
+markers): the model copying its prompt back. Material is neutralised, so it never holds them."""
+
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
 
 

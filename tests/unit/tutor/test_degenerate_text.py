@@ -206,3 +206,12 @@ def test_repeated_sentence_rate_counts_word_for_word_repeats() -> None:
     assert repeated_sentence_rate([CLEAN_LESSON]) == 0.0
     looped = "Cells divide by mitosis. Cells divide by mitosis. Meiosis makes gametes for sex."
     assert repeated_sentence_rate([looped]) == pytest.approx(1 / 3)
+
+
+def test_the_prompts_fence_in_an_answer_is_an_echo_wherever_it_starts() -> None:
+    watch = LoopWatch(markers=("<<<",))
+    assert watch.feed("The range grows with speed.\n<") is None
+    found = watch.feed("<<MATERIAL>>")
+    assert found is not None
+    assert found.kind == "prompt_echo"
+    assert clean_prefix(watch.text, found) == "The range grows with speed."
