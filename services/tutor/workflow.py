@@ -160,9 +160,14 @@ class _View:
             self.shown = text
 
 
-def prompt_text(messages: Sequence[ChatMessage]) -> str:
-    """The text of every message, for the echo check."""
-    return "\n".join(str(m.get("content", "")) for m in messages)
+def echo_source(prompt: TutorPrompt) -> str:
+    """What an answer must not copy at length: the instructions and the material shown.
+
+    The request's own lines are left out: a lesson's focus quotes the previous lesson's
+    opening ("go beyond the previous lesson, which began: ..."), and a lesson that starts the
+    same way repeats a lesson; it does not echo the prompt.
+    """
+    return "\n".join([str(prompt.messages[0].get("content", "")), prompt.grounding.fenced()])
 
 
 def retry_messages(prompt: TutorPrompt) -> list[ChatMessage]:
@@ -203,7 +208,7 @@ class TutorWorkflow:
             prompt.messages,
             schema,
             max_tokens=prompt.answer_tokens,
-            validate=functools.partial(check_explanation, prompt=prompt_text(prompt.messages)),
+            validate=functools.partial(check_explanation, prompt=echo_source(prompt)),
         )
         repaired = read_explanation(answer, topic=request.topic, prompt=prompt)
         if answer is not None and near_copies(explanation_fields(repaired.explanation)):
@@ -271,6 +276,10 @@ class TutorWorkflow:
                 deltas += attempt.deltas
                 first = first if first is not None else attempt.first_delta
                 end = attempt.end
+                if end.kind == "failed" and found:
+                    # The server failed on a retry: what the earlier rounds left decides.
+                    parts.append(end.text)
+                    break
                 if end.kind in ("clean", "stopped", "failed"):
                     if end.kind != "stopped":  # no one reads a stopped stream
                         await view.show(end.text, end.reason)
@@ -376,7 +385,7 @@ class TutorWorkflow:
         """One model call, judged as it streams; closed at the first loop or when stopped."""
         messages = prompt.messages if round_no == 1 else retry_messages(prompt)
         watch = LoopWatch(
-            prompt=prompt_text(messages), markers=SCAFFOLDING, policy=DEFAULT_LOOP_POLICY
+            prompt=echo_source(prompt), markers=SCAFFOLDING, policy=DEFAULT_LOOP_POLICY
         )
         tokens = self.llm.stream_text(
             messages=messages,
