@@ -150,10 +150,12 @@ class _View:
         self._emit = emit
         self._reset = reset
         self.shown = ""
+        self.reason = "retry"
+        """What the last round that failed the check found: the reason of a reset."""
 
-    async def show(self, text: str, reason: str) -> None:
+    async def show(self, text: str) -> None:
         if not text.startswith(self.shown):
-            await self._reset(reason)
+            await self._reset(self.reason)
             self.shown = ""
         if len(text) > len(self.shown):
             await self._emit(text[len(self.shown) :])
@@ -282,7 +284,7 @@ class TutorWorkflow:
                     break
                 if end.kind in ("clean", "stopped", "failed"):
                     if end.kind != "stopped":  # no one reads a stopped stream
-                        await view.show(end.text, end.reason)
+                        await view.show(end.text)
                     return self._streamed(
                         end.text,
                         source="model",
@@ -295,8 +297,9 @@ class TutorWorkflow:
                     )
                 found.append(end.reason)
                 parts.append(end.text)
+                view.reason = end.reason
                 if word_count(end.text) >= checks.keep_words:
-                    await view.show(end.text, end.reason)
+                    await view.show(end.text)
                     return self._streamed(
                         end.text,
                         source="model",
@@ -320,8 +323,7 @@ class TutorWorkflow:
             with contextlib.suppress(asyncio.CancelledError):
                 await stop
         final = final_answer(parts, matching, checks)
-        reason = found[-1] if found else "unusable"
-        await view.show(final.markdown, reason)
+        await view.show(final.markdown)
         if final.source == "unusable":
             error = StreamError(
                 code=ANSWER_UNUSABLE.code,
@@ -435,7 +437,7 @@ class TutorWorkflow:
                     break
                 upto = checks.relay_end(watch, shown)
                 if upto > shown:
-                    await view.show(watch.text[:upto], "retry")
+                    await view.show(watch.text[:upto])
                     shown = upto
         finally:
             await tokens.aclose()

@@ -813,6 +813,7 @@ async def test_a_looping_stream_is_stopped_reset_and_written_again_with_freer_sa
     kinds = [e.kind for e in events]
     # The clean start was relayed, then taken back: the retry is the answer.
     assert kinds.index("token") < kinds.index("reset") < len(kinds) - 1
+    assert [e.reason for e in events if isinstance(e, ResetEvent)] == ["word_list"]
     tokens = "".join(e.text for e in events if isinstance(e, TokenEvent))
     assert "ribosomes, ribosomes" not in tokens
     assert shown_text(events) == RETRY + " "
