@@ -1013,3 +1013,19 @@ async def test_an_explanation_with_one_sentence_in_every_field_is_never_delivere
     assert body["source"] == "model"
     assert body["steps"][0]["content"] == good["s1"]
     assert [c["page"] for c in body["citations"]] == [3]
+
+
+async def test_the_grpc_stream_carries_the_reset_and_the_retry_like_ndjson(
+    scripted: ScriptedStack, http: httpx.AsyncClient, tutor_stub: tutor_pb2_grpc.TutorStub
+) -> None:
+    _, auth = await register(http)
+    scripted.model.script(Stream(words_of(LOOP)), Stream(words_of(RETRY)))
+    events = [
+        _event(m)
+        async for m in tutor_stub.StreamExplanation(
+            tutor_pb2.ExplainRequest(topic="Cell organelles"), metadata=_bearer(auth)
+        )
+    ]
+    assert [e.seq for e in events] == list(range(len(events)))
+    assert [e.reason for e in events if isinstance(e, ResetEvent)] == ["word_list"]
+    assert shown_text(events) == RETRY + " "
