@@ -37,7 +37,10 @@ async def test_stream_with_the_embedded_model_over_http(client: httpx.AsyncClien
         headers=auth,
     )
     events = [STREAM_EVENT.validate_json(line) for line in typed.text.splitlines()]
-    assert sum(isinstance(e, TokenEvent) for e in events) > 1
+    # At least one piece: a round that loops is held back and its clean part (or the retry)
+    # may come as one piece; what is shown passes the loop check.
+    assert any(isinstance(e, TokenEvent) for e in events)
+    assert find_degeneration(shown_text(events)) is None
     assert isinstance(events[-1], DoneEvent)
     explained = await client.post(
         "/api/tutor/explain", json={"topic": "Inertia", "difficulty": "easy"}, headers=auth
@@ -80,7 +83,7 @@ async def test_stream_and_explain_with_the_embedded_model_over_grpc(
         kinds = [m.WhichOneof("event") for m in messages]
         seqs = [getattr(m, str(k)).seq for m, k in zip(messages, kinds, strict=True)]
         assert seqs == list(range(len(messages)))
-        assert kinds.count("token") > 1
+        assert kinds.count("token") >= 1
         assert "".join(m.token.text for m in messages if m.HasField("token")).strip()
         assert kinds[-2:] == ["usage", "done"]
         assert not messages[-1].done.partial
