@@ -7,7 +7,9 @@ and sometimes stops answering at all. So every service:
   cap (:func:`token_budget`), with no schema descriptions for the model to copy
   (:data:`ANSWER_CONFIG`);
 - cleans and clips every text it keeps (:func:`clean`, :func:`clip`) and refuses looping
-  text (:func:`is_degenerate`);
+  text (:func:`is_degenerate`; word lists, repeated phrases and sentences, near-copied
+  fields and echoes of the prompt, also on a stream as it is written, are
+  :mod:`exammentor.degenerate_text`'s);
 - sends an answer back for repair only when most of its items are unusable
   (:func:`check_mostly_usable`), replacing the odd bad item with text of its own;
 - stops calling a model that failed within the same run (:class:`ModelRun`), so one outage

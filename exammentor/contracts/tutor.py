@@ -88,7 +88,12 @@ MAX_STEPS = 8
 Difficulty = Literal["easy", "medium", "hard"]
 ChatRole = Literal["user", "ai"]
 """The original's roles; the tutor maps ``ai`` to the model's ``assistant``."""
-StreamEventKind = Literal["token", "citation", "usage", "error", "done"]
+StreamEventKind = Literal["token", "reset", "citation", "usage", "error", "done"]
+AnswerSource = Literal["model", "extract", "template"]
+"""Who wrote an answer: ``model`` (the model's text, checked and repaired), ``extract`` (every
+model round failed the quality check; the answer quotes the passages of the student's own
+material that match, with their pages) or ``template`` (an explanation whose rounds all
+failed and no material matched: a study method of our own, not an invented explanation)."""
 
 _IMAGE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
 
@@ -413,6 +418,8 @@ class Lesson(BaseModel):
 
     markdown: str
     citations: list[Citation] = Field(default_factory=list)
+    source: AnswerSource = "model"
+    """``extract`` when the lesson quotes the student's material (no model round passed)."""
 
 
 class StreamUsage(BaseModel):
@@ -444,6 +451,19 @@ class TokenEvent(_Event):
     text: str
 
 
+class ResetEvent(_Event):
+    """Discard the tokens shown so far: the answer is written again from here.
+
+    Sent when the text already relayed is not part of the final answer (the model started
+    looping and a retry round, or the student's own material, replaces it). Tokens after it
+    are the new answer from its start; the raw-markdown route writes a rule line instead.
+    """
+
+    kind: Literal["reset"] = "reset"
+    reason: str
+    """What the quality check found (``word_list``, ``repeated_phrase``, ``prompt_echo`` ...)."""
+
+
 class CitationEvent(_Event):
     """A page the answer cites, sent once the answer is complete."""
 
@@ -471,10 +491,13 @@ class DoneEvent(_Event):
     kind: Literal["done"] = "done"
     partial: bool = False
     """True when the answer stopped early (an error, or the client went away)."""
+    source: AnswerSource = "model"
+    """Who wrote the streamed answer (``extract``: quoted from the student's material)."""
 
 
 StreamEvent = Annotated[
-    TokenEvent | CitationEvent | UsageEvent | ErrorEvent | DoneEvent, Field(discriminator="kind")
+    TokenEvent | ResetEvent | CitationEvent | UsageEvent | ErrorEvent | DoneEvent,
+    Field(discriminator="kind"),
 ]
 """One line of the typed stream (NDJSON) or one message of the gRPC server stream."""
 
@@ -490,6 +513,8 @@ class GroundedExplanation(TutorExplanation):
     cites (a field the original's clients ignore)."""
 
     citations: list[Citation] = Field(default_factory=list)
+    source: AnswerSource = "model"
+    """``extract`` or ``template`` when no model round passed the quality check."""
 
 
 class StreamResult(BaseModel):
@@ -501,6 +526,8 @@ class StreamResult(BaseModel):
     partial: bool = False
     """True when generation stopped early (the client went away, or the model failed)."""
     error: StreamError | None = None
+    source: AnswerSource = "model"
+    """``extract`` when the answer quotes the student's material (no model round passed)."""
 
 
 # --- Study material ------------------------------------------------------------------
@@ -613,6 +640,13 @@ MODEL_FAILED = ErrorCode(
     "UNAVAILABLE",
     "The model server failed on every retry; nothing was stored; retry later.",
 )
+ANSWER_UNUSABLE = ErrorCode(
+    "answer_unusable",
+    503,
+    "UNAVAILABLE",
+    "Every model round looped or copied its prompt, and no material of the request matches "
+    "the topic to quote instead; nothing was stored; retry, or name material to study from.",
+)
 PROMPT_TOO_LARGE = ErrorCode(
     "prompt_too_large",
     422,
@@ -654,7 +688,7 @@ TUTOR_STREAM: Command[ExplainRequest, StreamResult] = Command(
     "tutor",
     ExplainRequest,
     StreamResult,
-    errors=(MATERIAL_UNKNOWN, MODEL_FAILED, PROMPT_TOO_LARGE),
+    errors=(MATERIAL_UNKNOWN, MODEL_FAILED, ANSWER_UNUSABLE, PROMPT_TOO_LARGE),
     summary=(
         "A markdown explanation streamed token by token (progress chunks), stored whole, "
         "or as partial when the client went away."
@@ -666,7 +700,7 @@ TUTOR_LESSON: Command[LessonRequest, Lesson] = Command(
     "tutor",
     LessonRequest,
     Lesson,
-    errors=(MATERIAL_UNKNOWN, MODEL_FAILED, PROMPT_TOO_LARGE),
+    errors=(MATERIAL_UNKNOWN, MODEL_FAILED, ANSWER_UNUSABLE, PROMPT_TOO_LARGE),
     summary="A markdown micro-lesson on a topic and focus, streamed like tutor.stream.",
 )
 TUTOR_EXPLAIN_IMAGE: Command[ImageExplainRequest, MultimodalExplanation] = Command(

@@ -50,6 +50,7 @@ M = TypeVar("M", bound=Message)
 
 EVENT_MESSAGES: dict[str, type[Message]] = {
     "token": pb.TokenEvent,
+    "reset": pb.ResetEvent,
     "citation": pb.CitationEvent,
     "usage": pb.UsageEvent,
     "error": pb.ErrorEvent,

@@ -37,6 +37,7 @@ from exammentor.contracts.tutor import (
     Lesson,
     MaterialAddRequest,
     MaterialList,
+    ResetEvent,
     StreamError,
     StreamEvent,
     StreamResult,
@@ -54,6 +55,9 @@ NDJSON = "application/x-ndjson"
 """Media type of the typed stream: ask ``/api/tutor/stream`` for it with ``Accept`` or
 ``?format=ndjson``."""
 
+
+RESET_RULE = "\n\n---\n\n"
+"""What the raw-markdown stream writes where the typed stream sends a ``reset``."""
 
 _END = object()
 """Put on a stream's queue after its final chunk."""
@@ -121,10 +125,16 @@ class TutorStream:
             yield DoneEvent(seq=seq + 1, partial=True)
 
     async def tokens(self) -> AsyncIterator[str]:
-        """Only the text, as the original's client reads ``/api/tutor/stream``."""
+        """Only the text, as the original's client reads ``/api/tutor/stream``.
+
+        Plain text cannot take back what it showed: a reset (the tutor replaced a looping
+        answer) is a rule line, and the new answer follows it.
+        """
         async for event in self.events():
             if isinstance(event, TokenEvent):
                 yield event.text
+            elif isinstance(event, ResetEvent):
+                yield RESET_RULE
 
     async def close(self) -> None:
         """Stops following; a worker still streaming is told no one reads any more."""
@@ -138,6 +148,8 @@ def _events(run: CommandStream, chunk: RelayChunk, seq: int) -> list[StreamEvent
     if chunk.kind == "progress":
         if chunk.data.get("type") == "token":
             return [TokenEvent(seq=seq, text=str(chunk.data.get("text", "")))]
+        if chunk.data.get("type") == "reset":
+            return [ResetEvent(seq=seq, reason=str(chunk.data.get("reason", "")))]
         return []
     if chunk.kind == "error":
         error = run.error(chunk)
@@ -151,6 +163,7 @@ def _events(run: CommandStream, chunk: RelayChunk, seq: int) -> list[StreamEvent
     else:
         assert isinstance(data, StreamResult)
         citations, usage, error_, partial = data.citations, data.usage, data.error, data.partial
+    source = data.source
     events: list[StreamEvent] = [
         CitationEvent(seq=seq + i, citation=c) for i, c in enumerate(citations)
     ]
@@ -158,7 +171,7 @@ def _events(run: CommandStream, chunk: RelayChunk, seq: int) -> list[StreamEvent
         events.append(UsageEvent(seq=seq + len(events), usage=usage))
     if error_ is not None:
         events.append(ErrorEvent(seq=seq + len(events), error=error_))
-    events.append(DoneEvent(seq=seq + len(events), partial=partial))
+    events.append(DoneEvent(seq=seq + len(events), partial=partial, source=source))
     return events
 
 

@@ -14,12 +14,15 @@ model stream is closed and the answer is stored as far as it got, marked partial
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome
 from exammentor.contracts.events import TutorExplainedV1
 from exammentor.contracts.tutor import (
+    ANSWER_UNUSABLE,
+    MODEL_FAILED,
     TUTOR_CHAT_SAVE,
     TUTOR_DESCRIBE_IMAGE,
     TUTOR_EXPLAIN,
@@ -54,14 +57,19 @@ from exammentor.llm import estimate_tokens
 from exammentor.worker import WorkerResources
 from services.tutor import repo
 from services.tutor.domain import (
+    DEFAULT_STREAM_CHECKS,
     ContextTooSmallError,
     MaterialError,
     Passage,
     PdfTooManyPagesError,
+    StreamChecks,
     TutorError,
     TutorPolicy,
     VisionUnsupportedError,
+    attached_passages,
+    attribute,
     extract_pdf_text,
+    rank_passages,
     read_pdf_pages,
     split_passages,
     text_pages,
@@ -69,6 +77,20 @@ from services.tutor.domain import (
 from services.tutor.prompts import TutorPrompt, lesson_prompt, read_lesson, stream_prompt
 from services.tutor.settings import TutorSettings
 from services.tutor.workflow import ModelFailed, Streamed, TutorWorkflow, cited
+
+CONTEXT_EXTRACT_WORDS = 40
+"""A request's ``context`` this long or longer is material enough to quote as an extract
+when every model round failed (a shorter one is the student's question, not material)."""
+
+
+def matching_passages(prompt: TutorPrompt, topic: str, context: str) -> list[Passage]:
+    """The passages to quote when every model round failed: the prompt's material that
+    matches the question, else the request's own context text where it matches."""
+    if prompt.grounding.passages:
+        return list(prompt.grounding.passages)
+    if len(context.split()) < CONTEXT_EXTRACT_WORDS:
+        return []
+    return [ranked.passage for ranked in rank_passages(topic, attached_passages(context))]
 
 
 def refusal(error: TutorError, field: str) -> CommandRejected:
@@ -202,13 +224,29 @@ class TutorHandlers:
         )
         return Outcome(result=result, persist=persist, events=[ctx.event(event)])
 
-    async def _stream(self, ctx: CommandContext, prompt: TutorPrompt, purpose: str) -> Streamed:
+    async def _stream(
+        self,
+        ctx: CommandContext,
+        prompt: TutorPrompt,
+        purpose: str,
+        matching: Sequence[Passage],
+        checks: StreamChecks = DEFAULT_STREAM_CHECKS,
+    ) -> Streamed:
         async def emit(delta: str) -> None:
             # Tokens are relayed, not stored one by one: the final text is stored once.
             await ctx.progress({"type": "token", "text": delta}, store=False)
 
+        async def reset(reason: str) -> None:
+            await ctx.progress({"type": "reset", "reason": reason}, store=False)
+
         return await self.workflow.stream_markdown(
-            prompt, purpose=purpose, emit=emit, stopped=ctx.wait_cancelled
+            prompt,
+            purpose=purpose,
+            emit=emit,
+            reset=reset,
+            stopped=ctx.wait_cancelled,
+            matching=matching,
+            checks=checks,
         )
 
     async def stream(self, ctx: CommandContext, request: ExplainRequest) -> Outcome[StreamResult]:
@@ -219,8 +257,10 @@ class TutorHandlers:
             prompt = stream_prompt(request, stored, self.policy)
         except ContextTooSmallError as exc:
             raise refusal(exc, "topic") from exc
-        streamed = await self._stream(ctx, prompt, "tutor.stream")
-        citations = prompt.grounding.citations(streamed.markdown)
+        streamed = await self._stream(
+            ctx, prompt, "tutor.stream", matching_passages(prompt, request.topic, request.context)
+        )
+        citations = attribute(streamed.markdown, prompt.grounding.passages)
         usage = StreamUsage(
             prompt_tokens=prompt.tokens,
             completion_tokens=streamed.deltas,
@@ -232,6 +272,7 @@ class TutorHandlers:
             usage=usage,
             partial=streamed.partial,
             error=streamed.error,
+            source=streamed.source,
         )
         answer_id = uuid4()
         topic_id = request.topic_id
@@ -245,14 +286,23 @@ class TutorHandlers:
                 kind="stream",
                 topic=request.topic,
                 topic_id=topic_id,
-                answer={"markdown": result.markdown},
+                answer={
+                    "markdown": result.markdown,
+                    "source": result.source,
+                    "degenerate": list(streamed.degenerate),
+                },
                 citations=citations,
                 partial=result.partial,
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
                 latency_ms=usage.latency_ms,
             )
-            if topic_id is not None and not result.partial and result.markdown:
+            if (
+                topic_id is not None
+                and not result.partial
+                and result.markdown
+                and result.source == "model"
+            ):
                 question = (
                     request.topic if not request.context else f"{request.topic}\n{request.context}"
                 )
@@ -285,13 +335,21 @@ class TutorHandlers:
             prompt = lesson_prompt(request, stored, self.policy)
         except ContextTooSmallError as exc:
             raise refusal(exc, "target_words") from exc
-        streamed = await self._stream(ctx, prompt, "tutor.lesson")
+        streamed = await self._stream(
+            ctx,
+            prompt,
+            "tutor.lesson",
+            matching_passages(prompt, request.topic, request.focus),
+            DEFAULT_STREAM_CHECKS.for_lesson(request.target_words),
+        )
         if streamed.error is not None and not streamed.markdown:
             # The autopilot needs a lesson or a clear failure, not an empty text.
+            code = streamed.error.code
             raise CommandRejected(
-                "model_failed", f"the model gave no lesson: {streamed.error.message}"
+                ANSWER_UNUSABLE.code if code == ANSWER_UNUSABLE.code else MODEL_FAILED.code,
+                f"the model gave no lesson: {streamed.error.message}",
             )
-        result = read_lesson(streamed.markdown, prompt)
+        result = read_lesson(streamed.markdown, prompt, source=streamed.source)
         usage = StreamUsage(
             prompt_tokens=prompt.tokens,
             completion_tokens=streamed.deltas,
@@ -308,7 +366,12 @@ class TutorHandlers:
                 kind="lesson",
                 topic=request.topic,
                 topic_id=None,
-                answer={"markdown": result.markdown, "focus": request.focus},
+                answer={
+                    "markdown": result.markdown,
+                    "focus": request.focus,
+                    "source": result.source,
+                    "degenerate": list(streamed.degenerate),
+                },
                 citations=result.citations,
                 partial=streamed.partial,
                 prompt_tokens=usage.prompt_tokens,

@@ -14,6 +14,7 @@ text from a PDF or a chat can pose as an instruction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,12 +23,15 @@ from pydantic import BaseModel, Field, create_model
 
 from exammentor.contracts.tutor import (
     MAX_DESCRIPTION_CHARS,
+    AnswerSource,
     ChatTurn,
     Difficulty,
     ExplainRequest,
     Lesson,
     LessonRequest,
+    TutorExplanation,
 )
+from exammentor.degenerate_text import find_degeneration, near_copies
 from exammentor.llm import ChatMessage, estimate_tokens
 from exammentor.model_answers import (
     ANSWER_CONFIG,
@@ -39,6 +43,7 @@ from exammentor.model_answers import (
 from services.tutor.domain import (
     DEFAULT_POLICY,
     MATERIAL_RULES,
+    SCAFFOLDING,
     Grounding,
     HistoryWindow,
     Passage,
@@ -47,6 +52,7 @@ from services.tutor.domain import (
     TutorPolicy,
     VisionMessage,
     attached_passages,
+    attribute,
     choose_material,
     clip_to_tokens,
     depth_instruction,
@@ -297,15 +303,40 @@ def _draft_steps(raw: Mapping[str, object]) -> list[dict[str, object]]:
     return steps
 
 
-def check_explanation(answer: ExplanationAnswer) -> None:
-    """Sends an answer back for repair when most of its steps cannot be used.
+_TITLE_KEY = re.compile(r"t\d+")
+
+
+def answer_fields(answer: ExplanationAnswer) -> dict[str, str]:
+    """The text fields of an answer, by key, in writing order."""
+    return {key: value for key, value in answer.model_dump().items() if isinstance(value, str)}
+
+
+def check_explanation(answer: ExplanationAnswer, prompt: str = "") -> None:
+    """Sends an answer back for repair when it is degenerate or most of its steps unusable.
+
+    Degenerate: one sentence in several fields (:func:`near_copies`), or a field that loops
+    or copies the prompt at length (:func:`find_degeneration`). Such an answer is never
+    delivered: the repair round samples more freely, and when every round fails the
+    explanation is built from the student's material.
 
     Args:
         answer: The model's answer.
+        prompt: The prompt's text, for the echo check.
 
     Raises:
-        ValueError: Fewer than half of the steps are usable, with the reasons.
+        ValueError: What is wrong, in words the model can act on.
     """
+    fields = answer_fields(answer)
+    # Titles are left out of the comparison: a short title may well restate its step.
+    copies = near_copies({k: v for k, v in fields.items() if not _TITLE_KEY.fullmatch(k)})
+    if copies:
+        names = ", ".join(f"{a} and {b}" for a, b in copies[:4])
+        raise ValueError(f"{names} say the same thing: write each field about its own point")
+    for key, value in fields.items():
+        found = find_degeneration(value, prompt=prompt, markers=SCAFFOLDING)
+        if found is not None:
+            what = "copies the material" if found.kind == "prompt_echo" else "repeats itself"
+            raise ValueError(f"{key} {what}: write it in your own words, once")
     steps = _draft_steps(answer.model_dump())
     problems: list[str] = []
     usable = 0
@@ -315,6 +346,19 @@ def check_explanation(answer: ExplanationAnswer) -> None:
         else:
             usable += 1
     check_mostly_usable(problems, usable, len(steps))
+
+
+def explanation_fields(explanation: TutorExplanation) -> dict[str, str]:
+    """The texts of a delivered explanation by field (step titles left out)."""
+    fields = {"intuition": explanation.intuition}
+    for step in explanation.steps:
+        fields[f"steps[{step.step_number - 1}].content"] = step.content
+        if step.analogy:
+            fields[f"steps[{step.step_number - 1}].analogy"] = step.analogy
+    fields["real_world_example"] = explanation.real_world_example
+    fields["common_pitfall"] = explanation.common_pitfall
+    fields["practice_question"] = explanation.practice_question or ""
+    return fields
 
 
 def read_explanation(
@@ -405,17 +449,23 @@ def lesson_prompt(
     )
 
 
-def read_lesson(markdown: str, prompt: TutorPrompt) -> Lesson:
-    """The lesson as the command returns it: the markdown and the pages it cites.
+def read_lesson(markdown: str, prompt: TutorPrompt, *, source: AnswerSource = "model") -> Lesson:
+    """The lesson as the command returns it: the markdown and the pages it draws on.
 
     Args:
-        markdown: The model's text, as streamed.
+        markdown: The checked text, as streamed.
         prompt: The prompt it answered.
+        source: ``model``, or ``extract`` for quoted material.
 
     Returns:
-        The lesson (the markdown is what the student already saw, so it is not rewritten).
+        The lesson (the markdown is what the student already saw, so it is not rewritten);
+        its citations computed by overlap (:func:`attribute`), not read from markers.
     """
-    return Lesson(markdown=markdown, citations=prompt.grounding.citations(markdown))
+    return Lesson(
+        markdown=markdown,
+        citations=attribute(markdown, prompt.grounding.passages),
+        source=source,
+    )
 
 
 # --- Images --------------------------------------------------------------------------------

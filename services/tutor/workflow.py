@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, Literal, cast
 
 from exammentor.contracts.tutor import (
+    ANSWER_UNUSABLE,
+    AnswerSource,
     Citation,
     DescribeImageRequest,
     ExplainRequest,
@@ -27,13 +30,26 @@ from exammentor.contracts.tutor import (
     MultimodalExplanation,
     StreamError,
 )
-from exammentor.llm import LLMClient, LLMError, LLMInvalidOutput, Message
+from exammentor.degenerate_text import (
+    DEFAULT_LOOP_POLICY,
+    LoopWatch,
+    clean_prefix,
+    near_copies,
+    word_count,
+)
+from exammentor.llm import GREEDY, ChatMessage, LLMClient, LLMError, LLMInvalidOutput, Message
 from exammentor.logs import get_logger
 from exammentor.model_answers import ModelRun
 from services.tutor.domain import (
+    DEFAULT_STREAM_CHECKS,
+    RETRY_RULE,
+    SCAFFOLDING,
     Passage,
+    StreamChecks,
     TutorPolicy,
     VisionUnsupportedError,
+    attribute,
+    final_answer,
 )
 from services.tutor.prompts import (
     DESCRIPTION_MAX_TOKENS,
@@ -44,6 +60,7 @@ from services.tutor.prompts import (
     VisionPrompt,
     check_explanation,
     describe_image_messages,
+    explanation_fields,
     explanation_prompt,
     explanation_schema,
     image_explanation_messages,
@@ -78,6 +95,8 @@ class Streamed:
     error: StreamError | None
     latency_ms: float
     first_delta_ms: float | None
+    source: Literal["model", "extract"] = "model"
+    degenerate: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,10 +120,64 @@ def _screen_description(answer: DescriptionAnswer) -> None:
 
 
 def _answer_text(explanation: GroundedExplanation) -> str:
-    parts = [explanation.intuition, explanation.real_world_example, explanation.common_pitfall]
-    for step in explanation.steps:
-        parts += [step.title, step.content, step.analogy or ""]
-    return "\n".join(parts)
+    return "\n".join(explanation_fields(explanation).values())
+
+
+@dataclass(frozen=True)
+class _End:
+    """How one round ended: ``clean``, ``looped``, ``stopped`` (no reader) or ``failed``."""
+
+    kind: Literal["clean", "looped", "stopped", "failed"]
+    text: str
+    reason: str = ""
+    error: StreamError | None = None
+
+
+@dataclass(frozen=True)
+class _Round:
+    end: _End
+    deltas: int
+    first_delta: float | None
+
+
+class _View:
+    """What the client was shown, so a later text is sent as its continuation or after a
+    reset."""
+
+    def __init__(
+        self, emit: Callable[[str], Awaitable[None]], reset: Callable[[str], Awaitable[None]]
+    ) -> None:
+        self._emit = emit
+        self._reset = reset
+        self.shown = ""
+        self.reason = "retry"
+        """What the last round that failed the check found: the reason of a reset."""
+
+    async def show(self, text: str) -> None:
+        if not text.startswith(self.shown):
+            await self._reset(self.reason)
+            self.shown = ""
+        if len(text) > len(self.shown):
+            await self._emit(text[len(self.shown) :])
+            self.shown = text
+
+
+def echo_source(prompt: TutorPrompt) -> str:
+    """What an answer must not copy at length: the instructions and the material shown.
+
+    The request's own lines are left out: a lesson's focus quotes the previous lesson's
+    opening ("go beyond the previous lesson, which began: ..."), and a lesson that starts the
+    same way repeats a lesson; it does not echo the prompt.
+    """
+    return "\n".join([str(prompt.messages[0].get("content", "")), prompt.grounding.fenced()])
+
+
+def retry_messages(prompt: TutorPrompt) -> list[ChatMessage]:
+    """The prompt of a retry round: :data:`RETRY_RULE` added to its system message."""
+    messages = list(prompt.messages)
+    system = messages[0]
+    messages[0] = {"role": "system", "content": f"{system['content']} {RETRY_RULE}"}
+    return messages
 
 
 class TutorWorkflow:
@@ -117,7 +190,13 @@ class TutorWorkflow:
         self.model = model
 
     async def explain(self, request: ExplainRequest, stored: list[Passage]) -> Explained:
-        """A structured explanation; the model's, repaired, or ours where it failed.
+        """A structured explanation: the model's, checked and repaired, or extracts.
+
+        The model's answer is checked (:func:`check_explanation`: near-copied fields, loops,
+        echoes of the prompt); the client's repair rounds sample more freely. When every
+        round fails, the steps quote the passages that match the question (``source`` is
+        ``extract``), or, without material, a study method of our own (``template``).
+        Citations are computed from the answer (:func:`attribute`), never read from it.
 
         Raises:
             ContextTooSmallError: The window cannot hold the prompt and the answer.
@@ -131,11 +210,19 @@ class TutorWorkflow:
             prompt.messages,
             schema,
             max_tokens=prompt.answer_tokens,
-            validate=check_explanation,
+            validate=functools.partial(check_explanation, prompt=echo_source(prompt)),
         )
         repaired = read_explanation(answer, topic=request.topic, prompt=prompt)
-        grounded = GroundedExplanation.model_validate(repaired.explanation.model_dump())
-        grounded.citations = prompt.grounding.citations(_answer_text(grounded))
+        if answer is not None and near_copies(explanation_fields(repaired.explanation)):
+            # Repair can put our own text beside the model's; a copy it leaves is not shown.
+            repaired = read_explanation(None, topic=request.topic, prompt=prompt)
+        source: AnswerSource = "model"
+        if answer is None:
+            source = "extract" if prompt.grounding.passages else "template"
+        grounded = GroundedExplanation.model_validate(
+            {**repaired.explanation.model_dump(), "source": source}
+        )
+        grounded.citations = attribute(_answer_text(grounded), prompt.grounding.passages)
         return Explained(
             explanation=grounded,
             repairs=repaired.repairs,
@@ -149,30 +236,171 @@ class TutorWorkflow:
         *,
         purpose: str,
         emit: Callable[[str], Awaitable[None]],
+        reset: Callable[[str], Awaitable[None]],
         stopped: Callable[[], Awaitable[None]],
+        matching: Sequence[Passage] = (),
+        checks: StreamChecks = DEFAULT_STREAM_CHECKS,
     ) -> Streamed:
-        """Streams the model's markdown to ``emit`` as it comes, until done or stopped.
+        """Streams checked markdown to ``emit``, round by round, until clean or stopped.
+
+        Each round's text is judged as it comes (:class:`LoopWatch`) and relayed
+        ``checks.hold_words`` behind; a round that loops or echoes the prompt is closed at
+        once. Its clean part is kept when long enough, else the next round samples more
+        freely (:meth:`Sampling.for_round`) with :data:`RETRY_RULE` added. When no round
+        gives enough, ``matching`` is quoted as extracts (:func:`final_answer`).
 
         Args:
-            prompt: The prompt (its ``answer_tokens`` caps the answer).
+            prompt: The prompt (its ``answer_tokens`` caps each round).
             purpose: The call's name for usage records.
-            emit: Called with each delta, in order, before the next is read.
+            emit: Called with each relayed piece of text, in order.
+            reset: Called with the reason when the text relayed so far is not part of the
+                answer; pieces after it start the answer again.
             stopped: Completes when no one reads any more; generation then stops.
+            matching: The request's passages that match the question, for extracts.
+            checks: Hold-back and keep thresholds.
 
         Returns:
-            The text so far and how it ended; a model failure is reported, not raised.
+            The answer and how it ended; a model failure is reported, not raised.
         """
         started = time.perf_counter()
-        first: float | None = None
+        view = _View(emit, reset)
         parts: list[str] = []
-        partial = False
-        error: StreamError | None = None
-        tokens = self.llm.stream_text(
-            messages=prompt.messages, purpose=purpose, max_tokens=prompt.answer_tokens
-        )
+        found: list[str] = []
+        deltas = 0
+        first: float | None = None
+        rounds = self.llm.settings.repair_attempts + 1
         stop = asyncio.ensure_future(stopped())
         try:
-            while True:
+            for round_no in range(1, rounds + 1):
+                attempt = await self._round(
+                    prompt, round_no, purpose=purpose, view=view, stop=stop, checks=checks
+                )
+                deltas += attempt.deltas
+                first = first if first is not None else attempt.first_delta
+                end = attempt.end
+                if end.kind == "failed" and found:
+                    # The server failed on a retry: what the earlier rounds left decides.
+                    parts.append(end.text)
+                    break
+                if end.kind in ("clean", "stopped", "failed"):
+                    if end.kind != "stopped":  # no one reads a stopped stream
+                        await view.show(end.text)
+                    return self._streamed(
+                        end.text,
+                        source="model",
+                        deltas=deltas,
+                        partial=end.kind != "clean",
+                        error=end.error,
+                        found=found,
+                        started=started,
+                        first=first,
+                    )
+                found.append(end.reason)
+                parts.append(end.text)
+                view.reason = end.reason
+                if word_count(end.text) >= checks.keep_words:
+                    await view.show(end.text)
+                    return self._streamed(
+                        end.text,
+                        source="model",
+                        deltas=deltas,
+                        partial=False,
+                        error=None,
+                        found=found,
+                        started=started,
+                        first=first,
+                    )
+                log.info(
+                    "stream round looped; retrying",
+                    purpose=purpose,
+                    round=round_no,
+                    of=rounds,
+                    kind=end.reason,
+                    kept_words=word_count(end.text),
+                )
+        finally:
+            stop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stop
+        final = final_answer(parts, matching, checks)
+        await view.show(final.markdown)
+        if final.source == "unusable":
+            error = StreamError(
+                code=ANSWER_UNUSABLE.code,
+                message=f"every model round failed the quality check ({', '.join(found)}) and "
+                "no material of the request matches the topic",
+            )
+            return self._streamed(
+                "",
+                source="model",
+                deltas=deltas,
+                partial=False,
+                error=error,
+                found=found,
+                started=started,
+                first=first,
+            )
+        return self._streamed(
+            final.markdown,
+            source=final.source,
+            deltas=deltas,
+            partial=False,
+            error=None,
+            found=found,
+            started=started,
+            first=first,
+        )
+
+    def _streamed(
+        self,
+        markdown: str,
+        *,
+        source: Literal["model", "extract"],
+        deltas: int,
+        partial: bool,
+        error: StreamError | None,
+        found: list[str],
+        started: float,
+        first: float | None,
+    ) -> Streamed:
+        return Streamed(
+            markdown=markdown,
+            deltas=deltas,
+            partial=partial,
+            error=error,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            first_delta_ms=None if first is None else (first - started) * 1000,
+            source=source,
+            degenerate=tuple(found),
+        )
+
+    async def _round(
+        self,
+        prompt: TutorPrompt,
+        round_no: int,
+        *,
+        purpose: str,
+        view: _View,
+        stop: asyncio.Future[Any],
+        checks: StreamChecks,
+    ) -> _Round:
+        """One model call, judged as it streams; closed at the first loop or when stopped."""
+        messages = prompt.messages if round_no == 1 else retry_messages(prompt)
+        watch = LoopWatch(
+            prompt=echo_source(prompt), markers=SCAFFOLDING, policy=DEFAULT_LOOP_POLICY
+        )
+        tokens = self.llm.stream_text(
+            messages=messages,
+            purpose=purpose,
+            max_tokens=prompt.answer_tokens,
+            sampling=GREEDY.for_round(round_no),
+        )
+        deltas = 0
+        first: float | None = None
+        shown = 0
+        end: _End | None = None
+        try:
+            while end is None:
                 following = asyncio.ensure_future(anext(tokens))
                 await asyncio.wait({following, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if not following.done():
@@ -181,34 +409,39 @@ class TutorWorkflow:
                     following.cancel()
                     with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                         await following
-                    partial = True
-                    log.info("stream stopped: no one reads", purpose=purpose, deltas=len(parts))
+                    log.info("stream stopped: no one reads", purpose=purpose, deltas=deltas)
+                    end = _End("stopped", watch.text, "stopped")
                     break
                 try:
                     delta = following.result()
                 except StopAsyncIteration:
+                    loop = watch.finish()
+                    end = (
+                        _End("clean", watch.text)
+                        if loop is None
+                        else _End("looped", clean_prefix(watch.text, loop), loop.kind)
+                    )
                     break
                 except LLMError as exc:
-                    partial = True
                     error = StreamError(code="model_failed", message=exc.reason)
+                    end = _End("failed", watch.text, "model_failed", error)
                     break
-                if first is None:
-                    first = time.perf_counter()
-                parts.append(delta)
-                await emit(delta)
+                first = first if first is not None else time.perf_counter()
+                deltas += 1
+                loop = watch.feed(delta)
+                if loop is not None:
+                    # Closing the stream below stops the server: a loop runs to the token
+                    # cap otherwise, seconds of a shared CPU for text no one may see.
+                    end = _End("looped", clean_prefix(watch.text, loop), loop.kind)
+                    log.info("stream round looped", purpose=purpose, kind=loop.kind)
+                    break
+                upto = checks.relay_end(watch, shown)
+                if upto > shown:
+                    await view.show(watch.text[:upto])
+                    shown = upto
         finally:
-            stop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stop
             await tokens.aclose()
-        return Streamed(
-            markdown="".join(parts),
-            deltas=len(parts),
-            partial=partial,
-            error=error,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            first_delta_ms=None if first is None else (first - started) * 1000,
-        )
+        return _Round(end, deltas, first)
 
     def _check_vision(self) -> None:
         if not self.vision:

@@ -28,12 +28,22 @@ from google.protobuf import json_format
 from grpc import aio
 
 from exammentor._proto import tutor_pb2, tutor_pb2_grpc
-from exammentor.contracts.tutor import STREAM_EVENT, DoneEvent, StreamEvent, TokenEvent
+from exammentor.contracts.tutor import (
+    ANSWER_UNUSABLE,
+    STREAM_EVENT,
+    DoneEvent,
+    ErrorEvent,
+    ResetEvent,
+    StreamEvent,
+    TokenEvent,
+)
 from exammentor.llm import estimate_tokens
 from exammentor.settings import LLMSettings
 from exammentor.topics import ensure_topics
 from services.gateway.app import Gateway
 from services.gateway.settings import GatewaySettings
+from services.gateway.tutor_cases import RESET_RULE
+from services.tutor.domain import DEFAULT_STREAM_CHECKS, EXTRACT_HEADING, RETRY_RULE
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, ScriptedOpenAI, Stream
 from tests.infra import unique_name
@@ -124,8 +134,9 @@ async def test_the_client_sees_the_first_token_before_the_model_has_finished(
     scripted: ScriptedStack, http: httpx.AsyncClient
 ) -> None:
     _, auth = await register(http)
-    words = [f"w{i} " for i in range(12)]
-    scripted.model.script(Stream(words, chunk_delay_s=0.15))
+    # Tokens are held back until ``hold_words`` more words passed the loop check.
+    words = [f"w{i}. " for i in range(DEFAULT_STREAM_CHECKS.hold_words + 16)]
+    scripted.model.script(Stream(words, chunk_delay_s=0.05))
     async with http.stream(
         "POST", "/api/tutor/stream", json={"topic": "Vectors"}, headers=auth
     ) as reply:
@@ -288,7 +299,16 @@ def _cite_the_page_of(keyword: str) -> Any:
         for line in user.splitlines():
             if keyword in line and line.startswith("[p. "):
                 label = line.split("]")[0] + "]"
-                return Stream([f"As the notes say {label}, ", "that is the range."])
+                # The marker names page 1; the sentence is page 3's: the page comes from
+                # what the answer says.
+                del label
+                return Stream(
+                    [
+                        "As the notes say [p. 1], the projectile ",
+                        "range equals u squared ",
+                        "times sin two theta over g.",
+                    ]
+                )
         return Stream(["No page."])
 
     return answer
@@ -544,8 +564,8 @@ async def test_the_grpc_client_sees_the_first_token_before_the_model_has_finishe
     scripted: ScriptedStack, http: httpx.AsyncClient, tutor_stub: tutor_pb2_grpc.TutorStub
 ) -> None:
     _, auth = await register(http)
-    words = [f"w{i} " for i in range(12)]
-    scripted.model.script(Stream(words, chunk_delay_s=0.15))
+    words = [f"w{i}. " for i in range(DEFAULT_STREAM_CHECKS.hold_words + 16)]
+    scripted.model.script(Stream(words, chunk_delay_s=0.05))
     sent_when_first_arrived = -1
     texts: list[str] = []
     async for message in tutor_stub.StreamExplanation(
@@ -741,3 +761,271 @@ async def test_the_grpc_twin_explains_chats_reads_files_and_keeps_material_like_
     assert deleted.deleted
     listed = await tutor_stub.ListMaterials(tutor_pb2.MaterialListRequest(), metadata=meta)
     assert list(listed.materials) == []
+
+
+# ---- degenerate output: caught, retried, replaced --------------------------------------
+
+CLEAN_START = (
+    "Organelles are the working parts of a cell. The nucleus keeps the DNA and controls which "
+    "proteins are made. Mitochondria release energy from glucose in aerobic respiration. The "
+    "membrane controls what enters and leaves the cell, and the cytoplasm holds it all. "
+)
+LOOP = CLEAN_START + "They include ribosomes, " + "ribosomes, " * 60
+"""Round 1 as the embedded model wrote it (tests/unit/tutor/test_degenerate_text.py): a clean
+start long enough to be relayed, then a word list until the token cap."""
+RETRY = (
+    "Organelles divide the cell's work. Ribosomes build proteins from amino acids. "
+    "Chloroplasts capture light in plants. Each one has its own job, and together they keep "
+    "the cell alive."
+)
+
+
+def words_of(text: str) -> list[str]:
+    """``text`` as one chunk per word, spaces kept, as a model streams it."""
+    return [word + " " for word in text.split(" ") if word]
+
+
+def ndjson(reply: httpx.Response) -> list[StreamEvent]:
+    assert reply.status_code == 200, reply.text
+    return [STREAM_EVENT.validate_json(line) for line in reply.text.splitlines()]
+
+
+def shown_text(events: list[StreamEvent]) -> str:
+    """What a client that honours ``reset`` shows at the end."""
+    text = ""
+    for event in events:
+        if isinstance(event, ResetEvent):
+            text = ""
+        elif isinstance(event, TokenEvent):
+            text += event.text
+    return text
+
+
+async def test_a_looping_stream_is_stopped_reset_and_written_again_with_freer_sampling(
+    scripted: ScriptedStack, http: httpx.AsyncClient, admin_db: asyncpg.Connection
+) -> None:
+    _, auth = await register(http)
+    scripted.model.script(Stream(words_of(LOOP), chunk_delay_s=0.02), Stream(words_of(RETRY)))
+    reply = await http.post(
+        "/api/tutor/stream?format=ndjson", json={"topic": "Cell organelles"}, headers=auth
+    )
+    events = ndjson(reply)
+    kinds = [e.kind for e in events]
+    # The clean start was relayed, then taken back: the retry is the answer.
+    assert kinds.index("token") < kinds.index("reset") < len(kinds) - 1
+    assert [e.reason for e in events if isinstance(e, ResetEvent)] == ["word_list"]
+    tokens = "".join(e.text for e in events if isinstance(e, TokenEvent))
+    assert "ribosomes, ribosomes" not in tokens
+    assert shown_text(events) == RETRY + " "
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    assert done.source == "model"
+    assert not done.partial
+    # Round 1 was closed at the loop, not read to its end.
+    for _ in range(100):
+        if scripted.model.streams_closed_early:
+            break
+        await asyncio.sleep(0.05)
+    assert scripted.model.streams_closed_early == [0]
+    assert len(scripted.model.sent_chunks) < len(words_of(LOOP)) + len(words_of(RETRY))
+    first, second = scripted.model.chat_requests
+    assert first.body["temperature"] == 0
+    assert second.body["temperature"] > 0
+    assert second.body["seed"] != first.body.get("seed")
+    assert second.body["repeat_penalty"] > 1
+    assert RETRY_RULE in second.messages[0]["content"]
+    request_id = uuid.UUID(reply.headers["x-request-id"])
+    stored = await admin_db.fetchval(
+        "SELECT answer FROM tutor_answers WHERE request_id = $1", request_id
+    )
+    answer = json.loads(stored) if isinstance(stored, str) else stored
+    assert answer["markdown"] == RETRY + " "
+    assert answer["degenerate"] == ["word_list"]
+    # The raw-markdown route shows no loop either: a rule line stands for the reset.
+    scripted.model.script(Stream(words_of(LOOP)), Stream(words_of(RETRY)))
+    raw = await http.post("/api/tutor/stream", json={"topic": "Cell organelles"}, headers=auth)
+    assert "ribosomes, ribosomes" not in raw.text
+    assert raw.text.endswith(RESET_RULE + RETRY + " ")
+
+
+async def test_a_long_clean_start_is_kept_and_the_loop_never_shown(
+    scripted: ScriptedStack, http: httpx.AsyncClient
+) -> None:
+    _, auth = await register(http)
+    long_clean = " ".join(
+        [
+            CLEAN_START.strip(),
+            RETRY,
+            "Vacuoles store water and salts.",
+            "Lysosomes digest worn-out parts of the cell with their enzymes.",
+        ]
+    )
+    assert len(long_clean.split()) >= DEFAULT_STREAM_CHECKS.keep_words
+    scripted.model.script(Stream(words_of(long_clean + " Ribosomes, " + "ribosomes, " * 40)))
+    events = ndjson(
+        await http.post(
+            "/api/tutor/stream?format=ndjson", json={"topic": "Organelles"}, headers=auth
+        )
+    )
+    assert [e.kind for e in events if e.kind == "reset"] == []
+    assert shown_text(events) == long_clean
+    assert len(scripted.model.chat_requests) == 1  # kept: no second round
+
+
+async def test_when_every_round_loops_the_students_material_is_quoted_as_extracts(
+    scripted: ScriptedStack, http: httpx.AsyncClient
+) -> None:
+    _, auth = await register(http)
+    material = await upload_pdf(
+        http,
+        auth,
+        [
+            "Chapter one. Displacement is the change of position of a body.",
+            "Chapter two. Velocity is the rate of change of displacement.",
+            "Chapter three. The projectile range equals u squared times sin two theta over g.",
+        ],
+        "kinematics",
+    )
+    scripted.model.set_default(Stream(words_of("The range, " + "range, " * 80)))
+    events = ndjson(
+        await http.post(
+            "/api/tutor/stream?format=ndjson",
+            json={"topic": "Projectile range", "material_ids": [material["id"]]},
+            headers=auth,
+        )
+    )
+    text = shown_text(events)
+    assert text.startswith(EXTRACT_HEADING)
+    assert "projectile range equals u squared" in text
+    assert "[p. 3]" in text
+    assert "range, range" not in text
+    citations = [e.citation for e in events if e.kind == "citation"]
+    assert [(c.page, str(c.material_id)) for c in citations] == [(3, material["id"])]
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    assert done.source == "extract"
+    # The lesson route falls back the same way.
+    lesson = ndjson(
+        await http.post(
+            "/api/tutor/lesson?format=ndjson",
+            json={"topic": "Projectile range", "material_ids": [material["id"]]},
+            headers=auth,
+        )
+    )
+    assert shown_text(lesson).startswith(EXTRACT_HEADING)
+    assert isinstance(lesson[-1], DoneEvent)
+    assert lesson[-1].source == "extract"
+
+
+async def test_when_every_round_loops_and_nothing_can_be_quoted_the_error_is_declared(
+    scripted: ScriptedStack, http: httpx.AsyncClient, admin_db: asyncpg.Connection
+) -> None:
+    _, auth = await register(http)
+    scripted.model.set_default(Stream(words_of("Ribosomes, " + "ribosomes, " * 80)))
+    events = ndjson(
+        await http.post(
+            "/api/tutor/stream?format=ndjson", json={"topic": "Organelles"}, headers=auth
+        )
+    )
+    errors = [e for e in events if isinstance(e, ErrorEvent)]
+    assert [e.error.code for e in errors] == [ANSWER_UNUSABLE.code]
+    assert shown_text(events) == ""
+    lesson = await http.post("/api/tutor/lesson", json={"topic": "Organelles"}, headers=auth)
+    assert lesson.status_code == ANSWER_UNUSABLE.http_status, lesson.text
+    assert lesson.json()["detail"]["code"] == ANSWER_UNUSABLE.code
+    request_id = uuid.UUID(lesson.headers["x-request-id"])
+    stored = await admin_db.fetchval(
+        "SELECT count(*) FROM tutor_answers WHERE request_id = $1", request_id
+    )
+    assert stored == 0
+
+
+SAME = (
+    "The projectile range equals u squared times sin two theta over g, as chapter three of "
+    "the notes says."
+)
+
+
+def one_sentence_everywhere(steps: int) -> dict[str, str]:
+    """The issue's explanation: one sentence in every field."""
+    keys = ["intuition", "analogy", "example", "pitfall", "question"]
+    keys += [f"{p}{i}" for i in range(1, steps + 1) for p in ("t", "s")]
+    return dict.fromkeys(keys, SAME)
+
+
+async def test_an_explanation_with_one_sentence_in_every_field_is_never_delivered(
+    scripted: ScriptedStack, http: httpx.AsyncClient
+) -> None:
+    _, auth = await register(http)
+    material = await upload_pdf(
+        http,
+        auth,
+        [
+            "Chapter one. Displacement is the change of position of a body.",
+            "Chapter two. Velocity is the rate of change of displacement.",
+            "Chapter three. The projectile range equals u squared times sin two theta over g.",
+        ],
+        "kinematics",
+    )
+    scripted.model.set_default(Content(json.dumps(one_sentence_everywhere(3))))
+    reply = await http.post(
+        "/api/tutor/explain",
+        json={"topic": "Projectile range", "difficulty": "easy", "material_ids": [material["id"]]},
+        headers=auth,
+    )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["source"] == "extract"
+    assert body["steps"][0]["title"] == "From your material, page 3"
+    assert "sin two theta" in body["steps"][0]["content"]
+    assert [(c["page"], c["material_id"]) for c in body["citations"]] == [(3, material["id"])]
+    fields = [body["intuition"], body["real_world_example"], body["common_pitfall"]]
+    fields += [body["practice_question"], *(s["content"] for s in body["steps"])]
+    assert len(set(fields)) == len(fields)
+    # Both rounds were asked; the repair round said what was wrong and sampled freely.
+    first, second = scripted.model.chat_requests
+    assert "say the same thing" in second.last_user_text
+    assert second.body["temperature"] > first.body["temperature"]
+    # A good answer on the repair round is the model's, cited by what it says.
+    good = {
+        "intuition": "Range depends on launch speed and angle.",
+        "t1": "Formula",
+        "s1": "The projectile range equals u squared times sin two theta over g.",
+        "t2": "Best angle",
+        "s2": "Sin two theta is largest when theta is 45 degrees.",
+        "t3": "Check units",
+        "s3": "Speed squared over acceleration gives metres.",
+        "analogy": "A garden hose tilted up reaches furthest at a middle angle.",
+        "example": "A footballer chips the ball at about 45 degrees for distance.",
+        "pitfall": "Forgetting that the formula assumes level ground and no air drag.",
+        "question": "At which angle is the range largest?",
+    }
+    scripted.model.reset()
+    scripted.model.script(
+        Content(json.dumps(one_sentence_everywhere(3))), Content(json.dumps(good))
+    )
+    reply = await http.post(
+        "/api/tutor/explain",
+        json={"topic": "Projectile range", "difficulty": "easy", "material_ids": [material["id"]]},
+        headers=auth,
+    )
+    body = reply.json()
+    assert body["source"] == "model"
+    assert body["steps"][0]["content"] == good["s1"]
+    assert [c["page"] for c in body["citations"]] == [3]
+
+
+async def test_the_grpc_stream_carries_the_reset_and_the_retry_like_ndjson(
+    scripted: ScriptedStack, http: httpx.AsyncClient, tutor_stub: tutor_pb2_grpc.TutorStub
+) -> None:
+    _, auth = await register(http)
+    scripted.model.script(Stream(words_of(LOOP)), Stream(words_of(RETRY)))
+    events = [
+        _event(m)
+        async for m in tutor_stub.StreamExplanation(
+            tutor_pb2.ExplainRequest(topic="Cell organelles"), metadata=_bearer(auth)
+        )
+    ]
+    assert [e.seq for e in events] == list(range(len(events)))
+    assert [e.reason for e in events if isinstance(e, ResetEvent)] == ["word_list"]
+    assert shown_text(events) == RETRY + " "

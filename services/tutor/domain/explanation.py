@@ -244,7 +244,12 @@ def repair_explanation(
         return text
 
     intuition_text = usable_text(raw.get("intuition"), limits.intuition * 2)
-    if intuition_text is None:
+    if intuition_text is None and draft is None and passages:
+        # No model text at all: the steps quote the material, and the first line says so.
+        repairs.append("intuition")
+        pages = ", ".join(dict.fromkeys(str(p.page) for p in passages[:3]))
+        intuition = clip(f"What your material says about {topic} (p. {pages}):", limits.intuition)
+    elif intuition_text is None:
         repairs.append("intuition")
         intuition = f"{topic}: what it is, why it holds, and how to use it, one step at a time."
     else:

@@ -174,6 +174,7 @@ def test_stream_events_round_trip_by_kind() -> None:
         "seq": 9,
         "kind": "done",
         "partial": False,
+        "source": "model",
     }
     with pytest.raises(ValidationError):
         STREAM_EVENT.validate_python({"seq": 1, "kind": "token"})

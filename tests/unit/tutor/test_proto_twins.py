@@ -25,6 +25,7 @@ from tests.unit.test_proto import TRANSPORT_FIELDS_FROM, message_problems
 
 EVENT_TWINS: dict[str, type[BaseModel]] = {
     "TokenEvent": tutor.TokenEvent,
+    "ResetEvent": tutor.ResetEvent,
     "CitationEvent": tutor.CitationEvent,
     "UsageEvent": tutor.UsageEvent,
     "ErrorEvent": tutor.ErrorEvent,
@@ -105,6 +106,7 @@ def test_transport_messages_carry_nothing_but_transport_fields() -> None:
 
 EVENTS: list[Any] = [
     tutor.TokenEvent(seq=0, text="Velocity is "),
+    tutor.ResetEvent(seq=0, reason="word_list"),
     tutor.CitationEvent(seq=1, citation=tutor.Citation(page=3, material_id=uuid.uuid4())),
     tutor.CitationEvent(seq=2, citation=tutor.Citation(page=1)),
     tutor.UsageEvent(
@@ -113,6 +115,7 @@ EVENTS: list[Any] = [
     tutor.ErrorEvent(seq=4, error=tutor.StreamError(code="model_failed", message="down")),
     tutor.DoneEvent(seq=5, partial=True),
     tutor.DoneEvent(seq=6),
+    tutor.DoneEvent(seq=7, source="extract"),
 ]
 
 

@@ -1,0 +1,144 @@
+"""Citations computed from the answer: each sentence attributed to the passages it overlaps.
+
+A weak model writes page markers it does not mean ("[p. 3]" after a sentence from page 1) or
+none at all (the embedded model never does). So the pages an answer cites are computed, and
+the markers it wrote are ignored: every sentence of the answer is compared with every
+passage the prompt showed, by n-gram overlap of content words, and the answer cites each
+page that supports at least one of its sentences, in order of first support.
+
+Rules this module keeps (thresholds in :class:`AttributionPolicy`, tested in
+``tests/unit/tutor/test_attribution.py`` on a small labelled corpus, where n-gram overlap
+measured better than BM25):
+
+- A sentence is compared by its **content words** (:func:`~services.tutor.domain.ranking.terms`:
+  no stop words), folded to a crude singular, so "reactions" matches "reaction".
+- A passage **supports** a sentence when it holds at least ``min_shared`` of the sentence's
+  distinct content words and a ``min_share`` of them, or fewer of them but a shared bigram
+  (two content words in the same order, adjacent), which a paraphrase rarely produces by
+  chance.
+- Only the **best** passages of a sentence count: those within ``near_best`` of the best
+  score, so a page that shares one general word with a sentence is not cited beside the page
+  the sentence comes from.
+- Sentences with fewer than ``min_terms`` content words (headings, "Recap:") attribute
+  nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from exammentor.contracts.tutor import Citation
+from services.tutor.domain.passages import Passage
+from services.tutor.domain.ranking import terms
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+# Page markers the model may write: ignored, so a marker alone never makes a citation.
+_MARKER = re.compile(
+    r"[\[(]\s*(?:S\s*\d{1,3}\s*[,:;]?\s*)?(?:pp?\.?|pages?)\s*[\d\s,;\u2013-]+[\])]"
+)
+
+
+@dataclass(frozen=True)
+class AttributionPolicy:
+    """When a passage supports a sentence.
+
+    Attributes:
+        min_terms: Sentences with fewer distinct content words attribute nothing.
+        min_shared: Content words a sentence must share with a passage.
+        min_share: Share of the sentence's content words the passage must hold.
+        bigram_share: The lower share that suffices with a shared bigram.
+        near_best: Passages scoring at least this fraction of the sentence's best score are
+            cited with it.
+    """
+
+    min_terms: int = 3
+    min_shared: int = 2
+    min_share: float = 0.5
+    bigram_share: float = 0.3
+    near_best: float = 0.8
+
+
+DEFAULT_ATTRIBUTION = AttributionPolicy()
+
+
+def _stem(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    """The content words of ``text``, in order, folded to a crude singular."""
+    return [_stem(word) for word in terms(text)]
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences (and lines) of an answer, page markers removed."""
+    plain = _MARKER.sub(" ", text)
+    return [s.strip() for s in _SENTENCE_END.split(plain) if s.strip()]
+
+
+def _bigrams(found: Sequence[str]) -> set[tuple[str, str]]:
+    return set(itertools.pairwise(found))
+
+
+def support(
+    sentence: str, passages: Sequence[Passage], policy: AttributionPolicy = DEFAULT_ATTRIBUTION
+) -> list[Passage]:
+    """The passages that support ``sentence``, best first.
+
+    Args:
+        sentence: One sentence of an answer.
+        passages: The passages the prompt showed.
+        policy: Thresholds.
+
+    Returns:
+        The supporting passages within ``near_best`` of the best; empty when none supports it.
+    """
+    mine = content_words(sentence)
+    wanted = set(mine)
+    if len(wanted) < policy.min_terms:
+        return []
+    pairs = _bigrams(mine)
+    scored: list[tuple[float, int, Passage]] = []
+    for index, passage in enumerate(passages):
+        theirs = content_words(passage.text)
+        shared = len(wanted.intersection(theirs))
+        if shared < policy.min_shared:
+            continue
+        share = shared / len(wanted)
+        bigram = bool(pairs & _bigrams(theirs))
+        if share >= policy.min_share or (bigram and share >= policy.bigram_share):
+            scored.append((share + (0.25 if bigram else 0.0), index, passage))
+    if not scored:
+        return []
+    best = max(score for score, _, _ in scored)
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    return [passage for score, _, passage in scored if score >= policy.near_best * best]
+
+
+def attribute(
+    answer: str, passages: Sequence[Passage], policy: AttributionPolicy = DEFAULT_ATTRIBUTION
+) -> list[Citation]:
+    """The pages ``answer`` draws on, each once, in order of first support.
+
+    Args:
+        answer: The answer (markdown or the fields of an explanation joined by lines).
+        passages: The passages the prompt showed.
+        policy: Thresholds.
+
+    Returns:
+        The citations; none when no sentence is supported by a passage.
+    """
+    found: list[Citation] = []
+    for sentence in sentences(answer):
+        for passage in support(sentence, passages, policy):
+            citation = Citation(page=passage.page, material_id=passage.material_id)
+            if citation not in found:
+                found.append(citation)
+    return found
