@@ -50,6 +50,11 @@ MisconceptionState = Literal["open", "redeemed", "resolved"]
 """``open``: detected or reopened; ``redeemed``: the redemption question was answered right
 and a re-check is due later; ``resolved``: the re-check was answered right too."""
 ImageMimeType = Literal["image/png", "image/jpeg", "image/webp", "image/gif"]
+QuestionSource = Literal["model", "extract"]
+"""``model``: written by the model and checked; ``extract``: built in code from a sentence of
+the source text (the student's material, the request's context or the lesson just taught)."""
+ExtractSource = Literal["material", "context", "lesson"]
+"""Which source text an extracted question was built from."""
 
 MULTIPLE_CHOICE_OPTIONS = 4
 TRUE_FALSE_OPTIONS = ("True", "False")
@@ -109,6 +114,14 @@ class QuestionView(BaseModel):
     concept_tested: FilledText
     visual_reference: str | None = None
     """For a quiz made from an image: the part of the image the question is about."""
+    source: QuestionSource = "model"
+    """Who wrote the question: the model, or code from the source text (an extract)."""
+    extracted_from: ExtractSource | None = None
+    """For an extract: the text it was built from."""
+    material_id: str | None = None
+    """For an extract from stored material: the material's id."""
+    page: int | None = Field(default=None, ge=1)
+    """For an extract: the page of its sentence, where known."""
 
 
 class Question(QuestionView):
@@ -326,6 +339,9 @@ class GenerateQuizRequest(BaseModel):
         default=None, max_length=MAX_PREVIOUS_MISTAKES
     )
     """Targets named by the client; when absent, the newest open misconceptions are used."""
+    lesson: Context = ""
+    """The lesson just taught (the autopilot's): questions the model cannot write are
+    built from it, as from ``context``."""
 
 
 class GenerateQuizFromImageRequest(BaseModel):
@@ -574,7 +590,8 @@ QUIZ_UNAVAILABLE = ErrorCode(
     "quiz_unavailable",
     422,
     "FAILED_PRECONDITION",
-    "The model gave no valid question within the retry bound; nothing was stored.",
+    "No valid question from the model within the retry bound and no source text (context, "
+    "lesson) to build questions from; the message says which. Nothing was stored.",
 )
 DIAGNOSIS_FAILED = ErrorCode(
     "diagnosis_failed",

@@ -37,6 +37,7 @@ from exammentor.contracts.quiz import (
     QUIZ_GENERATE_FROM_IMAGE,
     QUIZ_GRADE,
     QUIZ_SAVE,
+    QUIZ_UNAVAILABLE,
     AnalyzePerformanceRequest,
     AnsweredQuestionRequest,
     EvaluateAnswerRequest,
@@ -67,6 +68,7 @@ from services.quiz.domain import (
     Grade,
     MisconceptionRecord,
     SkillRating,
+    SourceText,
     StudentAnswer,
     TransitionRefusedError,
     adaptive_difficulty,
@@ -183,6 +185,22 @@ def _reused_questions(
     return reused
 
 
+def source_texts(request: GenerateQuizRequest | GenerateQuizFromImageRequest) -> list[SourceText]:
+    """The texts questions may be built from when the model writes too few, most relevant
+    first: the request's context (the student's material), then the lesson just taught.
+
+    Args:
+        request: The generation request (an image request has none).
+
+    Returns:
+        The non-empty source texts.
+    """
+    if not isinstance(request, GenerateQuizRequest):
+        return []
+    found = [SourceText(request.context, "context"), SourceText(request.lesson, "lesson")]
+    return [source for source in found if source.text.strip()]
+
+
 async def generate_quiz(
     ctx: CommandContext,
     request: GenerateQuizRequest | GenerateQuizFromImageRequest,
@@ -246,17 +264,19 @@ async def generate_quiz(
         None if request.difficulty == "adaptive" else difficulty,
     )
     missing = request.num_questions - len(reused)
+    sources = source_texts(request)
     generated = (
         await workflow.questions(
             request.topic,
             count=missing,
             difficulty=difficulty,
-            context=getattr(request, "context", ""),
+            context=getattr(request, "context", "") or getattr(request, "lesson", ""),
             targets=targets,
             seen=[*seen, *(q.text for q in reused)],
             image=(request.image_base64, request.mime_type)
             if isinstance(request, GenerateQuizFromImageRequest)
             else None,
+            sources=sources,
         )
         if missing
         else None
@@ -265,9 +285,9 @@ async def generate_quiz(
     shortfall_reason = generated.shortfall_reason if generated else ""
     if not questions:
         raise CommandRejected(
-            "quiz_unavailable",
-            f"num_questions: no question passed the check; {shortfall_reason}",
-            {"field": "num_questions"},
+            QUIZ_UNAVAILABLE.code,
+            f"num_questions: no question could be made: {shortfall_reason}",
+            {"field": "num_questions", "source_text": bool(sources)},
         )
     quiz_id = uuid4()
     quiz = Quiz(
@@ -734,7 +754,11 @@ def install_handlers(router: CommandRouter, resources: WorkerResources[QuizSetti
         resources: The worker's settings, pool, broker and model client.
     """
     settings = resources.settings
-    workflow = QuizWorkflow(resources.llm, rounds=settings.generation_rounds)
+    workflow = QuizWorkflow(
+        resources.llm,
+        rounds=settings.generation_rounds,
+        rounds_with_source=settings.generation_rounds_with_source,
+    )
 
     @router.handle(QUIZ_GENERATE)
     async def _generate(
