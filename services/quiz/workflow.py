@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from exammentor.contracts.quiz import (
     MULTIPLE_CHOICE_OPTIONS,
     Question,
@@ -32,6 +34,7 @@ from exammentor.llm import (
     Message,
     PartsMessage,
     Sampling,
+    extract_json,
 )
 from exammentor.logs import get_logger
 from exammentor.model_answers import ModelRun
@@ -157,13 +160,17 @@ class QuizWorkflow:
 
             answer: prompts.QuizAnswer | None
             if image is None:
+                # With source text at hand a mostly unusable answer is not sent back for
+                # repair (a repair call costs more than the first and, on the embedded
+                # model, gave garbage every time measured): its valid questions are kept
+                # and the extracts fill the rest.
                 answer = await self._ask(
                     run,
                     messages,
                     schema,
                     max_tokens=prompts.quiz_max_tokens(missing),
                     sampling=Sampling().for_round(round_no),
-                    validate=screen,
+                    validate=None if has_source else screen,
                 )
             else:
                 answer = await self._ask_about_image(messages, schema, missing, image, screen)
@@ -237,12 +244,14 @@ class QuizWorkflow:
         *,
         max_tokens: int,
         sampling: Sampling,
-        validate: Callable[[prompts.QuizAnswer], None],
+        validate: Callable[[prompts.QuizAnswer], None] | None,
     ) -> prompts.QuizAnswer | None:
         """One round's structured call with its own sampling; None when unusable.
 
         As :meth:`ModelRun.ask` (whose ``status`` and ``down`` it keeps), with the sampling
-        that makes a round differ from the one before.
+        that makes a round differ from the one before; and an answer that matches the
+        schema but failed the screen is still returned, so its valid questions are kept
+        (the caller checks each one).
         """
         purpose = "quiz.generate"
         if run.down or self.llm is None:
@@ -260,7 +269,10 @@ class QuizWorkflow:
         except LLMInvalidOutput as exc:
             run.status[purpose] = "invalid"
             log.info("quiz: the model's questions were unusable", errors=exc.errors[:3])
-            return None
+            try:
+                return schema.model_validate(extract_json(exc.output))
+            except (ValueError, ValidationError):
+                return None
         except LLMError as exc:
             run.status[purpose] = "unavailable"
             run.down = True

@@ -204,7 +204,10 @@ async def test_a_whole_run_on_the_real_tutor_and_quiz(
             "options",
             "difficulty",
             "concept_tested",
+            "source",
+            "page",
         }
+        assert question["source"] == "model"
         right = right_index(question)
         index = (right + 1) % 4 if not chosen else right  # the first answer wrong
         asked[question["id"]] = question
@@ -363,6 +366,145 @@ async def test_a_diagnosis_the_model_cannot_write_leaves_the_run_going(
     open_ = await sclient.get("/api/learner/misconceptions?state=open", headers=auth)
     assert open_.status_code == 200, open_.text
     assert open_.json()["misconceptions"] == []
+
+
+BIOLOGY_LESSON = (
+    "# Cell organelles\n\nThe mitochondrion is the powerhouse of the cell. Ribosomes make "
+    "proteins from amino acids. The nucleus holds the genetic material of the cell.\n\n"
+    "- Chloroplasts carry out photosynthesis in plant cells.\n"
+    "- Lysosomes contain digestive enzymes that break down waste.\n\n"
+    "Recap: the Golgi apparatus packages proteins for transport."
+)
+# What SmolLM2-135M answered to the quiz prompt (issue 14): repeated options, an answer that
+# is none of them.
+EMBEDDED_LIKE_ITEM = {
+    "question": "What is the cell's role in the human body?",
+    "options": ["cell", "organism", "organism", "organism"],
+    "answer": "Cell is the smallest unit of life.",
+    "why": "Cell is the smallest unit of life.",
+    "concept": "Cell is the smallest unit of life.",
+}
+
+
+def quiz_always_invalid(lesson: str) -> Any:
+    """A model whose quiz answers are never usable and whose lessons are ``lesson``."""
+
+    def reply(body: dict[str, Any]) -> Reply:
+        system = str(body["messages"][0]["content"])
+        last = str(body["messages"][-1]["content"])
+        if system.startswith("Write multiple-choice quiz questions"):
+            found = re.search(r"Questions: (\d+)", last)
+            count = int(found.group(1)) if found else 1
+            return Content(json.dumps({f"q{k}": EMBEDDED_LIKE_ITEM for k in range(1, count + 1)}))
+        if system.startswith(("Give a student short feedback", "A student answered")):
+            return respond(body)
+        return Content(lesson)
+
+    return reply
+
+
+async def _key(admin_db: asyncpg.Connection, user_id: str, question_id: str) -> int:
+    """The stored correct option (the scripted student knows the answers)."""
+    stored = await admin_db.fetchval(
+        "SELECT question FROM quiz_questions WHERE user_id = $1::uuid AND id = $2",
+        user_id,
+        question_id,
+    )
+    question = json.loads(stored) if isinstance(stored, str) else stored
+    return int(question["correct_option_index"])
+
+
+async def test_a_quiz_the_model_cannot_write_is_built_from_the_lessons_and_graded(
+    services: ServicesStack, sclient: httpx.AsyncClient, admin_db: asyncpg.Connection
+) -> None:
+    """Every quiz answer of the model is invalid: the quiz builds its questions from the
+    lessons just taught (labelled extracts), the student's answers are graded by the quiz,
+    mastery moves, and the run ends completed, never failed."""
+    services.model.set_default(quiz_always_invalid(BIOLOGY_LESSON))
+    try:
+        user_id, auth = await register(sclient)
+        reply = await sclient.post(
+            "/api/autopilot/start", json={"study_plan": PLAN, "duration_minutes": 5}, headers=auth
+        )
+        assert reply.status_code == 200, reply.text
+        session = reply.json()["session_id"]
+        answered: dict[str, bool] = {}
+        while True:
+            found = await _until_waiting_or_done(sclient, auth, session)
+            if found["status"] != "running":
+                break
+            question = found["current_question"]
+            assert question["source"] == "extract"
+            right = await _key(admin_db, user_id, question["id"])
+            # The first answer wrong, the others right.
+            index = right if answered else (right + 1) % len(question["options"])
+            answered[question["id"]] = index == right
+            sent = await sclient.post(
+                f"/api/autopilot/answer/{session}",
+                json={"question_id": question["id"], "answer_index": index},
+                headers=auth,
+            )
+            assert sent.status_code == 200, sent.text
+            assert len(answered) < 40, "the run does not end"
+    finally:
+        services.model.set_default(respond)
+
+    assert found["status"] == "completed", found["end_reason"]
+    steps = found["steps"]
+    assert_contiguous_once(steps)
+    assert not any(s["action"] in ("fail", "quiz_skipped") for s in steps)
+    quizzes = [s for s in steps if s["action"] == "quiz"]
+    assert quizzes
+    lesson_text = " ".join(BIOLOGY_LESSON.split()).lower()
+    for quiz in quizzes:
+        for question in quiz["data"]["questions"]:
+            assert question["source"] == "extract"
+            assert "correct_option_index" not in question
+            options = [o.strip().lower() for o in question["options"]]
+            assert len(set(options)) == len(options)
+            assert all(options)
+    # Graded by quiz.grade as the student chose; every key is in its lesson sentence.
+    answers = [s for s in steps if s["action"] == "answer"]
+    assert {a["data"]["question_id"]: a["data"]["correct"] for a in answers} == answered
+    for answer in answers:
+        assert answer["data"]["explanation"].startswith("From the lesson: ")
+        sentence = answer["data"]["explanation"].removeprefix("From the lesson: ")
+        assert sentence.lower().rstrip(".") in lesson_text
+    graded = await admin_db.fetch(
+        "SELECT question_id, outcome FROM quiz_answers WHERE user_id = $1::uuid", user_id
+    )
+    assert {r["question_id"]: r["outcome"] == "correct" for r in graded} == answered
+    updates = [s for s in steps if s["action"] == "update_mastery"]
+    assert updates
+    assert updates[0]["data"]["score"] > updates[0]["data"]["score_before"]
+
+
+async def test_a_quiz_that_cannot_be_made_at_all_is_skipped_and_the_run_completes(
+    services: ServicesStack, sclient: httpx.AsyncClient
+) -> None:
+    """No valid question and a lesson with no sentence to ask about (only short phrases):
+    each topic's quiz is a quiz_skipped step with the quiz service's reason, and the run
+    completes instead of failing."""
+    services.model.set_default(quiz_always_invalid("Count on. Add up. Check back."))
+    try:
+        _, auth = await register(sclient)
+        reply = await sclient.post(
+            "/api/autopilot/start", json={"study_plan": PLAN, "duration_minutes": 5}, headers=auth
+        )
+        assert reply.status_code == 200, reply.text
+        session = reply.json()["session_id"]
+        found = await _until_waiting_or_done(sclient, auth, session)
+    finally:
+        services.model.set_default(respond)
+    assert found["status"] == "completed", found["end_reason"]
+    skipped = [s for s in found["steps"] if s["action"] == "quiz_skipped"]
+    assert [s["data"]["topic"] for s in skipped] == list(TOPICS)
+    for step in skipped:
+        assert "0 of 3 questions from the model passed" in step["data"]["reason"]
+        assert "built from the source text (lesson)" in step["data"]["reason"]
+        assert step["phase"] == "choosing_topic"
+    assert found["end_reason"].startswith("every topic is at mastery")
+    assert not any(s["action"] == "fail" for s in found["steps"])
 
 
 # ---- the embedded model ------------------------------------------------------------------
