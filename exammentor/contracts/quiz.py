@@ -18,14 +18,16 @@ Rules the shapes keep:
   gateway answers 422): ``num_questions`` in ``MIN_QUESTIONS..MAX_QUESTIONS``, a known
   difficulty, a non-empty topic, an answer index that is not negative.
 
-Only pydantic, the standard library and the contracts' own command declarations are
-imported: gateway and services share this module.
+Only pydantic, the standard library, the contracts' own command declarations and the
+tutor's material declarations (a quiz may be built from stored material) are imported:
+gateway and services share this module.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any, Literal, Self
+from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -37,6 +39,7 @@ from exammentor.contracts.commands import (
     Command,
     ErrorCode,
 )
+from exammentor.contracts.tutor import MATERIAL_UNKNOWN, MAX_MATERIAL_IDS
 
 QuestionType = Literal["multiple_choice", "true_false", "fill_in_the_blank"]
 QuestionDifficulty = Literal["easy", "medium", "hard"]
@@ -342,6 +345,9 @@ class GenerateQuizRequest(BaseModel):
     lesson: Context = ""
     """The lesson just taught (the autopilot's): questions the model cannot write are
     built from it, as from ``context``."""
+    material_ids: list[UUID] = Field(default_factory=list, max_length=MAX_MATERIAL_IDS)
+    """Stored material of the caller's (``POST /api/materials``): questions the model
+    cannot write are built from its pages, each naming its material and page."""
 
 
 class GenerateQuizFromImageRequest(BaseModel):
@@ -613,11 +619,13 @@ QUIZ_GENERATE: Command[GenerateQuizRequest, GeneratedQuiz] = Command(
     "quiz",
     GenerateQuizRequest,
     GeneratedQuiz,
-    errors=(INVALID_REQUEST, SESSION_NOT_FOUND, QUIZ_UNAVAILABLE),
+    errors=(INVALID_REQUEST, SESSION_NOT_FOUND, QUIZ_UNAVAILABLE, MATERIAL_UNKNOWN),
     summary=(
         "Generate, check and store N questions on a topic, aimed at previous_mistakes or "
         "else the student's newest open misconceptions; difficulty 'adaptive' is chosen "
-        "from the learner model. Returned without answers; a shortfall says why."
+        "from the learner model. Questions the model cannot write are built from the "
+        "source text (context, material_ids, lesson) and labelled source=extract. "
+        "Returned without answers; a shortfall says why."
     ),
 )
 

@@ -55,6 +55,7 @@ from exammentor.contracts.quiz import (
     SavedQuizRequest,
     SavedQuizView,
 )
+from exammentor.contracts.tutor import MATERIAL_UNKNOWN
 from exammentor.db import Connection
 from exammentor.validation import validation_reason
 from exammentor.worker import WorkerResources
@@ -185,19 +186,30 @@ def _reused_questions(
     return reused
 
 
-def source_texts(request: GenerateQuizRequest | GenerateQuizFromImageRequest) -> list[SourceText]:
+def source_texts(
+    request: GenerateQuizRequest | GenerateQuizFromImageRequest,
+    pages: list[repo.MaterialPage] | None = None,
+) -> list[SourceText]:
     """The texts questions may be built from when the model writes too few, most relevant
-    first: the request's context (the student's material), then the lesson just taught.
+    first: the request's context, the pages of its stored material, the lesson just taught.
 
     Args:
         request: The generation request (an image request has none).
+        pages: The pages of the request's ``material_ids``.
 
     Returns:
         The non-empty source texts.
     """
     if not isinstance(request, GenerateQuizRequest):
         return []
-    found = [SourceText(request.context, "context"), SourceText(request.lesson, "lesson")]
+    found = [
+        SourceText(request.context, "context"),
+        *(
+            SourceText(p.text, "material", material_id=str(p.material_id), page=p.page)
+            for p in pages or []
+        ),
+        SourceText(request.lesson, "lesson"),
+    ]
     return [source for source in found if source.text.strip()]
 
 
@@ -239,9 +251,23 @@ async def generate_quiz(
         due = await repo.misconception_records(conn, state="redeemed")
         # Stored questions suit a quiz on the topic alone, not one about an image or about
         # material the student sent with this request.
-        reusable = settings.reuse_stored and not image and not getattr(request, "context", "")
+        reusable = (
+            settings.reuse_stored
+            and not image
+            and not getattr(request, "context", "")
+            and not getattr(request, "material_ids", [])
+        )
         bank = await repo.item_bank(conn, request.topic, seen) if reusable else []
         ability = await repo.topic_ability(conn, request.topic) if bank else SkillRating()
+        wanted = list(getattr(request, "material_ids", []))
+        pages = await repo.material_pages(conn, wanted) if wanted else []
+    missing_material = [m for m in wanted if m not in {p.material_id for p in pages}]
+    if missing_material:
+        raise CommandRejected(
+            MATERIAL_UNKNOWN.code,
+            f"material_ids: no material {missing_material[0]} of yours with text",
+            {"field": "material_ids"},
+        )
     previous = getattr(request, "previous_mistakes", None)
     if previous is not None:
         targets = list(previous)
@@ -264,13 +290,13 @@ async def generate_quiz(
         None if request.difficulty == "adaptive" else difficulty,
     )
     missing = request.num_questions - len(reused)
-    sources = source_texts(request)
+    sources = source_texts(request, pages)
     generated = (
         await workflow.questions(
             request.topic,
             count=missing,
             difficulty=difficulty,
-            context=getattr(request, "context", "") or getattr(request, "lesson", ""),
+            context="\n".join(s.text for s in sources),
             targets=targets,
             seen=[*seen, *(q.text for q in reused)],
             image=(request.image_base64, request.mime_type)

@@ -509,25 +509,26 @@ async def test_a_quiz_that_cannot_be_made_at_all_is_skipped_and_the_run_complete
 
 # ---- the embedded model ------------------------------------------------------------------
 
-LLM_TOPIC = "Capital cities"
-"""A topic of short facts: the embedded model writes valid questions on capitals more often
-than on most (see docs/quiz.md); on many topics it writes none."""
+LLM_TOPIC = "Cell organelles"
+"""The topic of the issue's report: the embedded model wrote no valid question on it, so the
+quiz comes from the lessons' text (or the model, when it manages)."""
 
 
 @pytest.mark.llm
-async def test_a_run_on_the_real_services_with_the_embedded_model(
+async def test_a_run_on_the_embedded_model_reaches_graded_answers_and_completes(
     stack: Stack, client: httpx.AsyncClient, admin_db: asyncpg.Connection
 ) -> None:
-    """What holds whatever the model writes: lessons from the tutor, questions without answers
-    (or a run that fails saying the quiz could not be written), every answer graded by the
-    quiz, each wrong one diagnosed, mastery as the learner model has it, steps contiguous."""
+    """The default stack on the embedded model, a scripted student answering every question
+    (the first option): lessons from the tutor, questions without answers (the model's or
+    extracts of the lessons), every answer graded by the quiz, mastery updated, and the run
+    ends ``completed`` when its 5 minutes of study are up, never ``failed``."""
     user_id, auth = await register(client)
     plan = {
         **PLAN,
         "schedule": [
             {
                 "day": 1,
-                "theme": "Capitals",
+                "theme": "Cells",
                 "topics": [{"name": LLM_TOPIC, "difficulty": "easy", "rationale": ""}],
                 "estimated_hours": 1,
             }
@@ -540,50 +541,42 @@ async def test_a_run_on_the_real_services_with_the_embedded_model(
     session = reply.json()["session_id"]
 
     chosen: dict[str, int] = {}
-    async with asyncio.timeout(600):
+    async with asyncio.timeout(900):
         while True:
             found = await _status(client, auth, session)
             if found["status"] != "running":
                 break
-            if any(s["action"] == "update_mastery" for s in found["steps"]):
-                # One whole topic round is enough: stop here rather than study 5 minutes.
-                stopped = await client.post(f"/api/autopilot/stop/{session}", headers=auth)
-                found = await _status(client, auth, session)
-                # 400 only when the run ended by itself meanwhile (every topic mastered).
-                assert stopped.status_code == 200 or found["status"] != "running", stopped.text
-                break
             if found["awaiting_input"]:
                 question = found["current_question"]
                 assert "correct_option_index" not in question
-                # The first option, right or wrong: the quiz's verdict is what is checked.
+                assert question["source"] in ("model", "extract")
                 chosen[question["id"]] = 0
                 answered = await client.post(
                     f"/api/autopilot/answer/{session}",
                     json={"question_id": question["id"], "answer_index": 0},
                     headers=auth,
                 )
-                assert answered.status_code == 200, answered.text
+                # 400 only when the wait or the study time ended meanwhile.
+                assert answered.status_code in (200, 400), answered.text
             await asyncio.sleep(0.5)
 
     steps = found["steps"]
     assert_contiguous_once(steps)
-    assert found["status"] in ("stopped", "completed", "failed"), found
+    assert found["status"] == "completed", found["end_reason"]
+    assert not any(s["action"] == "fail" for s in steps)
     lessons = [s for s in steps if s["action"] == "lesson"]
     assert lessons, steps
-    assert all(s["data"]["content"].strip() for s in lessons)
     quizzes = [s for s in steps if s["action"] == "quiz"]
-    if found["status"] == "failed":
-        # The model wrote no usable question: the run says so instead of inventing one.
-        assert not quizzes
-        assert "quiz" in (found["end_reason"] or ""), found["end_reason"]
-        return
-    assert quizzes
-    for question in quizzes[0]["data"]["questions"]:
-        assert question["id"].startswith("q_")
-        assert "correct_option_index" not in question
-        assert len({o.strip().lower() for o in question["options"]}) == len(question["options"])
+    assert quizzes, [s["reasoning"] for s in steps]
+    for quiz in quizzes:
+        for question in quiz["data"]["questions"]:
+            assert question["id"].startswith("q_")
+            assert "correct_option_index" not in question
+            options = [o.strip().lower() for o in question["options"]]
+            assert len(set(options)) == len(options)
+            assert all(options)
     answers = [s for s in steps if s["action"] == "answer"]
-    assert {a["data"]["question_id"] for a in answers} == set(chosen)
+    assert answers, "the student reached no graded answer"
     graded = await admin_db.fetch(
         "SELECT question_id, outcome FROM quiz_answers WHERE user_id = $1::uuid", user_id
     )
@@ -592,11 +585,9 @@ async def test_a_run_on_the_real_services_with_the_embedded_model(
         data = answer["data"]
         assert verdicts[data["question_id"]] == ("correct" if data["correct"] else "wrong")
         assert data["correct"] is (data["correct_option_index"] == data["answer_index"])
-    wrong = {a["data"]["question_id"] for a in answers if not a["data"]["correct"]}
-    diagnosed = {s["data"]["question_id"] for s in steps if s["action"] == "diagnose"}
-    assert diagnosed == wrong
+    updates = [s for s in steps if s["action"] == "update_mastery"]
+    assert updates, [s["reasoning"] for s in steps]
     learner = await client.get("/api/learner/mastery", headers=auth)
     assert learner.status_code == 200, learner.text
     scores = {t["topic"]: t["score"] / 100 for t in learner.json()["topics"]}
-    update = next(s for s in steps if s["action"] == "update_mastery")
-    assert update["data"]["score"] == pytest.approx(scores[LLM_TOPIC])
+    assert updates[-1]["data"]["score"] == pytest.approx(scores[LLM_TOPIC])

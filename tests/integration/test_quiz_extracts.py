@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +21,7 @@ import httpx
 import pytest
 
 from exammentor.contracts.quiz import QUIZ_UNAVAILABLE, Question
+from exammentor.contracts.tutor import MATERIAL_UNKNOWN
 from exammentor.settings import LLMSettings
 from exammentor.topics import ensure_topics
 from services.gateway.app import Gateway
@@ -281,3 +283,72 @@ async def test_source_text_with_nothing_to_ask_about_says_so(
     assert reply.status_code == 422, reply.text
     message = reply.json()["detail"]["message"]
     assert "built from the source text (lesson)" in message
+
+
+PAGES = {
+    1: "Cell organelles. The nucleus holds the genetic material of the cell. "
+    "Ribosomes make proteins from amino acids.",
+    2: "Chloroplasts carry out photosynthesis in plant cells. "
+    "Lysosomes contain digestive enzymes that break down waste.",
+    3: "The mitochondrion is the powerhouse of the cell. "
+    "The Golgi apparatus packages proteins for transport.",
+}
+
+
+async def _material(admin_db: asyncpg.Connection, user_id: str) -> uuid.UUID:
+    """A stored 3-page material of the user's, as the tutor stores an upload."""
+    material_id = uuid.uuid4()
+    await admin_db.execute(
+        "INSERT INTO tutor_materials (id, user_id, request_id, title, kind, page_count, chars) "
+        "VALUES ($1, $2::uuid, $3, 'organelles.pdf', 'pdf', 3, 300)",
+        material_id,
+        user_id,
+        uuid.uuid4(),
+    )
+    await admin_db.executemany(
+        "INSERT INTO tutor_passages (material_id, user_id, position, page, text) "
+        "VALUES ($1, $2::uuid, $3, $4, $5)",
+        [(material_id, user_id, page - 1, page, text) for page, text in PAGES.items()],
+    )
+    return material_id
+
+
+async def test_extracts_from_stored_material_name_their_material_and_page(
+    xclient: httpx.AsyncClient, admin_db: asyncpg.Connection
+) -> None:
+    user_id, auth = await register(xclient)
+    material_id = await _material(admin_db, user_id)
+    reply = await xclient.post(
+        "/api/quiz/generate",
+        json={"topic": "Cell biology", "num_questions": 4, "material_ids": [str(material_id)]},
+        headers=auth,
+    )
+    assert reply.status_code == 200, reply.text
+    questions = reply.json()["questions"]
+    assert len(questions) == 4
+    stored = await _stored(admin_db, user_id)
+    for view in questions:
+        assert (view["source"], view["extracted_from"]) == ("extract", "material")
+        assert view["material_id"] == str(material_id)
+        question = stored[view["id"]]
+        _assert_deliverable(question)
+        # The sentence is on the page the question names.
+        sentence = question.explanation.split(": ", 1)[1]
+        assert normalised(sentence) in normalised(PAGES[view["page"]])
+
+
+async def test_another_users_material_is_refused(
+    xclient: httpx.AsyncClient, admin_db: asyncpg.Connection
+) -> None:
+    owner, _ = await register(xclient)
+    material_id = await _material(admin_db, owner)
+    _, auth = await register(xclient)
+    reply = await xclient.post(
+        "/api/quiz/generate",
+        json={"topic": "Cell biology", "num_questions": 3, "material_ids": [str(material_id)]},
+        headers=auth,
+    )
+    assert reply.status_code == 422, reply.text
+    detail = reply.json()["detail"]
+    assert detail["code"] == MATERIAL_UNKNOWN.code
+    assert "material_ids" in detail["message"]

@@ -456,6 +456,11 @@ def _build(
     return item if key_supported(item) else None
 
 
+def _text_of(source: SourceText) -> tuple[str, str | None]:
+    """Which text a source is part of: one material (all its pages), the context, the lesson."""
+    return source.kind, source.material_id
+
+
 def key_supported(item: ExtractedItem) -> bool:
     """Whether the item's key follows from its source sentence.
 
@@ -540,8 +545,13 @@ def extract_questions(
     if not parsed:
         return []
     forms = _display_forms(parsed)
-    # Distractors are siblings from the same text: each source has its own terms.
-    terms = [_nounish([p for p in parsed if p.source is source], policy) for source in sources]
+    # Distractors are siblings from the same text: the pages of one material share their
+    # terms, the context and the lesson each have their own.
+    texts = {_text_of(source) for source in sources}
+    by_text = {
+        text: _nounish([p for p in parsed if _text_of(p.source) == text], policy) for text in texts
+    }
+    terms = [by_text[_text_of(source)] for source in sources]
     topic_words = set(normalised(topic).split())
     excluded = {normalised(text) for text in seen}
     kinds: tuple[ExtractKind, ...] = ("definition", "cloze", "true_false")
