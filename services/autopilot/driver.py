@@ -53,7 +53,6 @@ from exammentor.contracts.quiz import (
 from exammentor.contracts.tutor import TUTOR_LESSON, LessonRequest
 from exammentor.db import Pool, system_transaction, user_transaction
 from exammentor.logs import bind_ids, get_logger
-from exammentor.model_answers import is_degenerate
 from exammentor.outbox import add_event
 from services.autopilot import repo
 from services.autopilot.calls import CallFailed, StudyCalls
@@ -514,7 +513,11 @@ def lesson_focus(action: TeachLesson) -> str:
 
 def lesson_source(lessons: list[str]) -> str:
     """The lessons' text the quiz may build questions from: every lesson of the topic that
-    was taught (not the empty-lesson note) and does not loop, cut to what a request holds.
+    was taught (not the empty-lesson note), cut to what a request holds.
+
+    The tutor stores only lessons that pass its loop detector; the quiz checks each sentence
+    again (one that loops, or a fragment, never becomes a question), so a lesson whose tail
+    loops still gives its clean sentences and nothing of the loop.
 
     Args:
         lessons: The topic's lessons in this loop, in order.
@@ -525,8 +528,6 @@ def lesson_source(lessons: list[str]) -> str:
     kept = [
         text
         for text in lessons
-        if text.strip()
-        and not text.startswith(EMPTY_LESSON.split("{", 1)[0])
-        and not is_degenerate(text)
+        if text.strip() and not text.startswith(EMPTY_LESSON.split("{", 1)[0])
     ]
     return "\n\n".join(kept)[:MAX_CONTEXT_CHARS]

@@ -160,10 +160,10 @@ class QuizWorkflow:
 
             answer: prompts.QuizAnswer | None
             if image is None:
-                # With source text at hand a mostly unusable answer is not sent back for
-                # repair (a repair call costs more than the first and, on the embedded
-                # model, gave garbage every time measured): its valid questions are kept
-                # and the extracts fill the rest.
+                # With source text at hand an answer is not sent back for repair (a repair
+                # call costs more than the first and, on the embedded model, gave garbage
+                # every time measured): its valid questions are kept and the extracts fill
+                # the rest.
                 answer = await self._ask(
                     run,
                     messages,
@@ -171,6 +171,7 @@ class QuizWorkflow:
                     max_tokens=prompts.quiz_max_tokens(missing),
                     sampling=Sampling().for_round(round_no),
                     validate=None if has_source else screen,
+                    repairs=0 if has_source else None,
                 )
             else:
                 answer = await self._ask_about_image(messages, schema, missing, image, screen)
@@ -245,6 +246,7 @@ class QuizWorkflow:
         max_tokens: int,
         sampling: Sampling,
         validate: Callable[[prompts.QuizAnswer], None] | None,
+        repairs: int | None,
     ) -> prompts.QuizAnswer | None:
         """One round's structured call with its own sampling; None when unusable.
 
@@ -265,6 +267,7 @@ class QuizWorkflow:
                 max_tokens=max_tokens,
                 sampling=sampling,
                 validate=validate,
+                repairs=repairs,
             )
         except LLMInvalidOutput as exc:
             run.status[purpose] = "invalid"

@@ -161,9 +161,19 @@ def _assert_deliverable(question: Question) -> None:
     assert (reasons, again is not None) == ([], True)
 
 
+def _quiz_calls(model: ScriptedOpenAI) -> int:
+    return sum(
+        str(r.messages[0]["content"]).startswith("Write multiple-choice")
+        for r in model.chat_requests
+    )
+
+
 @pytest.mark.parametrize("field", ["context", "lesson"])
 async def test_invalid_model_output_gives_extracts_from_the_source_text(
-    xclient: httpx.AsyncClient, admin_db: asyncpg.Connection, field: str
+    extract_stack: ExtractStack,
+    xclient: httpx.AsyncClient,
+    admin_db: asyncpg.Connection,
+    field: str,
 ) -> None:
     user_id, auth = await register(xclient)
     reply = await xclient.post(
@@ -175,6 +185,8 @@ async def test_invalid_model_output_gives_extracts_from_the_source_text(
     quiz = reply.json()
     assert len(quiz["questions"]) == 5
     assert quiz["shortfall_reason"] == ""
+    # With source text the model is asked once: no repair call, no second round.
+    assert _quiz_calls(extract_stack.model) == 1
     for question in quiz["questions"]:
         assert question["source"] == "extract"
         assert question["extracted_from"] == field
