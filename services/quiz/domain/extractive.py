@@ -243,11 +243,22 @@ def _nounish(items: Sequence[_Sentence], policy: ExtractPolicy) -> Counter[str]:
             if position == 0 or key.endswith(_NOUN_ENDINGS):
                 names.add(key)
             elif item.keys[position - 1] in _DETERMINERS:
-                # "the genetic material": the noun is the last of up to two terms in a row.
+                # "the genetic material": the noun is the last of two terms in a row, unless
+                # that one reads as the verb of a singular noun ("the nucleus holds").
                 two = position + 1 < len(item.keys) and is_term[position + 1]
-                names.add(item.keys[position + 1] if two else key)
+                second = item.keys[position + 1] if two else ""
+                names.add(second if two and not _verb_after(key, second) else key)
         found.update(names)
     return found
+
+
+def _singular(word: str) -> bool:
+    return not word.endswith("s") or word.endswith(("ss", "us", "is"))
+
+
+def _verb_after(noun: str, word: str) -> bool:
+    """Whether ``word`` after ``noun`` reads as its verb: ``-s`` after a singular noun."""
+    return _singular(noun) and not _singular(word)
 
 
 def _display_forms(items: Sequence[_Sentence]) -> dict[str, str]:
@@ -276,6 +287,15 @@ def _related(a: str, b: str) -> bool:
 # --- Building items ------------------------------------------------------------------------
 
 
+def _same_case(options: Sequence[str]) -> list[str]:
+    """The options written alike, so a capital gives no option away: all with a capital
+    first letter when one is a name (written capitalised inside a sentence), else as they
+    are (lower case unless an acronym)."""
+    if any(o[:1].isupper() and not o.isupper() for o in options):
+        return [o[:1].upper() + o[1:] for o in options]
+    return list(options)
+
+
 def _order(seed: str, options: Sequence[str]) -> list[str]:
     """``options`` in an order fixed by ``seed`` (so the key's position varies, repeatably)."""
     return sorted(options, key=lambda o: hashlib.sha256(f"{seed}\n{o}".encode()).hexdigest())
@@ -287,6 +307,8 @@ def _siblings(
     terms: Counter[str],
     forms: dict[str, str],
     topic_words: set[str],
+    *,
+    openers: frozenset[str] = frozenset(),
 ) -> list[str]:
     """Three distractors for ``key``: other terms of the same text, not in the sentence,
     not a form of the key, like the key in number (plural) and length; most used first."""
@@ -301,7 +323,17 @@ def _siblings(
         and not _related(t, key)
         and not any(_related(t, s) for s in in_sentence if len(s) >= 4)
     ]
-    pool.sort(key=lambda t: (t.endswith("s") != plural, -terms[t], abs(len(t) - len(key)), t))
+    # A term that opens sentences (a subject: "Rome is ...") is a sibling of another such
+    # term before one that does not ("... of France").
+    pool.sort(
+        key=lambda t: (
+            (t in openers) != (key in openers),
+            t.endswith("s") != plural,
+            -terms[t],
+            abs(len(t) - len(key)),
+            t,
+        )
+    )
     chosen: list[str] = []
     for t in pool:
         if all(not _related(t, c) for c in chosen):
@@ -312,7 +344,11 @@ def _siblings(
 
 
 def _cloze(
-    sentence: _Sentence, terms: Counter[str], forms: dict[str, str], topic_words: set[str]
+    sentence: _Sentence,
+    terms: Counter[str],
+    forms: dict[str, str],
+    topic_words: set[str],
+    openers: frozenset[str],
 ) -> tuple[str, str, list[str]] | None:
     """``(text, key, options)`` of a cloze over the sentence's most used noun."""
     counts = Counter(sentence.keys)
@@ -323,7 +359,7 @@ def _cloze(
     ]
     candidates.sort(key=lambda k: (-terms[k], -len(k), k))
     for key in candidates:
-        distractors = _siblings(key, sentence, terms, forms, topic_words)
+        distractors = _siblings(key, sentence, terms, forms, topic_words, openers=openers)
         if len(distractors) < MULTIPLE_CHOICE_OPTIONS - 1:
             continue
         written = sentence.words[sentence.keys.index(key)]
@@ -343,7 +379,11 @@ def _replace_word(text: str, word: str, by: str) -> str | None:
 
 
 def _definition(
-    sentence: _Sentence, terms: Counter[str], forms: dict[str, str], topic_words: set[str]
+    sentence: _Sentence,
+    terms: Counter[str],
+    forms: dict[str, str],
+    topic_words: set[str],
+    openers: frozenset[str],
 ) -> tuple[str, str, list[str]] | None:
     """``(text, key, options)`` asking which term the sentence defines."""
     match = _DEFINITION.match(sentence.text)
@@ -359,7 +399,7 @@ def _definition(
         or set(term_keys) <= topic_words
     ):
         return None
-    distractors = _siblings(term_keys[-1], sentence, terms, forms, topic_words)
+    distractors = _siblings(term_keys[-1], sentence, terms, forms, topic_words, openers=openers)
     if len(distractors) < MULTIPLE_CHOICE_OPTIONS - 1:
         return None
     shown = " ".join(forms.get(k, k) for k in term_keys)
@@ -417,18 +457,20 @@ def _build(
     topic_words: set[str],
     difficulty: QuestionDifficulty,
     false_wanted: bool,
+    openers: frozenset[str] = frozenset(),
 ) -> ExtractedItem | None:
     if kind == "cloze":
-        built = _cloze(sentence, terms, forms, topic_words)
+        built = _cloze(sentence, terms, forms, topic_words, openers)
     elif kind == "definition":
-        built = _definition(sentence, terms, forms, topic_words)
+        built = _definition(sentence, terms, forms, topic_words, openers)
     else:
         built = _true_false(sentence, false_wanted)
     if built is None:
         return None
     text, key, options = built
     if kind != "true_false":
-        options = _order(sentence.text, options)
+        options = _order(sentence.text, _same_case(options))
+        key = next(o for o in options if normalised(o) == normalised(key))
     draft = QuestionDraft(
         text=text,
         question_type="true_false" if kind == "true_false" else "multiple_choice",
@@ -552,6 +594,11 @@ def extract_questions(
         text: _nounish([p for p in parsed if _text_of(p.source) == text], policy) for text in texts
     }
     terms = [by_text[_text_of(source)] for source in sources]
+    opening = {
+        text: frozenset(p.keys[0] for p in parsed if _text_of(p.source) == text and p.keys)
+        for text in texts
+    }
+    openers = [opening[_text_of(source)] for source in sources]
     topic_words = set(normalised(topic).split())
     excluded = {normalised(text) for text in seen}
     kinds: tuple[ExtractKind, ...] = ("definition", "cloze", "true_false")
@@ -576,6 +623,7 @@ def extract_questions(
                     topic_words=topic_words,
                     difficulty=difficulty,
                     false_wanted=false_wanted,
+                    openers=openers[source_index],
                 )
                 if item is not None and normalised(item.question.text) not in excluded:
                     used.add(index)

@@ -266,3 +266,26 @@ def test_any_text_gives_only_deliverable_supported_items(paragraph: list[str]) -
     assert len({normalised(i.question.text) for i in found}) == len(found)
     for item in found:
         assert_deliverable(item)
+
+
+CAPITALS = (
+    "Paris is the capital of France. Rome is the capital of Italy. Madrid is the capital of "
+    "Spain. Berlin is the capital of Germany."
+)
+
+
+def test_a_subjects_distractors_are_other_subjects_written_alike() -> None:
+    found = items_of(CAPITALS, count=4, topic="Capital cities")
+    assert [item.kind for item in found] == ["definition", "cloze", "true_false", "definition"]
+    cities = {"paris", "rome", "madrid", "berlin"}
+    for item in found:
+        assert_deliverable(item)
+        if item.kind != "true_false":
+            assert {normalised(o) for o in item.question.options} == cities
+            assert len({o[:1].isupper() for o in item.question.options}) == 1
+
+
+def test_a_verb_after_a_singular_noun_is_not_taken_for_a_noun() -> None:
+    found = items_of(ORGANELLES, count=10)
+    options = {normalised(o) for item in found for o in item.question.options}
+    assert not options & {"holds", "packages", "controls", "contain", "carry"}
