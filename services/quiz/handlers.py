@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from exammentor import sessions
 from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome
+from exammentor.contracts.commands import INVALID_REQUEST, SESSION_NOT_FOUND
 from exammentor.contracts.envelope import EventEnvelope, utcnow
 from exammentor.contracts.events import (
     AnswerGradedV1,
@@ -31,6 +32,11 @@ from exammentor.contracts.events import (
     QuizGeneratedV1,
 )
 from exammentor.contracts.quiz import (
+    ANSWER_KIND,
+    ANSWER_OUT_OF_RANGE,
+    DIAGNOSIS_FAILED,
+    NOT_WRONG,
+    QUESTION_NOT_FOUND,
     QUIZ_ANALYZE,
     QUIZ_DIAGNOSE,
     QUIZ_GENERATE,
@@ -38,6 +44,7 @@ from exammentor.contracts.quiz import (
     QUIZ_GRADE,
     QUIZ_SAVE,
     QUIZ_UNAVAILABLE,
+    VISION_UNSUPPORTED,
     AnalyzePerformanceRequest,
     AnsweredQuestionRequest,
     EvaluateAnswerRequest,
@@ -112,13 +119,13 @@ def _grade(question: Question, answer: StudentAnswer) -> Grade:
         return grade_answer(question, answer)
     except AnswerOutOfRangeError as exc:
         raise CommandRejected(
-            "answer_out_of_range",
+            ANSWER_OUT_OF_RANGE.code,
             f"student_answer_index: {exc}",
             {"field": "student_answer_index", "options": len(question.options)},
         ) from exc
     except AnswerKindError as exc:
         raise CommandRejected(
-            "answer_kind", f"student_answer_index: {exc}", {"field": "student_answer_index"}
+            ANSWER_KIND.code, f"student_answer_index: {exc}", {"field": "student_answer_index"}
         ) from exc
 
 
@@ -137,7 +144,7 @@ def _body_question(request: AnsweredQuestionRequest, topic: str) -> Question:
         )
     except ValidationError as exc:
         raise CommandRejected(
-            "invalid_request", validation_reason(exc), {"field": "question"}
+            INVALID_REQUEST.code, validation_reason(exc), {"field": "question"}
         ) from exc
 
 
@@ -145,7 +152,7 @@ async def _stored(conn: Connection, qid: str) -> repo.StoredQuestion:
     stored = await repo.stored_question(conn, qid)
     if stored is None:
         raise CommandRejected(
-            "question_not_found",
+            QUESTION_NOT_FOUND.code,
             f"question_id: no question {qid!r} of yours",
             {"field": "question_id"},
         )
@@ -236,7 +243,7 @@ async def generate_quiz(
     image = isinstance(request, GenerateQuizFromImageRequest)
     if image and not settings.vision_model:
         raise CommandRejected(
-            "vision_unsupported",
+            VISION_UNSUPPORTED.code,
             f"image_base64: the configured model {settings.llm.model!r} cannot read images; "
             "configure one that can (EXAMMENTOR_VISION_MODEL=true)",
             {"field": "image_base64"},
@@ -244,7 +251,9 @@ async def generate_quiz(
     session_id = ctx.envelope.session_id
     async with ctx.transaction() as conn:
         if session_id is not None and not await sessions.session_exists(conn, session_id):
-            raise CommandRejected("session_not_found", f"session_id: no study session {session_id}")
+            raise CommandRejected(
+                SESSION_NOT_FOUND.code, f"session_id: no study session {session_id}"
+            )
         seen = await repo.recent_question_texts(conn, request.topic)
         p_topic = await repo.topic_p_mastery(conn, request.topic)
         records = await repo.misconception_records(conn, state="open")
@@ -542,7 +551,7 @@ def _session_of(ctx: CommandContext, request: MisconceptionRequest) -> UUID | No
         return UUID(request.session_id)
     except ValueError as exc:
         raise CommandRejected(
-            "session_not_found",
+            SESSION_NOT_FOUND.code,
             f"session_id: {request.session_id!r} is not a study session id",
             {"field": "session_id"},
         ) from exc
@@ -570,7 +579,7 @@ async def diagnose(
     async with ctx.transaction() as conn:
         if session_id is not None and not await sessions.session_exists(conn, session_id):
             raise CommandRejected(
-                "session_not_found",
+                SESSION_NOT_FOUND.code,
                 f"session_id: no study session {session_id}",
                 {"field": "session_id"},
             )
@@ -583,7 +592,7 @@ async def diagnose(
     verdict = _grade(question, _answer_of(request))
     if verdict.outcome != "wrong":
         raise CommandRejected(
-            "answer_not_wrong",
+            NOT_WRONG.code,
             f"student_answer_index: the answer is {verdict.outcome}; only a wrong answer "
             "is diagnosed",
             {"field": "student_answer_index"},
@@ -591,7 +600,7 @@ async def diagnose(
     diagnosis = await workflow.diagnosis(question, verdict, topic)
     if diagnosis is None:
         raise CommandRejected(
-            "diagnosis_failed",
+            DIAGNOSIS_FAILED.code,
             "the model gave no usable diagnosis with a valid redemption question; try again",
         )
     at = utcnow()
@@ -705,7 +714,9 @@ async def analyze(
         }
         figures = analyse_answers(answers, params=fitted)
     except (AnswerOutOfRangeError, AnswerKindError) as exc:
-        code = "answer_out_of_range" if isinstance(exc, AnswerOutOfRangeError) else "answer_kind"
+        code = (
+            ANSWER_OUT_OF_RANGE.code if isinstance(exc, AnswerOutOfRangeError) else ANSWER_KIND.code
+        )
         raise CommandRejected(code, f"quiz_answers: {exc}", {"field": "quiz_answers"}) from exc
     summary, encouragement = await workflow.analysis_prose(figures)
     return Outcome(
