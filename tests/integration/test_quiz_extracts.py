@@ -19,7 +19,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from grpc import aio
 
+from exammentor._proto import quiz_pb2, quiz_pb2_grpc
 from exammentor.contracts.quiz import QUIZ_UNAVAILABLE, Question
 from exammentor.contracts.tutor import MATERIAL_UNKNOWN
 from exammentor.settings import LLMSettings
@@ -364,3 +366,25 @@ async def test_another_users_material_is_refused(
     detail = reply.json()["detail"]
     assert detail["code"] == MATERIAL_UNKNOWN.code
     assert "material_ids" in detail["message"]
+
+
+async def test_grpc_carries_where_an_extract_came_from(
+    extract_stack: ExtractStack, xclient: httpx.AsyncClient, admin_db: asyncpg.Connection
+) -> None:
+    user_id, auth = await register(xclient)
+    material_id = await _material(admin_db, user_id)
+    meta = (("authorization", auth["Authorization"]),)
+    port = extract_stack.stack.gateway.grpc_port
+    async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        generated = await quiz_pb2_grpc.QuizStub(channel).GenerateQuiz(
+            quiz_pb2.GenerateQuizRequest(
+                topic="Cell biology", num_questions=3, material_ids=[str(material_id)]
+            ),
+            metadata=meta,
+        )
+    assert len(generated.questions) == 3
+    for question in generated.questions:
+        assert (question.source, question.extracted_from) == ("extract", "material")
+        assert question.material_id == str(material_id)
+        assert question.page in PAGES
+        assert not hasattr(question, "correct_option_index")
