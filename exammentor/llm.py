@@ -513,6 +513,7 @@ class LLMClient:
         max_tokens: int = 512,
         sampling: Sampling = GREEDY,
         validate: Callable[[M], None] | None = None,
+        repairs: int | None = None,
     ) -> M:
         """Asks for JSON matching ``schema`` and returns it validated.
 
@@ -532,6 +533,8 @@ class LLMClient:
                 (:meth:`Sampling.for_round`), so they do not repeat the same answer.
             validate: Semantic check of a schema-valid answer; raises ``ValueError`` with a
                 message the model can act on.
+            repairs: Repair rounds for this call (``None``: ``settings.repair_attempts``); a
+                caller with a fallback of its own may want none.
 
         Returns:
             The validated model instance.
@@ -547,7 +550,7 @@ class LLMClient:
             "json_schema": {"name": _schema_name(schema), "schema": schema_json, "strict": True},
         }
         conversation = list(messages)
-        rounds = self.settings.repair_attempts + 1
+        rounds = (self.settings.repair_attempts if repairs is None else repairs) + 1
         errors: list[str] = []
         output = ""
         for round_no in range(1, rounds + 1):

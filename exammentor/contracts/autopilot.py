@@ -90,6 +90,7 @@ StepAction = Literal[
     "choose_topic",
     "lesson",
     "quiz",
+    "quiz_skipped",
     "answer",
     "skip",
     "diagnose",
@@ -100,7 +101,9 @@ StepAction = Literal[
     "complete",
     "fail",
 ]
-"""What a logged step records. ``skip`` is an answer wait that timed out: never graded."""
+"""What a logged step records. ``skip`` is an answer wait that timed out: never graded.
+``quiz_skipped``: no quiz could be made for the topic (no valid question from the model and
+none from the lessons' text); the step says why and the run goes on to the next topic."""
 
 Difficulty = Literal["easy", "medium", "hard"]
 
@@ -217,6 +220,10 @@ class QuestionView(BaseModel):
     options: list[str]
     difficulty: Difficulty = "medium"
     concept_tested: str = ""
+    source: Literal["model", "extract"] = "model"
+    """Who wrote the question: the model, or code from a sentence of the lesson (an extract)."""
+    page: int | None = None
+    """For an extract from the student's material: the page of its sentence, where known."""
 
 
 class AutopilotStep(BaseModel):

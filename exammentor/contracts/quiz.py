@@ -18,14 +18,16 @@ Rules the shapes keep:
   gateway answers 422): ``num_questions`` in ``MIN_QUESTIONS..MAX_QUESTIONS``, a known
   difficulty, a non-empty topic, an answer index that is not negative.
 
-Only pydantic, the standard library and the contracts' own command declarations are
-imported: gateway and services share this module.
+Only pydantic, the standard library, the contracts' own command declarations and the
+tutor's material declarations (a quiz may be built from stored material) are imported:
+gateway and services share this module.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any, Literal, Self
+from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -37,6 +39,7 @@ from exammentor.contracts.commands import (
     Command,
     ErrorCode,
 )
+from exammentor.contracts.tutor import MATERIAL_UNKNOWN, MAX_MATERIAL_IDS
 
 QuestionType = Literal["multiple_choice", "true_false", "fill_in_the_blank"]
 QuestionDifficulty = Literal["easy", "medium", "hard"]
@@ -50,6 +53,11 @@ MisconceptionState = Literal["open", "redeemed", "resolved"]
 """``open``: detected or reopened; ``redeemed``: the redemption question was answered right
 and a re-check is due later; ``resolved``: the re-check was answered right too."""
 ImageMimeType = Literal["image/png", "image/jpeg", "image/webp", "image/gif"]
+QuestionSource = Literal["model", "extract"]
+"""``model``: written by the model and checked; ``extract``: built in code from a sentence of
+the source text (the student's material, the request's context or the lesson just taught)."""
+ExtractSource = Literal["material", "context", "lesson"]
+"""Which source text an extracted question was built from."""
 
 MULTIPLE_CHOICE_OPTIONS = 4
 TRUE_FALSE_OPTIONS = ("True", "False")
@@ -109,6 +117,14 @@ class QuestionView(BaseModel):
     concept_tested: FilledText
     visual_reference: str | None = None
     """For a quiz made from an image: the part of the image the question is about."""
+    source: QuestionSource = "model"
+    """Who wrote the question: the model, or code from the source text (an extract)."""
+    extracted_from: ExtractSource | None = None
+    """For an extract: the text it was built from."""
+    material_id: str | None = None
+    """For an extract from stored material: the material's id."""
+    page: int | None = Field(default=None, ge=1)
+    """For an extract: the page of its sentence, where known."""
 
 
 class Question(QuestionView):
@@ -326,6 +342,12 @@ class GenerateQuizRequest(BaseModel):
         default=None, max_length=MAX_PREVIOUS_MISTAKES
     )
     """Targets named by the client; when absent, the newest open misconceptions are used."""
+    lesson: Context = ""
+    """The lesson just taught (the autopilot's): questions the model cannot write are
+    built from it, as from ``context``."""
+    material_ids: list[UUID] = Field(default_factory=list, max_length=MAX_MATERIAL_IDS)
+    """Stored material of the caller's (``POST /api/materials``): questions the model
+    cannot write are built from its pages, each naming its material and page."""
 
 
 class GenerateQuizFromImageRequest(BaseModel):
@@ -610,7 +632,8 @@ QUIZ_UNAVAILABLE = ErrorCode(
     "quiz_unavailable",
     422,
     "FAILED_PRECONDITION",
-    "The model gave no valid question within the retry bound; nothing was stored.",
+    "No valid question from the model within the retry bound and no source text (context, "
+    "lesson) to build questions from; the message says which. Nothing was stored.",
 )
 DIAGNOSIS_FAILED = ErrorCode(
     "diagnosis_failed",
@@ -641,11 +664,13 @@ QUIZ_GENERATE: Command[GenerateQuizRequest, GeneratedQuiz] = Command(
     "quiz",
     GenerateQuizRequest,
     GeneratedQuiz,
-    errors=(INVALID_REQUEST, SESSION_NOT_FOUND, QUIZ_UNAVAILABLE),
+    errors=(INVALID_REQUEST, SESSION_NOT_FOUND, QUIZ_UNAVAILABLE, MATERIAL_UNKNOWN),
     summary=(
         "Generate, check and store N questions on a topic, aimed at previous_mistakes or "
         "else the student's newest open misconceptions; difficulty 'adaptive' is chosen "
-        "from the learner model. Returned without answers; a shortfall says why."
+        "from the learner model. Questions the model cannot write are built from the "
+        "source text (context, material_ids, lesson) and labelled source=extract. "
+        "Returned without answers; a shortfall says why."
     ),
 )
 

@@ -41,9 +41,11 @@ from exammentor.contracts.envelope import EventEnvelope
 from exammentor.contracts.events import DomainEvent
 from exammentor.contracts.quiz import (
     DIAGNOSIS_FAILED,
+    MAX_CONTEXT_CHARS,
     QUIZ_DIAGNOSE,
     QUIZ_GENERATE,
     QUIZ_GRADE,
+    QUIZ_UNAVAILABLE,
     EvaluateAnswerRequest,
     GenerateQuizRequest,
     MisconceptionRequest,
@@ -72,6 +74,7 @@ from services.autopilot.domain import (
     OutcomeRejected,
     QuizGenerated,
     QuizQuestion,
+    QuizSkipped,
     ReadLearner,
     RunFinished,
     TeachLesson,
@@ -85,6 +88,8 @@ from services.autopilot.settings import AutopilotSettings
 log = get_logger(__name__)
 
 MAX_FOCUS_CHARS = 500
+EMPTY_LESSON = "(the tutor sent an empty lesson on {topic})"
+"""What the run records for an empty lesson; never a source to build questions from."""
 
 
 def utcnow() -> dt.datetime:
@@ -356,23 +361,29 @@ class AutopilotDriver:
                     key=action.key,
                     session_id=session_id,
                 )
-                content = (
-                    lesson.markdown.strip() or f"(the tutor sent an empty lesson on {action.topic})"
-                )
+                content = lesson.markdown.strip() or EMPTY_LESSON.format(topic=action.topic)
                 return LessonTaught(action_id=action.action_id, content=content)
             case GenerateQuiz():
-                quiz = await self._calls.call(
-                    QUIZ_GENERATE,
-                    user_id,
-                    GenerateQuizRequest(
-                        topic=action.topic,
-                        num_questions=action.question_count,
-                        difficulty=action.difficulty,
-                        previous_mistakes=action.misconceptions or None,
-                    ),
-                    key=action.key,
-                    session_id=session_id,
-                )
+                try:
+                    quiz = await self._calls.call(
+                        QUIZ_GENERATE,
+                        user_id,
+                        GenerateQuizRequest(
+                            topic=action.topic,
+                            num_questions=action.question_count,
+                            difficulty=action.difficulty,
+                            previous_mistakes=action.misconceptions or None,
+                            lesson=lesson_source(action.lessons),
+                        ),
+                        key=action.key,
+                        session_id=session_id,
+                    )
+                except CallFailed as exc:
+                    if exc.code != QUIZ_UNAVAILABLE.code:
+                        raise
+                    # Neither the model nor the lessons' text gave a question: the run goes
+                    # on to another topic rather than ending over one quiz.
+                    return QuizSkipped(action_id=action.action_id, reason=exc.message or exc.code)
                 questions = [
                     QuizQuestion(
                         id=q.id,
@@ -383,14 +394,17 @@ class AutopilotDriver:
                         if q.difficulty in ("easy", "medium", "hard")
                         else "medium",
                         concept_tested=q.concept_tested,
+                        source=q.source,
+                        page=q.page,
                     )
                     for q in quiz.questions
                     if len(q.options) >= 2
                 ]
                 if not questions:
-                    raise CallFailed(
-                        "quiz_unavailable",
-                        f"no question with options on {action.topic}: {quiz.shortfall_reason}",
+                    return QuizSkipped(
+                        action_id=action.action_id,
+                        reason=f"no question with options on {action.topic}: "
+                        f"{quiz.shortfall_reason or 'only fill-in-the-blank questions'}",
                     )
                 return QuizGenerated(action_id=action.action_id, questions=questions)
             case DiagnoseAnswer():
@@ -495,3 +509,25 @@ def lesson_focus(action: TeachLesson) -> str:
         opening = " ".join(action.previous_lessons[-1].split())[:200]
         focus += f"; go beyond the previous lesson, which began: {opening}"
     return focus[:MAX_FOCUS_CHARS]
+
+
+def lesson_source(lessons: list[str]) -> str:
+    """The lessons' text the quiz may build questions from: every lesson of the topic that
+    was taught (not the empty-lesson note), cut to what a request holds.
+
+    The tutor stores only lessons that pass its loop detector; the quiz checks each sentence
+    again (one that loops, or a fragment, never becomes a question), so a lesson whose tail
+    loops still gives its clean sentences and nothing of the loop.
+
+    Args:
+        lessons: The topic's lessons in this loop, in order.
+
+    Returns:
+        The text ('' when no lesson qualifies).
+    """
+    kept = [
+        text
+        for text in lessons
+        if text.strip() and not text.startswith(EMPTY_LESSON.split("{", 1)[0])
+    ]
+    return "\n\n".join(kept)[:MAX_CONTEXT_CHARS]

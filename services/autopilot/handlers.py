@@ -21,9 +21,14 @@ from uuid import UUID
 
 from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome, Persist
 from exammentor.contracts.autopilot import (
+    ANSWER_REFUSED,
+    AUTOPILOT_ACTIVE,
     AUTOPILOT_ANSWER,
     AUTOPILOT_CONTROL,
+    AUTOPILOT_NOT_FOUND,
     AUTOPILOT_START,
+    CONTROL_REFUSED,
+    RUN_SETUP_REFUSED,
     AutopilotAnswerRequest,
     AutopilotAnswerResponse,
     AutopilotControlRequest,
@@ -31,6 +36,7 @@ from exammentor.contracts.autopilot import (
     AutopilotStartRequest,
     AutopilotStartResponse,
 )
+from exammentor.contracts.commands import SESSION_NOT_FOUND
 from exammentor.contracts.quiz import QUIZ_GRADE, EvaluateAnswerRequest
 from exammentor.db import Connection
 from exammentor.outbox import add_event
@@ -75,7 +81,9 @@ def policy_of(settings: AutopilotSettings) -> AutopilotPolicy:
 def _session(ctx: CommandContext) -> UUID:
     session_id = ctx.envelope.session_id
     if session_id is None:
-        raise CommandRejected("session_not_found", "session_id: required", {"field": "session_id"})
+        raise CommandRejected(
+            SESSION_NOT_FOUND.code, "session_id: required", {"field": "session_id"}
+        )
     return session_id
 
 
@@ -84,7 +92,7 @@ async def _latest(ctx: CommandContext, session_id: UUID) -> repo.StoredRun:
         stored = await repo.latest_run(conn, session_id)
     if stored is None:
         raise CommandRejected(
-            "autopilot_not_found",
+            AUTOPILOT_NOT_FOUND.code,
             f"session_id: no autopilot run of session {session_id}",
             {"field": "session_id"},
         )
@@ -123,7 +131,7 @@ async def start(
     async with ctx.transaction() as conn:
         if not await repo.session_exists(conn, session_id):
             raise CommandRejected(
-                "session_not_found",
+                SESSION_NOT_FOUND.code,
                 f"session_id: no study session {session_id}",
                 {"field": "session_id"},
             )
@@ -138,10 +146,10 @@ async def start(
         )
     except RunActiveError as exc:
         raise CommandRejected(
-            "autopilot_active", str(exc), {"status": exc.status, "run_number": exc.run_number}
+            AUTOPILOT_ACTIVE.code, str(exc), {"status": exc.status, "run_number": exc.run_number}
         ) from exc
     except RunSetupError as exc:
-        raise CommandRejected("run_setup_refused", f"study_plan: {exc}") from exc
+        raise CommandRejected(RUN_SETUP_REFUSED.code, f"study_plan: {exc}") from exc
 
     async def persist(conn: Connection) -> None:
         # A start that raced another: the primary key refuses the second run's number,
@@ -170,7 +178,7 @@ async def control(
         applied = apply(stored.run, outcome, now)
     except ControlRefused as exc:
         raise CommandRejected(
-            "control_refused", str(exc), {"status": exc.status, "control": exc.control}
+            CONTROL_REFUSED.code, str(exc), {"status": exc.status, "control": exc.control}
         ) from exc
     return Outcome(
         result=control_response(applied.run),
@@ -198,7 +206,7 @@ async def answer(
         apply(run, provisional, now)  # every refusal is decided before any grading
     except AnswerRefused as exc:
         raise CommandRejected(
-            "answer_refused",
+            ANSWER_REFUSED.code,
             str(exc),
             {
                 "question_id": exc.question_id,

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from exammentor import sessions
 from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome
+from exammentor.contracts.commands import INVALID_REQUEST, SESSION_NOT_FOUND
 from exammentor.contracts.envelope import EventEnvelope, utcnow
 from exammentor.contracts.events import (
     AnswerGradedV1,
@@ -31,12 +32,19 @@ from exammentor.contracts.events import (
     QuizGeneratedV1,
 )
 from exammentor.contracts.quiz import (
+    ANSWER_KIND,
+    ANSWER_OUT_OF_RANGE,
+    DIAGNOSIS_FAILED,
+    NOT_WRONG,
+    QUESTION_NOT_FOUND,
     QUIZ_ANALYZE,
     QUIZ_DIAGNOSE,
     QUIZ_GENERATE,
     QUIZ_GENERATE_FROM_IMAGE,
     QUIZ_GRADE,
     QUIZ_SAVE,
+    QUIZ_UNAVAILABLE,
+    VISION_UNSUPPORTED,
     AnalyzePerformanceRequest,
     AnsweredQuestionRequest,
     EvaluateAnswerRequest,
@@ -54,6 +62,7 @@ from exammentor.contracts.quiz import (
     SavedQuizRequest,
     SavedQuizView,
 )
+from exammentor.contracts.tutor import MATERIAL_UNKNOWN
 from exammentor.db import Connection
 from exammentor.validation import validation_reason
 from exammentor.worker import WorkerResources
@@ -67,6 +76,7 @@ from services.quiz.domain import (
     Grade,
     MisconceptionRecord,
     SkillRating,
+    SourceText,
     StudentAnswer,
     TransitionRefusedError,
     adaptive_difficulty,
@@ -109,13 +119,13 @@ def _grade(question: Question, answer: StudentAnswer) -> Grade:
         return grade_answer(question, answer)
     except AnswerOutOfRangeError as exc:
         raise CommandRejected(
-            "answer_out_of_range",
+            ANSWER_OUT_OF_RANGE.code,
             f"student_answer_index: {exc}",
             {"field": "student_answer_index", "options": len(question.options)},
         ) from exc
     except AnswerKindError as exc:
         raise CommandRejected(
-            "answer_kind", f"student_answer_index: {exc}", {"field": "student_answer_index"}
+            ANSWER_KIND.code, f"student_answer_index: {exc}", {"field": "student_answer_index"}
         ) from exc
 
 
@@ -134,7 +144,7 @@ def _body_question(request: AnsweredQuestionRequest, topic: str) -> Question:
         )
     except ValidationError as exc:
         raise CommandRejected(
-            "invalid_request", validation_reason(exc), {"field": "question"}
+            INVALID_REQUEST.code, validation_reason(exc), {"field": "question"}
         ) from exc
 
 
@@ -142,7 +152,7 @@ async def _stored(conn: Connection, qid: str) -> repo.StoredQuestion:
     stored = await repo.stored_question(conn, qid)
     if stored is None:
         raise CommandRejected(
-            "question_not_found",
+            QUESTION_NOT_FOUND.code,
             f"question_id: no question {qid!r} of yours",
             {"field": "question_id"},
         )
@@ -183,6 +193,33 @@ def _reused_questions(
     return reused
 
 
+def source_texts(
+    request: GenerateQuizRequest | GenerateQuizFromImageRequest,
+    pages: list[repo.MaterialPage] | None = None,
+) -> list[SourceText]:
+    """The texts questions may be built from when the model writes too few, most relevant
+    first: the request's context, the pages of its stored material, the lesson just taught.
+
+    Args:
+        request: The generation request (an image request has none).
+        pages: The pages of the request's ``material_ids``.
+
+    Returns:
+        The non-empty source texts.
+    """
+    if not isinstance(request, GenerateQuizRequest):
+        return []
+    found = [
+        SourceText(request.context, "context"),
+        *(
+            SourceText(p.text, "material", material_id=str(p.material_id), page=p.page)
+            for p in pages or []
+        ),
+        SourceText(request.lesson, "lesson"),
+    ]
+    return [source for source in found if source.text.strip()]
+
+
 async def generate_quiz(
     ctx: CommandContext,
     request: GenerateQuizRequest | GenerateQuizFromImageRequest,
@@ -206,7 +243,7 @@ async def generate_quiz(
     image = isinstance(request, GenerateQuizFromImageRequest)
     if image and not settings.vision_model:
         raise CommandRejected(
-            "vision_unsupported",
+            VISION_UNSUPPORTED.code,
             f"image_base64: the configured model {settings.llm.model!r} cannot read images; "
             "configure one that can (EXAMMENTOR_VISION_MODEL=true)",
             {"field": "image_base64"},
@@ -214,16 +251,32 @@ async def generate_quiz(
     session_id = ctx.envelope.session_id
     async with ctx.transaction() as conn:
         if session_id is not None and not await sessions.session_exists(conn, session_id):
-            raise CommandRejected("session_not_found", f"session_id: no study session {session_id}")
+            raise CommandRejected(
+                SESSION_NOT_FOUND.code, f"session_id: no study session {session_id}"
+            )
         seen = await repo.recent_question_texts(conn, request.topic)
         p_topic = await repo.topic_p_mastery(conn, request.topic)
         records = await repo.misconception_records(conn, state="open")
         due = await repo.misconception_records(conn, state="redeemed")
         # Stored questions suit a quiz on the topic alone, not one about an image or about
         # material the student sent with this request.
-        reusable = settings.reuse_stored and not image and not getattr(request, "context", "")
+        reusable = (
+            settings.reuse_stored
+            and not image
+            and not getattr(request, "context", "")
+            and not getattr(request, "material_ids", [])
+        )
         bank = await repo.item_bank(conn, request.topic, seen) if reusable else []
         ability = await repo.topic_ability(conn, request.topic) if bank else SkillRating()
+        wanted = list(getattr(request, "material_ids", []))
+        pages = await repo.material_pages(conn, wanted) if wanted else []
+    missing_material = [m for m in wanted if m not in {p.material_id for p in pages}]
+    if missing_material:
+        raise CommandRejected(
+            MATERIAL_UNKNOWN.code,
+            f"material_ids: no material {missing_material[0]} of yours with text",
+            {"field": "material_ids"},
+        )
     previous = getattr(request, "previous_mistakes", None)
     if previous is not None:
         targets = list(previous)
@@ -246,17 +299,19 @@ async def generate_quiz(
         None if request.difficulty == "adaptive" else difficulty,
     )
     missing = request.num_questions - len(reused)
+    sources = source_texts(request, pages)
     generated = (
         await workflow.questions(
             request.topic,
             count=missing,
             difficulty=difficulty,
-            context=getattr(request, "context", ""),
+            context="\n".join(s.text for s in sources),
             targets=targets,
             seen=[*seen, *(q.text for q in reused)],
             image=(request.image_base64, request.mime_type)
             if isinstance(request, GenerateQuizFromImageRequest)
             else None,
+            sources=sources,
         )
         if missing
         else None
@@ -265,9 +320,9 @@ async def generate_quiz(
     shortfall_reason = generated.shortfall_reason if generated else ""
     if not questions:
         raise CommandRejected(
-            "quiz_unavailable",
-            f"num_questions: no question passed the check; {shortfall_reason}",
-            {"field": "num_questions"},
+            QUIZ_UNAVAILABLE.code,
+            f"num_questions: no question could be made: {shortfall_reason}",
+            {"field": "num_questions", "source_text": bool(sources)},
         )
     quiz_id = uuid4()
     quiz = Quiz(
@@ -496,7 +551,7 @@ def _session_of(ctx: CommandContext, request: MisconceptionRequest) -> UUID | No
         return UUID(request.session_id)
     except ValueError as exc:
         raise CommandRejected(
-            "session_not_found",
+            SESSION_NOT_FOUND.code,
             f"session_id: {request.session_id!r} is not a study session id",
             {"field": "session_id"},
         ) from exc
@@ -524,7 +579,7 @@ async def diagnose(
     async with ctx.transaction() as conn:
         if session_id is not None and not await sessions.session_exists(conn, session_id):
             raise CommandRejected(
-                "session_not_found",
+                SESSION_NOT_FOUND.code,
                 f"session_id: no study session {session_id}",
                 {"field": "session_id"},
             )
@@ -537,7 +592,7 @@ async def diagnose(
     verdict = _grade(question, _answer_of(request))
     if verdict.outcome != "wrong":
         raise CommandRejected(
-            "answer_not_wrong",
+            NOT_WRONG.code,
             f"student_answer_index: the answer is {verdict.outcome}; only a wrong answer "
             "is diagnosed",
             {"field": "student_answer_index"},
@@ -545,7 +600,7 @@ async def diagnose(
     diagnosis = await workflow.diagnosis(question, verdict, topic)
     if diagnosis is None:
         raise CommandRejected(
-            "diagnosis_failed",
+            DIAGNOSIS_FAILED.code,
             "the model gave no usable diagnosis with a valid redemption question; try again",
         )
     at = utcnow()
@@ -659,7 +714,9 @@ async def analyze(
         }
         figures = analyse_answers(answers, params=fitted)
     except (AnswerOutOfRangeError, AnswerKindError) as exc:
-        code = "answer_out_of_range" if isinstance(exc, AnswerOutOfRangeError) else "answer_kind"
+        code = (
+            ANSWER_OUT_OF_RANGE.code if isinstance(exc, AnswerOutOfRangeError) else ANSWER_KIND.code
+        )
         raise CommandRejected(code, f"quiz_answers: {exc}", {"field": "quiz_answers"}) from exc
     summary, encouragement = await workflow.analysis_prose(figures)
     return Outcome(
@@ -734,7 +791,11 @@ def install_handlers(router: CommandRouter, resources: WorkerResources[QuizSetti
         resources: The worker's settings, pool, broker and model client.
     """
     settings = resources.settings
-    workflow = QuizWorkflow(resources.llm, rounds=settings.generation_rounds)
+    workflow = QuizWorkflow(
+        resources.llm,
+        rounds=settings.generation_rounds,
+        rounds_with_source=settings.generation_rounds_with_source,
+    )
 
     @router.handle(QUIZ_GENERATE)
     async def _generate(

@@ -391,3 +391,34 @@ async def topic_ability(conn: Connection, topic: str) -> SkillRating:
     if row is None or not answers:
         return SkillRating()
     return SkillRating(rating=float(row["weighted"]) / answers, answers=answers)
+
+
+class MaterialPage:
+    """The text of one page of a student's stored material."""
+
+    def __init__(self, material_id: UUID, page: int, text: str) -> None:
+        self.material_id = material_id
+        self.page = page
+        self.text = text
+
+
+async def material_pages(conn: Connection, material_ids: Sequence[UUID]) -> list[MaterialPage]:
+    """The pages of the user's materials, in the order asked and page order.
+
+    Read from the tutor's passages (the tutor writes them; the quiz only reads, under the
+    user's row-level security, so another user's material is none).
+
+    Args:
+        conn: A connection in the user's transaction.
+        material_ids: The materials.
+
+    Returns:
+        One entry per page of each material found (its passages joined).
+    """
+    rows = await conn.fetch(
+        "SELECT material_id, page, string_agg(text, E'\\n' ORDER BY position) AS text "
+        "FROM tutor_passages WHERE material_id = ANY($1::uuid[]) "
+        "GROUP BY material_id, page ORDER BY array_position($1::uuid[], material_id), page",
+        list(material_ids),
+    )
+    return [MaterialPage(r["material_id"], r["page"], r["text"]) for r in rows]

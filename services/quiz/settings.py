@@ -14,6 +14,10 @@ class QuizSettings(WorkerSettings):
     service_name: Service = "quiz"
     generation_rounds: int = Field(default=3, ge=1, le=6)
     """Model calls at most per quiz: the first, then one per round that still falls short."""
+    generation_rounds_with_source: int = Field(default=1, ge=0, le=6)
+    """Model rounds when there is source text (context, lesson) to build the missing
+    questions from: on the embedded model a later round gave no valid question and cost
+    tens of seconds, the extracts none."""
     vision_model: bool = False
     """Whether the configured model reads images (``generate-from-image`` needs one)."""
     misconception_targets: int = Field(default=3, ge=0, le=10)

@@ -3,36 +3,75 @@
 Every decision is the pure domain's (``services.quiz.domain``), every prompt and screen is
 in ``prompts``; neither the database nor Kafka is touched here. The model writes questions
 and words only: a quiz is the questions that passed the domain's check, asked for again
-(only the missing ones) for at most ``generation_rounds`` calls; feedback, hints and prose
+(only the missing ones) for at most ``generation_rounds`` rounds; feedback, hints and prose
 fall back to text of our own when the model's does not pass its screen.
+
+Rounds differ: round ``n`` samples with ``Sampling.for_round(n)`` (temperature above 0, a new
+seed, repetition penalties), because the embedded model at temperature 0 answers the same
+prompt with the same invalid JSON. Questions still missing after the rounds are built from
+the source text at hand (:func:`~services.quiz.domain.extract_questions`: the student's
+material, the request's context, the lesson just taught). With source text the model gets
+``rounds_with_source`` rounds only: measured on the embedded model, later rounds gave no
+valid question and cost tens of seconds each, while the extracts are checked and instant.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from pydantic import ValidationError
 
 from exammentor.contracts.quiz import (
     MULTIPLE_CHOICE_OPTIONS,
     Question,
     QuestionDifficulty,
 )
-from exammentor.llm import LLMClient, LLMError, Message, PartsMessage
+from exammentor.llm import (
+    LLMClient,
+    LLMError,
+    LLMInvalidOutput,
+    Message,
+    PartsMessage,
+    Sampling,
+    extract_json,
+)
 from exammentor.logs import get_logger
 from exammentor.model_answers import ModelRun
 from services.quiz import prompts
-from services.quiz.domain import Grade, PerformanceFigures, check_questions
+from services.quiz.domain import (
+    Grade,
+    PerformanceFigures,
+    SourceText,
+    check_questions,
+    extract_questions,
+)
 
 log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class GeneratedQuestions:
-    """Checked questions, and why there are fewer than asked when there are."""
+    """Checked questions, and why there are fewer than asked when there are.
+
+    Attributes:
+        questions: The model's checked questions first, then the extracts.
+        requested: Questions asked for.
+        shortfall_reason: Why fewer came ('' when all did).
+        from_model: How many of ``questions`` the model wrote.
+        model_problems: Why the model's rounds fell short ('' when they did not).
+    """
 
     questions: list[Question]
     requested: int
     shortfall_reason: str = ""
+    from_model: int = 0
+    model_problems: str = ""
+
+    @property
+    def extracted(self) -> int:
+        """How many questions were built from the source text."""
+        return len(self.questions) - self.from_model
 
 
 def _image_messages(
@@ -60,9 +99,12 @@ def _image_messages(
 class QuizWorkflow:
     """The model calls of the quiz service."""
 
-    def __init__(self, llm: LLMClient | None, *, rounds: int) -> None:
+    def __init__(
+        self, llm: LLMClient | None, *, rounds: int, rounds_with_source: int | None = None
+    ) -> None:
         self.llm = llm
         self.rounds = rounds
+        self.rounds_with_source = rounds if rounds_with_source is None else rounds_with_source
 
     async def questions(
         self,
@@ -74,8 +116,9 @@ class QuizWorkflow:
         targets: Sequence[str] = (),
         seen: Sequence[str] = (),
         image: tuple[str, str] | None = None,
+        sources: Sequence[SourceText] = (),
     ) -> GeneratedQuestions:
-        """Up to ``count`` checked questions on ``topic``.
+        """Up to ``count`` checked questions on ``topic``: the model's, then extracts.
 
         Args:
             topic: The quiz topic.
@@ -85,6 +128,7 @@ class QuizWorkflow:
             targets: Misconceptions to aim at, newest first.
             seen: Texts of questions the student saw recently (not asked again).
             image: ``(image_base64, mime_type)`` for a quiz about an image.
+            sources: Texts to build the questions the model could not write from.
 
         Returns:
             The questions (possibly fewer than ``count``, with the reason).
@@ -92,7 +136,9 @@ class QuizWorkflow:
         run = ModelRun(self.llm)
         kept: list[Question] = []
         reasons: list[str] = []
-        for round_no in range(1, self.rounds + 1):
+        has_source = any(source.text.strip() for source in sources)
+        rounds = self.rounds_with_source if has_source else self.rounds
+        for round_no in range(1, rounds + 1):
             missing = count - len(kept)
             if missing <= 0:
                 break
@@ -114,12 +160,18 @@ class QuizWorkflow:
 
             answer: prompts.QuizAnswer | None
             if image is None:
-                answer = await run.ask(
-                    "quiz.generate",
+                # With source text at hand an answer is not sent back for repair (a repair
+                # call costs more than the first and, on the embedded model, gave garbage
+                # every time measured): its valid questions are kept and the extracts fill
+                # the rest.
+                answer = await self._ask(
+                    run,
                     messages,
                     schema,
                     max_tokens=prompts.quiz_max_tokens(missing),
-                    validate=screen,
+                    sampling=Sampling().for_round(round_no),
+                    validate=None if has_source else screen,
+                    repairs=0 if has_source else None,
                 )
             else:
                 answer = await self._ask_about_image(messages, schema, missing, image, screen)
@@ -145,14 +197,92 @@ class QuizWorkflow:
             else:
                 kept.extend(check.questions)
             reasons.extend(check.problems())
-        shortfall = ""
+        kept = kept[:count]
+        model_problems = ""
         if len(kept) < count:
-            shortfall = (
-                f"{len(kept)} of {count} questions passed the check within {self.rounds} "
-                f"model call(s) ({MULTIPLE_CHOICE_OPTIONS} distinct options, one correct, "
+            model_problems = (
+                f"{len(kept)} of {count} questions from the model passed the check within "
+                f"{rounds} round(s) ({MULTIPLE_CHOICE_OPTIONS} distinct options, one correct, "
                 f"distinct new texts): " + "; ".join(reasons[:6])
             )
-        return GeneratedQuestions(kept[:count], count, shortfall)
+        from_model = len(kept)
+        if len(kept) < count and has_source:
+            extracts = extract_questions(
+                sources,
+                topic=topic,
+                count=count - len(kept),
+                difficulty=difficulty,
+                seen=[*seen, *(q.text for q in kept)],
+            )
+            kept.extend(item.question for item in extracts)
+            log.info(
+                "quiz: questions built from the source text",
+                extracted=len(extracts),
+                from_model=from_model,
+                requested=count,
+            )
+        shortfall = ""
+        if len(kept) < count:
+            shortfall = model_problems
+            if has_source:
+                shortfall += (
+                    f"; {len(kept) - from_model} more built from the source text "
+                    f"({', '.join(sorted({s.kind for s in sources if s.text.strip()}))}), "
+                    "which has no further sentence to ask about"
+                )
+            else:
+                shortfall += (
+                    "; no source text to build questions from (send context, or quiz "
+                    "after a lesson)"
+                )
+        return GeneratedQuestions(kept, count, shortfall, from_model, model_problems)
+
+    async def _ask(
+        self,
+        run: ModelRun,
+        messages: Sequence[Message],
+        schema: type[prompts.QuizAnswer],
+        *,
+        max_tokens: int,
+        sampling: Sampling,
+        validate: Callable[[prompts.QuizAnswer], None] | None,
+        repairs: int | None,
+    ) -> prompts.QuizAnswer | None:
+        """One round's structured call with its own sampling; None when unusable.
+
+        As :meth:`ModelRun.ask` (whose ``status`` and ``down`` it keeps), with the sampling
+        that makes a round differ from the one before; and an answer that matches the
+        schema but failed the screen is still returned, so its valid questions are kept
+        (the caller checks each one).
+        """
+        purpose = "quiz.generate"
+        if run.down or self.llm is None:
+            run.status[purpose] = "off" if self.llm is None else "skipped"
+            return None
+        try:
+            answer = await self.llm.structured(
+                messages=messages,
+                schema=schema,
+                purpose=purpose,
+                max_tokens=max_tokens,
+                sampling=sampling,
+                validate=validate,
+                repairs=repairs,
+            )
+        except LLMInvalidOutput as exc:
+            run.status[purpose] = "invalid"
+            log.info("quiz: the model's questions were unusable", errors=exc.errors[:3])
+            try:
+                return schema.model_validate(extract_json(exc.output))
+            except (ValueError, ValidationError):
+                return None
+        except LLMError as exc:
+            run.status[purpose] = "unavailable"
+            run.down = True
+            log.warning("quiz: model unavailable; going on without it", reason=exc.reason)
+            return None
+        run.status[purpose] = "ok"
+        return answer
 
     async def _ask_about_image(
         self,

@@ -134,7 +134,7 @@ async def test_generate_answer_grade_and_analyse_with_the_embedded_model_on_both
         assert 1 <= len(generated.questions) <= 2
         first = generated.questions[0]
         assert first.id
-        assert len(first.options) == 4
+        assert len(first.options) == (2 if first.question_type == "true_false" else 4)
         answer = await stub.EvaluateAnswer(
             quiz_pb2.EvaluateAnswerRequest(question_id=first.id, student_answer_index=1),
             metadata=meta,

@@ -56,6 +56,9 @@ class GenerateQuiz(_DriverAction):
     """From the learner model's mastery of the topic (the policy's bands)."""
     misconceptions: list[str]
     """The topic's newest open misconceptions, newest first."""
+    lessons: list[str] = Field(default_factory=list)
+    """The topic's lessons just taught: the quiz builds the questions the model cannot
+    write from their text."""
 
 
 class AwaitAnswer(_DriverAction):

@@ -22,6 +22,10 @@ Rules the machine keeps:
   question's id, an index out of range, or after the wait ended is refused with the reason
   (:class:`AnswerRefused`) and the run is unchanged. A wait that times out is ``skipped``,
   never graded and never diagnosed.
+- **A quiz that cannot be made is skipped**: the quiz is asked with the topic's lessons as
+  source text; when even that gives no question (:class:`QuizSkipped`), a ``quiz_skipped``
+  step says why and the run chooses another topic (the skipped one is not chosen again in
+  this run), instead of ending ``failed``.
 - **Time up mid-quiz**: answers already given still reach the learner model (one
   :class:`UpdateMastery`) before the run completes; no new lesson, question or diagnosis
   starts.
@@ -73,6 +77,7 @@ from services.autopilot.domain.outcomes import (
     MasteryUpdated,
     PauseRequested,
     QuizGenerated,
+    QuizSkipped,
     ResumeRequested,
     RunFinished,
     StopRequested,
@@ -92,6 +97,8 @@ _PHASE_ACTIONS: dict[str, str] = {
     "updating_mastery": "update_mastery",
     "finished": "finish_run",
 }
+# Outcomes that answer a kind of driver action besides its own (_ANSWERS).
+_ALTERNATIVES: dict[str, frozenset[str]] = {"generate_quiz": frozenset({"quiz_skipped"})}
 # The outcome that answers each kind of driver action.
 _ANSWERS: dict[str, str] = {
     "read_learner": "learner_read",
@@ -292,6 +299,7 @@ def _due_action(state: AutopilotRun, now: dt.datetime) -> DriverAction:
                 question_count=state.policy.questions_per_quiz,
                 difficulty=state.policy.difficulty_for(state.mastery_of(topic).score),
                 misconceptions=_targets(state, topic),
+                lessons=list(state.lessons),
             )
         case "awaiting_answer":
             question = state.waiting_question
@@ -411,6 +419,7 @@ def _fork(state: AutopilotRun) -> AutopilotRun:
     run.mastery = [entry.model_copy(deep=True) for entry in state.mastery]
     run.reviews_due = dict(state.reviews_due)
     run.topics_completed = list(state.topics_completed)
+    run.topics_skipped = list(state.topics_skipped)
     return run
 
 
@@ -426,7 +435,12 @@ def _check_expected(state: AutopilotRun, outcome: DriverOutcome, now: dt.datetim
         return
     # The phase's own outcome is taken even after the time ran out: a call made before is
     # paid for and worth keeping. The time-up action's outcome is taken once it is due.
-    fitting = {_ANSWERS[_PHASE_ACTIONS[state.phase]], _ANSWERS[_due_kind(state, now)]}
+    phase_action = _PHASE_ACTIONS[state.phase]
+    fitting = {
+        _ANSWERS[phase_action],
+        _ANSWERS[_due_kind(state, now)],
+        *_ALTERNATIVES.get(phase_action, ()),
+    }
     if outcome.kind not in fitting:
         raise OutcomeRejected(
             f"in phase {state.phase} the run waits for {' or '.join(sorted(fitting))}, "
@@ -635,6 +649,23 @@ def _apply_driver(run: AutopilotRun, outcome: DriverOutcome, now: dt.datetime) -
             )
         case QuizGenerated():
             _apply_quiz(run, outcome, now)
+        case QuizSkipped():
+            if topic not in run.topics_skipped:
+                run.topics_skipped.append(topic)
+            run.lessons = []
+            run.quiz = []
+            run.answers = []
+            run.diagnosed = 0
+            run.wait_started_ms = None
+            run.phase = "choosing_topic"
+            _record(
+                run,
+                now,
+                "quiz_skipped",
+                f"no quiz on {topic}: {outcome.reason}; on to the next topic",
+                {"topic": topic, "reason": outcome.reason},
+                duration_ms=outcome.duration_ms,
+            )
         case AnswerTimedOut():
             elapsed = run.elapsed_ms(now)
             assert run.wait_started_ms is not None
@@ -732,9 +763,12 @@ def _apply_learner(run: AutopilotRun, outcome: LearnerRead, now: dt.datetime) ->
             entry.misconceptions = list(mistakes[key])
         if key in due:
             run.reviews_due[entry.topic] = due[key]
+    # A topic whose quiz could not be made counts as done for this run's choice, so the run
+    # moves on (and it holds back no topic that needs it first).
+    skipped = set(run.topics_skipped)
     choice = choose_topic(
         run.topics,
-        {entry.topic: entry.score for entry in run.mastery},
+        {entry.topic: 1.0 if entry.topic in skipped else entry.score for entry in run.mastery},
         now=now,
         reviews_due=run.reviews_due,
         prerequisites=run.prerequisites,
@@ -746,6 +780,11 @@ def _apply_learner(run: AutopilotRun, outcome: LearnerRead, now: dt.datetime) ->
             f"all {len(run.topics)} topics are at mastery "
             f"{run.policy.mastery_threshold:.2f} or above"
         )
+        if skipped:
+            reason = (
+                f"every topic is at mastery {run.policy.mastery_threshold:.2f} or above or "
+                f"had no quiz in this run ({', '.join(run.topics_skipped)})"
+            )
         _end(run, now, "completed", reason)
         _record(run, now, "complete", reason, {}, duration_ms=outcome.duration_ms)
         return

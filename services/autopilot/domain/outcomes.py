@@ -57,6 +57,15 @@ class QuizGenerated(_DriverOutcome):
         return self
 
 
+class QuizSkipped(_DriverOutcome):
+    """No quiz could be made for the topic: the model wrote no valid question and the
+    lessons' text gave none either. The run records why and goes on to the next topic
+    rather than ending over it."""
+
+    kind: Literal["quiz_skipped"] = "quiz_skipped"
+    reason: str = Field(min_length=1)
+
+
 class AnswerTimedOut(_DriverOutcome):
     """The waiting question's answer deadline passed: it is skipped, never graded."""
 
@@ -149,6 +158,7 @@ DriverOutcome: TypeAlias = (
     LearnerRead
     | LessonTaught
     | QuizGenerated
+    | QuizSkipped
     | AnswerTimedOut
     | AnswerDiagnosed
     | MasteryUpdated

@@ -46,6 +46,9 @@ class QuizQuestion(BaseModel):
     explanation: str = ""
     difficulty: Difficulty = "medium"
     concept_tested: str = ""
+    source: Literal["model", "extract"] = "model"
+    """Who wrote it: the model, or code from a sentence of the lesson."""
+    page: int | None = None
 
     @model_validator(mode="after")
     def _index_in_range(self) -> QuizQuestion:
@@ -65,6 +68,8 @@ class QuizQuestion(BaseModel):
             options=list(self.options),
             difficulty=self.difficulty,
             concept_tested=self.concept_tested,
+            source=self.source,
+            page=self.page,
         )
 
 
@@ -124,6 +129,8 @@ class AutopilotRun(BaseModel):
     """Topic -> FSRS due date, as last read from the learner model."""
     topics_completed: list[str] = Field(default_factory=list)
     """Topics taken through a whole loop (lessons, quiz, update) in this run, once each."""
+    topics_skipped: list[str] = Field(default_factory=list)
+    """Topics whose quiz could not be made in this run; not chosen again in it."""
     steps: list[AutopilotStep] = Field(default_factory=list)
 
     @property

@@ -1,5 +1,6 @@
 """The quiz service's pure domain: question checking and repair, grading, the learner model
-(knowledge tracing, review scheduling, item calibration, mastery) and misconception records.
+(knowledge tracing, review scheduling, item calibration, mastery), misconception records, and
+questions built from source text when the model writes too few (``extractive``).
 
 No I/O, no model calls, no database: everything here is deterministic and tested without a
 model, Kafka or Postgres (``tests/unit/quiz``). The handlers decode a command, call these
@@ -24,6 +25,17 @@ from services.quiz.domain.errors import (
     NoAnswersError,
     QuizDomainError,
     TransitionRefusedError,
+)
+from services.quiz.domain.extractive import (
+    DEFAULT_EXTRACT_POLICY,
+    ExtractedItem,
+    ExtractKind,
+    ExtractPolicy,
+    SourceText,
+    extract_questions,
+    key_supported,
+    negation,
+    sentences,
 )
 from services.quiz.domain.grading import Grade, StudentAnswer, grade_answer
 from services.quiz.domain.knowledge_tracing import (
@@ -100,6 +112,7 @@ __all__ = [
     "BLANK",
     "DEFAULT_BKT_PARAMS",
     "DEFAULT_DIFFICULTY_POLICY",
+    "DEFAULT_EXTRACT_POLICY",
     "DEFAULT_FIT_POLICY",
     "DEFAULT_MASTERY_POLICY",
     "DEFAULT_QUESTION_POLICY",
@@ -112,6 +125,9 @@ __all__ = [
     "BKTParams",
     "ConceptEstimate",
     "DifficultyPolicy",
+    "ExtractKind",
+    "ExtractPolicy",
+    "ExtractedItem",
     "FitPolicy",
     "Grade",
     "MasteryPolicy",
@@ -128,6 +144,7 @@ __all__ = [
     "Rejection",
     "ReviewPolicy",
     "SkillRating",
+    "SourceText",
     "StudentAnswer",
     "TopicEstimate",
     "TransitionRefusedError",
@@ -144,15 +161,18 @@ __all__ = [
     "difficulty_label",
     "due_rechecks",
     "expected_success",
+    "extract_questions",
     "fit_bkt",
     "grade_answer",
     "initial_item_rating",
     "is_due",
+    "key_supported",
     "log_likelihood",
     "log_loss",
     "mastery_status",
     "misconception_id",
     "misconception_targets",
+    "negation",
     "new_review_card",
     "normalised",
     "open_misconception",
@@ -170,6 +190,7 @@ __all__ = [
     "reopen_misconception",
     "review_key",
     "roc_auc",
+    "sentences",
     "tidy",
     "topic_mastery",
     "trace_mastery",

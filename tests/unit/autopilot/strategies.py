@@ -28,6 +28,7 @@ from services.autopilot.domain import (
     MasteryUpdated,
     QuizGenerated,
     QuizQuestion,
+    QuizSkipped,
     ReadLearner,
     RunFinished,
     TeachLesson,
@@ -156,6 +157,8 @@ class ScriptedDriver:
     mastery: dict[str, float] = field(default_factory=dict)
     answers: list[int | None] = field(default_factory=list)
     applied: list[DriverOutcome] = field(default_factory=list)
+    no_quiz: set[str] = field(default_factory=set)
+    """Topics whose quiz cannot be made (the quiz service answers quiz_unavailable)."""
 
     def outcome(self, run: AutopilotRun, action: DriverAction) -> DriverOutcome | None:
         """The scripted result of ``action``; ``None`` for an answer wait."""
@@ -167,6 +170,12 @@ class ScriptedDriver:
                     action_id=action.action_id,
                     content=f"Lesson {action.lesson_number} on {action.topic}",
                     duration_ms=30_000,
+                )
+            case GenerateQuiz() if action.topic in self.no_quiz:
+                return QuizSkipped(
+                    action_id=action.action_id,
+                    reason="no valid question from the model and no source text",
+                    duration_ms=2500,
                 )
             case GenerateQuiz():
                 return QuizGenerated(

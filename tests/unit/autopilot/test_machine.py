@@ -32,6 +32,7 @@ from services.autopilot.domain import (
     PauseRequested,
     PrerequisiteCycleError,
     QuizGenerated,
+    QuizSkipped,
     ReadLearner,
     ResumeRequested,
     RunActiveError,
@@ -534,14 +535,19 @@ ops = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 90)), min_size=20,
 
 
 @settings(max_examples=200, deadline=None)
-@given(ops, st.integers(5, 10), st.none() | st.integers(0, 150))
+@given(
+    ops,
+    st.integers(5, 10),
+    st.none() | st.integers(0, 150),
+    st.sets(st.sampled_from(TOPICS), max_size=2),
+)
 def test_any_interleaving_keeps_the_runs_invariants(
-    program: list[Op], minutes: int, stop_at: int | None
+    program: list[Op], minutes: int, stop_at: int | None, no_quiz: set[str]
 ) -> None:
     if stop_at is not None:
         program = [*program[:stop_at], ("stop", 0), *program[stop_at:]]
     run = started(*TOPICS, duration_minutes=minutes)
-    driver = ScriptedDriver()
+    driver = ScriptedDriver(no_quiz=no_quiz)
     now = NOW
     expected_ms = 0
     last_outcome: DriverOutcome | None = None
@@ -611,3 +617,83 @@ def test_any_interleaving_keeps_the_runs_invariants(
     event(f"ended {run.status}")
     event(f"{len(run.topics_completed)} topics completed")
     event(f"skips: {sum(s.action == 'skip' for s in run.steps) > 0}")
+
+
+# --- A quiz that cannot be made ------------------------------------------------------------
+
+
+def test_the_quiz_is_asked_with_the_topics_lessons_as_source_text() -> None:
+    run = started(*TOPICS)
+    driver = ScriptedDriver()
+    now = NOW
+    while not isinstance(next_action(run, now), GenerateQuiz):
+        applied, now = driver.step(run, now)
+        assert applied is not None
+        run = applied.run
+    action = next_action(run, now)
+    assert isinstance(action, GenerateQuiz)
+    assert action.lessons == ["Lesson 1 on Kinematics", "Lesson 2 on Kinematics"]
+
+
+def test_a_quiz_that_cannot_be_made_is_skipped_and_the_run_goes_on() -> None:
+    run = started(*TOPICS)
+    driver = ScriptedDriver(no_quiz={"Kinematics"})
+    now = NOW
+    while "quiz_skipped" not in [s.action for s in run.steps]:
+        applied, now = driver.step(run, now)
+        assert applied is not None
+        run = applied.run
+    skipped = run.steps[-1]
+    assert (skipped.action, skipped.status, skipped.phase) == (
+        "quiz_skipped",
+        "running",
+        "choosing_topic",
+    )
+    assert skipped.data["topic"] == "Kinematics"
+    assert skipped.data["reason"] == "no valid question from the model and no source text"
+    assert skipped.reasoning.startswith("no quiz on Kinematics: no valid question")
+    assert run.topics_skipped == ["Kinematics"]
+    assert (run.lessons, run.quiz, run.answers) == ([], [], [])
+    # The next choice is another topic (the skipped one would otherwise be chosen again,
+    # and it holds back no topic that needs it first); that topic is quizzed and graded.
+    while not run.topics_completed:
+        applied, now = driver.step(run, now)
+        assert applied is not None
+        run = applied.run
+    chosen = [s.data["topic"] for s in run.steps if s.action == "choose_topic"]
+    assert chosen == ["Kinematics", "Laws of Motion"]
+    assert run.topics_completed == ["Laws of Motion"]
+    assert any(s.action == "answer" for s in run.steps)
+    assert run.status == "running"
+
+
+def test_a_run_whose_every_quiz_is_skipped_completes_saying_why() -> None:
+    run = started(*TOPICS)
+    driver = ScriptedDriver(no_quiz=set(TOPICS))
+    run, _ = driver.run_to_end(run, NOW)
+    assert run.status == "completed"
+    assert [s.action for s in run.steps].count("quiz_skipped") == 3
+    assert run.end_reason == (
+        "every topic is at mastery 0.85 or above or had no quiz in this run "
+        "(Kinematics, Laws of Motion, Gravitation)"
+    )
+
+
+def test_a_skipped_quiz_is_taken_only_while_a_quiz_is_due() -> None:
+    run = apply(started(*TOPICS), LearnerRead(action_id=1), NOW).run
+    assert run.phase == "teaching"
+    with pytest.raises(OutcomeRejected):
+        apply(run, QuizSkipped(action_id=2, reason="no quiz"), NOW)
+
+
+def test_a_redelivered_skip_changes_nothing() -> None:
+    run = started(*TOPICS)
+    driver = ScriptedDriver(no_quiz={"Kinematics"})
+    now = NOW
+    while "quiz_skipped" not in [s.action for s in run.steps]:
+        applied, now = driver.step(run, now)
+        assert applied is not None
+        run = applied.run
+    again = apply(run, driver.applied[-1], now)
+    assert again.duplicate
+    assert again.run is run
