@@ -60,8 +60,11 @@ class KafkaSettings(BaseSettings):
     """How long one record waits out a database or broker outage before it is handed back
     uncommitted (and retried); well below the consumer's poll interval (600 s)."""
     consumer_workers: int = Field(default=3, ge=1, le=64)
-    """Consumers per service process, each owning some partitions and handling them in
-    order; more replicas add more (up to the partition count)."""
+    """Unused since a worker consumes with one key-ordered consumer (``max_in_flight``
+    records at once); read so that older configurations still start."""
+    rebalance_wait_s: float = Field(default=15.0, ge=0, le=300)
+    """How long a worker giving up partitions in a rebalance lets their commands in hand
+    finish before cancelling them (handed back uncommitted, for the next owner)."""
 
 
 class DatabaseSettings(BaseSettings):
@@ -200,3 +203,7 @@ class WorkerSettings(ServiceSettings):
 
     service_name: Service
     required_secrets: ClassVar[tuple[str, ...]] = ("relay_token",)
+    max_in_flight: int = Field(default=256, ge=1, le=10_000)
+    """Commands one worker process holds at once (``EXAMMENTOR_MAX_IN_FLIGHT``), across its
+    partitions: one session's in order, different sessions side by side. At the limit the
+    consumer pauses its partitions."""
