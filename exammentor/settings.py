@@ -97,6 +97,11 @@ class LLMSettings(BaseSettings):
     repair_attempts: int = Field(default=2, ge=0, le=5)
     backoff_base_s: float = 0.5
     backoff_max_s: float = 8.0
+    max_concurrency: int | None = Field(default=None, ge=1, le=4096)
+    """Model calls one process makes at once (``OPENAI_MAX_CONCURRENCY``), shared by every
+    command kind; more wait for a slot, holding no partition and no database connection.
+    Unset: the server's own slot count where it tells it (the embedded llama.cpp's
+    ``--parallel``), else 64."""
     sampler_extras: Literal["auto", "on", "off"] = "auto"
     """Whether calls send llama.cpp's sampler parameters (``repeat_penalty``, DRY) besides
     OpenAI's: ``auto`` sends them to a server on this host (the embedded llama.cpp, a local
@@ -108,6 +113,11 @@ class LLMSettings(BaseSettings):
         """True when calls carry llama.cpp's sampler parameters (see ``sampler_extras``)."""
         if self.sampler_extras != "auto":
             return self.sampler_extras == "on"
+        return self.is_on_this_host
+
+    @property
+    def is_on_this_host(self) -> bool:
+        """True when the endpoint is on this host (the embedded server, a local Ollama)."""
         host = urlsplit(self.base_url).hostname or ""
         return host == "localhost" or _is_loopback(host)
 
