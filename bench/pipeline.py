@@ -4,7 +4,7 @@
     relay -> gateway -> HTTP client
 
 next to the same database work done by a direct in-process call (the consumer's ``attempt``
-without Kafka, gRPC or HTTP), measured in the same run, at 1 and 50 concurrent clients.
+without Kafka, gRPC or HTTP), measured in the same run, at 1, 50 and 200 concurrent clients.
 The gateway and the worker run as their own processes, as deployed (one replica each).
 
 Run: ``make bench`` (starts Kafka and Postgres natively when absent), or
@@ -257,7 +257,7 @@ def main() -> None:
     """Parses arguments and runs the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 50])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 50, 200])
     args = parser.parse_args()
     asyncio.run(run(args.requests, args.clients))
 
