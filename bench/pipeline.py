@@ -162,7 +162,13 @@ async def compare(
 ) -> list[tuple[str, int, list[float], float]]:
     """Measures the pipeline and the direct call at each concurrency."""
     base = f"http://127.0.0.1:{http_port}"
-    limits = httpx.Limits(max_connections=max(concurrency) + 5)
+    # Idle connections are dropped before the server's 5 s keep-alive ends: a connection
+    # the server closes just as the client reuses it fails the request (httpx.ReadError).
+    limits = httpx.Limits(
+        max_connections=max(concurrency) + 5,
+        max_keepalive_connections=max(concurrency) + 5,
+        keepalive_expiry=2.0,
+    )
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
         # One student per client slot: commands of one student are ordered (one partition),
         # different students spread over partitions, as in real use.

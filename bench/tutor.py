@@ -266,7 +266,13 @@ async def measure(
     per_level: int,
 ) -> tuple[dict[str, tuple[list[float], list[float]]], list[Level]]:
     """Part 1 (one stream at a time, pipeline and direct) and part 2 (load levels)."""
-    limits = httpx.Limits(max_connections=max(levels) + 8)
+    # Idle connections are dropped before the server's 5 s keep-alive ends: a connection
+    # the server closes just as the client reuses it fails the request (httpx.ReadError).
+    limits = httpx.Limits(
+        max_connections=max(levels) + 8,
+        max_keepalive_connections=max(levels) + 8,
+        keepalive_expiry=2.0,
+    )
     oai = AsyncOpenAI(base_url=model.base_url, api_key="bench", max_retries=0)
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{http_port}", timeout=600, limits=limits

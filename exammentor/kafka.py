@@ -86,6 +86,11 @@ class OffsetWindow:
         return self._next
 
     @property
+    def next_offset(self) -> int | None:
+        """One past the last record taken (None before any)."""
+        return self._next
+
+    @property
     def span(self) -> int:
         """Records from the low-water mark to the last taken: what a crash re-delivers."""
         low = self.low_water
@@ -102,6 +107,9 @@ up, in which case it is handed back uncommitted."""
 
 _RETRY_FIRST_PAUSE_S = 0.2
 _RETRY_MAX_PAUSE_S = 5.0
+_COMMIT_LINGER_S = 0.02
+"""How long a completion waits for others to share its offset commit (a crash in it
+re-delivers a little more, which the inbox answers)."""
 _SPAN_PER_SLOT = 4
 """A partition whose uncommitted span reaches this many times ``max_in_flight`` is paused
 (one slow record holds the mark while later ones finish): bounds what a crash re-delivers."""
@@ -236,6 +244,18 @@ class KeyOrderedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     # Fetching.
 
     async def _fetch(self) -> None:
+        while True:
+            try:
+                if await self._fetch_once():
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a dead fetch loop would stop the service silently
+                log.exception("fetching failed; trying again")
+                await asyncio.sleep(1.0)
+
+    async def _fetch_once(self) -> bool:
+        """Takes records until the consumer stops (True) or something unexpected raises."""
         client = self.client
         assert client is not None
         while True:
@@ -263,19 +283,25 @@ class KeyOrderedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                     continue
                 batch = await client.getmany(timeout_ms=500, max_records=room)
             except ConsumerStoppedError:
-                return
+                return True
             except KafkaError as exc:
                 log.warning("fetch failed; trying again", error=repr(exc))
                 await asyncio.sleep(1.0)
                 continue
+            held = client.assignment()
             for tp, records in batch.items():
-                if tp in self._revoking:
+                if tp in self._revoking or tp not in held:
                     continue  # being given up: the next owner reads these
                 for record in records:
                     self._take(tp, record)
 
     def _take(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
-        self._windows.setdefault(tp, OffsetWindow()).take(record.offset)
+        window = self._windows.setdefault(tp, OffsetWindow())
+        taken = window.next_offset
+        if taken is not None and record.offset < taken:
+            # Fetched again after a reset of the position: held already (or done).
+            return
+        window.take(record.offset)
         self._in_flight += 1
         lane_key = (tp, record.key)
         lane = self._lanes.get(lane_key)
@@ -358,6 +384,8 @@ class KeyOrderedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _commit_loop(self) -> None:
         while True:
             await self._dirty.wait()
+            # Completions that come together go in one commit request.
+            await asyncio.sleep(_COMMIT_LINGER_S)
             self._dirty.clear()
             if not await self._commit():
                 await asyncio.sleep(1.0)

@@ -252,7 +252,8 @@ async def test_sigkill_with_two_hundred_commands_in_hand_then_restart_applies_ea
     count = 200
     async with ScriptedOpenAI(default=Delay(600)) as model:
         envelopes = [await scene.ask(f"q{n}", uuid.uuid4()) for n in range(count)]
-        first = await scene.worker(model.base_url)
+        # The model-call bound above the count, so every command in hand is in its call.
+        first = await scene.worker(model.base_url, OPENAI_MAX_CONCURRENCY=str(count))
         try:
             await scene.send(envelopes)
             # All 200 are in hand at once (each waiting on the model) when the worker dies.
