@@ -4,7 +4,7 @@
     relay -> gateway -> HTTP client
 
 next to the same database work done by a direct in-process call (the consumer's ``attempt``
-without Kafka, gRPC or HTTP), measured in the same run, at 1 and 50 concurrent clients.
+without Kafka, gRPC or HTTP), measured in the same run, at 1, 50 and 200 concurrent clients.
 The gateway and the worker run as their own processes, as deployed (one replica each).
 
 Run: ``make bench`` (starts Kafka and Postgres natively when absent), or
@@ -162,7 +162,13 @@ async def compare(
 ) -> list[tuple[str, int, list[float], float]]:
     """Measures the pipeline and the direct call at each concurrency."""
     base = f"http://127.0.0.1:{http_port}"
-    limits = httpx.Limits(max_connections=max(concurrency) + 5)
+    # Idle connections are dropped before the server's 5 s keep-alive ends: a connection
+    # the server closes just as the client reuses it fails the request (httpx.ReadError).
+    limits = httpx.Limits(
+        max_connections=max(concurrency) + 5,
+        max_keepalive_connections=max(concurrency) + 5,
+        keepalive_expiry=2.0,
+    )
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
         # One student per client slot: commands of one student are ordered (one partition),
         # different students spread over partitions, as in real use.
@@ -257,7 +263,7 @@ def main() -> None:
     """Parses arguments and runs the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 50])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 50, 200])
     args = parser.parse_args()
     asyncio.run(run(args.requests, args.clients))
 

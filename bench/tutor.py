@@ -20,11 +20,14 @@ chunks carry a marker of that stream, so every received token is matched to its 
   the time went (gateway, tutor, and this process: clients and model server).
 
 Gateway and tutor run as their own processes, as deployed (one replica each), on a private
-database and topic prefix, with the kit's default consumer count unless told otherwise.
-Nothing is asserted; it prints a table. About two minutes on 2 cores with the defaults.
+database and topic prefix, with the kit's default commands in flight (256) unless told
+otherwise, and a bound on model calls above the highest level (the scripted model sends any
+number of streams at its pace). Resident memory (RSS) of gateway and tutor is read after
+each level. Nothing is asserted; it prints a table. About two minutes on 2 cores with the
+defaults.
 
     .venv/bin/python bench/tutor.py [--levels 1,2,3,4,6,8,16] [--samples 20] [--per-level 12]
-        [--tokens 40] [--interval-ms 25] [--consumer-workers 3] [--partitions 6]
+        [--tokens 40] [--interval-ms 25] [--max-in-flight 256] [--partitions 6]
 """
 
 from __future__ import annotations
@@ -173,6 +176,15 @@ class Level:
     latency: list[float]
     seconds: float
     cpu: dict[str, float]
+    rss_mb: dict[str, float]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process now, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -199,7 +211,8 @@ async def run(args: argparse.Namespace) -> None:
                 "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
                 "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
                 "KAFKA_PARTITIONS": str(args.partitions),
-                "KAFKA_CONSUMER_WORKERS": str(args.consumer_workers),
+                "EXAMMENTOR_MAX_IN_FLIGHT": str(args.max_in_flight),
+                "OPENAI_MAX_CONCURRENCY": str(max(levels) + 8),
                 "DATABASE_URL": admin_dsn,
                 "APP_DATABASE_URL": with_database(
                     servers.admin_dsn, database, user="exammentor_app"
@@ -253,7 +266,13 @@ async def measure(
     per_level: int,
 ) -> tuple[dict[str, tuple[list[float], list[float]]], list[Level]]:
     """Part 1 (one stream at a time, pipeline and direct) and part 2 (load levels)."""
-    limits = httpx.Limits(max_connections=max(levels) + 8)
+    # Idle connections are dropped before the server's 5 s keep-alive ends: a connection
+    # the server closes just as the client reuses it fails the request (httpx.ReadError).
+    limits = httpx.Limits(
+        max_connections=max(levels) + 8,
+        max_keepalive_connections=max(levels) + 8,
+        keepalive_expiry=2.0,
+    )
     oai = AsyncOpenAI(base_url=model.base_url, api_key="bench", max_retries=0)
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{http_port}", timeout=600, limits=limits
@@ -300,6 +319,7 @@ async def measure(
                     chunk_latencies(timings, sent()),
                     seconds,
                     {k: 100 * v / seconds for k, v in cpu.items()},
+                    {name: rss_mb(pid) for name, pid in pids.items()},
                 )
             )
     await oai.close()
@@ -317,7 +337,7 @@ def print_tables(
     rate = 1 / pace.interval_s
     print(
         f"\ntutor stream: {pace.tokens} tokens at {rate:.0f} tokens/s from the scripted model; "
-        f"one gateway, one tutor ({args.consumer_workers} consumers, {args.partitions} "
+        f"one gateway, one tutor ({args.max_in_flight} commands in flight, {args.partitions} "
         f"partitions); servers: {source}\n"
     )
     print(f"part 1: one stream at a time, {args.samples} streams per path")
@@ -337,13 +357,13 @@ def print_tables(
     )
     print("part 2: concurrent streams through one tutor process (ms; CPU % of one core)")
     print(
-        f"added = minus the direct path's p50 of part 1; a tutor process takes at most "
-        f"{args.consumer_workers} commands at once (each consumer reads its partitions in order)"
+        f"added = minus the direct path's p50 of part 1; a tutor process takes up to "
+        f"{args.max_in_flight} commands at once (one student's in order); RSS in MB after the level"
     )
     head = (
         f"{'streams':>7} {'TTFT p50':>9} {'TTFT p95':>9} {'added TTFT':>10} {'chunk p50':>9} "
         f"{'chunk p95':>9} {'added chunk':>11} {'tok/s':>6} {'gw cpu':>6} {'tutor cpu':>9} "
-        f"{'bench cpu':>9}"
+        f"{'bench cpu':>9} {'gw MB':>6} {'tutor MB':>8}"
     )
     print(head)
     print("-" * len(head))
@@ -359,7 +379,8 @@ def print_tables(
             f"{level.streams:>7} {ms(level.ttft, 0.5):>9.1f} {ms(level.ttft, 0.95):>9.1f} "
             f"{added_ttft:>10.1f} {ms(level.latency, 0.5):>9.2f} {ms(level.latency, 0.95):>9.2f} "
             f"{added_chunk:>11.2f} {len(level.latency) / level.seconds:>6.0f} "
-            f"{level.cpu['gateway']:>6.0f} {level.cpu['tutor']:>9.0f} {level.cpu['bench']:>9.0f}"
+            f"{level.cpu['gateway']:>6.0f} {level.cpu['tutor']:>9.0f} {level.cpu['bench']:>9.0f} "
+            f"{level.rss_mb['gateway']:>6.0f} {level.rss_mb['tutor']:>8.0f}"
         )
         if added_ttft > 2 * base_ttft or added_chunk > 2 * base_chunk:
             doubled = True
@@ -399,7 +420,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=40)
     parser.add_argument("--interval-ms", type=float, default=25.0)
     parser.add_argument("--per-level", type=int, default=12, help="streams per load level")
-    parser.add_argument("--consumer-workers", type=int, default=3)
+    parser.add_argument("--max-in-flight", type=int, default=256)
     parser.add_argument("--partitions", type=int, default=6)
     args = parser.parse_args()
     asyncio.run(run(args))

@@ -1,16 +1,16 @@
 """``exammentor capacity``: how many replicas each worker needs, and how the database grows.
 
-What one replica can do at once (read from :mod:`exammentor.commands` and
-:mod:`exammentor.settings`): a worker process runs ``KAFKA_CONSUMER_WORKERS`` consumers (3
-by default) in its service's consumer group, and each consumer handles one command at a
-time, its partitions' records in order (the offset is committed only after the command's
-transaction). So:
+What one replica can do at once (read from :mod:`exammentor.commands`,
+:mod:`exammentor.kafka` and :mod:`exammentor.settings`): a worker process is one member of
+its service's consumer group and holds up to ``EXAMMENTOR_MAX_IN_FLIGHT`` commands at once
+(256 by default) from its partitions, one session's in order, different sessions' side by
+side, also within one partition. So:
 
-- one replica runs at most ``KAFKA_CONSUMER_WORKERS`` commands at once;
-- the whole service runs at most one command per partition at once (``KAFKA_PARTITIONS``):
-  consumers beyond the partition count get no partition and stay idle;
-- the commands of one study session share a partition (the key), so they run one by one
-  whatever the replica count.
+- one replica runs up to ``EXAMMENTOR_MAX_IN_FLIGHT`` commands at once (its model calls up
+  to ``OPENAI_MAX_CONCURRENCY`` of them; the rest wait for a slot);
+- a replica needs at least one partition to get work: the partition count caps the
+  replicas, not the commands at once;
+- the commands of one study session run one by one whatever the replica count.
 
 The report reads, per worker service, from the real sources:
 
@@ -25,9 +25,9 @@ The report reads, per worker service, from the real sources:
 - the database's size and its tables' sizes and rows, so storage growth is visible.
 
 The recommendation per service (:func:`recommend`): commands to run at once = mean in flight
-/ target utilisation, replicas = that / consumers per replica, rounded up, at least 1; and a
-warning when it is more commands at once than the topic has partitions, since replicas past
-that get no work: partitions come first.
+/ target utilisation, replicas = that / commands in flight per replica, rounded up, at least
+1; and a warning when that is more replicas than the topic has partitions, since replicas
+past that get no work: partitions come first.
 """
 
 from __future__ import annotations
@@ -41,16 +41,25 @@ from typing import Any
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exammentor import pipeline
 from exammentor.contracts.topics import SERVICES, command_topic
 from exammentor.db import Connection
-from exammentor.settings import KafkaSettings
+from exammentor.settings import KafkaSettings, WorkerSettings
 from exammentor.topics import consumer_lag
 
 EXACT_COUNT_MAX_BYTES = 8 * 1024 * 1024
 """Tables up to this size are counted exactly; larger ones report the planner's estimate
 (``pg_class.reltuples``), which a full count of a large, busy table is not worth."""
+
+
+class _WorkerLimits(BaseSettings):
+    """``EXAMMENTOR_MAX_IN_FLIGHT`` as a worker reads it (:class:`WorkerSettings`)."""
+
+    model_config = SettingsConfigDict(env_prefix="EXAMMENTOR_", extra="ignore")
+
+    max_in_flight: int = WorkerSettings.model_fields["max_in_flight"].default
 
 
 class CapacityError(Exception):
@@ -62,10 +71,10 @@ class Recommendation:
     """What a service needs for its load at the target utilisation.
 
     Attributes:
-        commands_at_once: Commands it should be able to run at once (one per consumer).
-        replicas: Replicas that give that many consumers, at least 1.
+        commands_at_once: Commands it should be able to run at once.
+        replicas: Replicas that hold that many in flight, at least 1.
         useful_replicas: The most replicas that all get partitions (None: topic unknown).
-        warning: Set when the topic has too few partitions for the load.
+        warning: Set when the topic has too few partitions for the replicas needed.
     """
 
     commands_at_once: int
@@ -82,39 +91,39 @@ def _ceil(value: float) -> int:
 def recommend(
     in_flight: float,
     *,
-    consumers_per_replica: int,
+    in_flight_per_replica: int,
     partitions: int | None,
     target_utilisation: float,
 ) -> Recommendation:
-    """Replicas for a mean of ``in_flight`` commands at once, each replica's consumers busy
-    ``target_utilisation`` of the time at most.
+    """Replicas for a mean of ``in_flight`` commands at once, each replica filled to
+    ``target_utilisation`` of its ``in_flight_per_replica`` at most.
 
     Args:
         in_flight: Mean commands in flight over the window.
-        consumers_per_replica: ``KAFKA_CONSUMER_WORKERS``: commands one replica runs at once.
+        in_flight_per_replica: ``EXAMMENTOR_MAX_IN_FLIGHT``: commands one replica holds.
         partitions: Partitions of the command topic (None when it is missing).
-        target_utilisation: Share of the consumers' time the load may fill, in (0, 1].
+        target_utilisation: Share of each replica's commands in flight the load may fill,
+            in (0, 1].
 
     Raises:
-        ValueError: A utilisation outside (0, 1] or fewer than one consumer per replica.
+        ValueError: A utilisation outside (0, 1] or less than one command per replica.
     """
     if not 0 < target_utilisation <= 1:
         raise ValueError(f"target utilisation {target_utilisation} is not in (0, 1]")
-    if consumers_per_replica < 1:
-        raise ValueError(f"{consumers_per_replica} consumers per replica: want at least 1")
+    if in_flight_per_replica < 1:
+        raise ValueError(f"{in_flight_per_replica} commands per replica: want at least 1")
     at_once = max(1, _ceil(in_flight / target_utilisation))
-    replicas = max(1, _ceil(in_flight / (consumers_per_replica * target_utilisation)))
+    replicas = max(1, _ceil(in_flight / (in_flight_per_replica * target_utilisation)))
     if partitions is None:
         return Recommendation(at_once, replicas, None, "the command topic is missing")
-    useful = max(1, math.ceil(partitions / consumers_per_replica))
     warning = None
-    if at_once > partitions:
+    if replicas > partitions:
         warning = (
-            f"needs {at_once} commands at once but the topic has {partitions} partitions "
-            f"(one command each at a time): add partitions first; replicas past {useful} "
+            f"needs {replicas} replicas but the topic has {partitions} partitions (a replica "
+            f"without one gets no work): add partitions first; replicas past {partitions} "
             "get no work"
         )
-    return Recommendation(at_once, replicas, useful, warning)
+    return Recommendation(at_once, replicas, partitions, warning)
 
 
 def mean_in_flight(busy_seconds: float, window: timedelta) -> float:
@@ -162,7 +171,7 @@ class ServiceLoad:
     """All the service's commands (``kind`` is ``*``)."""
     kinds: list[KindLoad]
     window: timedelta
-    consumers_per_replica: int
+    in_flight_per_replica: int
     target_utilisation: float
 
     @property
@@ -172,16 +181,15 @@ class ServiceLoad:
 
     @property
     def replicas(self) -> int:
-        """Replicas running now, from the group's members (each replica is
-        ``consumers_per_replica`` of them when it runs with the same settings)."""
-        return math.ceil(self.group.consumers / self.consumers_per_replica)
+        """Replicas running now: the group's members (one consumer per replica)."""
+        return self.group.consumers
 
     @property
     def recommendation(self) -> Recommendation:
         """Replicas for this load."""
         return recommend(
             self.in_flight,
-            consumers_per_replica=self.consumers_per_replica,
+            in_flight_per_replica=self.in_flight_per_replica,
             partitions=self.group.partitions,
             target_utilisation=self.target_utilisation,
         )
@@ -245,7 +253,7 @@ class CapacityReport:
 
     since: datetime
     until: datetime
-    consumers_per_replica: int
+    in_flight_per_replica: int
     target_utilisation: float
     services: list[ServiceLoad]
     database: DatabaseSize
@@ -259,7 +267,7 @@ class CapacityReport:
                 "until": self.until.isoformat(),
                 "hours": (self.until - self.since).total_seconds() / 3600,
             },
-            "consumers_per_replica": self.consumers_per_replica,
+            "in_flight_per_replica": self.in_flight_per_replica,
             "target_utilisation": self.target_utilisation,
             "services": [s.as_json() for s in self.services],
             "database": {
@@ -363,8 +371,12 @@ async def capacity_report(
     window: timedelta,
     *,
     target_utilisation: float = 0.7,
+    in_flight_per_replica: int | None = None,
 ) -> CapacityReport:
     """The capacity report over the last ``window`` (its end is the database's clock).
+
+    ``in_flight_per_replica`` defaults to ``EXAMMENTOR_MAX_IN_FLIGHT`` as the workers read it
+    (this process's environment, else the workers' default).
 
     Raises:
         CapacityError: The database role cannot see every user's requests.
@@ -374,6 +386,7 @@ async def capacity_report(
         raise ValueError(f"the window must be positive, not {window}")
     if not 0 < target_utilisation <= 1:
         raise ValueError(f"target utilisation {target_utilisation} is not in (0, 1]")
+    per_replica = in_flight_per_replica or _WorkerLimits().max_in_flight
     topics = [command_topic(kafka.topic_prefix, s) for s in SERVICES]
     conn = await asyncpg.connect(dsn)
     try:
@@ -392,14 +405,12 @@ async def capacity_report(
             total=loads[group.topic][0],
             kinds=loads[group.topic][1:],
             window=window,
-            consumers_per_replica=kafka.consumer_workers,
+            in_flight_per_replica=per_replica,
             target_utilisation=target_utilisation,
         )
         for service, group in zip(SERVICES, groups, strict=True)
     ]
-    return CapacityReport(
-        since, until, kafka.consumer_workers, target_utilisation, services, database
-    )
+    return CapacityReport(since, until, per_replica, target_utilisation, services, database)
 
 
 def _size(n: int) -> str:
@@ -423,8 +434,8 @@ def render(report: CapacityReport, *, largest_tables: int = 10) -> list[str]:
     lines = [
         f"requests of the last {hours:g} h, to {report.until:%Y-%m-%d %H:%M:%S %Z}; target "
         f"utilisation {report.target_utilisation:.0%}",
-        f"one replica runs {report.consumers_per_replica} commands at once "
-        "(KAFKA_CONSUMER_WORKERS); a service at most one per partition",
+        f"one replica holds {report.in_flight_per_replica} commands at once "
+        "(EXAMMENTOR_MAX_IN_FLIGHT); a service at most one replica per partition",
         "",
         f"{'service':<10} {'partitions':>10} {'consumers':>9} {'replicas':>8} {'lag':>6} "
         f"{'commands':>8} {'failed':>6} {'per min':>8} {'p50 s':>7} {'p95 s':>7} "
@@ -442,7 +453,7 @@ def render(report: CapacityReport, *, largest_tables: int = 10) -> list[str]:
         if advice.warning:
             warnings.append(f"{s.service}: {advice.warning}")
     lines += [
-        "replicas: the group's consumers / KAFKA_CONSUMER_WORKERS; p50, p95: seconds from",
+        "replicas: the group's consumers (one a replica); p50, p95: seconds from",
         "created to completed; in flight: mean commands waiting or running; needed: replicas",
         "for that at the target (REPLICAS_<SERVICE>=N make up, KEDA maxReplicaCount)",
     ]

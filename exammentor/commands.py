@@ -1,22 +1,30 @@
 """Consuming commands with the project's delivery rules.
 
-For each message on a service's command topic, :class:`CommandConsumer`:
+A worker process holds up to ``max_in_flight`` commands at once
+(:class:`~exammentor.kafka.KeyOrderedConsumer`): the commands of one key (one study session,
+or one user without a session) run one after another, in offset order; commands of different
+keys run side by side, also within one partition. For each record, :class:`CommandConsumer`:
 
 1. decodes the envelope and the payload; a message that fails (a *poison* message) goes to
-   the dead-letter topic at once with the reason, and the partition moves on;
+   the dead-letter topic at once with the reason, and its key moves on;
 2. skips a command whose id is already in the inbox (it was applied before) and re-sends
    the stored result, so a client waiting on a redelivered command still gets its answer;
 3. runs the handler (which may call the LLM and stream progress) outside any transaction;
 4. in one user transaction: inserts the inbox row, applies the handler's writes, stores the
    request's result and writes its events to the outbox; commits;
-5. streams the final result to the gateway, and only then commits the offset (an exception
-   rewinds the partition instead: FastStream ``NACK_ON_ERROR``).
+5. streams the final result to the gateway, and only then marks the record done. A
+   partition's committed offset is the lowest record not done (its low-water mark), so
+   nothing is skipped and a crash re-delivers at most the records that were in hand, which
+   the inbox answers (step 2). An exception leaves the record not done: it is handled again
+   after a pause, holding its key only.
 
-On shutdown, :meth:`CommandConsumer.drain` lets the handlers in hand finish and commit while
-the consumers still run, and hands back uncommitted any record fetched after it began.
+On shutdown, :meth:`CommandConsumer.drain` stops fetching, lets the commands in hand finish
+and commits their offsets, and hands back uncommitted what did not finish in time; partitions
+taken away by a rebalance are handed back the same way.
 
 A handler error other than :class:`CommandRejected` is retried with backoff up to
-``max_attempts``; then the command is dead-lettered and its request marked failed.
+``max_attempts`` (the retry holds its key, not the partition); then the command is
+dead-lettered and its request marked failed.
 """
 
 from __future__ import annotations
@@ -30,10 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from faststream import AckPolicy
+from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from faststream.message import StreamMessage
 from pydantic import BaseModel, ValidationError
 
 from exammentor import metrics, pipeline
@@ -47,6 +53,7 @@ from exammentor.contracts.envelope import CommandEnvelope, EventEnvelope
 from exammentor.contracts.events import DomainEvent, SystemEchoedV1
 from exammentor.contracts.topics import Service
 from exammentor.db import Connection, Pool, user_transaction
+from exammentor.kafka import KeyOrderedConsumer
 from exammentor.logs import bind_ids, get_logger
 from exammentor.outages import is_unreachable
 from exammentor.outbox import add_event
@@ -255,16 +262,8 @@ Its client is not told it failed; the first replica that handles it replays it a
 (:meth:`CommandConsumer.replay_parked`)."""
 
 
-class Draining(Exception):
-    """A record fetched after shutdown began: handed back uncommitted, for another replica."""
-
-
 FAULT_EXIT_CODE = 86
 """Exit status of a worker stopped at the test-only fault point (``fault_after_commit``)."""
-
-
-async def _raw_body(msg: StreamMessage[Any]) -> bytes:
-    return msg.body
 
 
 class CommandConsumer:
@@ -287,24 +286,38 @@ class CommandConsumer:
         self._channels = channels
         self._prefix = settings.kafka.topic_prefix
         self.consumer_name = f"{self._prefix}.{self.service}"
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._draining = False
         self._fault_after_commit = settings.fault_after_commit
+        self._reader = KeyOrderedConsumer(
+            settings=settings.kafka,
+            topic=command_topic(self._prefix, self.service),
+            group_id=self.consumer_name,
+            client_id=settings.service_name,
+            max_in_flight=settings.max_in_flight,
+            handle=self._on_record,
+        )
+
+    @property
+    def in_flight(self) -> int:
+        """Commands taken and not yet done."""
+        return self._reader.in_flight
+
+    async def start(self) -> None:
+        """Joins the service's consumer group and starts taking commands."""
+        await self._reader.start()
 
     async def drain(self, timeout_s: float) -> bool:
-        """Stops taking records and waits for the ones in hand to finish (and so their offsets
-        to commit) while the consumers still run. A record fetched from now on is handed back
-        uncommitted. Returns False when the wait ran out.
+        """Stops taking records, lets the ones in hand finish and commits their offsets; what
+        is unfinished after ``timeout_s`` is handed back uncommitted. Returns False when the
+        wait ran out.
         """
         self._draining = True
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
-        except TimeoutError:
-            log.warning("drain timed out; unfinished commands go to another replica")
-            return False
-        return True
+        return await self._reader.drain(timeout_s)
+
+    async def stop(self) -> None:
+        """Leaves the consumer group (call :meth:`drain` first)."""
+        self._draining = True
+        await self._reader.stop()
 
     async def replay_parked(self) -> int:
         """Puts back on their topics the parked commands this service now handles (a newer
@@ -332,52 +345,24 @@ class CommandConsumer:
             log.info("parked commands replayed", count=replayed)
         return replayed
 
-    def subscribe(self) -> None:
-        """Attaches the consumer to the broker (one consumer group per service)."""
-        subscriber = self._broker.subscriber(
-            command_topic(self._prefix, self.service),
-            group_id=self.consumer_name,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest",
-            decoder=_raw_body,
-            max_poll_interval_ms=600_000,
-            # One consumer per worker, each with its own partitions: commits stay per
-            # partition and in order, and one slow session does not hold up the others.
-            max_workers=self._settings.kafka.consumer_workers,
-        )
-        subscriber(self.on_message)
-
-    async def on_message(self, body: bytes, message: KafkaMessage) -> None:
+    async def _on_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Handles one Kafka record; returns only when it is applied or dead-lettered."""
-        if self._draining:
-            # Raising NACKs the record: its offset stays uncommitted for the next owner.
-            raise Draining("shutting down")
-        metrics.observe_consumer_lag(self.service, message.consumer, message.raw_message)
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            await self._through_outages(body, message)
-            # Committed here rather than by FastStream after we return, so a drain that
-            # waits for this handler also waits for its offset.
-            await message.ack()
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
+        metrics.observe_consumer_lag(self.service, self._reader.client, record)
+        await self._through_outages(record)
 
-    async def _through_outages(self, body: bytes, message: KafkaMessage) -> None:
+    async def _through_outages(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Handles the record, waiting out database and broker outages.
 
         An outage is not a failed attempt: the record is handled again from the start (the
         inbox makes that safe) after a capped backoff, for as long as the server does not
-        answer, up to ``outage_wait_s``; then it is handed back uncommitted (well before the
-        consumer's poll interval runs out), never dead-lettered, and its request not failed.
+        answer, up to ``outage_wait_s``; then it raises, and the record stays not done (its
+        offset uncommitted) and is taken up again; never dead-lettered, its request not failed.
         """
         waited = 0.0
         pause = _OUTAGE_FIRST_PAUSE_S
         while True:
             try:
-                await self._handle(body, message)
+                await self._handle(record)
             except Exception as exc:
                 limit = self._settings.kafka.outage_wait_s
                 if not is_unreachable(exc) or self._draining or waited >= limit:
@@ -390,15 +375,15 @@ class CommandConsumer:
             else:
                 return
 
-    async def _handle(self, body: bytes, message: KafkaMessage) -> None:
-        headers = {k: str(v) for k, v in message.headers.items()}
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        body = record.value or b""
+        headers = {k: v.decode(errors="replace") for k, v in record.headers}
         try:
             envelope, spec, payload = self._decode(body)
         except _UnknownCommand as exc:
             # Parked, not failed: a newer replica handles it after the rolling update.
             await self._dead_letter(
-                body,
-                message,
+                record,
                 reason=f"{PARKED}{exc}",
                 attempts=1,
                 envelope=exc.envelope,
@@ -406,7 +391,7 @@ class CommandConsumer:
             )
             return
         except _Poison as exc:
-            await self._dead_letter(body, message, reason=str(exc), attempts=1, envelope=None)
+            await self._dead_letter(record, reason=str(exc), attempts=1, envelope=None)
             return
         with (
             bind_ids(
@@ -418,10 +403,10 @@ class CommandConsumer:
         ):
             if isinstance(payload, ValidationError):
                 await self._dead_letter(
-                    body, message, reason=validation_reason(payload), attempts=1, envelope=envelope
+                    record, reason=validation_reason(payload), attempts=1, envelope=envelope
                 )
                 return
-            await self._apply(envelope, spec, payload, body, message)
+            await self._apply(envelope, spec, payload, record)
 
     def _decode(self, body: bytes) -> tuple[CommandEnvelope, CommandSpec, Any]:
         try:
@@ -447,8 +432,7 @@ class CommandConsumer:
         envelope: CommandEnvelope,
         spec: CommandSpec,
         payload: BaseModel,
-        body: bytes,
-        message: KafkaMessage,
+        record: ConsumerRecord[bytes, bytes],
     ) -> None:
         started = time.perf_counter()
         max_attempts = self._settings.kafka.max_attempts
@@ -464,12 +448,11 @@ class CommandConsumer:
             except Exception as exc:
                 await stream.close()
                 if is_unreachable(exc):
-                    raise  # an outage, not a failed attempt: waited out in on_message
+                    raise  # an outage, not a failed attempt: waited out in _through_outages
                 if attempt == max_attempts:
                     log.exception("command failed on its last attempt", attempt=attempt)
                     await self._dead_letter(
-                        body,
-                        message,
+                        record,
                         reason=f"{type(exc).__name__}: {exc}",
                         attempts=attempt,
                         envelope=envelope,
@@ -586,8 +569,7 @@ class CommandConsumer:
 
     async def _dead_letter(
         self,
-        body: bytes,
-        message: KafkaMessage,
+        record: ConsumerRecord[bytes, bytes],
         *,
         reason: str,
         attempts: int,
@@ -602,11 +584,8 @@ class CommandConsumer:
         on the topic for each try. The publish is awaited: if Kafka refuses, we raise and the
         record is redelivered (the row is kept once).
         """
-        record = message.raw_message
-        source = getattr(record, "topic", command_topic(self._prefix, self.service))
-        partition = int(getattr(record, "partition", -1))
-        offset = int(getattr(record, "offset", -1))
-        key = getattr(record, "key", None)
+        body = record.value or b""
+        source, partition, offset, key = record.topic, record.partition, record.offset, record.key
         async with self._pool.acquire() as conn:
             await pipeline.record_dead_letter(
                 conn,

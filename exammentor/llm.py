@@ -15,10 +15,18 @@ embedded llama.cpp server by default). The client adds what every caller needs t
   while nothing has been yielded, because a caller cannot take back text it has relayed.
 - **Usage**: each HTTP call, failed or not, becomes one :class:`LLMUsage` for the usage sink
   (metrics, cost accounting), with the server's token counts or an estimate.
+- **A bound on calls at once** per process (``OPENAI_MAX_CONCURRENCY``), shared by every
+  command kind: a call waits for a slot before its HTTP request and frees it when the answer
+  (or the stream) ends; backoff between retries holds none. Unset, it follows the server's
+  slot count where the server tells it (llama.cpp's ``/props``, on this host), else
+  :data:`DEFAULT_MAX_CONCURRENCY`. A waiting call holds its command's session only: no
+  partition (the consumer runs other sessions) and no database connection (handlers call the
+  model outside their transaction).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -26,7 +34,9 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import openai
 import structlog
 from openai import AsyncOpenAI, omit
@@ -203,7 +213,8 @@ class _Reply:
 
 @dataclass(frozen=True)
 class _OpenedStream:
-    """A stream whose first text delta arrived (or that ended without one)."""
+    """A stream whose first text delta arrived (or that ended without one); it holds a call
+    slot until closed."""
 
     stream: openai.AsyncStream[ChatCompletionChunk]
     first: list[str]
@@ -466,6 +477,27 @@ def _summary(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+DEFAULT_MAX_CONCURRENCY = 64
+"""Calls at once per process when ``OPENAI_MAX_CONCURRENCY`` is unset and the server does not
+say how many it decodes at once (OpenAI, a remote vLLM)."""
+
+
+async def server_slots(base_url: str, timeout_s: float = 2.0) -> int | None:
+    """How many requests an OpenAI-compatible server decodes at once, when it says so
+    (llama.cpp's ``GET /props`` ``total_slots``, next to ``/v1``); None otherwise."""
+    parts = urlsplit(base_url)
+    path = parts.path.rstrip("/")
+    path = path.removesuffix("/v1")
+    url = urlunsplit((parts.scheme, parts.netloc, f"{path}/props", "", ""))
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as http:
+            reply = await http.get(url)
+        slots = reply.json().get("total_slots") if reply.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return slots if isinstance(slots, int) and slots > 0 else None
+
+
 class LLMClient:
     """Chat completions with retries, validation, repair and usage records.
 
@@ -493,6 +525,28 @@ class LLMClient:
             max=settings.backoff_max_s,
             jitter=settings.backoff_base_s,
         )
+        self._slots: asyncio.Semaphore | None = None
+        self._limit = 0
+        self._slots_sized = asyncio.Lock()
+
+    async def concurrency(self) -> int:
+        """Model calls this client makes at once (sized on first use; see the module)."""
+        await self._call_slots()
+        return self._limit
+
+    async def _call_slots(self) -> asyncio.Semaphore:
+        if self._slots is not None:
+            return self._slots
+        async with self._slots_sized:
+            if self._slots is None:
+                limit = self.settings.max_concurrency
+                if limit is None and self.settings.is_on_this_host:
+                    limit = await server_slots(self.settings.base_url)
+                limit = limit or DEFAULT_MAX_CONCURRENCY
+                log.info("llm.concurrency", limit=limit, base_url=self.settings.base_url)
+                self._limit = limit
+                self._slots = asyncio.Semaphore(limit)
+        return self._slots
 
     async def __aenter__(self) -> LLMClient:
         return self
@@ -681,8 +735,11 @@ class LLMClient:
             ) from exc
         finally:
             # Also reached when the consumer stops early (GeneratorExit): free the
-            # connection and still account for what was generated.
-            await opened.stream.close()
+            # connection and the call slot, and still account for what was generated.
+            try:
+                await opened.stream.close()
+            finally:
+                (await self._call_slots()).release()
             prompt_tokens, completion_tokens = usage or (
                 prompt_estimate,
                 estimate_tokens("".join(parts)),
@@ -703,15 +760,23 @@ class LLMClient:
     async def _open_stream(
         self, messages: Sequence[ChatMessage], max_tokens: int, sampling: Sampling
     ) -> _OpenedStream:
-        """Starts a stream and reads up to its first text delta, the part worth retrying."""
-        stream = await self._client.chat.completions.create(
-            model=self.settings.model,
-            messages=[_to_sdk(m) for m in messages],
-            max_completion_tokens=max_tokens,
-            stream=True,
-            stream_options={"include_usage": True},
-            **self._sampling_args(sampling),
-        )
+        """Starts a stream and reads up to its first text delta, the part worth retrying.
+
+        Takes a call slot; the stream returned holds it (``stream_text`` frees it)."""
+        slots = await self._call_slots()
+        await slots.acquire()
+        try:
+            stream = await self._client.chat.completions.create(
+                model=self.settings.model,
+                messages=[_to_sdk(m) for m in messages],
+                max_completion_tokens=max_tokens,
+                stream=True,
+                stream_options={"include_usage": True},
+                **self._sampling_args(sampling),
+            )
+        except BaseException:
+            slots.release()
+            raise
         model = self.settings.model
         usage: tuple[int, int] | None = None
         try:
@@ -723,7 +788,10 @@ class LLMClient:
                 if first:
                     return _OpenedStream(stream, first, model, usage, ended=False)
         except BaseException:
-            await stream.close()
+            try:
+                await stream.close()
+            finally:
+                slots.release()
             raise
         return _OpenedStream(stream, [], model, usage, ended=True)
 
@@ -740,13 +808,14 @@ class LLMClient:
         prompt_estimate = _estimate_prompt(messages)
 
         async def send() -> ChatCompletion:
-            return await self._client.chat.completions.create(
-                model=self.settings.model,
-                messages=[_to_sdk(m) for m in messages],
-                max_completion_tokens=max_tokens,
-                response_format=response_format if response_format is not None else omit,
-                **self._sampling_args(sampling),
-            )
+            async with await self._call_slots():
+                return await self._client.chat.completions.create(
+                    model=self.settings.model,
+                    messages=[_to_sdk(m) for m in messages],
+                    max_completion_tokens=max_tokens,
+                    response_format=response_format if response_format is not None else omit,
+                    **self._sampling_args(sampling),
+                )
 
         completion, started = await self._with_retries(purpose, prompt_estimate, send)
         latency_ms = (time.perf_counter() - started) * 1000

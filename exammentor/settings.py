@@ -60,8 +60,11 @@ class KafkaSettings(BaseSettings):
     """How long one record waits out a database or broker outage before it is handed back
     uncommitted (and retried); well below the consumer's poll interval (600 s)."""
     consumer_workers: int = Field(default=3, ge=1, le=64)
-    """Consumers per service process, each owning some partitions and handling them in
-    order; more replicas add more (up to the partition count)."""
+    """Unused since a worker consumes with one key-ordered consumer (``max_in_flight``
+    records at once); read so that older configurations still start."""
+    rebalance_wait_s: float = Field(default=15.0, ge=0, le=300)
+    """How long a worker giving up partitions in a rebalance lets their commands in hand
+    finish before cancelling them (handed back uncommitted, for the next owner)."""
 
 
 class DatabaseSettings(BaseSettings):
@@ -94,6 +97,11 @@ class LLMSettings(BaseSettings):
     repair_attempts: int = Field(default=2, ge=0, le=5)
     backoff_base_s: float = 0.5
     backoff_max_s: float = 8.0
+    max_concurrency: int | None = Field(default=None, ge=1, le=4096)
+    """Model calls one process makes at once (``OPENAI_MAX_CONCURRENCY``), shared by every
+    command kind; more wait for a slot, holding no partition and no database connection.
+    Unset: the server's own slot count where it tells it (the embedded llama.cpp's
+    ``--parallel``), else 64."""
     sampler_extras: Literal["auto", "on", "off"] = "auto"
     """Whether calls send llama.cpp's sampler parameters (``repeat_penalty``, DRY) besides
     OpenAI's: ``auto`` sends them to a server on this host (the embedded llama.cpp, a local
@@ -105,6 +113,11 @@ class LLMSettings(BaseSettings):
         """True when calls carry llama.cpp's sampler parameters (see ``sampler_extras``)."""
         if self.sampler_extras != "auto":
             return self.sampler_extras == "on"
+        return self.is_on_this_host
+
+    @property
+    def is_on_this_host(self) -> bool:
+        """True when the endpoint is on this host (the embedded server, a local Ollama)."""
         host = urlsplit(self.base_url).hostname or ""
         return host == "localhost" or _is_loopback(host)
 
@@ -200,3 +213,7 @@ class WorkerSettings(ServiceSettings):
 
     service_name: Service
     required_secrets: ClassVar[tuple[str, ...]] = ("relay_token",)
+    max_in_flight: int = Field(default=256, ge=1, le=10_000)
+    """Commands one worker process holds at once (``EXAMMENTOR_MAX_IN_FLIGHT``), across its
+    partitions: one session's in order, different sessions side by side. At the limit the
+    consumer pauses its partitions."""

@@ -164,8 +164,9 @@ class Worker(Generic[S]):
         self._consumer = CommandConsumer(
             router=router, broker=broker, pool=pool, settings=s, channels=self._channels
         )
-        self._consumer.subscribe()
         await broker.start()
+        # The broker first: the consumer dead-letters through its producer.
+        await self._consumer.start()
         # Commands a newer gateway sent before this replica could handle them.
         await self._consumer.replay_parked()
         self._relay = OutboxRelay(
@@ -214,12 +215,11 @@ class Worker(Generic[S]):
             await self._background.pop().stop()
         broker = self._broker
         if self._consumer is not None:
-            # Handlers finish and their offsets commit while the consumers still run; the
-            # subscriber's own stop would close the consumers first and lose those commits.
+            # Commands in hand finish and their offsets commit while the consumer is still
+            # in the group; then it leaves, while the producer stays open for the outbox.
             await self._consumer.drain(self.settings.shutdown_grace_s)
-        if broker is not None:
-            # Then the subscribers, so the outbox can be drained while the producer is open.
-            await asyncio.gather(*(sub.stop() for sub in broker.subscribers))
+            await self._consumer.stop()
+            self._consumer = None
         if self._relay is not None:
             await self._relay.stop()
             self._relay = None

@@ -149,6 +149,8 @@ class _State:
     sent: list[SentChunk] = field(default_factory=list)
     streams: int = 0
     closed_early: list[int] = field(default_factory=list)
+    answering: int = 0
+    most_answering: int = 0
 
 
 def _error_body(status: Status) -> dict[str, Any]:
@@ -302,7 +304,14 @@ def _build_app(state: _State) -> FastAPI:
             default = state.default
         if scripted is None:
             scripted = default(body) if callable(default) else default
-        return await _respond(scripted, body, state)
+        with state.lock:
+            state.answering += 1
+            state.most_answering = max(state.most_answering, state.answering)
+        try:
+            return await _respond(scripted, body, state)
+        finally:
+            with state.lock:
+                state.answering -= 1
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -382,6 +391,19 @@ class ScriptedOpenAI:
         with self._state.lock:
             return list(self._state.closed_early)
 
+    @property
+    def answering(self) -> int:
+        """Chat requests being answered now (a stream counts until its first byte)."""
+        with self._state.lock:
+            return self._state.answering
+
+    @property
+    def most_answering(self) -> int:
+        """The most chat requests answered at once so far: how many calls a client had open
+        together (a stream counts until its first byte)."""
+        with self._state.lock:
+            return self._state.most_answering
+
     def image_parts(self) -> list[dict[str, Any]]:
         """Every ``image_url`` content part the requests carried, oldest first."""
         parts: list[dict[str, Any]] = []
@@ -404,6 +426,7 @@ class ScriptedOpenAI:
             self._state.sent.clear()
             self._state.closed_early.clear()
             self._state.streams = 0
+            self._state.most_answering = self._state.answering
             self._state.default = self._initial_default
 
     def start(self) -> None:

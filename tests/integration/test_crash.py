@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 async def _start_worker(
     env: SessionEnv, prefix: str, llm_url: str, **extra: str
 ) -> asyncio.subprocess.Process:
-    # The production consumer setting (several consumers per process), as deployed.
+    # The production consumer settings, as deployed.
     environ = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": env.servers.kafka_bootstrap,
@@ -292,9 +292,9 @@ async def test_sigterm_with_a_second_consumer_in_the_group_commits_before_leavin
         }
         envelope = await scene.ask("Define diffusion.")
         try:
-            # Both replicas joined (3 consumers each, the production default): the command
-            # is not caught in the join's rebalance, only in the one SIGTERM starts.
-            await _group_stable(test_env, f"{scene.prefix}.tutor", members=6)
+            # Both replicas joined (one consumer each): the command is not caught in the
+            # join's rebalance, only in the one SIGTERM starts.
+            await _group_stable(test_env, f"{scene.prefix}.tutor", members=2)
             with relay_probe.hub.waiter(envelope.request_id) as queue:
                 sent = await producer.send_and_wait(
                     scene.topic, encode_command(envelope), key=envelope.key

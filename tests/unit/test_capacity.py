@@ -26,8 +26,8 @@ HOUR = timedelta(hours=1)
 
 
 def test_no_requests_still_keeps_one_replica() -> None:
-    advice = recommend(0.0, consumers_per_replica=3, partitions=6, target_utilisation=0.7)
-    assert (advice.commands_at_once, advice.replicas, advice.useful_replicas) == (1, 1, 2)
+    advice = recommend(0.0, in_flight_per_replica=256, partitions=6, target_utilisation=0.7)
+    assert (advice.commands_at_once, advice.replicas, advice.useful_replicas) == (1, 1, 6)
     assert advice.warning is None
 
 
@@ -47,7 +47,7 @@ def test_replicas_are_the_load_over_each_replicas_share_rounded_up(
 ) -> None:
     advice = recommend(
         in_flight,
-        consumers_per_replica=per_replica,
+        in_flight_per_replica=per_replica,
         partitions=64,
         target_utilisation=utilisation,
     )
@@ -55,29 +55,30 @@ def test_replicas_are_the_load_over_each_replicas_share_rounded_up(
     assert advice.warning is None
 
 
-def test_more_commands_at_once_than_partitions_asks_for_partitions_first() -> None:
-    advice = recommend(5.0, consumers_per_replica=3, partitions=6, target_utilisation=0.7)
-    assert (advice.commands_at_once, advice.replicas, advice.useful_replicas) == (8, 3, 2)
+def test_more_replicas_than_partitions_asks_for_partitions_first() -> None:
+    # 500 in flight at 70% of 64 a replica: 12 replicas, but 6 partitions feed only 6.
+    advice = recommend(500.0, in_flight_per_replica=64, partitions=6, target_utilisation=0.7)
+    assert (advice.commands_at_once, advice.replicas, advice.useful_replicas) == (715, 12, 6)
     assert advice.warning is not None
-    assert "8 commands at once but the topic has 6 partitions" in advice.warning
-    assert "replicas past 2 get no work" in advice.warning
+    assert "needs 12 replicas but the topic has 6 partitions" in advice.warning
+    assert "replicas past 6 get no work" in advice.warning
 
 
-def test_the_partitions_bound_commands_even_when_one_replica_would_do() -> None:
-    # One replica of 8 consumers covers the load, but 4 partitions run 4 commands at once.
-    advice = recommend(3.5, consumers_per_replica=8, partitions=4, target_utilisation=0.7)
-    assert (advice.commands_at_once, advice.replicas, advice.useful_replicas) == (5, 1, 1)
-    assert advice.warning is not None
+def test_commands_at_once_are_not_bound_by_the_partitions() -> None:
+    # One replica holds many commands of one partition at once (different sessions).
+    advice = recommend(150.0, in_flight_per_replica=256, partitions=1, target_utilisation=0.7)
+    assert (advice.commands_at_once, advice.replicas, advice.useful_replicas) == (215, 1, 1)
+    assert advice.warning is None
 
 
-def test_load_that_fits_the_partitions_exactly_gives_no_warning() -> None:
-    advice = recommend(4.2, consumers_per_replica=3, partitions=6, target_utilisation=0.7)
-    assert (advice.commands_at_once, advice.replicas, advice.useful_replicas) == (6, 2, 2)
+def test_as_many_replicas_as_partitions_gives_no_warning() -> None:
+    advice = recommend(4.2, in_flight_per_replica=1, partitions=6, target_utilisation=0.7)
+    assert (advice.commands_at_once, advice.replicas, advice.useful_replicas) == (6, 6, 6)
     assert advice.warning is None
 
 
 def test_a_missing_topic_is_a_warning_without_a_partition_bound() -> None:
-    advice = recommend(1.0, consumers_per_replica=3, partitions=None, target_utilisation=0.7)
+    advice = recommend(1.0, in_flight_per_replica=3, partitions=None, target_utilisation=0.7)
     assert advice.useful_replicas is None
     assert advice.warning == "the command topic is missing"
 
@@ -85,7 +86,7 @@ def test_a_missing_topic_is_a_warning_without_a_partition_bound() -> None:
 @pytest.mark.parametrize("utilisation", [0.0, -0.1, 1.01])
 def test_a_utilisation_outside_zero_to_one_is_refused(utilisation: float) -> None:
     with pytest.raises(ValueError, match="not in"):
-        recommend(1.0, consumers_per_replica=3, partitions=6, target_utilisation=utilisation)
+        recommend(1.0, in_flight_per_replica=3, partitions=6, target_utilisation=utilisation)
 
 
 def test_in_flight_is_seconds_in_flight_over_the_window() -> None:
@@ -103,11 +104,11 @@ def test_arrivals_are_counted_per_minute() -> None:
 def _service(name: str, total: KindLoad, kinds: list[KindLoad], partitions: int) -> ServiceLoad:
     return ServiceLoad(
         service=name,
-        group=ConsumerGroup(f"p.cmd.{name}", f"p.{name}", partitions, 6, 0),
+        group=ConsumerGroup(f"p.cmd.{name}", f"p.{name}", partitions, 2, 0),
         total=total,
         kinds=kinds,
         window=HOUR,
-        consumers_per_replica=3,
+        in_flight_per_replica=3,
         target_utilisation=0.7,
     )
 
@@ -121,7 +122,7 @@ def _report() -> CapacityReport:
     return CapacityReport(
         since=until - HOUR,
         until=until,
-        consumers_per_replica=3,
+        in_flight_per_replica=3,
         target_utilisation=0.7,
         services=[
             _service("planner", planner_total, [echo, plan], partitions=6),
@@ -141,7 +142,7 @@ def _report() -> CapacityReport:
 def test_a_service_reads_its_load_from_its_total_and_its_replicas_from_its_consumers() -> None:
     planner = _report().services[0]
     assert planner.in_flight == pytest.approx(4.01)
-    assert planner.replicas == 2  # 6 consumers, 3 a replica
+    assert planner.replicas == 2  # 2 consumers, one a replica
     assert planner.recommendation.replicas == 2  # 4.01 / (3 * 0.7) = 1.9
     assert planner.recommendation.warning is None
     body = planner.as_json()
@@ -155,9 +156,9 @@ def test_the_text_has_one_line_per_service_its_kinds_and_the_largest_tables() ->
     lines = render(_report())
     planner = [line for line in lines if line.startswith("planner ")]
     assert len(planner) == 1
-    assert " ".join(planner[0].split()) == "planner 6 6 2 0 60 1 1.00 30.00 88.00 4.01 2"
+    assert " ".join(planner[0].split()) == "planner 6 2 2 0 60 1 1.00 30.00 88.00 4.01 2"
     quiz = [line for line in lines if line.startswith("quiz ")]
-    assert " ".join(quiz[0].split()) == "quiz 6 6 2 0 0 0 0.00 - - 0.00 1"
+    assert " ".join(quiz[0].split()) == "quiz 6 2 2 0 0 0 0.00 - - 0.00 1"
     assert "  plan.generate" in "\n".join(lines)
     # Each kind's figures sit under the service's columns.
     header = next(line for line in lines if line.startswith("service "))
@@ -172,11 +173,11 @@ def test_the_text_has_one_line_per_service_its_kinds_and_the_largest_tables() ->
 def test_a_service_short_of_partitions_is_warned_about() -> None:
     report = _report()
     busy = KindLoad(ALL_KINDS, 500, 0, 30.0, 80.0, 5 * 3600.0)
-    report.services[1] = _service("quiz", busy, [], partitions=6)
+    report.services[1] = _service("quiz", busy, [], partitions=2)
     warnings = [line for line in render(report) if line.startswith("WARNING")]
     assert warnings == [
-        "WARNING quiz: needs 8 commands at once but the topic has 6 partitions (one command "
-        "each at a time): add partitions first; replicas past 2 get no work"
+        "WARNING quiz: needs 3 replicas but the topic has 2 partitions (a replica without one "
+        "gets no work): add partitions first; replicas past 2 get no work"
     ]
 
 

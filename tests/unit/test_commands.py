@@ -18,6 +18,7 @@ from exammentor.contracts.commands import (
     EchoResult,
 )
 from exammentor.contracts.topics import SERVICES
+from exammentor.kafka import OffsetWindow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,3 +106,26 @@ def test_every_command_and_event_keeps_its_earlier_versions() -> None:
         event_versions.setdefault(name, set()).add(version)
     for key, versions in [*command_versions.items(), *event_versions.items()]:
         assert versions == set(range(1, max(versions) + 1)), key
+
+
+def test_the_committed_offset_is_the_lowest_record_not_done() -> None:
+    window = OffsetWindow()
+    assert window.low_water is None  # nothing taken: nothing to commit
+    for offset in (10, 11, 12, 13):
+        window.take(offset)
+    window.done(12)
+    window.done(11)
+    assert (window.low_water, window.span, len(window)) == (10, 4, 2)  # 10 still runs
+    window.done(10)
+    assert (window.low_water, window.span) == (13, 1)
+    window.done(13)
+    assert (window.low_water, window.span, len(window)) == (14, 0, 0)  # all done
+    window.done(13)  # a second report changes nothing
+    assert window.low_water == 14
+
+
+def test_records_are_taken_in_offset_order() -> None:
+    window = OffsetWindow()
+    window.take(5)
+    with pytest.raises(ValueError, match="offset 4 taken after 5"):
+        window.take(4)
