@@ -89,6 +89,7 @@ StepAction = Literal[
     "start",
     "choose_topic",
     "lesson",
+    "lesson_skipped",
     "quiz",
     "quiz_skipped",
     "answer",
@@ -102,8 +103,10 @@ StepAction = Literal[
     "fail",
 ]
 """What a logged step records. ``skip`` is an answer wait that timed out: never graded.
-``quiz_skipped``: no quiz could be made for the topic (no valid question from the model and
-none from the lessons' text); the step says why and the run goes on to the next topic."""
+``lesson_skipped``: the tutor could not write a lesson that passes its loop and copy checks
+(``answer_unusable``); the turn counts and the run goes on. ``quiz_skipped``: no quiz could be
+made for the topic (no valid question from the model and none from the lessons' text); the
+step says why and the run goes on to the next topic."""
 
 Difficulty = Literal["easy", "medium", "hard"]
 

@@ -50,7 +50,7 @@ from exammentor.contracts.quiz import (
     GenerateQuizRequest,
     MisconceptionRequest,
 )
-from exammentor.contracts.tutor import TUTOR_LESSON, LessonRequest
+from exammentor.contracts.tutor import ANSWER_UNUSABLE, TUTOR_LESSON, LessonRequest
 from exammentor.db import Pool, system_transaction, user_transaction
 from exammentor.logs import bind_ids, get_logger
 from exammentor.outbox import add_event
@@ -69,6 +69,7 @@ from services.autopilot.domain import (
     GenerateQuiz,
     Idle,
     LearnerRead,
+    LessonSkipped,
     LessonTaught,
     MasteryUpdated,
     OutcomeRejected,
@@ -350,17 +351,24 @@ class AutopilotDriver:
                     misconceptions=snapshot.misconceptions,
                 )
             case TeachLesson():
-                lesson = await self._calls.call(
-                    TUTOR_LESSON,
-                    user_id,
-                    LessonRequest(
-                        topic=action.topic,
-                        focus=lesson_focus(action),
-                        target_words=self._settings.lesson_words,
-                    ),
-                    key=action.key,
-                    session_id=session_id,
-                )
+                try:
+                    lesson = await self._calls.call(
+                        TUTOR_LESSON,
+                        user_id,
+                        LessonRequest(
+                            topic=action.topic,
+                            focus=lesson_focus(action),
+                            target_words=self._settings.lesson_words,
+                        ),
+                        key=action.key,
+                        session_id=session_id,
+                    )
+                except CallFailed as exc:
+                    if exc.code != ANSWER_UNUSABLE.code:
+                        raise
+                    # Every round looped or copied and nothing could be quoted: the student
+                    # is better served by the next lesson or the quiz than by a failed run.
+                    return LessonSkipped(action_id=action.action_id, reason=exc.message or exc.code)
                 content = lesson.markdown.strip() or EMPTY_LESSON.format(topic=action.topic)
                 return LessonTaught(action_id=action.action_id, content=content)
             case GenerateQuiz():

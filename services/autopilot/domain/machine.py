@@ -73,6 +73,7 @@ from services.autopilot.domain.outcomes import (
     AnswerTimedOut,
     DriverOutcome,
     LearnerRead,
+    LessonSkipped,
     LessonTaught,
     MasteryUpdated,
     PauseRequested,
@@ -98,7 +99,10 @@ _PHASE_ACTIONS: dict[str, str] = {
     "finished": "finish_run",
 }
 # Outcomes that answer a kind of driver action besides its own (_ANSWERS).
-_ALTERNATIVES: dict[str, frozenset[str]] = {"generate_quiz": frozenset({"quiz_skipped"})}
+_ALTERNATIVES: dict[str, frozenset[str]] = {
+    "teach_lesson": frozenset({"lesson_skipped"}),
+    "generate_quiz": frozenset({"quiz_skipped"}),
+}
 # The outcome that answers each kind of driver action.
 _ANSWERS: dict[str, str] = {
     "read_learner": "learner_read",
@@ -286,7 +290,7 @@ def _due_action(state: AutopilotRun, now: dt.datetime) -> DriverAction:
                 key=key,
                 topic=topic,
                 exam_type=state.exam_type,
-                lesson_number=len(state.lessons) + 1,
+                lesson_number=len(state.lessons) + state.lessons_skipped + 1,
                 lessons_total=state.policy.lessons_per_topic,
                 previous_lessons=list(state.lessons),
             )
@@ -629,6 +633,19 @@ def _after_answer(run: AutopilotRun, elapsed_ms: int) -> None:
     run.phase = "diagnosing" if _wrong_answers(run) else "updating_mastery"
 
 
+def _lesson_turn_taken(run: AutopilotRun) -> tuple[int, int]:
+    """Counts a lesson turn (taught or skipped) and moves to the quiz after the last one.
+
+    Returns:
+        The turn's number and the topic's number of lessons.
+    """
+    number = len(run.lessons) + run.lessons_skipped
+    total = run.policy.lessons_per_topic
+    if number >= total:
+        run.phase = "quizzing"
+    return number, total
+
+
 def _apply_driver(run: AutopilotRun, outcome: DriverOutcome, now: dt.datetime) -> None:
     topic = run.current_topic or ""
     match outcome:
@@ -636,15 +653,24 @@ def _apply_driver(run: AutopilotRun, outcome: DriverOutcome, now: dt.datetime) -
             _apply_learner(run, outcome, now)
         case LessonTaught():
             run.lessons.append(outcome.content)
-            total = run.policy.lessons_per_topic
-            if len(run.lessons) >= total:
-                run.phase = "quizzing"
+            number, total = _lesson_turn_taken(run)
             _record(
                 run,
                 now,
                 "lesson",
-                f"lesson {len(run.lessons)} of {total} on {topic}",
-                {"topic": topic, "lesson_number": len(run.lessons), "content": outcome.content},
+                f"lesson {number} of {total} on {topic}",
+                {"topic": topic, "lesson_number": number, "content": outcome.content},
+                duration_ms=outcome.duration_ms,
+            )
+        case LessonSkipped():
+            run.lessons_skipped += 1
+            number, total = _lesson_turn_taken(run)
+            _record(
+                run,
+                now,
+                "lesson_skipped",
+                f"lesson {number} of {total} on {topic} could not be written: {outcome.reason}",
+                {"topic": topic, "lesson_number": number, "reason": outcome.reason},
                 duration_ms=outcome.duration_ms,
             )
         case QuizGenerated():
@@ -653,6 +679,7 @@ def _apply_driver(run: AutopilotRun, outcome: DriverOutcome, now: dt.datetime) -
             if topic not in run.topics_skipped:
                 run.topics_skipped.append(topic)
             run.lessons = []
+            run.lessons_skipped = 0
             run.quiz = []
             run.answers = []
             run.diagnosed = 0
@@ -790,6 +817,7 @@ def _apply_learner(run: AutopilotRun, outcome: LearnerRead, now: dt.datetime) ->
         return
     run.current_topic = choice.topic
     run.lessons = []
+    run.lessons_skipped = 0
     run.quiz = []
     run.answers = []
     run.diagnosed = 0
@@ -848,6 +876,7 @@ def _apply_mastery(run: AutopilotRun, outcome: MasteryUpdated, now: dt.datetime)
         counts[answer.result] += 1
     unasked = len(run.quiz) - len(run.answers)
     run.lessons = []
+    run.lessons_skipped = 0
     run.quiz = []
     run.answers = []
     run.diagnosed = 0

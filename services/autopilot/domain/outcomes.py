@@ -43,6 +43,15 @@ class LessonTaught(_DriverOutcome):
     content: str = Field(min_length=1)
 
 
+class LessonSkipped(_DriverOutcome):
+    """The tutor could not write the lesson (every round failed its loop and copy checks and
+    there was nothing to quote): the turn is recorded with the reason and the run goes on,
+    rather than ending over one lesson."""
+
+    kind: Literal["lesson_skipped"] = "lesson_skipped"
+    reason: str = Field(min_length=1)
+
+
 class QuizGenerated(_DriverOutcome):
     """The quiz service's questions, answers included (they never leave the run)."""
 
@@ -157,6 +166,7 @@ class StopRequested(BaseModel):
 DriverOutcome: TypeAlias = (
     LearnerRead
     | LessonTaught
+    | LessonSkipped
     | QuizGenerated
     | QuizSkipped
     | AnswerTimedOut

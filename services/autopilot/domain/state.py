@@ -115,6 +115,8 @@ class AutopilotRun(BaseModel):
     current_topic: str | None = None
     lessons: list[str] = Field(default_factory=list)
     """Lesson texts of the current topic, in order."""
+    lessons_skipped: int = Field(default=0, ge=0)
+    """Lessons of the current topic the tutor could not write (each still takes its turn)."""
     quiz: list[QuizQuestion] = Field(default_factory=list)
     answers: list[GradedAnswer] = Field(default_factory=list)
     """One per question of ``quiz`` answered or skipped so far, in order."""

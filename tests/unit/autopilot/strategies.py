@@ -24,6 +24,7 @@ from services.autopilot.domain import (
     GenerateQuiz,
     Idle,
     LearnerRead,
+    LessonSkipped,
     LessonTaught,
     MasteryUpdated,
     QuizGenerated,
@@ -159,12 +160,18 @@ class ScriptedDriver:
     applied: list[DriverOutcome] = field(default_factory=list)
     no_quiz: set[str] = field(default_factory=set)
     """Topics whose quiz cannot be made (the quiz service answers quiz_unavailable)."""
+    no_lesson: set[str] = field(default_factory=set)
+    """Topics whose lessons the tutor cannot write (it answers answer_unusable)."""
 
     def outcome(self, run: AutopilotRun, action: DriverAction) -> DriverOutcome | None:
         """The scripted result of ``action``; ``None`` for an answer wait."""
         match action:
             case ReadLearner():
                 return LearnerRead(action_id=action.action_id, mastery=dict(self.mastery))
+            case TeachLesson() if action.topic in self.no_lesson:
+                return LessonSkipped(
+                    action_id=action.action_id, reason="every round looped", duration_ms=9000
+                )
             case TeachLesson():
                 return LessonTaught(
                     action_id=action.action_id,

@@ -26,6 +26,7 @@ from services.autopilot.domain import (
     GenerateQuiz,
     Idle,
     LearnerRead,
+    LessonSkipped,
     LessonTaught,
     MasteryUpdated,
     OutcomeRejected,
@@ -157,6 +158,38 @@ def test_lesson_two_builds_on_lesson_one_and_the_quiz_aims_at_newest_misconcepti
     assert isinstance(quiz, GenerateQuiz)
     assert (quiz.question_count, quiz.difficulty) == (3, "medium")
     assert quiz.misconceptions == ["newest", "older", "oldest"]
+
+
+def test_a_lesson_the_tutor_could_not_write_takes_its_turn_and_the_run_goes_on() -> None:
+    run = started(*TOPICS)
+    run = apply(run, LearnerRead(action_id=1, mastery={"Kinematics": 0.55}), NOW).run
+    skipped = apply(run, LessonSkipped(action_id=2, reason="every round looped"), NOW)
+    run = skipped.run
+    (step,) = skipped.new_steps
+    assert step.action == "lesson_skipped"
+    assert step.data["reason"] == "every round looped"
+    assert run.status == "running"
+    lesson = next_action(run, NOW)
+    assert isinstance(lesson, TeachLesson)
+    # The skipped turn counts: this is lesson 2 of 2, and nothing looping reaches its prompt.
+    assert (lesson.lesson_number, lesson.previous_lessons) == (2, [])
+    run = apply(run, LessonTaught(action_id=3, content="second"), NOW).run
+    quiz = next_action(run, NOW)
+    assert isinstance(quiz, GenerateQuiz)
+    assert quiz.lessons == ["second"]
+
+
+def test_two_skipped_lessons_still_lead_to_the_quiz_and_the_next_topic_starts_afresh() -> None:
+    run = started(*TOPICS)
+    run = apply(run, LearnerRead(action_id=1, mastery={"Kinematics": 0.55}), NOW).run
+    run = apply(run, LessonSkipped(action_id=2, reason="loop"), NOW).run
+    run = apply(run, LessonSkipped(action_id=3, reason="loop"), NOW).run
+    quiz = next_action(run, NOW)
+    assert isinstance(quiz, GenerateQuiz)
+    assert quiz.lessons == []
+    run = apply(run, QuizSkipped(action_id=4, reason="no source text"), NOW).run
+    assert run.lessons_skipped == 0
+    assert isinstance(next_action(run, NOW), ReadLearner)
 
 
 def test_pause_during_an_answer_wait_acts_at_once_and_resume_continues_the_question() -> None:
@@ -540,14 +573,15 @@ ops = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 90)), min_size=20,
     st.integers(5, 10),
     st.none() | st.integers(0, 150),
     st.sets(st.sampled_from(TOPICS), max_size=2),
+    st.sets(st.sampled_from(TOPICS), max_size=2),
 )
 def test_any_interleaving_keeps_the_runs_invariants(
-    program: list[Op], minutes: int, stop_at: int | None, no_quiz: set[str]
+    program: list[Op], minutes: int, stop_at: int | None, no_quiz: set[str], no_lesson: set[str]
 ) -> None:
     if stop_at is not None:
         program = [*program[:stop_at], ("stop", 0), *program[stop_at:]]
     run = started(*TOPICS, duration_minutes=minutes)
-    driver = ScriptedDriver(no_quiz=no_quiz)
+    driver = ScriptedDriver(no_quiz=no_quiz, no_lesson=no_lesson)
     now = NOW
     expected_ms = 0
     last_outcome: DriverOutcome | None = None
