@@ -27,6 +27,7 @@ embedded llama.cpp server by default). The client adds what every caller needs t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import re
@@ -39,7 +40,10 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import openai
 import structlog
-from openai import AsyncOpenAI, omit
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient, omit
+
+# The SDK's own pool limits, in the HTTP library it bundles (its Limits type, not httpx's).
+from openai._constants import DEFAULT_CONNECTION_LIMITS
 from openai.types.chat import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -84,6 +88,10 @@ Outcome = Literal["ok", "retry", "invalid", "error"]
 
 CHARS_PER_TOKEN = 4
 """Rough size of a token in English text, for usage estimates when a server reports none."""
+
+IDLE_CONNECTION_S = 2.0
+"""How long an idle connection to the model server is kept for reuse (servers close theirs
+at 5 s)."""
 
 MAX_REPORTED_ERRORS = 8
 """Validation errors quoted back to the model; more only dilutes a small model's attention."""
@@ -519,6 +527,14 @@ class LLMClient:
             api_key=settings.api_key.get_secret_value(),
             timeout=settings.timeout_s,
             max_retries=0,  # our tenacity policy retries; the SDK's would double it
+            # Servers (uvicorn, vLLM, llama.cpp) close idle connections after 5 s, as httpx's
+            # pool would keep them: a call sent just then went out on a closing connection
+            # and cost a retry and its backoff. Drop idle connections well before.
+            http_client=DefaultAsyncHttpxClient(
+                limits=dataclasses.replace(
+                    DEFAULT_CONNECTION_LIMITS, keepalive_expiry=IDLE_CONNECTION_S
+                )
+            ),
         )
         self._backoff = wait_exponential_jitter(
             multiplier=settings.backoff_base_s,

@@ -63,14 +63,15 @@ FALLBACKS: dict[Capability, str] = {
         "no model text at all: plans are still computed and verified, in the scheduler's own "
         "words; tutor explanations are the tutor's own text; streamed tutor answers end "
         "partial with error model_failed and lessons (autopilot too) fail with model_failed; "
-        "quizzes hold only what the quiz service builds without the model, and answer "
-        "quiz_unavailable (422) when that is nothing"
+        "quizzes are built from the request's source text (context, lesson or material) as "
+        "labelled extracts, and answer quiz_unavailable (422) when there is none"
     ),
     "json_schema": (
         "structured answers fail: plans keep the scheduler's words and route by the goal's "
-        "words alone; tutor explanations are the tutor's own text; quizzes hold only what the "
-        "quiz service builds without the model, and answer quiz_unavailable (422) when that "
-        "is nothing"
+        "words alone; tutor explanations quote the student's material as extracts (or the "
+        "tutor's own text without material); quizzes are built from the request's source text "
+        "(context, lesson or material) as labelled extracts, and answer quiz_unavailable (422) "
+        "when there is none"
     ),
     "streaming": (
         "streamed tutor answers (/api/tutor/stream) end partial with error model_failed, and "

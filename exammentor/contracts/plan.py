@@ -74,7 +74,8 @@ class DailyPlan(BaseModel):
 
 
 class DroppedTopic(BaseModel):
-    """A topic left out because the syllabus did not fit (``overflow='drop'``)."""
+    """A topic left out of the plan: the syllabus did not fit (``overflow='drop'``), or the
+    student's goal asked for it ("only Genetics", "skip Ecology"); ``reason`` says which."""
 
     name: str
     weight: float
