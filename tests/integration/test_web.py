@@ -49,6 +49,13 @@ SLOW_QUIZ_TOPIC = "Optics"
 """The model writes its quiz after the impatient gateway has stopped waiting."""
 
 
+RANGE_MORE = (
+    "It grows with the square of the launch speed and is largest at forty five degrees, "
+    "because the sine of twice that angle is one. Air resistance shortens it in practice, "
+    "so real shots land nearer than this ideal formula predicts for a flat field."
+)
+
+
 def respond(body: dict[str, Any]) -> Reply:
     """The tutor's answers cite the page their keyword is on; one topic streams slowly, so a
     student can stop it half way; quizzes, feedback and diagnoses are sums."""
@@ -64,7 +71,10 @@ def respond(body: dict[str, Any]) -> Reply:
                     [
                         "## Range\n\n",
                         f"As the notes say {label}, ",
-                        "the range is $R = \\frac{u^2 \\sin 2\\theta}{g}$.",
+                        "the range is $R = \\frac{u^2 \\sin 2\\theta}{g}$. ",
+                        # Longer than the tutor's hold-back window (24 words), so the page
+                        # receives the answer in several pieces, as a student sees it stream.
+                        *(f"{w} " for w in RANGE_MORE.split()),
                     ]
                 )
         return Stream(["## Idea\n\n", "Velocity ", "is ", "the ", "rate ", "of ", "change."])
@@ -262,7 +272,7 @@ async def test_a_students_first_hour(page: Page, web: WebStack) -> None:
     await page.get_by_label("Your question", exact=True).fill("What is the projectile range?")
     await page.get_by_role("button", name="Explain", exact=True).click()
     await expect(page.locator("#answer")).to_have_attribute("data-state", "done")
-    assert int(await page.locator("#answer").get_attribute("data-tokens") or 0) == 3
+    assert int(await page.locator("#answer").get_attribute("data-tokens") or 0) > 1
     await expect(page.locator("#answer h2")).to_have_text("Range")
     await expect(page.locator("#answer .katex")).to_have_count(1)  # the LaTeX, rendered
     cited = page.locator('#citations li[data-page="3"]')

@@ -171,6 +171,15 @@ export async function learnPage(params) {
             pending = true;
             requestAnimationFrame(render);
           }
+        } else if (event.kind === "reset") {
+          // The tutor's check threw the text so far away (it began to loop): start again.
+          text = "";
+          answer.dataset.resets = String(Number(answer.dataset.resets || 0) + 1);
+          state.textContent = "The tutor is writing that again…";
+          if (!pending) {
+            pending = true;
+            requestAnimationFrame(render);
+          }
         } else if (event.kind === "citation") {
           citations.append(citationItem(event.citation, titles));
         } else if (event.kind === "error") {
@@ -178,10 +187,16 @@ export async function learnPage(params) {
           answer.after(errorBox(event.error.message));
         } else if (event.kind === "done") {
           answer.dataset.state = event.partial ? "partial" : "done";
+          answer.dataset.source = event.source || "model";
         }
       }
       render();
-      state.textContent = answer.dataset.state === "done" ? "Done." : "The answer was cut short.";
+      state.textContent =
+        answer.dataset.state !== "done"
+          ? "The answer was cut short."
+          : answer.dataset.source === "extract"
+            ? "Quoted from your material: the model's answers did not pass the tutor's checks."
+            : "Done.";
       if (!citations.children.length) citations.append(h("li", { class: "muted" }, "No page cited."));
       question.value = "";
       loadChat({ shown: true });

@@ -49,6 +49,9 @@ function choices(question, prefix) {
     "fieldset",
     { class: "question", "data-question": question.id },
     h("legend", {}, question.text),
+    question.source === "extract"
+      ? h("p", { class: "muted source" }, `From your ${question.extracted_from || "text"}${question.page ? `, page ${question.page}` : ""}: built from the text, not written by the model.`)
+      : null,
     question.options.map((option, index) => {
       const id = `${prefix}-${question.id}-${index}`;
       return h("div", { class: "option" }, h("input", { type: "radio", name: `${prefix}-${question.id}`, id, value: index }), h("label", { for: id }, option));
