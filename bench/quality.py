@@ -2,7 +2,7 @@
 configured model, measured on a corpus of the repository's own (``bench/corpus/``).
 
     .venv/bin/python bench/quality.py [--model embedded|scripted] [--topics N] [--texts N]
-        [--runs N] [--run-minutes M] [--questions Q] [--out path.json]
+        [--runs N] [--run-minutes M] [--questions Q] [--out .run/quality-embedded.json]
 
 Everything goes through the product's public HTTP API, as a client would send it, so the
 same bench measures the code before and after a change:
@@ -425,6 +425,7 @@ class QuizFigures:
     bad_options: int = 0
     key_outside: int = 0
     unsupported: int = 0
+    unsupported_sources: Counter[str] = field(default_factory=Counter)
     sources: Counter[str] = field(default_factory=Counter)
     seconds_per_item: list[float] = field(default_factory=list)
     seconds_per_request: list[float] = field(default_factory=list)
@@ -467,7 +468,10 @@ async def quiz_phase(
             found = await grade(http, auth, item, topic.context)
             check = found["check"]
             figures.items += 1
-            figures.sources[str(item.get("source") or "unlabelled")] += 1
+            source = item_source(item)
+            figures.sources[source] += 1
+            if check.unsupported:
+                figures.unsupported_sources[source] += 1
             figures.bad_options += check.empty_option or check.duplicate_options
             figures.key_outside += check.key_outside
             figures.unsupported += check.unsupported
@@ -478,7 +482,7 @@ async def quiz_phase(
                     "text": item.get("text"),
                     "options": item.get("options"),
                     "key": found["key"],
-                    "source": item.get("source"),
+                    "source": source,
                     "problems": check.problems,
                 }
             )
@@ -492,6 +496,15 @@ async def quiz_phase(
             flush=True,
         )
     return figures
+
+
+def item_source(item: dict[str, Any]) -> str:
+    """Where an item says it came from (``model``, ``extract`` ...), however it says it:
+    a string, or an object with a kind; ``unlabelled`` when it does not say."""
+    source = item.get("source")
+    if isinstance(source, dict):
+        source = source.get("kind") or source.get("type") or source.get("source")
+    return str(source) if source else "unlabelled"
 
 
 def _error_code(reply: httpx.Response) -> str:
@@ -883,7 +896,10 @@ def rows_of(quiz: QuizFigures, tutor: TutorFigures, auto: AutopilotFigures) -> l
         Row("items_key_outside", "items whose key is not one of the options", quiz.key_outside,
             share(quiz.key_outside, quiz.items), "0"),
         Row("items_unsupported", "items whose key the source text does not support",
-            quiz.unsupported, share(quiz.unsupported, quiz.items), "0 (extracts)"),
+            quiz.unsupported,
+            share(quiz.unsupported, quiz.items)
+            + (f" ({_sources(quiz.unsupported_sources)})" if quiz.unsupported else ""),
+            "0 (extracts)"),
         Row("explain_repeated", "tutor explanations: repeated-sentence rate",
             tutor.explanations.repeated_rate, pct(tutor.explanations.repeated_rate), "< 5%"),
         Row("explain_distinct4", "tutor explanations: distinct-4-gram ratio",
@@ -1053,7 +1069,7 @@ async def run(args: argparse.Namespace) -> None:
         },
         "autopilot": {"statuses": dict(auto.statuses), "detail": auto.detail},
     }
-    out = Path(args.out)
+    out = Path(args.out or ROOT / ".run" / f"quality-{args.model}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(out.write_text, json.dumps(report, indent=2, default=str))
     print(f"\nwritten to {out}")
@@ -1068,7 +1084,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10, help="autopilot runs, started at once")
     parser.add_argument("--run-minutes", type=int, default=10, help="each run's study time")
     parser.add_argument("--questions", type=int, default=5, help="questions per quiz request")
-    parser.add_argument("--out", default="bench/quality.json")
+    parser.add_argument(
+        "--out", default="", help="the JSON report (default .run/quality-<model>.json)"
+    )
     args = parser.parse_args()
     asyncio.run(run(args))
 
