@@ -900,6 +900,8 @@ def rows_of(quiz: QuizFigures, tutor: TutorFigures, auto: AutopilotFigures) -> l
             share(quiz.unsupported, quiz.items)
             + (f" ({_sources(quiz.unsupported_sources)})" if quiz.unsupported else ""),
             "0 (extracts)"),
+        Row("extract_pages_read", "study-text pages read back (extract-pdf-text)",
+            tutor.extract_pages_read, share(tutor.extract_pages_read, tutor.extract_pages), "-"),
         Row("explain_repeated", "tutor explanations: repeated-sentence rate",
             tutor.explanations.repeated_rate, pct(tutor.explanations.repeated_rate), "< 5%"),
         Row("explain_distinct4", "tutor explanations: distinct-4-gram ratio",
