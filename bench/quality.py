@@ -50,6 +50,7 @@ import signal
 import sys
 import time
 import tomllib
+import traceback
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -433,10 +434,9 @@ class QuizFigures:
 
 
 async def quiz_phase(
-    http: httpx.AsyncClient, topics: Sequence[Topic], questions: int
-) -> QuizFigures:
-    """One quiz per topic, each item graded to reveal its key."""
-    figures = QuizFigures()
+    http: httpx.AsyncClient, topics: Sequence[Topic], questions: int, figures: QuizFigures
+) -> None:
+    """One quiz per topic, each item graded to reveal its key (into ``figures``)."""
     for topic in topics:
         auth = await register(http)
         started = time.monotonic()
@@ -495,7 +495,6 @@ async def quiz_phase(
             f"  quiz {topic.name!r}: {len(items)} items, {valid} valid ({seconds:.1f} s)",
             flush=True,
         )
-    return figures
 
 
 def item_source(item: dict[str, Any]) -> str:
@@ -576,9 +575,10 @@ class TutorFigures:
     detail: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def tutor_phase(http: httpx.AsyncClient, texts: Sequence[StudyText]) -> TutorFigures:
-    """Uploads each text as a PDF and asks its questions."""
-    figures = TutorFigures()
+async def tutor_phase(
+    http: httpx.AsyncClient, texts: Sequence[StudyText], figures: TutorFigures
+) -> None:
+    """Uploads each text as a PDF and asks its questions (into ``figures``)."""
     for study in texts:
         auth = await register(http)
         pdf = base64.b64encode(pdf_of(study.pages)).decode()
@@ -600,7 +600,6 @@ async def tutor_phase(http: httpx.AsyncClient, texts: Sequence[StudyText]) -> Tu
             await explain(http, auth, study, question, material, known, figures)
             if number == 0:
                 await stream(http, auth, study, question, material, known, figures)
-    return figures
 
 
 def _cited(citations: Sequence[dict[str, Any]]) -> list[tuple[str | None, int]]:
@@ -793,8 +792,12 @@ async def one_run(
 
 
 async def autopilot_phase(
-    http: httpx.AsyncClient, topics: Sequence[Topic], runs: int, minutes: int
-) -> AutopilotFigures:
+    http: httpx.AsyncClient,
+    topics: Sequence[Topic],
+    runs: int,
+    minutes: int,
+    figures: AutopilotFigures,
+) -> None:
     """``runs`` runs at once, each on two topics of one exam."""
     by_exam: dict[str, list[Topic]] = {}
     for topic in topics:
@@ -807,7 +810,6 @@ async def autopilot_phase(
         pairs.append([pool[first], pool[(first + 1) % len(pool)]])
     # The slack covers a call still in flight when the study time runs out.
     results = await asyncio.gather(*(one_run(http, pair, minutes, 600) for pair in pairs))
-    figures = AutopilotFigures()
     for pair, status in zip(pairs, results, strict=True):
         steps = status.get("steps") or []
         graded = [
@@ -843,7 +845,6 @@ async def autopilot_phase(
             f"{len(lessons)} lessons; {status.get('end_reason')}",
             flush=True,
         )
-    return figures
 
 
 # --- The table ------------------------------------------------------------------------------
@@ -1018,6 +1019,8 @@ async def run(args: argparse.Namespace) -> None:
                 )
             )
         began = time.monotonic()
+        quiz, tutor, auto = QuizFigures(), TutorFigures(), AutopilotFigures()
+        phase = "start-up"
         try:
             await wait_ready(http_port)
             for port in ops.values():
@@ -1025,12 +1028,22 @@ async def run(args: argparse.Namespace) -> None:
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{http_port}", timeout=1200
             ) as http:
+                phase = "quiz"
                 print(f"quiz: {len(topics)} topics, {args.questions} questions each", flush=True)
-                quiz = await quiz_phase(http, topics, args.questions)
+                await quiz_phase(http, topics, args.questions, quiz)
+                phase = "tutor"
                 print(f"tutor: {len(texts)} study texts", flush=True)
-                tutor = await tutor_phase(http, texts)
+                await tutor_phase(http, texts, tutor)
+                phase = "autopilot"
                 print(f"autopilot: {args.runs} runs of {args.run_minutes} min at once", flush=True)
-                auto = await autopilot_phase(http, all_topics, args.runs, args.run_minutes)
+                await autopilot_phase(http, all_topics, args.runs, args.run_minutes, auto)
+                phase = ""
+        except (asyncio.CancelledError, Exception) as error:  # noqa: BLE001 - reported below
+            # What was measured before the interruption is still printed and written.
+            traceback.print_exc()
+            interrupted = f"{phase} ({type(error).__name__}: {str(error)[:200]})"
+        else:
+            interrupted = ""
         finally:
             await stop_all(processes)
             admin = await asyncpg.connect(servers.admin_dsn)
@@ -1048,6 +1061,8 @@ async def run(args: argparse.Namespace) -> None:
         f"{args.runs} autopilot runs of {args.run_minutes} min; {minutes:.1f} min; "
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
     )
+    if interrupted:
+        heading += f"; INTERRUPTED during {interrupted}: later rows are empty"
     rows = rows_of(quiz, tutor, auto)
     printed = print_table(rows, heading)
     report = {
@@ -1075,6 +1090,8 @@ async def run(args: argparse.Namespace) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(out.write_text, json.dumps(report, indent=2, default=str))
     print(f"\nwritten to {out}")
+    if interrupted:
+        raise SystemExit(f"interrupted during {interrupted}")
 
 
 def main() -> None:
