@@ -16,9 +16,10 @@ Each measure is defined so that a number can be checked by hand (``docs/quality.
   :data:`NEAR_COPY_JACCARD`, or one of which contains the other's words in order (at least
   :data:`MIN_CONTAINED_WORDS` words). Empty fields are not compared.
 - **Option checks** of a quiz item, and whether its key is **supported** by the source
-  text: at least :data:`SUPPORT_SHARE` of the key's content words occur in the source
-  (for a true/false item, of the statement's content words; a key with no content word,
-  such as "7" against a text without numbers, is unsupported).
+  text: one sentence of the source holds at least :data:`SUPPORT_SHARE` of the key's
+  content words and more than half of the question's content words found in the source
+  (for a true/false item, the statement's content words alone; a key with no content word
+  is unsupported). See :func:`supported`.
 - **Citation precision and recall** against the pages the answer is known to sit on,
   counted over (material, page) pairs.
 
@@ -52,6 +53,8 @@ STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
 _WORD = re.compile(r"[a-z0-9]+")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?;])\s+|\n+")
+_FULL_STOP = re.compile(r"(?<=[.!?])\s+|\n+")
+"""Where a source text's sentences end, for support: a semicolon does not end one."""
 _MARKUP = re.compile(r"^\s*(?:[#>*\-+]+|\d+[.)])\s*")
 _CITATION_MARK = re.compile(r"\[(?:S\d+\s*)?p+\.?\s*[\d,\s\-]+\]", re.IGNORECASE)
 
@@ -288,22 +291,36 @@ def normalised_option(text: str) -> str:
     return " ".join(words(text))
 
 
-def supported(claim: str, source: str) -> bool:
-    """Whether a key (or statement) is backed by the source text.
+def supported(claim: str, source: str, question: str = "") -> bool:
+    """Whether a key (or statement) is backed by the source text, for this question.
+
+    The key and what the question asks about must meet in one sentence of the source: a
+    sentence that holds at least :data:`SUPPORT_SHARE` of the key's content words and more
+    than half of the question's content words that occur anywhere in the source (its
+    subject; template words such as "primary function" occur nowhere and do not count).
+    So "protein synthesis" is no answer to "What is the primary function of mitochondria?"
+    over a text where proteins are made by ribosomes, although both words are in it.
 
     Args:
-        claim: The key or statement.
+        claim: The key, or the statement of a true/false item.
         source: The text the item is about (the request's context, the material).
+        question: The question ('' for a statement judged alone).
 
     Returns:
-        True when at least :data:`SUPPORT_SHARE` of the claim's content words occur in the
-        source; False when the claim has none.
+        True when one sentence backs the claim; False when the claim has no content word.
     """
     claimed = set(content_words(claim))
     if not claimed:
         return False
-    present = set(content_words(source))
-    return len(claimed & present) / len(claimed) >= SUPPORT_SHARE
+    said = [set(content_words(s)) for s in _FULL_STOP.split(source)]
+    present = set().union(*said)
+    subject = (set(content_words(question)) & present) - claimed
+    for sentence in said:
+        if len(claimed & sentence) / len(claimed) < SUPPORT_SHARE:
+            continue
+        if not subject or len(subject & sentence) > len(subject) / 2:
+            return True
+    return False
 
 
 def check_item(
@@ -340,12 +357,12 @@ def check_item(
             or normalised_option(options[correct_option_index])
             != normalised_option(correct_answer or options[correct_option_index])
         )
-    claim = text if question_type == "true_false" else correct_answer
+    claim, asked = (text, "") if question_type == "true_false" else (correct_answer, text)
     return ItemCheck(
         empty_option=empty,
         duplicate_options=duplicate,
         key_outside=outside,
-        unsupported=not supported(claim, source),
+        unsupported=not supported(claim, source, asked),
     )
 
 
@@ -365,7 +382,7 @@ def best_supported_option(options: Sequence[str], source: str, question: str = "
         The index of the best option (the first on a tie; 0 when there are no options).
     """
     asked = set(content_words(question))
-    said = [set(content_words(s)) for s in sentences(source)] or [set()]
+    said = [set(content_words(s)) for s in _FULL_STOP.split(source)]
     best, score = 0, -1.0
     for i, option in enumerate(options):
         claimed = set(content_words(option))

@@ -245,3 +245,43 @@ def test_median() -> None:
     assert median([3.0, 1.0, 2.0]) == 2.0
     assert median([1.0, 2.0, 3.0, 4.0]) == 2.5
     assert median([]) is None
+
+
+CELL_CONTEXT = (
+    "Mitochondria release energy from food by cellular respiration and make ATP. "
+    "Chloroplasts are found in plant cells and carry out photosynthesis using chlorophyll. "
+    "Ribosomes make proteins by joining amino acids."
+)
+NEWTON_CONTEXT = (
+    "The second law says force equals mass times acceleration. Momentum is mass times "
+    "velocity, and impulse is the change in momentum. The SI unit of force is the newton."
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "key", "source", "backed"),
+    [
+        # Items the embedded model wrote on 2026-12-07 (bench/quality.py, the corpus's
+        # contexts): each key's words are in the text, but only some answer the question.
+        ("What is the primary function of mitochondria?", "protein synthesis", CELL_CONTEXT, False),
+        ("What is the primary function of ribosomes?", "protein synthesis", CELL_CONTEXT, True),
+        ("What is the primary function of chloroplasts?", "photosynthesis", CELL_CONTEXT, True),
+        ("What is the SI unit of momentum?", "newton", NEWTON_CONTEXT, False),
+        ("What is the SI unit of mass?", "newton", NEWTON_CONTEXT, False),
+        ("What is the SI unit of force?", "newton", NEWTON_CONTEXT, True),
+    ],
+)  # fmt: skip
+def test_a_key_must_meet_the_question_in_one_sentence(
+    question: str, key: str, source: str, backed: bool
+) -> None:
+    assert supported(key, source, question) is backed
+    check = check_item(
+        question_type="multiple_choice",
+        text=question,
+        options=[key, "joule", "watt", "pascal"],
+        correct_option_index=0,
+        correct_answer=key,
+        source=source,
+    )
+    assert check.valid  # well formed: a student can answer it
+    assert check.unsupported is not backed
