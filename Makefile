@@ -5,12 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup up down logs status release demo test test-unit lint bench proto proto-baseline contracts constraints clean
+.PHONY: help setup up down logs status release demo test test-unit lint bench bench-quality proto proto-baseline contracts constraints clean
 
 help:
 	@echo "make demo   set up, start the whole stack, run a real study flow end to end"
 	@echo "make test   run the whole test suite against real Kafka and Postgres"
 	@echo "make up | down | logs | status | lint | bench | contracts | proto-baseline | constraints"
+	@echo "make bench-quality   tutor, quiz and autopilot quality on the configured model (docs/quality.md)"
 	@echo "REPLICAS_PLANNER=2 make up   run two planner processes (any worker: REPLICAS_<SERVICE>)"
 	@echo "make release   roll out this checkout: backup, migrations, rolling restart, smoke"
 
@@ -71,6 +72,12 @@ lint: setup
 bench: setup
 	bash deploy/local/stack.sh infra
 	$(PY) bench/pipeline.py
+
+# The quality benchmark (docs/quality.md) on the configured model, the embedded one by
+# default; QUALITY_ARGS="--model scripted" or "--topics 8 --texts 3 --runs 2" to bound it.
+bench-quality: setup
+	bash deploy/local/stack.sh infra
+	$(PY) bench/quality.py $(QUALITY_ARGS)
 
 proto: setup
 	PYTHON=$(PY) bash scripts/gen_proto.sh
