@@ -26,7 +26,13 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        # Plain tracebacks: structlog's default (rich, with every frame's locals) renders
+        # slowly enough to stall a process that logs many errors at once (a server
+        # cancelling hundreds of requests at shutdown), and would print secrets held in
+        # locals into the log.
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
