@@ -163,13 +163,17 @@ class _View:
 
 
 def echo_source(prompt: TutorPrompt) -> str:
-    """What an answer must not copy at length: the instructions and the material shown.
+    """What an answer must not copy at length: the instructions (the system message).
 
-    The request's own lines are left out: a lesson's focus quotes the previous lesson's
-    opening ("go beyond the previous lesson, which began: ..."), and a lesson that starts the
-    same way repeats a lesson; it does not echo the prompt.
+    The student's material is left out: quoting a sentence of it word for word, with its
+    page, is what a good tutor does (a capable model fails the check otherwise, and its
+    repair round answers worse); an answer that dumps the material is caught by the fence
+    markers (:data:`SCAFFOLDING`) and, field by field, by the near-copy check. The request's
+    own lines are left out too: a lesson's focus quotes the previous lesson's opening ("go
+    beyond the previous lesson, which began: ..."), and a lesson that starts the same way
+    repeats a lesson; it does not echo the prompt.
     """
-    return "\n".join([str(prompt.messages[0].get("content", "")), prompt.grounding.fenced()])
+    return str(prompt.messages[0].get("content", ""))
 
 
 def retry_messages(prompt: TutorPrompt) -> list[ChatMessage]:
