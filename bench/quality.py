@@ -673,6 +673,7 @@ async def stream(
     tokens: list[str] = []
     citations: list[dict[str, Any]] = []
     error = ""
+    resets = 0
     async with http.stream(
         "POST",
         "/api/tutor/stream?format=ndjson",
@@ -690,6 +691,10 @@ async def stream(
                 kind = event.get("kind")
                 if kind == "token":
                     tokens.append(str(event.get("text", "")))
+                elif kind == "reset":
+                    # The product says: discard what was shown, the answer starts again.
+                    tokens.clear()
+                    resets += 1
                 elif kind == "citation":
                     citations.append(event.get("citation") or {})
                 elif kind == "error":
@@ -706,7 +711,12 @@ async def stream(
     figures.streams.add(markdown)
     cited = _cited(citations)
     figures.stream_citations.add(cited, known)
-    entry.update(cited=[p for _, p in cited], known=list(question.pages), answer=markdown[:1500])
+    entry.update(
+        cited=[p for _, p in cited],
+        known=list(question.pages),
+        resets=resets,
+        answer=markdown[:1500],
+    )
     print(f"  stream {study.id}: cited {sorted(p for _, p in cited)} ({seconds:.1f} s)", flush=True)
 
 
