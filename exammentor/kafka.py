@@ -277,8 +277,10 @@ class KeyOrderedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                     # Back-pressure: nothing is fetched until a record is done. The wait is
                     # bounded so the loop polls again well within the poll interval.
                     self._room.clear()
+                    # asyncio.timeout: wait_for (3.11) can swallow the stop's cancellation.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._room.wait(), 1.0)
+                        async with asyncio.timeout(1.0):
+                            await self._room.wait()
                     await client.getmany(timeout_ms=0)
                     continue
                 batch = await client.getmany(timeout_ms=500, max_records=room)

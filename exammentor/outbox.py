@@ -179,8 +179,11 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox relay pass failed; will retry")
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the event is set, and this loop would then never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+                async with asyncio.timeout(self._poll_interval_s):
+                    await self._wake.wait()
 
     @property
     def held_topics(self) -> list[str]:

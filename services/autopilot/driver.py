@@ -204,8 +204,12 @@ class AutopilotDriver:
                 await self._renew_and_claim()
             except (OSError, asyncpg.PostgresError):
                 log.exception("lease loop failed; trying again")
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the event is set, and the loop then never stops (it hung a
+            # test's teardown with the task "cancelling" forever).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._claim_now.wait(), s.lease_poll_s)
+                async with asyncio.timeout(s.lease_poll_s):
+                    await self._claim_now.wait()
             self._claim_now.clear()
 
     async def _renew_and_claim(self) -> None:
@@ -294,7 +298,8 @@ class AutopilotDriver:
         delay = (action.until - utcnow()).total_seconds()
         if delay > 0:
             try:
-                await asyncio.wait_for(entry.wake.wait(), delay)
+                async with asyncio.timeout(delay):  # not wait_for: see _lease_loop
+                    await entry.wake.wait()
                 return None
             except TimeoutError:
                 pass
