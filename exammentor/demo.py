@@ -160,7 +160,7 @@ async def _answer_of(http: httpx.AsyncClient, auth: dict[str, str], reply: httpx
     """The JSON result of a request; a 202 (the gateway stopped waiting) is followed to its
     end by polling the stored request, as any client that lost its wait does."""
     if reply.status_code != 202:
-        return reply.json() if reply.status_code == 200 else None
+        return reply.json() if reply.status_code in (200, 201) else None
     location = reply.json()["location"]
     async with asyncio.timeout(WAIT_S):
         while True:
