@@ -25,6 +25,7 @@ import pytest
 from PIL import Image
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
+from exammentor import migrate
 from exammentor.settings import LLMSettings
 from exammentor.topics import ensure_topics
 from services.gateway.app import Gateway
@@ -35,6 +36,7 @@ from tests.infra import unique_name
 from tests.integration.conftest import Stack, start_worker
 from tests.integration.test_autopilot_services import respond as respond_to_quiz_and_lesson
 from tests.integration.test_tutor_api import pdf_of
+from tests.upgrade.database import app_dsn, scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -95,9 +97,21 @@ class WebStack:
 
 
 @pytest.fixture(scope="module")
-async def web(test_env: SessionEnv) -> AsyncIterator[WebStack]:
+async def web_env(test_env: SessionEnv) -> AsyncIterator[SessionEnv]:
+    """A database and topic prefix of the module's own: an autopilot replica claims the runs
+    of its whole database, so the session stack's (the embedded model) must never carry the
+    page's autopilot run (in a full run it did, and asked the embedded model the quiz)."""
+    async with scratch_database(test_env.servers.admin_dsn, "exammentor_web_") as dsn:
+        await migrate.upgrade(dsn)
+        yield dataclasses.replace(
+            test_env, admin_dsn=dsn, app_dsn=app_dsn(dsn), topic_prefix=unique_name("web")
+        )
+
+
+@pytest.fixture(scope="module")
+async def web(web_env: SessionEnv) -> AsyncIterator[WebStack]:
     assert (WEB_BUILD / "index.html").is_file(), "build the web app first: make setup"
-    env = dataclasses.replace(test_env, topic_prefix=unique_name("web"))
+    env = web_env
     await ensure_topics(env.kafka())
     model = ScriptedOpenAI(default=respond)
     await model.__aenter__()
