@@ -60,7 +60,7 @@ class Lifecycle:
                 result = stop()
                 if inspect.isawaitable(result):
                     await result
-            except BaseException:
+            except Exception:  # a cancellation is not a failure: it passes unlogged
                 log.exception("a shutdown step failed; the steps after it still run", step=step)
                 raise
 
