@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import secrets
-import signal
 import statistics
 import sys
 import time
@@ -25,12 +22,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exammentor import migrate
+from bench.stack import process_stack
 from exammentor.commands import CommandConsumer, CommandRouter
 from exammentor.contracts.commands import EchoPayload
 from exammentor.contracts.envelope import CommandEnvelope
@@ -41,9 +37,8 @@ from exammentor.settings import (
     DatabaseSettings,
     KafkaSettings,
 )
-from exammentor.topics import ensure_topics
 from services.planner.settings import PlannerSettings
-from tests.infra import ROOT, free_port, provide_servers, unique_name, with_database
+from tests.infra import provide_servers, unique_name
 
 Call = Callable[[int], Awaitable[None]]
 
@@ -74,83 +69,18 @@ async def run(requests: int, concurrency: list[int]) -> None:
     """Sets up a private database and topics, starts a gateway and a worker, measures."""
     configure_logging("bench", "WARNING", "console")
     with provide_servers() as servers:
-        database = unique_name("exammentor_bench_")
-        admin = await asyncpg.connect(servers.admin_dsn)
-        await admin.execute(f'CREATE DATABASE "{database}"')
-        await admin.close()
-        admin_dsn = with_database(servers.admin_dsn, database)
-        await migrate.upgrade(admin_dsn)
-        kafka = KafkaSettings(
-            bootstrap_servers=servers.kafka_bootstrap, topic_prefix=unique_name("bench")
-        )
-        await ensure_topics(kafka)
-        db = DatabaseSettings(
-            database_url=admin_dsn,
-            app_database_url=with_database(servers.admin_dsn, database, user="exammentor_app"),
-            pool_max=20,
-        )
-        http_port = free_port()
         # Gateway and worker as their own processes, as deployed: the benchmark's clients
         # and the in-process baseline do not share their event loops.
-        environ = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-            "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
-            "DATABASE_URL": db.database_url,
-            "APP_DATABASE_URL": db.app_database_url,
-            "DB_POOL_MAX": "20",
-            "EXAMMENTOR_LOG_LEVEL": "WARNING",
-            # Gateway and worker are separate processes: they must share the relay token.
-            "EXAMMENTOR_RELAY_TOKEN": secrets.token_urlsafe(32),
+        async with process_stack(
+            servers,
+            ["planner"],
+            label="pipeline",
             # The bench registers its students from one address in a burst.
-            "EXAMMENTOR_LOGIN_LIMITS": '{"per_address": 100000}',
-        }
-        worker_ops = free_port()
-        processes = [
-            await start_process(
-                "services.gateway.app",
-                {
-                    **environ,
-                    "EXAMMENTOR_HTTP_PORT": str(http_port),
-                    "EXAMMENTOR_GRPC_PORT": str(free_port()),
-                    "EXAMMENTOR_RELAY_PORT": str(free_port()),
-                },
-            ),
-            await start_process(
-                "services.planner.app",
-                {**environ, "EXAMMENTOR_OPS_PORT": str(worker_ops)},
-            ),
-        ]
-        try:
-            await wait_ready(http_port)
-            await wait_ready(worker_ops)
-            rows = await compare(http_port, db, kafka, requests, concurrency)
-        finally:
-            for proc in processes:
-                proc.send_signal(signal.SIGTERM)
-            for proc in processes:
-                await proc.wait()
-            admin = await asyncpg.connect(servers.admin_dsn)
-            await admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
-            await admin.close()
+            environ={"EXAMMENTOR_LOGIN_LIMITS": '{"per_address": 100000}'},
+        ) as stack:
+            await stack.ready(timeout_s=60)
+            rows = await compare(stack.http_port, stack.db, stack.kafka, requests, concurrency)
     print_table(rows, requests, servers.source)
-
-
-async def start_process(module: str, environ: dict[str, str]) -> asyncio.subprocess.Process:
-    """One service as its own process."""
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", module, env=environ, cwd=ROOT)
-
-
-async def wait_ready(port: int, timeout_s: float = 60) -> None:
-    """Polls a service's /ready until it answers 200."""
-    async with httpx.AsyncClient(timeout=2) as http, asyncio.timeout(timeout_s):
-        while True:
-            try:
-                if (await http.get(f"http://127.0.0.1:{port}/ready")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
 
 
 async def compare(

@@ -45,19 +45,17 @@ import io
 import json
 import os
 import re
-import secrets
-import signal
 import sys
 import time
 import tomllib
 import traceback
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import httpx
 from fpdf import FPDF
 
@@ -74,12 +72,10 @@ from bench.quality_metrics import (
     median,
     near_copy_pairs,
 )
-from exammentor import migrate
+from bench.stack import process_stack
 from exammentor.logs import configure_logging
-from exammentor.settings import KafkaSettings
-from exammentor.topics import ensure_topics
 from tests.fakes.scripted_openai import Content, Reply, ScriptedOpenAI
-from tests.infra import ROOT, free_port, provide_servers, unique_name, with_database
+from tests.infra import ROOT, provide_servers, unique_name
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 ENDED = ("completed", "failed", "stopped")
@@ -370,36 +366,6 @@ def cloze_items(topic: str, material: str, count: int, start: int = 0) -> list[d
 
 
 # --- The stack ------------------------------------------------------------------------------
-
-
-async def start_process(module: str, environ: dict[str, str]) -> asyncio.subprocess.Process:
-    """One service as its own process."""
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", module, env=environ, cwd=ROOT)
-
-
-async def stop_all(processes: Sequence[asyncio.subprocess.Process]) -> None:
-    """SIGTERM to each service; one still draining a model call after 30 s is killed."""
-    for proc in processes:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in processes:
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-
-
-async def wait_ready(port: int, timeout_s: float = 120) -> None:
-    """Polls a service's /ready until it answers 200."""
-    async with httpx.AsyncClient(timeout=2) as http, asyncio.timeout(timeout_s):
-        while True:
-            try:
-                if (await http.get(f"http://127.0.0.1:{port}/ready")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
 
 
 async def register(http: httpx.AsyncClient) -> dict[str, str]:
@@ -985,59 +951,27 @@ async def run(args: argparse.Namespace) -> None:
             model = ScriptedOpenAI(default=CompetentModel({t.name: t.context for t in all_topics}))
             await model.__aenter__()
         base_url = model.base_url if model else os.environ.get("OPENAI_BASE_URL", "")
-        database = unique_name("exammentor_bench_quality_")
-        admin = await asyncpg.connect(servers.admin_dsn)
-        await admin.execute(f'CREATE DATABASE "{database}"')
-        await admin.close()
-        admin_dsn = with_database(servers.admin_dsn, database)
-        await migrate.upgrade(admin_dsn)
-        kafka = KafkaSettings(
-            bootstrap_servers=servers.kafka_bootstrap, topic_prefix=unique_name("bqual")
-        )
-        await ensure_topics(kafka)
-        environ = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-            "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
-            "DATABASE_URL": admin_dsn,
-            "APP_DATABASE_URL": with_database(servers.admin_dsn, database, user="exammentor_app"),
-            "DB_POOL_MAX": "10",
-            "EXAMMENTOR_RELAY_TOKEN": secrets.token_urlsafe(24),
-            "EXAMMENTOR_LOG_LEVEL": "WARNING",
-        }
-        if base_url:
-            environ["OPENAI_BASE_URL"] = base_url
-        http_port = free_port()
-        ops = {name: free_port() for name in ("tutor", "quiz", "autopilot")}
-        processes = [
-            await start_process(
-                "services.gateway.app",
-                {
-                    **environ,
-                    "EXAMMENTOR_HTTP_PORT": str(http_port),
-                    "EXAMMENTOR_GRPC_PORT": str(free_port()),
-                    "EXAMMENTOR_RELAY_PORT": str(free_port()),
-                    "EXAMMENTOR_REQUEST_TIMEOUT_S": "900",
-                    "EXAMMENTOR_LOGIN_LIMITS": '{"per_address": 100000, "per_name": 100}',
-                },
-            )
-        ]
-        for name, port in ops.items():
-            processes.append(
-                await start_process(
-                    f"services.{name}.app", {**environ, "EXAMMENTOR_OPS_PORT": str(port)}
-                )
-            )
+        environ = {"OPENAI_BASE_URL": base_url} if base_url else {}
+        stack_exits = AsyncExitStack()
         began = time.monotonic()
         quiz, tutor, auto = QuizFigures(), TutorFigures(), AutopilotFigures()
         phase = "start-up"
         try:
-            await wait_ready(http_port)
-            for port in ops.values():
-                await wait_ready(port)
-            async with httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{http_port}", timeout=1200
-            ) as http:
+            stack = await stack_exits.enter_async_context(
+                process_stack(
+                    servers,
+                    ["tutor", "quiz", "autopilot"],
+                    label="quality",
+                    environ=environ,
+                    gateway={
+                        "EXAMMENTOR_REQUEST_TIMEOUT_S": "900",
+                        "EXAMMENTOR_LOGIN_LIMITS": '{"per_address": 100000, "per_name": 100}',
+                    },
+                    pool_max=10,
+                )
+            )
+            await stack.ready(timeout_s=120)
+            async with httpx.AsyncClient(base_url=stack.base_url, timeout=1200) as http:
                 phase = "quiz"
                 print(f"quiz: {len(topics)} topics, {args.questions} questions each", flush=True)
                 await quiz_phase(http, topics, args.questions, quiz)
@@ -1055,10 +989,7 @@ async def run(args: argparse.Namespace) -> None:
         else:
             interrupted = ""
         finally:
-            await stop_all(processes)
-            admin = await asyncpg.connect(servers.admin_dsn)
-            await admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
-            await admin.close()
+            await stack_exits.aclose()
             if model is not None:
                 await model.__aexit__(None, None, None)
     minutes = (time.monotonic() - began) / 60

@@ -37,26 +37,22 @@ import asyncio
 import os
 import re
 import secrets
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from openai import AsyncOpenAI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exammentor import migrate
+from bench.stack import process_stack
 from exammentor.contracts.tutor import STREAM_EVENT, TokenEvent
 from exammentor.logs import configure_logging
-from exammentor.settings import KafkaSettings
-from exammentor.topics import ensure_topics
 from tests.fakes.scripted_openai import MODEL, ScriptedOpenAI, Stream
-from tests.infra import ROOT, free_port, provide_servers, unique_name, with_database
+from tests.infra import provide_servers, unique_name
 
 MARKER = re.compile(r"bench([0-9a-f]{12})")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -193,66 +189,29 @@ async def run(args: argparse.Namespace) -> None:
     pace = Pace(args.tokens, args.interval_ms / 1000)
     levels = [int(n) for n in args.levels.split(",")]
     with provide_servers() as servers:
-        async with ScriptedOpenAI(default=pace.respond) as model:
-            database = unique_name("exammentor_bench_tutor_")
-            admin = await asyncpg.connect(servers.admin_dsn)
-            await admin.execute(f'CREATE DATABASE "{database}"')
-            await admin.close()
-            admin_dsn = with_database(servers.admin_dsn, database)
-            await migrate.upgrade(admin_dsn)
-            kafka = KafkaSettings(
-                bootstrap_servers=servers.kafka_bootstrap,
-                topic_prefix=unique_name("btut"),
+        async with (
+            ScriptedOpenAI(default=pace.respond) as model,
+            process_stack(
+                servers,
+                ["tutor"],
+                label="tutor",
                 partitions=args.partitions,
-            )
-            await ensure_topics(kafka)
-            environ = {
-                **os.environ,
-                "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-                "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
-                "KAFKA_PARTITIONS": str(args.partitions),
-                "EXAMMENTOR_MAX_IN_FLIGHT": str(args.max_in_flight),
-                "OPENAI_MAX_CONCURRENCY": str(max(levels) + 8),
-                "DATABASE_URL": admin_dsn,
-                "APP_DATABASE_URL": with_database(
-                    servers.admin_dsn, database, user="exammentor_app"
-                ),
-                "DB_POOL_MAX": "20",
-                "OPENAI_BASE_URL": model.base_url,
-                "OPENAI_MAX_RETRIES": "0",
-                "EXAMMENTOR_RELAY_TOKEN": secrets.token_urlsafe(24),
-                "EXAMMENTOR_LOG_LEVEL": "WARNING",
-            }
-            http_port, tutor_ops = free_port(), free_port()
-            gateway = await start_process(
-                "services.gateway.app",
-                {
-                    **environ,
-                    "EXAMMENTOR_HTTP_PORT": str(http_port),
-                    "EXAMMENTOR_GRPC_PORT": str(free_port()),
-                    "EXAMMENTOR_RELAY_PORT": str(free_port()),
+                environ={
+                    "EXAMMENTOR_MAX_IN_FLIGHT": str(args.max_in_flight),
+                    "OPENAI_MAX_CONCURRENCY": str(max(levels) + 8),
+                    "OPENAI_BASE_URL": model.base_url,
+                    "OPENAI_MAX_RETRIES": "0",
+                },
+                gateway={
                     "EXAMMENTOR_REQUEST_TIMEOUT_S": "600",
                     "EXAMMENTOR_LOGIN_LIMITS": '{"per_address": 100000, "per_name": 100}',
                 },
+            ) as stack,
+        ):
+            await stack.ready()
+            single, loaded = await measure(
+                stack.http_port, model, pace, levels, args.samples, stack.pids, args.per_level
             )
-            tutor = await start_process(
-                "services.tutor.app", {**environ, "EXAMMENTOR_OPS_PORT": str(tutor_ops)}
-            )
-            try:
-                await wait_ready(http_port)
-                await wait_ready(tutor_ops)
-                pids = {"gateway": gateway.pid, "tutor": tutor.pid}
-                single, loaded = await measure(
-                    http_port, model, pace, levels, args.samples, pids, args.per_level
-                )
-            finally:
-                for proc in (gateway, tutor):
-                    proc.send_signal(signal.SIGTERM)
-                for proc in (gateway, tutor):
-                    await proc.wait()
-                admin = await asyncpg.connect(servers.admin_dsn)
-                await admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
-                await admin.close()
     print_tables(single, loaded, pace, args, servers.source)
 
 
@@ -393,23 +352,6 @@ def print_tables(
         )
     else:
         print(f"\nno level up to {loaded[-1].streams} streams doubled the added p50 latencies")
-
-
-async def start_process(module: str, environ: dict[str, str]) -> asyncio.subprocess.Process:
-    """One service as its own process."""
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", module, env=environ, cwd=ROOT)
-
-
-async def wait_ready(port: int, timeout_s: float = 90) -> None:
-    """Polls a service's /ready until it answers 200."""
-    async with httpx.AsyncClient(timeout=2) as http, asyncio.timeout(timeout_s):
-        while True:
-            try:
-                if (await http.get(f"http://127.0.0.1:{port}/ready")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
 
 
 def main() -> None:

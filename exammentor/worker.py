@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -32,6 +31,7 @@ from exammentor._proto import relay_pb2_grpc
 from exammentor.commands import CommandConsumer, CommandRouter
 from exammentor.db import Pool, create_pool, ping
 from exammentor.kafka import broker_ready, create_broker
+from exammentor.lifecycle import Lifecycle, run_until_signalled
 from exammentor.llm import LLMClient, LLMUsage
 from exammentor.logs import configure_logging, get_logger
 from exammentor.ops import HttpServer, Readiness, ops_server
@@ -128,64 +128,85 @@ class Worker(Generic[S]):
     """A running worker service; :meth:`start` and :meth:`stop` are also used by tests to
     run services in-process against the real broker and database. :meth:`stop` undoes
     whatever :meth:`start` got done, also after a start that failed half-way.
+
+    Start-up enters each part on the worker's :class:`~exammentor.lifecycle.Lifecycle`, so
+    shutdown is start-up reversed: the draining flag, background work, the consumer (stops
+    taking commands, drains those in hand), the outbox relay (a last pass over what they
+    wrote), the producer, the result relay's channels and server, the ops server, the model
+    client, the pool.
     """
 
     def __init__(self, settings: S, install: InstallHandlers[S]) -> None:
         self.settings = settings
         self._install = install
+        self._life = Lifecycle(settings.service_name)
         self.resources: WorkerResources[S] | None = None
+        """Set once start-up reached the handlers."""
         self.router: CommandRouter | None = None
         self.ops: HttpServer | None = None
         self.readiness: Readiness | None = None
-        self._pool: Pool | None = None
-        self._broker: KafkaBroker | None = None
-        self._llm: LLMClient | None = None
-        self._relay: OutboxRelay | None = None
-        self._consumer: CommandConsumer | None = None
-        self._channels = RelayChannels(settings.relay_token.get_secret_value())
-        self._results: aio.Server | None = None
-        self._background: list[BackgroundService] = []
 
     async def start(self) -> None:
         """Connects everything and starts consuming."""
-        s = self.settings
+        s, life = self.settings, self._life
         configure_tracing(s.service_name)
         await wait_for_database(s.db.app_database_url, deadline_s=s.startup_wait_s)
         await wait_for_kafka(s.kafka.bootstrap_servers, deadline_s=s.startup_wait_s)
-        self._pool = pool = await create_pool(
+        pool = await create_pool(
             s.db.app_database_url, min_size=s.db.pool_min, max_size=s.db.pool_max
         )
-        self._broker = broker = create_broker(s.kafka, s.service_name, s.shutdown_grace_s)
-        self._llm = llm = LLMClient(s.llm, usage_sink=usage_recorder(pool, s.service_name))
-        relay = await self._start_result_relay() if isinstance(s, SendsCommands) else None
-        self.resources = WorkerResources(s, pool, broker, llm, relay)
-        self.router = router = CommandRouter(s.service_name)
-        self._install(router, self.resources)
-        self._consumer = CommandConsumer(
-            router=router, broker=broker, pool=pool, settings=s, channels=self._channels
+        life.on_stop(pool.close)
+        llm = LLMClient(s.llm, usage_sink=usage_recorder(pool, s.service_name))
+        life.on_stop(llm.aclose)
+        broker = create_broker(s.kafka, s.service_name, s.shutdown_grace_s)
+        self.readiness = readiness = Readiness(
+            s.service_name,
+            {"database": lambda: ping(pool), "kafka": lambda: broker_ready(broker)},
         )
-        await broker.start()
-        # The broker first: the consumer dead-letters through its producer.
-        await self._consumer.start()
-        # Commands a newer gateway sent before this replica could handle them.
-        await self._consumer.replay_parked()
-        self._relay = OutboxRelay(
+        # Made here, so it closes after the drain and /ready says "draining" till then;
+        # it serves last, so /ready answers only once the worker consumes.
+        self.ops = ops = ops_server(readiness, s.ops_host, s.ops_port)
+        life.on_stop(ops.stop)
+        relay = await self._start_result_relay() if isinstance(s, SendsCommands) else None
+        channels = RelayChannels(s.relay_token.get_secret_value())
+        life.on_stop(channels.close)
+        self.resources = resources = WorkerResources(s, pool, broker, llm, relay)
+        self.router = router = CommandRouter(s.service_name)
+        self._install(router, resources)
+        consumer = CommandConsumer(
+            router=router, broker=broker, pool=pool, settings=s, channels=channels
+        )
+        # The broker before the consumer: the consumer dead-letters through its producer,
+        # which stays open after the consumer left, for the outbox relay's last pass.
+        await life.enter(broker.start, broker.stop)
+        outbox = OutboxRelay(
             pool,
             broker,
             s.service_name,
             missing_topics=functools.partial(missing_topics, s.kafka.bootstrap_servers),
         )
-        await self._relay.start()
-        for service in self.resources.background:
-            await service.start()
-            self._background.append(service)
-        self.readiness = Readiness(
-            s.service_name,
-            {"database": lambda: ping(pool), "kafka": lambda: broker_ready(broker)},
-        )
-        self.ops = ops_server(self.readiness, s.ops_host, s.ops_port)
-        await self.ops.start()
-        log.info("worker started", commands=router.types, ops_port=self.ops.port)
+        # Before the consumer, so it stops after the drain: the events of the commands
+        # drained leave in its last pass.
+        await life.enter(outbox.start, outbox.stop)
+
+        async def drain() -> None:
+            # Commands in hand finish and their offsets commit while the consumer is still
+            # in the group; then it leaves.
+            await consumer.drain(s.shutdown_grace_s)
+            await consumer.stop()
+
+        await life.enter(consumer.start, drain)
+        # Commands a newer gateway sent before this replica could handle them.
+        await consumer.replay_parked()
+        for service in resources.background:
+            await life.enter(service.start, service.stop)
+
+        def draining() -> None:
+            readiness.draining = True
+
+        life.on_stop(draining)  # the first step of shutdown
+        await ops.start()
+        log.info("worker started", commands=router.types, ops_port=ops.port)
         if s.generated_secrets:
             log.warning(
                 "no relay token set: this run made a random one, so a gateway in another "
@@ -198,65 +219,23 @@ class Worker(Generic[S]):
         s = self.settings
         assert isinstance(s, SendsCommands)
         hub = RelayHub(s.relay_token.get_secret_value())
-        self._results = aio.server()
-        relay_pb2_grpc.add_ResultRelayServicer_to_server(hub, self._results)
-        port = self._results.add_insecure_port(f"{s.relay_host}:{s.relay_port}")
-        await self._results.start()
+        server = aio.server()
+        relay_pb2_grpc.add_ResultRelayServicer_to_server(hub, server)
+        port = server.add_insecure_port(f"{s.relay_host}:{s.relay_port}")
+        await self._life.enter(server.start, functools.partial(server.stop, None))
         return CommandRelay(hub, s.relay_advertise or f"{s.relay_host}:{port}")
 
     async def stop(self) -> None:
         """Drains: stops taking commands, lets in-flight ones finish (up to the grace
         period; an unfinished one is not committed and goes to another replica), relays the
-        outbox once more, then closes connections. Safe after a failed or partial start.
+        outbox once more, then closes connections. Safe after a failed or partial start,
+        and when called again.
         """
-        if self.readiness:
-            self.readiness.draining = True
-        while self._background:
-            await self._background.pop().stop()
-        broker = self._broker
-        if self._consumer is not None:
-            # Commands in hand finish and their offsets commit while the consumer is still
-            # in the group; then it leaves, while the producer stays open for the outbox.
-            await self._consumer.drain(self.settings.shutdown_grace_s)
-            await self._consumer.stop()
-            self._consumer = None
-        if self._relay is not None:
-            await self._relay.stop()
-            self._relay = None
-        if broker is not None:
-            await broker.stop()
-            self._broker = None
-        await self._channels.close()
-        if self._results is not None:
-            await self._results.stop(None)
-            self._results = None
-        if self.ops is not None:
-            await self.ops.stop()
-            self.ops = None
-        if self._llm is not None:
-            await self._llm.aclose()
-            self._llm = None
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        await self._life.close()
         log.info("worker stopped")
 
 
 def run_worker(settings: S, install: InstallHandlers[S]) -> None:
     """Runs a worker until SIGTERM or SIGINT, then drains and exits."""
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
-
-    async def main() -> None:
-        worker = Worker(settings, install)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await worker.start()
-            await stop.wait()
-            log.info("shutdown requested")
-        finally:
-            await worker.stop()
-
-    asyncio.run(main())
+    asyncio.run(run_until_signalled(Worker(settings, install)))

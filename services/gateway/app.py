@@ -5,7 +5,7 @@ publisher, and their orderly shutdown.
 from __future__ import annotations
 
 import asyncio
-import signal
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,9 +28,10 @@ from exammentor._proto import (
     tutor_pb2,
     tutor_pb2_grpc,
 )
-from exammentor.db import Pool, create_pool, ping
+from exammentor.db import create_pool, ping
 from exammentor.dispatch import Dispatcher
 from exammentor.kafka import broker_ready, create_broker
+from exammentor.lifecycle import Lifecycle, run_until_signalled
 from exammentor.logs import configure_logging, get_logger
 from exammentor.ops import HttpServer, Readiness
 from exammentor.outages import wait_for_database, wait_for_kafka
@@ -95,41 +96,44 @@ GRPC_APIS: tuple[GrpcApi, ...] = (
 
 
 class Gateway:
-    """One gateway instance; tests start it in-process on free ports."""
+    """One gateway instance; tests start it in-process on free ports.
+
+    Start-up enters each part on the gateway's :class:`~exammentor.lifecycle.Lifecycle`, so
+    shutdown is start-up reversed: the draining flag, gRPC health to NOT_SERVING, HTTP, the
+    public gRPC server and the result relay (each finishing open calls within the grace
+    period), the sweeper, the request watch, the producer, the pool.
+    """
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.hub = RelayHub(settings.relay_token.get_secret_value())
-        self.http: HttpServer | None = None
         self.http_port = settings.http_port
         self.grpc_port = settings.grpc_port
         self.relay_port = settings.relay_port
-        self._grpc: aio.Server | None = None
-        self._relay: aio.Server | None = None
-        self._health: health_aio.HealthServicer | None = None
-        self._pool: Pool | None = None
-        self._watch: RequestWatch | None = None
+        self._life = Lifecycle(settings.service_name)
+        # Set by start-up; tests drive the sweeper and fault the producer through them.
         self.sweeper: RequestSweeper | None = None
         self._broker: KafkaBroker | None = None
-        self.readiness: Readiness | None = None
 
     async def start(self) -> None:
         """Opens the pool and producer, then starts the relay, gRPC and HTTP servers."""
-        s = self.settings
+        s, life = self.settings, self._life
+        grace = s.shutdown_grace_s
         configure_tracing(s.service_name)
         await wait_for_database(s.db.app_database_url, deadline_s=s.startup_wait_s)
         await wait_for_kafka(s.kafka.bootstrap_servers, deadline_s=s.startup_wait_s)
-        self._pool = pool = await create_pool(
+        pool = await create_pool(
             s.db.app_database_url, min_size=s.db.pool_min, max_size=s.db.pool_max
         )
-        self._broker = broker = create_broker(s.kafka, s.service_name, s.shutdown_grace_s)
-        await broker.start()
+        life.on_stop(pool.close)
+        self._broker = broker = create_broker(s.kafka, s.service_name, grace)
+        await life.enter(broker.start, broker.stop)
 
         # The relay first: its address goes into every command.
-        self._relay = aio.server()
-        relay_pb2_grpc.add_ResultRelayServicer_to_server(self.hub, self._relay)
-        self.relay_port = self._relay.add_insecure_port(f"{s.relay_host}:{s.relay_port}")
-        await self._relay.start()
+        relay = aio.server()
+        relay_pb2_grpc.add_ResultRelayServicer_to_server(self.hub, relay)
+        self.relay_port = relay.add_insecure_port(f"{s.relay_host}:{s.relay_port}")
+        await life.enter(relay.start, functools.partial(relay.stop, grace))
         reply_to = s.relay_advertise or f"{s.relay_host}:{self.relay_port}"
 
         tokens = TokenIssuer(s.jwt_secret.get_secret_value(), s.token_ttl_s)
@@ -141,15 +145,14 @@ class Gateway:
             reply_to,
             publish_timeout_s=s.publish_timeout_s,
         )
-        self.sweeper = RequestSweeper(pool, broker, s.sweep)
-        await self.sweeper.start()
-        self.readiness = readiness = Readiness(
+        watch = RequestWatch(pool)
+        await life.enter(watch.start, watch.stop)
+        self.sweeper = sweeper = RequestSweeper(pool, broker, s.sweep)
+        await life.enter(sweeper.start, sweeper.stop)
+        readiness = Readiness(
             s.service_name,
             {"database": lambda: ping(pool), "kafka": lambda: broker_ready(broker)},
         )
-
-        self._watch = watch = RequestWatch(pool)
-        await watch.start()
         core = GatewayCore(
             pool,
             dispatcher,
@@ -159,24 +162,24 @@ class Gateway:
             watch=watch,
         )
         # Material and images travel as base64 in messages: room for the tutor's largest file.
-        self._grpc = aio.server(
+        grpc_server = aio.server(
             options=[
                 ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
             ]
         )
-        names = [api.install(core, self._grpc) for api in GRPC_APIS]
+        names = [api.install(core, grpc_server) for api in GRPC_APIS]
         # Standard health and reflection: grpcurl and load balancers need no proto files.
-        self._health = health_aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+        health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health, grpc_server)
         health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
         reflection.enable_server_reflection(
-            (*names, health_name, reflection.SERVICE_NAME), self._grpc
+            (*names, health_name, reflection.SERVICE_NAME), grpc_server
         )
-        self.grpc_port = self._grpc.add_insecure_port(f"{s.grpc_host}:{s.grpc_port}")
-        await self._grpc.start()
+        self.grpc_port = grpc_server.add_insecure_port(f"{s.grpc_host}:{s.grpc_port}")
+        await life.enter(grpc_server.start, functools.partial(grpc_server.stop, grace))
         for name in ("", *names):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            await health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
         state = GatewayState(
             core=core,
@@ -185,9 +188,15 @@ class Gateway:
             cors_origins=tuple(s.cors_origins),
             web_dir=s.web_dir,
         )
-        self.http = HttpServer(create_http_app(state), s.http_host, s.http_port)
-        await self.http.start()
-        self.http_port = self.http.port
+        http = HttpServer(create_http_app(state), s.http_host, s.http_port)
+        await life.enter(http.start, http.stop)
+        self.http_port = http.port
+        life.on_stop(health.enter_graceful_shutdown)
+
+        def draining() -> None:
+            readiness.draining = True
+
+        life.on_stop(draining)  # the first step of shutdown
         log.info(
             "gateway started",
             http_port=self.http_port,
@@ -203,29 +212,8 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stops taking requests, lets open ones finish (grace period), then closes. Safe
-        after a failed or partial start."""
-        if self.readiness is not None:
-            self.readiness.draining = True
-        grace = self.settings.shutdown_grace_s
-        if self._health is not None:
-            await self._health.enter_graceful_shutdown()
-        if self.http is not None:
-            await self.http.stop()
-        if self._grpc is not None:
-            await self._grpc.stop(grace)
-        if self._relay is not None:
-            await self._relay.stop(grace)
-        if self.sweeper is not None:
-            await self.sweeper.stop()
-        if self._watch is not None:
-            await self._watch.stop()
-            self._watch = None
-        if self._broker is not None:
-            await self._broker.stop()
-            self._broker = None
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        after a failed or partial start, and when called again."""
+        await self._life.close()
         log.info("gateway stopped")
 
 
@@ -233,18 +221,7 @@ def main() -> None:
     """Entry point of ``exammentor-gateway``."""
     settings = GatewaySettings()
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
-
-    async def run() -> None:
-        gateway = Gateway(settings)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await gateway.start()
-        await stop.wait()
-        await gateway.stop()
-
-    asyncio.run(run())
+    asyncio.run(run_until_signalled(Gateway(settings)))
 
 
 if __name__ == "__main__":

@@ -1,22 +1,32 @@
-"""The services running in-process against the session's real broker and database."""
+"""The services running in-process against the session's real broker and database.
+
+Every stack of this folder is built by :func:`start_stack`: the session's ``stack`` fixture
+(every service, the embedded model, the session's topics and database) and each module's
+own (a scripted model, topics of its own, and a database of its own where it runs an
+autopilot replica)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from grpc import aio
 
+from exammentor import migrate
 from exammentor._proto import relay_pb2_grpc
 from exammentor.relay import RelayChunk, RelayHub
 from exammentor.settings import LLMSettings, WorkerSettings
+from exammentor.topics import ensure_topics
 from exammentor.worker import InstallHandlers, Worker
 from services.autopilot.handlers import install_handlers as autopilot_handlers
 from services.autopilot.settings import AutopilotSettings
@@ -29,6 +39,9 @@ from services.quiz.settings import QuizSettings
 from services.tutor.handlers import install_handlers as tutor_handlers
 from services.tutor.settings import TutorSettings
 from tests.conftest import SessionEnv
+from tests.fakes.scripted_openai import Reply, Responder, ScriptedOpenAI
+from tests.infra import ROOT, python, unique_name
+from tests.upgrade.database import app_dsn, scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -49,11 +62,34 @@ class Stack:
 
     gateway: Gateway
     workers: list[Worker[Any]]
+    env: SessionEnv
+    """Where they run: the session's servers, with the stack's topics and database."""
+    model: ScriptedOpenAI | None = None
+    """The stack's scripted model, when it was given a script (see :func:`start_stack`)."""
 
     @property
     def base_url(self) -> str:
         """The gateway's HTTP address."""
         return f"http://127.0.0.1:{self.gateway.http_port}"
+
+
+@dataclass(frozen=True)
+class ScriptedStack:
+    """A module's stack on a scripted model of its own, as the module's tests read it:
+    ``.stack``, ``.model`` (to script it) and ``.env`` (its topics and database)."""
+
+    stack: Stack
+
+    @property
+    def model(self) -> ScriptedOpenAI:
+        """The stack's scripted model server."""
+        assert self.stack.model is not None, "start_stack(model=...) was given no script"
+        return self.stack.model
+
+    @property
+    def env(self) -> SessionEnv:
+        """Where the stack runs."""
+        return self.stack.env
 
 
 SERVICES: dict[str, tuple[type[WorkerSettings], InstallHandlers[Any]]] = {
@@ -64,15 +100,125 @@ SERVICES: dict[str, tuple[type[WorkerSettings], InstallHandlers[Any]]] = {
 }
 """Each worker service: its settings class and its handlers."""
 
+SCRIPTED_LLM: dict[str, Any] = {
+    "max_retries": 1,
+    "repair_attempts": 1,
+    "timeout_s": 5,
+    "backoff_base_s": 0.01,
+    "backoff_max_s": 0.05,
+}
+"""Model settings of workers on a scripted model: a fault shows after one quick retry."""
 
-async def start_worker(
-    env: SessionEnv, name: str, llm: LLMSettings, **settings: Any
-) -> Worker[Any]:
-    """One worker service in-process, with its own settings class."""
-    cls, install = SERVICES[name]
-    worker = Worker(env.service_settings(cls, llm=llm, **settings), install)
-    await worker.start()
-    return worker
+
+async def start_worker_process(
+    env: SessionEnv, prefix: str, llm_url: str, **extra: str
+) -> asyncio.subprocess.Process:
+    """The tests' model-calling worker (``tests/fakes/llm_worker.py``, service ``tutor``) as
+    a process of its own on ``prefix``'s topics, with the production consumer settings; the
+    test sends it SIGTERM (it drains) or kills it."""
+    environ = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": env.servers.kafka_bootstrap,
+        "KAFKA_TOPIC_PREFIX": prefix,
+        "APP_DATABASE_URL": env.app_dsn,
+        "DATABASE_URL": env.admin_dsn,
+        "OPENAI_BASE_URL": llm_url,
+        "OPENAI_MAX_RETRIES": "0",
+        "EXAMMENTOR_SERVICE_NAME": "tutor",
+        "EXAMMENTOR_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+    return await asyncio.create_subprocess_exec(
+        python(), "-m", "tests.fakes.llm_worker", cwd=ROOT, env=environ
+    )
+
+
+@asynccontextmanager
+async def start_stack(
+    env: SessionEnv,
+    services: Sequence[str] = tuple(SERVICES),
+    *,
+    model: Reply | Responder | LLMSettings | None = None,
+    llm: Mapping[str, Any] | None = None,
+    gateway: Mapping[str, Any] | None = None,
+    workers: Mapping[str, Mapping[str, Any]] | None = None,
+    handlers: Mapping[str, InstallHandlers[Any]] | None = None,
+    own_topics: bool = True,
+    own_database: bool | None = None,
+) -> AsyncIterator[Stack]:
+    """The one way a test builds a stack: a gateway and the named workers, in-process on
+    free ports, stopped (and what they ran on dropped) on the way out, in reverse order.
+
+    Args:
+        env: The session's servers (``test_env``).
+        services: The workers to run, by name (:data:`SERVICES`); none for a lone gateway.
+        model: A scripted reply or responder: a scripted model server of the stack's own
+            answers with it (``Stack.model``), the workers on :data:`SCRIPTED_LLM`
+            settings. Model settings: used as they are. None: the configured (embedded)
+            model.
+        llm: Model settings over :data:`SCRIPTED_LLM` (with a scripted model) or over the
+            defaults.
+        gateway: Gateway settings over the defaults (free ports).
+        workers: Each worker's settings over the defaults, by name.
+        handlers: Stand-in handlers of a service, by name, in place of its own
+            (``tests/fakes/autopilot_standins.py``).
+        own_topics: Topics under a prefix of the stack's own, so the session's workers do
+            not take its commands; False for topics of ``env``.
+        own_database: A migrated database of the stack's own, dropped afterwards. By default
+            so for a stack that runs an autopilot replica on topics of its own: a replica
+            claims the runs of its whole database, so the session stack's (on the embedded
+            model) must not see this stack's runs, nor this one the session's.
+    """
+    if own_database is None:
+        own_database = own_topics and "autopilot" in services
+    async with AsyncExitStack() as exits:
+        if own_database:
+            dsn = await exits.enter_async_context(
+                scratch_database(env.servers.admin_dsn, "exammentor_stack_")
+            )
+            await migrate.upgrade(dsn)
+            env = replace(env, admin_dsn=dsn, app_dsn=app_dsn(dsn))
+        if own_topics:
+            env = replace(env, topic_prefix=unique_name("s"))
+        await ensure_topics(env.kafka())
+        scripted: ScriptedOpenAI | None = None
+        if isinstance(model, LLMSettings):
+            llm_settings = model.model_copy(update=dict(llm or {}))
+        elif model is not None:
+            scripted = await exits.enter_async_context(ScriptedOpenAI(default=model))
+            llm_settings = LLMSettings(
+                base_url=scripted.base_url, **{**SCRIPTED_LLM, **(llm or {})}
+            )
+        else:
+            llm_settings = LLMSettings(**(llm or {}))
+        front = Gateway(
+            env.service_settings(
+                GatewaySettings, http_port=0, grpc_port=0, relay_port=0, **(gateway or {})
+            )
+        )
+        exits.push_async_callback(front.stop)
+        await front.start()
+        running: list[Worker[Any]] = []
+        for name in services:
+            cls, install = SERVICES[name]
+            install = (handlers or {}).get(name, install)
+            extra = (workers or {}).get(name, {})
+            worker = Worker(env.service_settings(cls, llm=llm_settings, **extra), install)
+            exits.push_async_callback(worker.stop)
+            await worker.start()
+            running.append(worker)
+        yield Stack(front, running, env, scripted)
+
+
+@asynccontextmanager
+async def owner_connection(env: SessionEnv) -> AsyncIterator[asyncpg.Connection]:
+    """An owner connection to ``env``'s database, for assertions that see every row (a
+    module whose stack has a database of its own overrides ``admin_db`` with it)."""
+    conn = await asyncpg.connect(env.admin_dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="session")
@@ -83,18 +229,12 @@ async def llm_settings() -> LLMSettings:
 
 @pytest.fixture(scope="session")
 async def stack(test_env: SessionEnv, llm_settings: LLMSettings) -> AsyncIterator[Stack]:
-    """Gateway plus every worker, for the whole session."""
-    gateway = Gateway(
-        test_env.service_settings(
-            GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=240
-        )
-    )
-    await gateway.start()
-    workers = [await start_worker(test_env, name, llm_settings) for name in SERVICES]
-    yield Stack(gateway, workers)
-    for worker in workers:
-        await worker.stop()
-    await gateway.stop()
+    """Gateway plus every worker, for the whole session, on the session's topics and
+    database."""
+    async with start_stack(
+        test_env, model=llm_settings, own_topics=False, gateway={"request_timeout_s": 240}
+    ) as found:
+        yield found
 
 
 @pytest.fixture

@@ -21,18 +21,16 @@ import pytest
 
 from exammentor import migrate
 from exammentor.contracts.autopilot import client_phase
-from exammentor.settings import LLMSettings, WorkerSettings
-from exammentor.topics import ensure_topics
+from exammentor.settings import LLMSettings
 from exammentor.worker import Worker
 from services.autopilot.driver import AutopilotDriver
 from services.autopilot.handlers import install_handlers as autopilot_handlers
 from services.autopilot.settings import AutopilotSettings
 from services.gateway.app import Gateway
-from services.gateway.settings import GatewaySettings
 from tests.conftest import SessionEnv
 from tests.fakes.autopilot_standins import CORRECT_INDEX, install_quiz, install_tutor
 from tests.fakes.scripted_openai import Content, ScriptedOpenAI
-from tests.infra import unique_name
+from tests.integration.conftest import start_stack
 from tests.upgrade.database import app_dsn, scratch_database
 
 pytestmark = pytest.mark.integration
@@ -158,33 +156,18 @@ async def scene(scene_env: SessionEnv, scripted_llm: ScriptedOpenAI) -> AsyncIte
     """The scene, with no autopilot replica yet."""
     test_env = scene_env
     active_before = await _active_runs(test_env)
-    prefix = unique_name("ap")
-    await ensure_topics(test_env.kafka().model_copy(update={"topic_prefix": prefix}))
-    gateway = Gateway(
-        settings_for(
-            test_env,
-            GatewaySettings,
-            prefix,
-            LLMSettings(),
-            http_port=0,
-            grpc_port=0,
-            relay_port=0,
-            request_timeout_s=60,
-        )
-    )
-    await gateway.start()
-    found = Scene(test_env, prefix, scripted_llm, gateway)
-    llm = found.llm_settings
-    for name, install in (("tutor", install_tutor), ("quiz", install_quiz)):
-        worker = Worker(
-            settings_for(test_env, WorkerSettings, prefix, llm, service_name=name), install
-        )
-        await worker.start()
-        found.workers.append(worker)
-    yield found
-    for worker in [*found.replicas, *found.workers]:
-        await worker.stop()
-    await gateway.stop()
+    async with start_stack(
+        test_env,
+        ["tutor", "quiz"],
+        model=LLMSettings(base_url=scripted_llm.base_url, max_retries=0),
+        gateway={"request_timeout_s": 60},
+        handlers={"tutor": install_tutor, "quiz": install_quiz},
+        own_database=False,  # the module's own already (scene_env)
+    ) as stack:
+        found = Scene(stack.env, stack.env.topic_prefix, scripted_llm, stack.gateway, stack.workers)
+        yield found
+        for worker in found.replicas:
+            await worker.stop()
     # A run a test leaves running or paused would be claimed by the next autopilot replica
     # on this database and carried on in later tests: every test ends the runs it starts.
     left = await _active_runs(test_env) - active_before

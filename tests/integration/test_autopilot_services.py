@@ -11,7 +11,6 @@ own on a topic prefix of their own.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import json
 import re
@@ -22,14 +21,9 @@ import asyncpg
 import httpx
 import pytest
 
-from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
-from services.gateway.app import Gateway
-from services.gateway.settings import GatewaySettings
 from tests.conftest import SessionEnv
-from tests.fakes.scripted_openai import Content, Reply, ScriptedOpenAI
-from tests.infra import unique_name
-from tests.integration.conftest import Stack, register, start_worker
+from tests.fakes.scripted_openai import Content, Reply
+from tests.integration.conftest import ScriptedStack, Stack, owner_connection, register, start_stack
 from tests.integration.test_autopilot import assert_contiguous_once
 
 pytestmark = pytest.mark.integration
@@ -116,44 +110,35 @@ def right_index(question: dict[str, Any]) -> int:
     return int(question["options"].index(str(a + b)))
 
 
-@dataclasses.dataclass
-class ServicesStack:
-    stack: Stack
-    model: ScriptedOpenAI
+ServicesStack = ScriptedStack
+"""This module's stack: :class:`~tests.integration.conftest.ScriptedStack`."""
 
 
 @pytest.fixture(scope="module")
 async def services(test_env: SessionEnv) -> AsyncIterator[ServicesStack]:
-    env = dataclasses.replace(test_env, topic_prefix=unique_name("aps"))
-    await ensure_topics(env.kafka())
-    model = ScriptedOpenAI(default=respond)
-    await model.__aenter__()
-    gateway = Gateway(
-        env.service_settings(
-            GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=60
-        )
+    """Tutor, quiz and an autopilot replica on a database of their own (see start_stack)."""
+    async with start_stack(
+        test_env,
+        ["tutor", "quiz", "autopilot"],
+        model=respond,
+        llm={"timeout_s": 10},
+        gateway={"request_timeout_s": 60},
+        workers={"autopilot": {"lease_ttl_s": 2.0, "lease_poll_s": 0.2, "lesson_words": 80}},
+    ) as stack:
+        yield ServicesStack(stack)
+
+
+@pytest.fixture
+async def admin_db(request: pytest.FixtureRequest) -> AsyncIterator[asyncpg.Connection]:
+    """An owner connection to the database of the stack the test runs on: this module's
+    own for a test on ``services``, else the session's."""
+    env: SessionEnv = (
+        request.getfixturevalue("services").stack.env
+        if "services" in request.fixturenames
+        else request.getfixturevalue("test_env")
     )
-    await gateway.start()
-    llm = LLMSettings(
-        base_url=model.base_url,
-        max_retries=1,
-        repair_attempts=1,
-        timeout_s=10,
-        backoff_base_s=0.01,
-        backoff_max_s=0.05,
-    )
-    workers = [
-        await start_worker(env, "tutor", llm),
-        await start_worker(env, "quiz", llm),
-        await start_worker(
-            env, "autopilot", llm, lease_ttl_s=2.0, lease_poll_s=0.2, lesson_words=80
-        ),
-    ]
-    yield ServicesStack(Stack(gateway, workers), model)
-    for worker in workers:
-        await worker.stop()
-    await gateway.stop()
-    await model.__aexit__(None, None, None)
+    async with owner_connection(env) as conn:
+        yield conn
 
 
 @pytest.fixture

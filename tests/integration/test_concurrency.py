@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import uuid
 from collections.abc import AsyncIterator
@@ -29,8 +28,8 @@ from exammentor.relay import RelayChunk
 from exammentor.topics import command_topic, ensure_topics
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, Delay, Reply, ScriptedOpenAI
-from tests.infra import ROOT, python, unique_name
-from tests.integration.conftest import RelayProbe
+from tests.infra import unique_name
+from tests.integration.conftest import RelayProbe, start_worker_process
 
 pytestmark = pytest.mark.integration
 
@@ -78,21 +77,7 @@ class Scene:
 
     async def worker(self, llm_url: str, **extra: str) -> asyncio.subprocess.Process:
         """Starts a worker process on the scene's topic."""
-        environ = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": self.env.servers.kafka_bootstrap,
-            "KAFKA_TOPIC_PREFIX": self.prefix,
-            "APP_DATABASE_URL": self.env.app_dsn,
-            "DATABASE_URL": self.env.admin_dsn,
-            "OPENAI_BASE_URL": llm_url,
-            "OPENAI_MAX_RETRIES": "0",
-            "EXAMMENTOR_SERVICE_NAME": "tutor",
-            "EXAMMENTOR_LOG_LEVEL": "WARNING",
-            **extra,
-        }
-        return await asyncio.create_subprocess_exec(
-            python(), "-m", "tests.fakes.llm_worker", cwd=ROOT, env=environ
-        )
+        return await start_worker_process(self.env, self.prefix, llm_url, **extra)
 
 
 @pytest.fixture

@@ -3,16 +3,14 @@ preflight answered (allowed, or 403 ``cors_refused`` naming what is not), never 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from services.gateway.app import Gateway
 from services.gateway.settings import GatewaySettings
 from tests.conftest import SessionEnv
-from tests.integration.conftest import Stack, register
+from tests.integration.conftest import Stack, register, start_stack
 
 pytestmark = pytest.mark.integration
 
@@ -23,15 +21,10 @@ ORIGIN = "https://study.example.org"
 async def cors_gateway(test_env: SessionEnv, stack: Stack) -> AsyncIterator[str]:
     """A second gateway instance, with one allowed origin, over the same workers."""
     del stack  # the workers answer this gateway's commands too
-    env = dataclasses.replace(test_env)
-    gateway = Gateway(
-        env.service_settings(
-            GatewaySettings, http_port=0, grpc_port=0, relay_port=0, cors_origins=[ORIGIN]
-        )
-    )
-    await gateway.start()
-    yield f"http://127.0.0.1:{gateway.http_port}"
-    await gateway.stop()
+    async with start_stack(
+        test_env, [], own_topics=False, gateway={"cors_origins": [ORIGIN]}
+    ) as cors:
+        yield cors.base_url
 
 
 async def test_a_configured_origin_gets_preflight_and_exposed_headers(cors_gateway: str) -> None:

@@ -5,7 +5,6 @@ restart the command is applied exactly once in effect.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import uuid
 from collections.abc import AsyncIterator
@@ -21,31 +20,10 @@ from exammentor.dead_letters import ReplayError, list_dead_letters, replay_dead_
 from exammentor.topics import command_topic, ensure_topics
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, Delay, ScriptedOpenAI, Status
-from tests.infra import ROOT, python, unique_name
-from tests.integration.conftest import RelayProbe
+from tests.infra import unique_name
+from tests.integration.conftest import RelayProbe, start_worker_process
 
 pytestmark = pytest.mark.integration
-
-
-async def _start_worker(
-    env: SessionEnv, prefix: str, llm_url: str, **extra: str
-) -> asyncio.subprocess.Process:
-    # The production consumer settings, as deployed.
-    environ = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": env.servers.kafka_bootstrap,
-        "KAFKA_TOPIC_PREFIX": prefix,
-        "APP_DATABASE_URL": env.app_dsn,
-        "DATABASE_URL": env.admin_dsn,
-        "OPENAI_BASE_URL": llm_url,
-        "OPENAI_MAX_RETRIES": "0",
-        "EXAMMENTOR_SERVICE_NAME": "tutor",
-        "EXAMMENTOR_LOG_LEVEL": "WARNING",
-        **extra,
-    }
-    return await asyncio.create_subprocess_exec(
-        python(), "-m", "tests.fakes.llm_worker", cwd=ROOT, env=environ
-    )
 
 
 async def _wait_for(condition: object, timeout_s: float = 60) -> None:
@@ -119,7 +97,7 @@ async def test_sigkill_before_commit_then_restart_applies_once(
     # The first call hangs (the worker is killed while waiting); the retry is answered.
     scripted_llm.script(Delay(600), Content("Water moving across a membrane."))
 
-    first = await _start_worker(test_env, scene.prefix, scripted_llm.base_url)
+    first = await start_worker_process(test_env, scene.prefix, scripted_llm.base_url)
     try:
         await producer.send_and_wait(scene.topic, encode_command(envelope), key=envelope.key)
         await _wait_for(lambda: len(scripted_llm.chat_requests) == 1)
@@ -133,7 +111,7 @@ async def test_sigkill_before_commit_then_restart_applies_once(
     assert applied == 0, "the killed worker must not have committed"
 
     with relay_probe.hub.waiter(envelope.request_id) as queue:
-        second = await _start_worker(test_env, scene.prefix, scripted_llm.base_url)
+        second = await start_worker_process(test_env, scene.prefix, scripted_llm.base_url)
         try:
             (final,) = await relay_probe.finals(queue, 1, timeout_s=120)
         finally:
@@ -166,7 +144,7 @@ async def test_sigterm_drains_the_command_in_hand_before_exiting(
     envelope = await scene.ask("Define diffusion.")
     # The model answers after 3 s: SIGTERM arrives while the handler waits for it.
     scripted_llm.script(Delay(3, then=Content("Particles spreading out.")))
-    worker = await _start_worker(test_env, scene.prefix, scripted_llm.base_url)
+    worker = await start_worker_process(test_env, scene.prefix, scripted_llm.base_url)
     with relay_probe.hub.waiter(envelope.request_id) as queue:
         try:
             await producer.send_and_wait(scene.topic, encode_command(envelope), key=envelope.key)
@@ -198,7 +176,7 @@ async def test_a_command_failing_every_attempt_is_dead_lettered_with_the_reason(
     # Three attempts (KAFKA_MAX_ATTEMPTS default) all meet a 500; then the model recovers.
     scripted_llm.script(Status(500), Status(500), Status(500))
     scripted_llm.set_default(Content("Yes."))
-    worker = await _start_worker(test_env, scene.prefix, scripted_llm.base_url)
+    worker = await start_worker_process(test_env, scene.prefix, scripted_llm.base_url)
     try:
         with (
             relay_probe.hub.waiter(failing.request_id) as failing_queue,
@@ -287,8 +265,8 @@ async def test_sigterm_with_a_second_consumer_in_the_group_commits_before_leavin
         for model in (model_a, model_b):
             model.script(Delay(3, then=Content("Particles spreading out.")))
         workers = {
-            model_a: await _start_worker(test_env, scene.prefix, model_a.base_url),
-            model_b: await _start_worker(test_env, scene.prefix, model_b.base_url),
+            model_a: await start_worker_process(test_env, scene.prefix, model_a.base_url),
+            model_b: await start_worker_process(test_env, scene.prefix, model_b.base_url),
         }
         envelope = await scene.ask("Define diffusion.")
         try:
@@ -330,7 +308,7 @@ async def test_a_crash_between_the_database_commit_and_the_offset_commit(
     envelope = await scene.ask("What is a mole?")
     scripted_llm.script(Content("Avogadro's number of particles."))
     with relay_probe.hub.waiter(envelope.request_id) as queue:
-        first = await _start_worker(
+        first = await start_worker_process(
             test_env, scene.prefix, scripted_llm.base_url, EXAMMENTOR_FAULT_AFTER_COMMIT="true"
         )
         await producer.send_and_wait(scene.topic, encode_command(envelope), key=envelope.key)
@@ -344,7 +322,7 @@ async def test_a_crash_between_the_database_commit_and_the_offset_commit(
         )
         assert dict(committed) == {"inbox": 1, "status": "done"}
 
-        second = await _start_worker(test_env, scene.prefix, scripted_llm.base_url)
+        second = await start_worker_process(test_env, scene.prefix, scripted_llm.base_url)
         try:
             # Redelivered, answered from the inbox: the waiting client gets its result.
             (final,) = await relay_probe.finals(queue, 1, timeout_s=120)
@@ -373,7 +351,7 @@ async def test_an_attempt_past_the_command_deadline_fails_and_is_dead_lettered(
 ) -> None:
     envelope = await scene.ask("A question the model never answers.")
     scripted_llm.script(Delay(600))  # a hung model call
-    worker = await _start_worker(
+    worker = await start_worker_process(
         test_env,
         scene.prefix,
         scripted_llm.base_url,

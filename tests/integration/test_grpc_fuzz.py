@@ -9,7 +9,6 @@ A gateway and all four workers of this module's own, on the scripted model serve
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -22,14 +21,10 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescri
 from google.protobuf.message import Message
 from grpc import aio
 
-from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
-from services.gateway.app import GRPC_APIS, Gateway
-from services.gateway.settings import GatewaySettings
+from services.gateway.app import GRPC_APIS
 from tests.conftest import SessionEnv
-from tests.fakes.scripted_openai import Content, ScriptedOpenAI
-from tests.infra import unique_name
-from tests.integration.conftest import SERVICES, Stack, register, start_worker
+from tests.fakes.scripted_openai import Content
+from tests.integration.conftest import Stack, register, start_stack
 
 pytestmark = pytest.mark.integration
 
@@ -141,23 +136,13 @@ def _methods() -> list[MethodDescriptor]:
 
 @pytest.fixture(scope="module")
 async def fuzz_stack(test_env: SessionEnv) -> AsyncIterator[Stack]:
-    env = dataclasses.replace(test_env, topic_prefix=unique_name("gf"))
-    await ensure_topics(env.kafka())
-    model = ScriptedOpenAI(default=Content("A short answer."))
-    await model.__aenter__()
-    gateway = Gateway(
-        env.service_settings(
-            GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=5
-        )
-    )
-    await gateway.start()
-    llm = LLMSettings(base_url=model.base_url, max_retries=0, repair_attempts=0, timeout_s=5)
-    workers = [await start_worker(env, name, llm) for name in SERVICES]
-    yield Stack(gateway, workers)
-    for worker in workers:
-        await worker.stop()
-    await gateway.stop()
-    await model.__aexit__(None, None, None)
+    async with start_stack(
+        test_env,
+        model=Content("A short answer."),
+        llm={"max_retries": 0, "repair_attempts": 0},
+        gateway={"request_timeout_s": 5},
+    ) as stack:
+        yield stack
 
 
 async def _call(

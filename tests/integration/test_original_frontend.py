@@ -30,19 +30,12 @@ from typing import Any
 import httpx
 import pytest
 
-from exammentor import migrate
-from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
-from exammentor.worker import Worker
-from services.gateway.app import Gateway
-from services.gateway.settings import GatewaySettings
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, Reply, ScriptedOpenAI, Status
 from tests.infra import unique_name
-from tests.integration.conftest import start_worker
+from tests.integration.conftest import start_stack
 from tests.integration.test_quiz_api import respond as quiz_respond
 from tests.integration.test_tutor_api import pdf_of, png_pixel
-from tests.upgrade.database import app_dsn, scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -126,51 +119,22 @@ class OriginalStack:
 
 @pytest.fixture(scope="module")
 async def original_stack(test_env: SessionEnv) -> AsyncIterator[OriginalStack]:
-    async with (
-        scratch_database(test_env.servers.admin_dsn, "exammentor_of_") as dsn,
-        ScriptedOpenAI(default=respond) as model,
-    ):
-        await migrate.upgrade(dsn)
-        env = dataclasses.replace(
-            test_env, admin_dsn=dsn, app_dsn=app_dsn(dsn), topic_prefix=unique_name("of")
-        )
-        await ensure_topics(env.kafka())
-        gateway = Gateway(
-            env.service_settings(
-                GatewaySettings,
-                http_port=0,
-                grpc_port=0,
-                relay_port=0,
-                request_timeout_s=120,
-                cors_origins=[ORIGIN],
-            )
-        )
-        await gateway.start()
-        llm = LLMSettings(
-            base_url=model.base_url,
-            max_retries=0,
-            repair_attempts=1,
-            timeout_s=10,
-            backoff_base_s=0.01,
-            backoff_max_s=0.05,
-        )
-        extra: dict[str, JsonObject] = {
+    async with start_stack(
+        test_env,
+        model=respond,
+        llm={"max_retries": 0, "timeout_s": 10},
+        gateway={"request_timeout_s": 120, "cors_origins": [ORIGIN]},
+        workers={
             "tutor": {"llm_vision": True},
             "autopilot": {
                 "lease_ttl_s": 2.0,
                 "lease_poll_s": 0.2,
                 "answer_timeout_seconds": 600,
             },
-        }
-        workers: list[Worker[Any]] = []
-        try:
-            for name in ("planner", "tutor", "quiz", "autopilot"):
-                workers.append(await start_worker(env, name, llm, **extra.get(name, {})))
-            yield OriginalStack(f"http://127.0.0.1:{gateway.http_port}", model)
-        finally:
-            for worker in workers:
-                await worker.stop()
-            await gateway.stop()
+        },
+    ) as stack:
+        assert stack.model is not None
+        yield OriginalStack(stack.base_url, stack.model)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ planner (with the real model) never takes these commands.
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 
@@ -15,51 +14,25 @@ import asyncpg
 import httpx
 import pytest
 
-from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
-from services.gateway.app import Gateway
-from services.gateway.settings import GatewaySettings
 from tests.conftest import SessionEnv
-from tests.fakes.scripted_openai import Content, ScriptedOpenAI, Status
-from tests.infra import unique_name
-from tests.integration.conftest import Stack, register, start_worker
+from tests.fakes.scripted_openai import Content, Status
+from tests.integration.conftest import ScriptedStack, register, start_stack
 
 pytestmark = pytest.mark.integration
 
 GARBAGE = Content("Sure! Here is the plan you asked for: {{{ day one: study hard")
 
 
-@dataclasses.dataclass
-class FaultyStack:
-    stack: Stack
-    model: ScriptedOpenAI
+FaultyStack = ScriptedStack
+"""This module's stack: :class:`~tests.integration.conftest.ScriptedStack`."""
 
 
 @pytest.fixture(scope="module")
 async def faulty(test_env: SessionEnv) -> AsyncIterator[FaultyStack]:
-    env = dataclasses.replace(test_env, topic_prefix=unique_name("f"))
-    await ensure_topics(env.kafka())
-    model = ScriptedOpenAI(default=GARBAGE)
-    await model.__aenter__()
-    gateway = Gateway(
-        env.service_settings(
-            GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=60
-        )
-    )
-    await gateway.start()
-    llm = LLMSettings(
-        base_url=model.base_url,
-        max_retries=1,
-        repair_attempts=1,
-        timeout_s=5,
-        backoff_base_s=0.01,
-        backoff_max_s=0.05,
-    )
-    worker = await start_worker(env, "planner", llm)
-    yield FaultyStack(Stack(gateway, [worker]), model)
-    await worker.stop()
-    await gateway.stop()
-    await model.__aexit__(None, None, None)
+    async with start_stack(
+        test_env, ["planner"], model=GARBAGE, gateway={"request_timeout_s": 60}
+    ) as stack:
+        yield FaultyStack(stack)
 
 
 @pytest.fixture

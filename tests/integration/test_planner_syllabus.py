@@ -10,7 +10,6 @@ and the shared embedded model (slow when many tests use it) is not needed to pro
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,14 +18,9 @@ import asyncpg
 import httpx
 import pytest
 
-from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
-from services.gateway.app import Gateway
-from services.gateway.settings import GatewaySettings
 from tests.conftest import SessionEnv
-from tests.fakes.scripted_openai import Content, ScriptedOpenAI
-from tests.infra import unique_name
-from tests.integration.conftest import Stack, register, start_worker
+from tests.fakes.scripted_openai import Content
+from tests.integration.conftest import Stack, register, start_stack
 
 pytestmark = pytest.mark.integration
 
@@ -54,20 +48,14 @@ UNITS = {
 
 @pytest.fixture(scope="module")
 async def planner_stack(test_env: SessionEnv) -> AsyncIterator[Stack]:
-    env = dataclasses.replace(test_env, topic_prefix=unique_name("syl"))
-    await ensure_topics(env.kafka())
-    async with ScriptedOpenAI(default=Content("I cannot answer in JSON, sorry.")) as model:
-        gateway = Gateway(
-            env.service_settings(
-                GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=120
-            )
-        )
-        await gateway.start()
-        llm = LLMSettings(base_url=model.base_url, max_retries=0, repair_attempts=0, timeout_s=5)
-        worker = await start_worker(env, "planner", llm)
-        yield Stack(gateway, [worker])
-        await worker.stop()
-        await gateway.stop()
+    async with start_stack(
+        test_env,
+        ["planner"],
+        model=Content("I cannot answer in JSON, sorry."),
+        llm={"max_retries": 0, "repair_attempts": 0},
+        gateway={"request_timeout_s": 120},
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ stack's quiz worker (with the real model) never takes these commands.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import json
 import re
@@ -24,18 +23,13 @@ import pytest
 from grpc import aio
 
 from exammentor._proto import quiz_pb2, quiz_pb2_grpc
-from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
-from services.gateway.app import Gateway
-from services.gateway.settings import GatewaySettings
 from services.quiz.domain import DEFAULT_BKT_PARAMS, BKTParams, update_mastery
 from services.quiz.fit import FitRefusedError, fit_learner_params
 from services.quiz.fit import main as fit_main
 from services.quiz.repo import concept_key
 from tests.conftest import SessionEnv
-from tests.fakes.scripted_openai import Content, Reply, ScriptedOpenAI
-from tests.infra import unique_name
-from tests.integration.conftest import Stack, register, start_worker
+from tests.fakes.scripted_openai import Content, Reply
+from tests.integration.conftest import ScriptedStack, register, start_stack
 from tests.unit.quiz.learner_sim import simulate
 
 pytestmark = pytest.mark.integration
@@ -107,38 +101,16 @@ def respond(body: dict[str, Any]) -> Reply:
     )
 
 
-@dataclasses.dataclass
-class QuizStack:
-    stack: Stack
-    model: ScriptedOpenAI
-    env: SessionEnv
+QuizStack = ScriptedStack
+"""This module's stack: :class:`~tests.integration.conftest.ScriptedStack`."""
 
 
 @pytest.fixture(scope="module")
 async def quiz_stack(test_env: SessionEnv) -> AsyncIterator[QuizStack]:
-    env = dataclasses.replace(test_env, topic_prefix=unique_name("qz"))
-    await ensure_topics(env.kafka())
-    model = ScriptedOpenAI(default=respond)
-    await model.__aenter__()
-    gateway = Gateway(
-        env.service_settings(
-            GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=60
-        )
-    )
-    await gateway.start()
-    llm = LLMSettings(
-        base_url=model.base_url,
-        max_retries=1,
-        repair_attempts=1,
-        timeout_s=5,
-        backoff_base_s=0.01,
-        backoff_max_s=0.05,
-    )
-    worker = await start_worker(env, "quiz", llm)
-    yield QuizStack(Stack(gateway, [worker]), model, env)
-    await worker.stop()
-    await gateway.stop()
-    await model.__aexit__(None, None, None)
+    async with start_stack(
+        test_env, ["quiz"], model=respond, gateway={"request_timeout_s": 60}
+    ) as stack:
+        yield QuizStack(stack)
 
 
 @pytest.fixture

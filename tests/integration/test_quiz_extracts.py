@@ -9,7 +9,6 @@ with ``quiz_unavailable`` only when there is no source text, saying so.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import uuid
@@ -24,16 +23,11 @@ from grpc import aio
 from exammentor._proto import quiz_pb2, quiz_pb2_grpc
 from exammentor.contracts.quiz import QUIZ_UNAVAILABLE, Question
 from exammentor.contracts.tutor import MATERIAL_UNKNOWN
-from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
-from services.gateway.app import Gateway
-from services.gateway.settings import GatewaySettings
 from services.quiz.domain import check_question, normalised
 from services.quiz.domain.validation import QuestionDraft
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, Reply, ScriptedOpenAI
-from tests.infra import unique_name
-from tests.integration.conftest import Stack, register, start_worker
+from tests.integration.conftest import ScriptedStack, register, start_stack
 
 pytestmark = pytest.mark.integration
 
@@ -89,37 +83,16 @@ def one_valid_then_invalid(body: dict[str, Any]) -> Reply:
     return invalid_quiz(body)
 
 
-@dataclasses.dataclass
-class ExtractStack:
-    stack: Stack
-    model: ScriptedOpenAI
+ExtractStack = ScriptedStack
+"""This module's stack: :class:`~tests.integration.conftest.ScriptedStack`."""
 
 
 @pytest.fixture(scope="module")
 async def extract_stack(test_env: SessionEnv) -> AsyncIterator[ExtractStack]:
-    env = dataclasses.replace(test_env, topic_prefix=unique_name("qx"))
-    await ensure_topics(env.kafka())
-    model = ScriptedOpenAI(default=invalid_quiz)
-    await model.__aenter__()
-    gateway = Gateway(
-        env.service_settings(
-            GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=60
-        )
-    )
-    await gateway.start()
-    llm = LLMSettings(
-        base_url=model.base_url,
-        max_retries=1,
-        repair_attempts=1,
-        timeout_s=5,
-        backoff_base_s=0.01,
-        backoff_max_s=0.05,
-    )
-    worker = await start_worker(env, "quiz", llm)
-    yield ExtractStack(Stack(gateway, [worker]), model)
-    await worker.stop()
-    await gateway.stop()
-    await model.__aexit__(None, None, None)
+    async with start_stack(
+        test_env, ["quiz"], model=invalid_quiz, gateway={"request_timeout_s": 60}
+    ) as stack:
+        yield ExtractStack(stack)
 
 
 @pytest.fixture

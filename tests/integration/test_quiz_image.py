@@ -6,7 +6,6 @@ embedded model, which cannot read images, both transports refuse clearly before 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import struct
 import zlib
 from collections.abc import AsyncIterator
@@ -17,14 +16,8 @@ import pytest
 from grpc import aio
 
 from exammentor._proto import quiz_pb2, quiz_pb2_grpc
-from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
-from services.gateway.app import Gateway
-from services.gateway.settings import GatewaySettings
 from tests.conftest import SessionEnv
-from tests.fakes.scripted_openai import ScriptedOpenAI
-from tests.infra import unique_name
-from tests.integration.conftest import Stack, register, start_worker
+from tests.integration.conftest import ScriptedStack, Stack, register, start_stack
 from tests.integration.test_quiz_api import CAPITALS, respond
 
 pytestmark = pytest.mark.integration
@@ -47,40 +40,23 @@ def png_pixel() -> bytes:
 IMAGE = base64.b64encode(png_pixel()).decode()
 
 
-@dataclasses.dataclass
-class VisionStack:
-    stack: Stack
-    model: ScriptedOpenAI
+VisionStack = ScriptedStack
+"""This module's stack: :class:`~tests.integration.conftest.ScriptedStack`."""
 
 
 @pytest.fixture(scope="module")
 async def vision_stack(test_env: SessionEnv) -> AsyncIterator[VisionStack]:
     """A gateway and a quiz worker configured for a model that reads images, on topics of
     their own, so no other quiz worker takes these commands."""
-    env = dataclasses.replace(test_env, topic_prefix=unique_name("qzi"))
-    await ensure_topics(env.kafka())
-    model = ScriptedOpenAI(default=respond)
-    await model.__aenter__()
-    gateway = Gateway(
-        env.service_settings(
-            GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=60
-        )
-    )
-    await gateway.start()
-    llm = LLMSettings(
-        base_url=model.base_url,
-        model="scripted-vision",
-        max_retries=1,
-        repair_attempts=1,
-        timeout_s=5,
-        backoff_base_s=0.01,
-        backoff_max_s=0.05,
-    )
-    worker = await start_worker(env, "quiz", llm, vision_model=True)
-    yield VisionStack(Stack(gateway, [worker]), model)
-    await worker.stop()
-    await gateway.stop()
-    await model.__aexit__(None, None, None)
+    async with start_stack(
+        test_env,
+        ["quiz"],
+        model=respond,
+        llm={"model": "scripted-vision"},
+        gateway={"request_timeout_s": 60},
+        workers={"quiz": {"vision_model": True}},
+    ) as stack:
+        yield VisionStack(stack)
 
 
 async def test_the_image_goes_to_a_vision_model_as_an_image_part(

@@ -17,10 +17,9 @@ from grpc import aio
 
 from exammentor._proto import gateway_pb2, gateway_pb2_grpc
 from services.gateway.app import Gateway
-from services.gateway.settings import GatewaySettings
 from services.gateway.sweeper import SweepPolicy
 from tests.conftest import SessionEnv
-from tests.integration.conftest import Stack, register
+from tests.integration.conftest import Stack, register, start_stack
 
 pytestmark = pytest.mark.integration
 
@@ -84,23 +83,16 @@ async def sweeping_gateway(
 ) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
     """A second gateway over the stack's workers, whose sweeper the test drives itself."""
     del stack  # its workers answer this gateway's commands
-    gateway = Gateway(
-        test_env.service_settings(
-            GatewaySettings,
-            http_port=0,
-            grpc_port=0,
-            relay_port=0,
-            request_timeout_s=30,
-            publish_timeout_s=2,
-            sweep=SweepPolicy(republish_after_s=0, running_deadline_s=60, interval_s=3600),
-        )
-    )
-    await gateway.start()
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{gateway.http_port}", timeout=60
-    ) as http:
-        yield gateway, http
-    await gateway.stop()
+    settings = {
+        "request_timeout_s": 30,
+        "publish_timeout_s": 2,
+        "sweep": SweepPolicy(republish_after_s=0, running_deadline_s=60, interval_s=3600),
+    }
+    async with (
+        start_stack(test_env, [], own_topics=False, gateway=settings) as sweeping,
+        httpx.AsyncClient(base_url=sweeping.base_url, timeout=60) as http,
+    ):
+        yield sweeping.gateway, http
 
 
 def _patch_publish(gateway: Gateway, fake: Callable[..., Awaitable[Any]]) -> Callable[[], None]:

@@ -20,8 +20,7 @@ import dataclasses
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -41,14 +40,11 @@ from exammentor._proto import (
     tutor_pb2_grpc,
 )
 from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics, event_topic
-from exammentor.worker import Worker
-from services.gateway.app import Gateway
-from services.gateway.settings import GatewaySettings
+from exammentor.topics import event_topic
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import ScriptedOpenAI, Status
 from tests.infra import ROOT, python, unique_name
-from tests.integration.conftest import Stack, register, start_worker
+from tests.integration.conftest import Stack, register, start_stack
 from tests.upgrade.database import app_dsn, scratch_database
 
 pytestmark = pytest.mark.integration
@@ -86,6 +82,11 @@ class RestoredStack:
     before: StudentView
 
 
+SERVED = ["planner", "tutor", "quiz"]
+"""What writes the student's data before the backup."""
+GATEWAY = {"request_timeout_s": 60}
+
+
 def _on_database(test_env: SessionEnv, owner_dsn: str, prefix: str) -> SessionEnv:
     """The session's servers, pointed at another database and a topic prefix of its own."""
     return dataclasses.replace(
@@ -94,29 +95,6 @@ def _on_database(test_env: SessionEnv, owner_dsn: str, prefix: str) -> SessionEn
         app_dsn=app_dsn(owner_dsn),
         topic_prefix=unique_name(prefix),
     )
-
-
-@asynccontextmanager
-async def _serving(
-    env: SessionEnv, llm: LLMSettings, services: Sequence[str]
-) -> AsyncIterator[Stack]:
-    """A gateway and the named workers on ``env``, stopped on the way out."""
-    await ensure_topics(env.kafka())
-    gateway = Gateway(
-        env.service_settings(
-            GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=60
-        )
-    )
-    await gateway.start()
-    workers: list[Worker[Any]] = []
-    try:
-        for name in services:
-            workers.append(await start_worker(env, name, llm))
-        yield Stack(gateway, workers)
-    finally:
-        for worker in workers:
-            await worker.stop()
-        await gateway.stop()
 
 
 async def _operator(*args: str, database_url: str) -> str:
@@ -252,7 +230,7 @@ async def restored(
             await migrate.upgrade(source)
             env = _on_database(test_env, source, "srv")
             async with (
-                _serving(env, llm, ["planner", "tutor", "quiz"]) as stack,
+                start_stack(env, SERVED, model=llm, own_topics=False, gateway=GATEWAY) as stack,
                 httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http,
                 aio.insecure_channel(_grpc_address(stack)) as channel,
             ):
@@ -276,7 +254,9 @@ async def restored(
             )
             assert out.startswith(f"restored {archive}: ")
             env = _on_database(test_env, target, "rst")
-            async with _serving(env, llm, ["planner"]) as stack:
+            async with start_stack(
+                env, ["planner"], model=llm, own_topics=False, gateway=GATEWAY
+            ) as stack:
                 yield RestoredStack(stack, env, name, student_id, plan_id, before)
 
 

@@ -37,16 +37,11 @@ import httpx
 import pytest
 import structlog
 
-from exammentor import migrate
 from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
-from services.gateway.app import Gateway
-from services.gateway.settings import GatewaySettings
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, ScriptedOpenAI
-from tests.infra import ROOT, unique_name
-from tests.integration.conftest import SERVICES, Stack, register, start_worker
-from tests.upgrade.database import app_dsn, scratch_database
+from tests.infra import ROOT
+from tests.integration.conftest import Stack, register, start_stack
 
 pytestmark = pytest.mark.integration
 
@@ -184,44 +179,28 @@ class FuzzedStack:
 async def fuzzed_stack(test_env: SessionEnv) -> AsyncIterator[FuzzedStack]:
     record = ARTIFACTS / f"{time.strftime('%Y%m%dT%H%M%S')}-seed{SEED}-{os.getpid()}"
     record.mkdir(parents=True)
-    async with scratch_database(test_env.servers.admin_dsn, "exammentor_st_") as dsn:
-        await migrate.upgrade(dsn)
-        env = dataclasses.replace(
-            test_env, admin_dsn=dsn, app_dsn=app_dsn(dsn), topic_prefix=unique_name("st")
-        )
-        await ensure_topics(env.kafka())
-        with _logs_to(record / "services.log"):
-            async with ScriptedOpenAI(default=Content(ANSWER)) as model:
-                link = ModelLink(int(model.base_url.split(":")[-1].split("/")[0]))
-                # The product's retry policy (max_retries as deployed): a model call that
-                # fails once in transit is tried again, as it is in production. Quick backoff
-                # and a timeout a busy machine cannot reach, so the run stays short.
-                llm = LLMSettings(
-                    base_url=await link.start(),
-                    repair_attempts=0,
-                    timeout_s=30,
-                    backoff_base_s=0.01,
-                    backoff_max_s=0.05,
-                )
-                gateway = Gateway(
-                    env.service_settings(
-                        GatewaySettings,
-                        http_port=0,
-                        grpc_port=0,
-                        relay_port=0,
-                        request_timeout_s=20,
-                    )
-                )
-                await gateway.start()
-                workers = [await start_worker(env, name, llm) for name in SERVICES]
-                fuzzed = FuzzedStack(Stack(gateway, workers), link, record)
-                try:
+    with _logs_to(record / "services.log"):
+        async with ScriptedOpenAI(default=Content(ANSWER)) as model:
+            link = ModelLink(int(model.base_url.split(":")[-1].split("/")[0]))
+            # The product's retry policy (max_retries as deployed): a model call that
+            # fails once in transit is tried again, as it is in production. Quick backoff
+            # and a timeout a busy machine cannot reach, so the run stays short.
+            llm = LLMSettings(
+                base_url=await link.start(),
+                repair_attempts=0,
+                timeout_s=30,
+                backoff_base_s=0.01,
+                backoff_max_s=0.05,
+            )
+            try:
+                # Every service, an autopilot replica among them: a database of its own.
+                async with start_stack(
+                    test_env, model=llm, gateway={"request_timeout_s": 20}
+                ) as stack:
+                    fuzzed = FuzzedStack(stack, link, record)
                     yield fuzzed
-                finally:
-                    for worker in workers:
-                        await worker.stop()
-                    await gateway.stop()
-                    await link.stop()
+            finally:
+                await link.stop()
     if not fuzzed.keep_record:
         shutil.rmtree(record)
 

@@ -6,7 +6,6 @@ forced on every table that holds a user's data.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 
@@ -27,7 +26,7 @@ from services.gateway.limits import AttemptLimiter, TooManyAttempts, peer_host
 from services.gateway.settings import AttemptLimits, GatewaySettings
 from tests.conftest import SessionEnv
 from tests.infra import unique_name
-from tests.integration.conftest import Stack, register
+from tests.integration.conftest import Stack, register, start_stack
 
 OLD_PUBLIC_SECRET = "exammentor-local-development-secret-change-me"
 STRONG = "x" * 40
@@ -148,19 +147,9 @@ def test_the_grpc_peer_gives_the_address_the_limiter_counts(peer: str, host: str
 @pytest.fixture(scope="module")
 async def limited_gateway(test_env: SessionEnv) -> AsyncIterator[Gateway]:
     """A gateway of this module's own with small limits and no refill during the tests."""
-    env = dataclasses.replace(test_env, topic_prefix=unique_name("sec"))
-    gateway = Gateway(
-        env.service_settings(
-            GatewaySettings,
-            http_port=0,
-            grpc_port=0,
-            relay_port=0,
-            login_limits=AttemptLimits(per_name=3, per_address=6, window_s=3600),
-        )
-    )
-    await gateway.start()
-    yield gateway
-    await gateway.stop()
+    limits = AttemptLimits(per_name=3, per_address=6, window_s=3600)
+    async with start_stack(test_env, [], gateway={"login_limits": limits}) as limited:
+        yield limited.gateway
 
 
 @pytest.mark.integration

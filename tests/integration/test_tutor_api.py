@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import io
 import json
 import struct
@@ -38,53 +37,28 @@ from exammentor.contracts.tutor import (
     TokenEvent,
 )
 from exammentor.llm import estimate_tokens
-from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
-from services.gateway.app import Gateway
-from services.gateway.settings import GatewaySettings
 from services.gateway.tutor_cases import RESET_RULE
 from services.tutor.domain import DEFAULT_STREAM_CHECKS, EXTRACT_HEADING, RETRY_RULE
 from tests.conftest import SessionEnv
-from tests.fakes.scripted_openai import Content, ScriptedOpenAI, Stream
-from tests.infra import unique_name
-from tests.integration.conftest import Stack, register, start_worker
+from tests.fakes.scripted_openai import Content, Stream
+from tests.integration.conftest import ScriptedStack, register, start_stack
 
 pytestmark = pytest.mark.integration
 
 CONTEXT_TOKENS = 4096
 
 
-@dataclasses.dataclass
-class ScriptedStack:
-    stack: Stack
-    model: ScriptedOpenAI
-
-
 @pytest.fixture(scope="module")
 async def scripted(test_env: SessionEnv) -> AsyncIterator[ScriptedStack]:
-    env = dataclasses.replace(test_env, topic_prefix=unique_name("t"))
-    await ensure_topics(env.kafka())
-    model = ScriptedOpenAI(default=Content("A plain answer."))
-    await model.__aenter__()
-    gateway = Gateway(
-        env.service_settings(
-            GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=60
-        )
-    )
-    await gateway.start()
-    llm = LLMSettings(
-        base_url=model.base_url,
-        max_retries=1,
-        repair_attempts=1,
-        timeout_s=10,
-        backoff_base_s=0.01,
-        backoff_max_s=0.05,
-    )
-    worker = await start_worker(env, "tutor", llm, llm_vision=True)
-    yield ScriptedStack(Stack(gateway, [worker]), model)
-    await worker.stop()
-    await gateway.stop()
-    await model.__aexit__(None, None, None)
+    async with start_stack(
+        test_env,
+        ["tutor"],
+        model=Content("A plain answer."),
+        llm={"timeout_s": 10},
+        gateway={"request_timeout_s": 60},
+        workers={"tutor": {"llm_vision": True}},
+    ) as stack:
+        yield ScriptedStack(stack)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ pictures), so a test run leaves the working tree as it found it.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import json
 import os
@@ -25,18 +24,13 @@ import pytest
 from PIL import Image
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
-from exammentor import migrate
-from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
-from services.gateway.app import Gateway
-from services.gateway.settings import WEB_BUILD, GatewaySettings
+from services.gateway.settings import WEB_BUILD
 from tests.conftest import SessionEnv
-from tests.fakes.scripted_openai import Content, Delay, Reply, ScriptedOpenAI, Stream
+from tests.fakes.scripted_openai import Content, Delay, Reply, Stream
 from tests.infra import unique_name
-from tests.integration.conftest import Stack, start_worker
+from tests.integration.conftest import ScriptedStack, start_stack
 from tests.integration.test_autopilot_services import respond as respond_to_quiz_and_lesson
 from tests.integration.test_tutor_api import pdf_of
-from tests.upgrade.database import app_dsn, scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -89,59 +83,25 @@ def respond(body: dict[str, Any]) -> Reply:
     return respond_to_quiz_and_lesson(body)
 
 
-@dataclasses.dataclass
-class WebStack:
-    stack: Stack
-    model: ScriptedOpenAI
-    env: SessionEnv
+WebStack = ScriptedStack
+"""This module's stack: :class:`~tests.integration.conftest.ScriptedStack`."""
 
 
 @pytest.fixture(scope="module")
-async def web_env(test_env: SessionEnv) -> AsyncIterator[SessionEnv]:
-    """A database and topic prefix of the module's own: an autopilot replica claims the runs
-    of its whole database, so the session stack's (the embedded model) must never carry the
-    page's autopilot run (in a full run it did, and asked the embedded model the quiz)."""
-    async with scratch_database(test_env.servers.admin_dsn, "exammentor_web_") as dsn:
-        await migrate.upgrade(dsn)
-        yield dataclasses.replace(
-            test_env, admin_dsn=dsn, app_dsn=app_dsn(dsn), topic_prefix=unique_name("web")
-        )
-
-
-@pytest.fixture(scope="module")
-async def web(web_env: SessionEnv) -> AsyncIterator[WebStack]:
+async def web(test_env: SessionEnv) -> AsyncIterator[WebStack]:
+    """Every service on a database and topic prefix of the module's own: an autopilot
+    replica claims the runs of its whole database, so the session stack's (the embedded
+    model) must never carry the page's autopilot run (in a full run it did, and asked the
+    embedded model the quiz)."""
     assert (WEB_BUILD / "index.html").is_file(), "build the web app first: make setup"
-    env = web_env
-    await ensure_topics(env.kafka())
-    model = ScriptedOpenAI(default=respond)
-    await model.__aenter__()
-    gateway = Gateway(
-        env.service_settings(
-            GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=60
-        )
-    )
-    await gateway.start()
-    llm = LLMSettings(
-        base_url=model.base_url,
-        max_retries=1,
-        repair_attempts=1,
-        timeout_s=10,
-        backoff_base_s=0.01,
-        backoff_max_s=0.05,
-    )
-    workers = [
-        await start_worker(env, "planner", llm),
-        await start_worker(env, "tutor", llm),
-        await start_worker(env, "quiz", llm),
-        await start_worker(
-            env, "autopilot", llm, lease_ttl_s=2.0, lease_poll_s=0.2, lesson_words=80
-        ),
-    ]
-    yield WebStack(Stack(gateway, workers), model, env)
-    for worker in workers:
-        await worker.stop()
-    await gateway.stop()
-    await model.__aexit__(None, None, None)
+    async with start_stack(
+        test_env,
+        model=respond,
+        llm={"timeout_s": 10},
+        gateway={"request_timeout_s": 60},
+        workers={"autopilot": {"lease_ttl_s": 2.0, "lease_poll_s": 0.2, "lesson_words": 80}},
+    ) as stack:
+        yield WebStack(stack)
 
 
 # ---- the browser -----------------------------------------------------------------------
@@ -435,18 +395,10 @@ async def test_an_answer_slower_than_the_gateway_waits_still_arrives(
 ) -> None:
     # A gateway that stops waiting after a second: the quiz comes as a 202, and the page
     # follows the stored request to its result instead of failing.
-    impatient = Gateway(
-        web.env.service_settings(
-            GatewaySettings,
-            http_port=0,
-            grpc_port=0,
-            relay_port=0,
-            request_timeout_s=IMPATIENT_WAIT_S,
-        )
-    )
-    await impatient.start()
-    try:
-        base = f"http://127.0.0.1:{impatient.http_port}"
+    async with start_stack(
+        web.env, [], own_topics=False, gateway={"request_timeout_s": IMPATIENT_WAIT_S}
+    ) as impatient:
+        base = impatient.base_url
         context = await browser.new_context(viewport=DESKTOP, base_url=base)
         context.set_default_timeout(EXPECT_TIMEOUT_MS)
         page = await context.new_page()
@@ -459,5 +411,3 @@ async def test_an_answer_slower_than_the_gateway_waits_still_arrives(
         await page.get_by_role("button", name="New quiz", exact=True).click()
         await expect(page.locator("#quiz fieldset.question")).to_have_count(3)
         await context.close()
-    finally:
-        await impatient.stop()
