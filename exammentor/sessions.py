@@ -118,6 +118,27 @@ async def append_history(
     return seq
 
 
+async def append_note(
+    conn: Connection, session_id: UUID, action: str, data: dict[str, Any] | None = None
+) -> int | None:
+    """Appends one entry that moves no phase, in one statement: its ``from_phase`` and
+    ``to_phase`` are the session's phase as the statement finds it (no read before it).
+
+    Returns:
+        The entry's number, or None when the user has no such session.
+    """
+    seq: int | None = await conn.fetchval(
+        "UPDATE study_sessions SET agent_history = agent_history || jsonb_build_array("
+        "$2::jsonb || jsonb_build_object('from_phase', current_state, 'to_phase', "
+        "current_state, 'seq', jsonb_array_length(agent_history) + 1, "
+        "'at', to_jsonb(clock_timestamp()))) "
+        "WHERE id = $1 RETURNING jsonb_array_length(agent_history)",
+        session_id,
+        {"action": action, "data": data or {}},
+    )
+    return seq
+
+
 async def session_history(conn: Connection, session_id: UUID) -> list[SessionHistoryEntry] | None:
     """A session's audit log, oldest first; None when the user has no such session."""
     history = await conn.fetchval(

@@ -16,6 +16,8 @@ from services.quiz.domain import (
     AnswerRecord,
     BKTParams,
     ConceptEstimate,
+    LearnerState,
+    LearnerUpdate,
     MisconceptionRecord,
     SkillRating,
     TopicEstimate,
@@ -267,6 +269,71 @@ async def upsert_topic(conn: Connection, estimate: TopicEstimate, at: dt.datetim
         round(estimate.score),
         estimate.status,
     )
+
+
+async def learner_state(conn: Connection, stored: StoredQuestion) -> LearnerState:
+    """What the learner model holds before an answer to a stored question.
+
+    Args:
+        conn: A connection in the user's transaction.
+        stored: The answered question.
+
+    Returns:
+        The topic's answer log, the concept's stored state, the question's rating, the
+        fitted parameters and the concept's misconception records (with the record whose
+        redemption question this is).
+    """
+    question = stored.question
+    concept = await concept_row(conn, question.concept_tested)
+    records = await misconception_records(conn, concept=question.concept_tested)
+    redeemed_by = await misconception_of_redemption(conn, question.id)
+    return LearnerState(
+        log=await topic_log(conn, stored.topic),
+        p_mastery=concept.p_mastery,
+        skill=concept.skill,
+        review_card=concept.review_card,
+        item=stored.rating,
+        params=await fitted_params(conn),
+        misconceptions=[*records, *([redeemed_by] if redeemed_by is not None else [])],
+    )
+
+
+async def save_learner_update(
+    conn: Connection, update: LearnerUpdate, *, request_id: UUID, answer: Any
+) -> None:
+    """Stores what one graded answer changed: the logged answer, the item's rating, the
+    concept's and the topic's mastery, and the misconception records that moved.
+
+    Args:
+        conn: A connection in the user's transaction.
+        update: The learner model's update (:func:`~services.quiz.domain.record_answer`).
+        request_id: The request that answered.
+        answer: The answer as the student gave it.
+    """
+    logged = update.answer
+    await insert_answer(
+        conn,
+        answer_id=UUID(logged.answer_id),
+        question_id=logged.question_id,
+        request_id=request_id,
+        topic=logged.topic,
+        concept=logged.concept,
+        answer=answer,
+        outcome=logged.outcome,
+        at=logged.answered_at,
+    )
+    await rate_item(conn, logged.question_id, update.item)
+    await upsert_concept(
+        conn,
+        update.concept,
+        skill=update.skill,
+        review_card=update.review_card,
+        next_review=update.next_review,
+        at=logged.answered_at,
+    )
+    await upsert_topic(conn, update.topic, logged.answered_at)
+    for record in update.misconceptions:
+        await save_misconception(conn, record)
 
 
 def _record(row: Any) -> MisconceptionRecord:
