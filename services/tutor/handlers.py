@@ -22,7 +22,10 @@ from exammentor.commands import CommandContext, CommandRejected, CommandRouter, 
 from exammentor.contracts.events import TutorExplainedV1
 from exammentor.contracts.tutor import (
     ANSWER_UNUSABLE,
+    MATERIAL_NOT_FOUND,
+    MATERIAL_UNKNOWN,
     MODEL_FAILED,
+    PROMPT_TOO_LARGE,
     TUTOR_CHAT_SAVE,
     TUTOR_DESCRIBE_IMAGE,
     TUTOR_EXPLAIN,
@@ -97,7 +100,7 @@ def refusal(error: TutorError, field: str) -> CommandRejected:
     """A domain refusal as the command's error, naming the field and carrying the numbers."""
     if isinstance(error, ContextTooSmallError):
         return CommandRejected(
-            "prompt_too_large",
+            PROMPT_TOO_LARGE.code,
             f"{field}: {error}",
             {
                 "field": field,
@@ -123,7 +126,7 @@ async def stored_passages(ctx: CommandContext, material_ids: list[UUID]) -> list
     for index, material_id in enumerate(material_ids):
         if material_id not in found:
             raise CommandRejected(
-                "material_unknown",
+                MATERIAL_UNKNOWN.code,
                 f"material_ids[{index}]: no material {material_id} of yours",
                 {"field": f"material_ids[{index}]", "material_id": str(material_id)},
             )
@@ -402,7 +405,7 @@ class TutorHandlers:
         except VisionUnsupportedError as exc:
             raise refusal(exc, "image_base64") from exc
         except ModelFailed as exc:
-            raise CommandRejected("model_failed", f"image_base64: {exc}") from exc
+            raise CommandRejected(MODEL_FAILED.code, f"image_base64: {exc}") from exc
 
     async def describe_image(
         self, ctx: CommandContext, request: DescribeImageRequest
@@ -414,7 +417,7 @@ class TutorHandlers:
         except VisionUnsupportedError as exc:
             raise refusal(exc, "image_base64") from exc
         except ModelFailed as exc:
-            raise CommandRejected("model_failed", f"image_base64: {exc}") from exc
+            raise CommandRejected(MODEL_FAILED.code, f"image_base64: {exc}") from exc
         return Outcome(result=ImageDescription(description=description))
 
     # ---- material ----------------------------------------------------------------------
@@ -486,7 +489,7 @@ class TutorHandlers:
             )
         if not exists:
             raise CommandRejected(
-                "material_not_found",
+                MATERIAL_NOT_FOUND.code,
                 f"material_id: no material {request.material_id} of yours",
                 {"field": "material_id"},
             )
