@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from uuid import UUID
 
+from exammentor import sessions
 from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome, Persist
 from exammentor.contracts.autopilot import (
     ANSWER_REFUSED,
@@ -129,7 +130,7 @@ async def start(
     session_id = _session(ctx)
     now = utcnow()
     async with ctx.transaction() as conn:
-        if not await repo.session_exists(conn, session_id):
+        if not await sessions.session_exists(conn, session_id):
             raise CommandRejected(
                 SESSION_NOT_FOUND.code,
                 f"session_id: no study session {session_id}",

@@ -1,16 +1,16 @@
 """The quiz service's SQL: stored questions, the answer log, the learner model's rows and
 misconception records, all per user under row-level security. Reads for clients and for
-the other services are the kit's read models (:mod:`exammentor.read_models`).
+the other services are the kit's read models (:mod:`exammentor.read_models.quiz`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from exammentor.contracts.quiz import Question
+from exammentor.contracts.quiz import LearnerFitResult, Question
 from exammentor.db import Connection
 from services.quiz.domain import (
     AnswerRecord,
@@ -166,6 +166,47 @@ async def fitted_params(conn: Connection) -> dict[str, BKTParams]:
         )
         for r in rows
     }
+
+
+async def every_answer_outcome(conn: Connection) -> list[tuple[UUID, str, str]]:
+    """Every student's answers as ``(user_id, concept, outcome)``, each student's in order.
+
+    For the operator's refit (:mod:`services.quiz.fit`) on the owner's connection, in a
+    transaction: row security is turned off, not bypassed, so a role that it binds fails
+    (``asyncpg.InsufficientPrivilegeError``) instead of reading the rows of no user.
+    """
+    await conn.execute("SET LOCAL row_security = off")
+    rows = await conn.fetch(
+        "SELECT user_id, concept, outcome FROM quiz_answers ORDER BY user_id, answered_at, id"
+    )
+    return [(r["user_id"], r["concept"], r["outcome"]) for r in rows]
+
+
+async def save_fitted_params(conn: Connection, fits: Mapping[str, LearnerFitResult]) -> None:
+    """Stores refitted knowledge-tracing parameters by concept key (``*``: every concept)."""
+    await conn.executemany(
+        "INSERT INTO learner_params (concept_key, prior, learn, slip, guess, forget, answers, "
+        "sequences, log_likelihood, fitted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+        "now()) ON CONFLICT (concept_key) DO UPDATE SET prior = EXCLUDED.prior, "
+        "learn = EXCLUDED.learn, slip = EXCLUDED.slip, guess = EXCLUDED.guess, "
+        "forget = EXCLUDED.forget, answers = EXCLUDED.answers, "
+        "sequences = EXCLUDED.sequences, log_likelihood = EXCLUDED.log_likelihood, "
+        "fitted_at = EXCLUDED.fitted_at",
+        [
+            (
+                key,
+                f.prior,
+                f.learn,
+                f.slip,
+                f.guess,
+                f.forget,
+                f.answers,
+                f.sequences,
+                f.log_likelihood,
+            )
+            for key, f in fits.items()
+        ],
+    )
 
 
 async def insert_answer(

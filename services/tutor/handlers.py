@@ -484,9 +484,7 @@ class TutorHandlers:
     ) -> Outcome[MaterialDeleted]:
         """``tutor.material.delete`` v1 (``material_not_found`` for another user's)."""
         async with ctx.transaction() as conn:
-            exists = await conn.fetchval(
-                "SELECT true FROM tutor_materials WHERE id = $1", request.material_id
-            )
+            exists = await repo.material_exists(conn, request.material_id)
         if not exists:
             raise CommandRejected(
                 MATERIAL_NOT_FOUND.code,
