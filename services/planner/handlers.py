@@ -21,7 +21,6 @@ from exammentor.contracts.commands import (
     NO_STUDY_DAYS,
     PLAN_GENERATE,
     PLANNING_FAILED,
-    SESSION_NOT_FOUND,
     SYLLABUS_EMPTY,
     UNKNOWN_EXAM,
 )
@@ -153,10 +152,7 @@ async def generate_plan(
     key = plan_cache_key(request, workflow.fingerprint)
     session_id = ctx.envelope.session_id
     async with ctx.transaction() as conn:
-        if session_id is not None and not await sessions.session_exists(conn, session_id):
-            raise CommandRejected(
-                SESSION_NOT_FOUND.code, f"session_id: no study session {session_id}"
-            )
+        await sessions.require_session(conn, session_id)
         cached = await repo.cached_result(conn, key) if settings.plan_cache_ttl_s > 0 else None
     if cached is not None:
         await ctx.progress(status_event("cache", "Answered from the plan cache", from_cache=True))

@@ -138,16 +138,6 @@ def _body_question(request: AnsweredQuestionRequest, topic: str) -> Question:
         ) from exc
 
 
-async def _check_session(
-    conn: Connection, session_id: UUID | None, details: dict[str, Any] | None = None
-) -> None:
-    """Refuses a session the user does not have (the command's one session check)."""
-    if session_id is not None and not await sessions.session_exists(conn, session_id):
-        raise CommandRejected(
-            SESSION_NOT_FOUND.code, f"session_id: no study session {session_id}", details
-        )
-
-
 async def _stored(conn: Connection, qid: str) -> repo.StoredQuestion:
     stored = await repo.stored_question(conn, qid)
     if stored is None:
@@ -244,7 +234,7 @@ async def _generation_inputs(
         )
     wanted = list(getattr(request, "material_ids", []))
     async with ctx.transaction() as conn:
-        await _check_session(conn, ctx.envelope.session_id)
+        await sessions.require_session(conn, ctx.envelope.session_id)
         seen = await repo.recent_question_texts(conn, request.topic)
         p_topic = await repo.topic_p_mastery(conn, request.topic)
         records = await repo.misconception_records(conn, state="open")
@@ -515,7 +505,7 @@ async def _wrong_answer(
     """The session checked, the question (stored, or the body's) with its topic and the
     answer's grade; refused unless the answer is wrong."""
     async with ctx.transaction() as conn:
-        await _check_session(conn, session_id, {"field": "session_id"})
+        await sessions.require_session(conn, session_id, {"field": "session_id"})
         if request.question_id is not None:
             stored = await _stored(conn, request.question_id)
             question, topic = stored.question, stored.topic
