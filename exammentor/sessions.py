@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
+from exammentor.commands import CommandRejected
+from exammentor.contracts.commands import SESSION_NOT_FOUND
 from exammentor.contracts.sessions import (
     MAX_LIST_LIMIT,
     Phase,
@@ -46,6 +48,21 @@ async def start_session(conn: Connection, user_id: UUID, exam_type: str) -> UUID
 async def session_exists(conn: Connection, session_id: UUID) -> bool:
     """Whether the transaction's user has this session (row-level security hides others')."""
     return await conn.fetchval("SELECT 1 FROM study_sessions WHERE id = $1", session_id) is not None
+
+
+async def require_session(
+    conn: Connection, session_id: UUID | None, details: dict[str, Any] | None = None
+) -> None:
+    """A worker's check of a command's study session: once per command, in its first
+    transaction (a command without a session passes).
+
+    Raises:
+        CommandRejected: ``session_not_found``, the user has no such session.
+    """
+    if session_id is not None and not await session_exists(conn, session_id):
+        raise CommandRejected(
+            SESSION_NOT_FOUND.code, f"session_id: no study session {session_id}", details
+        )
 
 
 async def session_state(conn: Connection, session_id: UUID) -> SessionState | None:
@@ -114,6 +131,27 @@ async def append_history(
         "WHERE id = $1 RETURNING jsonb_array_length(agent_history)",
         session_id,
         entry,
+    )
+    return seq
+
+
+async def append_note(
+    conn: Connection, session_id: UUID, action: str, data: dict[str, Any] | None = None
+) -> int | None:
+    """Appends one entry that moves no phase, in one statement: its ``from_phase`` and
+    ``to_phase`` are the session's phase as the statement finds it (no read before it).
+
+    Returns:
+        The entry's number, or None when the user has no such session.
+    """
+    seq: int | None = await conn.fetchval(
+        "UPDATE study_sessions SET agent_history = agent_history || jsonb_build_array("
+        "$2::jsonb || jsonb_build_object('from_phase', current_state, 'to_phase', "
+        "current_state, 'seq', jsonb_array_length(agent_history) + 1, "
+        "'at', to_jsonb(clock_timestamp()))) "
+        "WHERE id = $1 RETURNING jsonb_array_length(agent_history)",
+        session_id,
+        {"action": action, "data": data or {}},
     )
     return seq
 

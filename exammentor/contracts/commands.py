@@ -226,6 +226,21 @@ SYLLABUS_TOO_LARGE = ErrorCode(
     "syllabus_too_large", 413, "INVALID_ARGUMENT", "syllabus_text is over the size limit."
 )
 
+UNKNOWN_EXAM = ErrorCode(
+    "unknown_exam", 422, "INVALID_ARGUMENT", "exam_type names no exam the planner knows."
+)
+CAPACITY_EXCEEDED = ErrorCode(
+    "capacity_exceeded",
+    422,
+    "FAILED_PRECONDITION",
+    "The syllabus does not fit the days; the error carries the hours.",
+)
+SYLLABUS_EMPTY = ErrorCode("syllabus_empty", 422, "INVALID_ARGUMENT", "No topic could be read.")
+NO_STUDY_DAYS = ErrorCode("no_study_days", 422, "INVALID_ARGUMENT", "No day is left to study on.")
+PLANNING_FAILED = ErrorCode(
+    "planning_failed", 422, "FAILED_PRECONDITION", "The plan could not be made."
+)
+
 PLAN_GENERATE: Command[PlanRequest, PlanResult] = Command(
     "plan.generate",
     1,
@@ -235,18 +250,11 @@ PLAN_GENERATE: Command[PlanRequest, PlanResult] = Command(
     errors=(
         SESSION_NOT_FOUND,
         SYLLABUS_TOO_LARGE,
-        ErrorCode(
-            "unknown_exam", 422, "INVALID_ARGUMENT", "exam_type names no exam the planner knows."
-        ),
-        ErrorCode(
-            "capacity_exceeded",
-            422,
-            "FAILED_PRECONDITION",
-            "The syllabus does not fit the days; the error carries the hours.",
-        ),
-        ErrorCode("syllabus_empty", 422, "INVALID_ARGUMENT", "No topic could be read."),
-        ErrorCode("no_study_days", 422, "INVALID_ARGUMENT", "No day is left to study on."),
-        ErrorCode("planning_failed", 422, "FAILED_PRECONDITION", "The plan could not be made."),
+        UNKNOWN_EXAM,
+        CAPACITY_EXCEEDED,
+        SYLLABUS_EMPTY,
+        NO_STUDY_DAYS,
+        PLANNING_FAILED,
     ),
     summary=(
         "Route, schedule, verify, fix and explain a study plan. Every plan route sends it: "

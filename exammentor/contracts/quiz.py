@@ -574,7 +574,7 @@ class SavedQuizView(BaseModel):
 
 
 class TopicMasteryState(BaseModel):
-    """What other services read of a topic's mastery (``read_models.topic_mastery``)."""
+    """What other services read of a topic's mastery (``read_models.quiz.topic_mastery``)."""
 
     topic: str
     score: float = Field(ge=0, le=100)

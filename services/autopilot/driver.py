@@ -35,7 +35,6 @@ from uuid import UUID
 
 import asyncpg
 
-from exammentor import read_models
 from exammentor.contracts.autopilot import LearnerSnapshot
 from exammentor.contracts.envelope import EventEnvelope
 from exammentor.contracts.events import DomainEvent
@@ -54,6 +53,7 @@ from exammentor.contracts.tutor import ANSWER_UNUSABLE, TUTOR_LESSON, LessonRequ
 from exammentor.db import Pool, system_transaction, user_transaction
 from exammentor.logs import bind_ids, get_logger
 from exammentor.outbox import add_event
+from exammentor.read_models import quiz as quiz_reads
 from services.autopilot import repo
 from services.autopilot.calls import CallFailed, StudyCalls
 from services.autopilot.domain import (
@@ -472,7 +472,7 @@ class AutopilotDriver:
 
     async def _learner(self, user_id: UUID, topics: list[str]) -> LearnerSnapshot:
         async with user_transaction(self._pool, user_id) as conn:
-            return await read_models.learner_snapshot(conn, topics)
+            return await quiz_reads.learner_snapshot(conn, topics)
 
     async def _record(
         self, entry: _Held, stored: repo.StoredRun, outcome: DriverOutcome

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from uuid import UUID
 
+from exammentor import sessions
 from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome, Persist
 from exammentor.contracts.autopilot import (
     ANSWER_REFUSED,
@@ -48,6 +49,7 @@ from services.autopilot.domain import (
     AnswerRefused,
     AutopilotPolicy,
     AutopilotRefusal,
+    AutopilotRun,
     ControlRefused,
     PauseRequested,
     ResumeRequested,
@@ -129,12 +131,7 @@ async def start(
     session_id = _session(ctx)
     now = utcnow()
     async with ctx.transaction() as conn:
-        if not await repo.session_exists(conn, session_id):
-            raise CommandRejected(
-                SESSION_NOT_FOUND.code,
-                f"session_id: no study session {session_id}",
-                {"field": "session_id"},
-            )
+        await sessions.require_session(conn, session_id, {"field": "session_id"})
         previous = await repo.latest_run(conn, session_id)
     try:
         run = start_run(
@@ -186,34 +183,15 @@ async def control(
     )
 
 
-async def answer(
+async def _graded(
     ctx: CommandContext,
+    run: AutopilotRun,
     request: AutopilotAnswerRequest,
-    settings: AutopilotSettings,
+    session_id: UUID,
     calls: StudyCalls,
-) -> Outcome[AutopilotAnswerResponse]:
-    """``autopilot.answer`` v1: the answer to the waiting question, graded by the quiz
-    (``quiz.grade`` by the question's id, keyed by the wait and the option chosen, so a
-    redelivery is answered from the quiz's inbox)."""
-    session_id = _session(ctx)
-    now = utcnow()
-    stored = await _latest(ctx, session_id)
-    run = stored.run
-    provisional = AnswerGiven(
-        question_id=request.question_id, answer_index=request.answer_index, correct=False
-    )
-    try:
-        apply(run, provisional, now)  # every refusal is decided before any grading
-    except AnswerRefused as exc:
-        raise CommandRejected(
-            ANSWER_REFUSED.code,
-            str(exc),
-            {
-                "question_id": exc.question_id,
-                "answer_index": exc.answer_index,
-                "waiting_question_id": exc.waiting_question_id,
-            },
-        ) from exc
+) -> AnswerGiven:
+    """The answer to the waiting question with its grade: from the question's own key when
+    the run holds it, else from ``quiz.grade``."""
     waiting = run.waiting_question
     assert waiting is not None
     if waiting.correct_option_index is not None:
@@ -242,6 +220,38 @@ async def answer(
             correct_option_index=grade.correct_option_index,
             explanation=grade.explanation or None,
         )
+    return outcome
+
+
+async def answer(
+    ctx: CommandContext,
+    request: AutopilotAnswerRequest,
+    settings: AutopilotSettings,
+    calls: StudyCalls,
+) -> Outcome[AutopilotAnswerResponse]:
+    """``autopilot.answer`` v1: the answer to the waiting question, graded by the quiz
+    (``quiz.grade`` by the question's id, keyed by the wait and the option chosen, so a
+    redelivery is answered from the quiz's inbox)."""
+    session_id = _session(ctx)
+    now = utcnow()
+    stored = await _latest(ctx, session_id)
+    run = stored.run
+    provisional = AnswerGiven(
+        question_id=request.question_id, answer_index=request.answer_index, correct=False
+    )
+    try:
+        apply(run, provisional, now)  # every refusal is decided before any grading
+    except AnswerRefused as exc:
+        raise CommandRejected(
+            ANSWER_REFUSED.code,
+            str(exc),
+            {
+                "question_id": exc.question_id,
+                "answer_index": exc.answer_index,
+                "waiting_question_id": exc.waiting_question_id,
+            },
+        ) from exc
+    outcome = await _graded(ctx, run, request, session_id, calls)
     return Outcome(
         result=AutopilotAnswerResponse(),
         persist=_persist_student(ctx, settings, session_id, outcome, now),

@@ -98,12 +98,6 @@ async def latest_run(
     return StoredRun(run, row["user_id"], row["version"])
 
 
-async def session_exists(conn: Connection, session_id: UUID) -> bool:
-    """Whether the study session is the transaction's user's."""
-    found = await conn.fetchval("SELECT 1 FROM study_sessions WHERE id = $1", session_id)
-    return found is not None
-
-
 async def _insert_steps(
     conn: Connection, run: AutopilotRun, user_id: UUID, steps: tuple[AutopilotStep, ...]
 ) -> None:

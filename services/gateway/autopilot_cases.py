@@ -17,7 +17,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from exammentor import read_models, sessions
+from exammentor import sessions
 from exammentor.contracts.autopilot import (
     ANSWER_REFUSED,
     AUTOPILOT_ANSWER,
@@ -36,6 +36,7 @@ from exammentor.contracts.autopilot import (
 )
 from exammentor.contracts.commands import Command
 from exammentor.db import user_transaction
+from exammentor.read_models import autopilot as read_models
 from services.gateway.core import GatewayCore, GatewayError
 
 R = TypeVar("R", bound=BaseModel)

@@ -25,7 +25,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
 
-from exammentor import pipeline, read_models, sessions
+from exammentor import pipeline, sessions
 from exammentor.contracts.api import (
     Credentials,
     Error,
@@ -67,6 +67,7 @@ from exammentor.contracts.sessions import (
 from exammentor.db import Pool, user_transaction
 from exammentor.dispatch import BrokerUnavailable, Dispatched, Dispatcher, ResultTimeout
 from exammentor.maintenance import MaintenanceGate
+from exammentor.read_models import planner as read_models
 from exammentor.relay import RelayChunk
 from exammentor.telemetry import start_span
 from exammentor.validation import field_name

@@ -11,7 +11,6 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from exammentor import read_models
 from exammentor.contracts.commands import Command
 from exammentor.contracts.quiz import (
     QUIZ_DIAGNOSE,
@@ -24,6 +23,7 @@ from exammentor.contracts.quiz import (
     SavedQuizView,
 )
 from exammentor.db import user_transaction
+from exammentor.read_models import quiz as read_models
 from services.gateway.core import CommandAnswer, GatewayCore, parse_uuid
 
 P = TypeVar("P", bound=BaseModel)

@@ -22,7 +22,6 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from exammentor import read_models
 from exammentor.contracts.commands import INVALID_REQUEST, STILL_RUNNING, Command
 from exammentor.contracts.tutor import (
     TUTOR_CHAT_SAVE,
@@ -48,6 +47,7 @@ from exammentor.contracts.tutor import (
 )
 from exammentor.db import user_transaction
 from exammentor.dispatch import ResultTimeout
+from exammentor.read_models import tutor as read_models
 from exammentor.relay import RelayChunk
 from services.gateway.core import CommandStream, GatewayCore, GatewayError, parse, still_running
 

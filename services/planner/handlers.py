@@ -16,7 +16,14 @@ from uuid import UUID, uuid4
 
 from exammentor import sessions
 from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome
-from exammentor.contracts.commands import PLAN_GENERATE
+from exammentor.contracts.commands import (
+    CAPACITY_EXCEEDED,
+    NO_STUDY_DAYS,
+    PLAN_GENERATE,
+    PLANNING_FAILED,
+    SYLLABUS_EMPTY,
+    UNKNOWN_EXAM,
+)
 from exammentor.contracts.envelope import EventEnvelope
 from exammentor.contracts.events import PlanGeneratedV1, PlanVerifiedV1
 from exammentor.contracts.plan import (
@@ -55,14 +62,14 @@ def rejection(error: PlanningError | UnknownScopeError, request: PlanRequest) ->
     """
     if isinstance(error, UnknownScopeError):
         return CommandRejected(
-            "unknown_exam",
+            UNKNOWN_EXAM.code,
             f"exam_type: {request.exam_type!r} is not an exam the planner knows "
             f"({', '.join(error.known)}); paste a syllabus_text or choose a known exam",
             {"field": "exam_type", "known_exams": error.known},
         )
     if isinstance(error, CapacityError):
         return CommandRejected(
-            "capacity_exceeded",
+            CAPACITY_EXCEEDED.code,
             f"days: {error}",
             {
                 "field": "days",
@@ -76,12 +83,12 @@ def rejection(error: PlanningError | UnknownScopeError, request: PlanRequest) ->
         )
     if isinstance(error, EmptySyllabusError):
         return CommandRejected(
-            "syllabus_empty", f"syllabus_text: {error}", {"field": "syllabus_text"}
+            SYLLABUS_EMPTY.code, f"syllabus_text: {error}", {"field": "syllabus_text"}
         )
     if isinstance(error, NoStudyDaysError):
         field_name = "exam_date" if request.exam_date is not None else "days_off"
-        return CommandRejected("no_study_days", f"{field_name}: {error}", {"field": field_name})
-    return CommandRejected("planning_failed", str(error))
+        return CommandRejected(NO_STUDY_DAYS.code, f"{field_name}: {error}", {"field": field_name})
+    return CommandRejected(PLANNING_FAILED.code, str(error))
 
 
 def _events(ctx: CommandContext, plan_id: UUID, body: dict[str, Any]) -> list[EventEnvelope]:
@@ -145,8 +152,7 @@ async def generate_plan(
     key = plan_cache_key(request, workflow.fingerprint)
     session_id = ctx.envelope.session_id
     async with ctx.transaction() as conn:
-        if session_id is not None and not await sessions.session_exists(conn, session_id):
-            raise CommandRejected("session_not_found", f"session_id: no study session {session_id}")
+        await sessions.require_session(conn, session_id)
         cached = await repo.cached_result(conn, key) if settings.plan_cache_ttl_s > 0 else None
     if cached is not None:
         await ctx.progress(status_event("cache", "Answered from the plan cache", from_cache=True))

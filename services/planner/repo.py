@@ -1,5 +1,5 @@
 """The planner's SQL: writing stored plans (per user, under row-level security) and the plan
-cache. Reads for clients are the kit's read models (:mod:`exammentor.read_models`).
+cache. Reads for clients are the kit's read models (:mod:`exammentor.read_models.planner`).
 """
 
 from __future__ import annotations

@@ -78,35 +78,19 @@ async def read_answer_log(conn: asyncpg.Connection) -> AnswerLog:
     try:
         # Off, not bypassed: a role that row security binds now fails instead of reading
         # only the rows of no user (a fit on an empty log would look like a success).
-        await conn.execute("SET LOCAL row_security = off")
-        rows = await conn.fetch(
-            "SELECT user_id, concept, outcome FROM quiz_answers ORDER BY user_id, answered_at, id"
-        )
+        rows = await repo.every_answer_outcome(conn)
     except asyncpg.InsufficientPrivilegeError as exc:
         raise FitRefusedError(
             "DATABASE_URL: the fit reads every student's answers; connect as the schema's "
             f"owner with BYPASSRLS or as a superuser (the server said: {exc})"
         ) from exc
     sequences: dict[tuple[str, object], list[Observation]] = defaultdict(list)
-    for row in rows:
-        key = repo.concept_key(row["concept"])
-        sequences[key, row["user_id"]].append(_OBSERVATIONS[row["outcome"]])
+    for user_id, concept, outcome in rows:
+        sequences[repo.concept_key(concept), user_id].append(_OBSERVATIONS[outcome])
     by_concept: dict[str, list[list[Observation]]] = defaultdict(list)
     for (key, _), observations in sequences.items():
         by_concept[key].append(observations)
     return AnswerLog(dict(by_concept))
-
-
-async def _stored_params(conn: asyncpg.Connection) -> dict[str, BKTParams]:
-    rows = await conn.fetch(
-        "SELECT concept_key, prior, learn, slip, guess, forget FROM learner_params"
-    )
-    return {
-        r["concept_key"]: BKTParams(
-            prior=r["prior"], learn=r["learn"], slip=r["slip"], guess=r["guess"], forget=r["forget"]
-        )
-        for r in rows
-    }
 
 
 def _result(fit: BKTFit) -> LearnerFitResult:
@@ -152,32 +136,6 @@ def fit_answer_log(
     return fitted
 
 
-async def _write(conn: asyncpg.Connection, fits: dict[str, LearnerFitResult]) -> None:
-    await conn.executemany(
-        "INSERT INTO learner_params (concept_key, prior, learn, slip, guess, forget, answers, "
-        "sequences, log_likelihood, fitted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-        "now()) ON CONFLICT (concept_key) DO UPDATE SET prior = EXCLUDED.prior, "
-        "learn = EXCLUDED.learn, slip = EXCLUDED.slip, guess = EXCLUDED.guess, "
-        "forget = EXCLUDED.forget, answers = EXCLUDED.answers, "
-        "sequences = EXCLUDED.sequences, log_likelihood = EXCLUDED.log_likelihood, "
-        "fitted_at = EXCLUDED.fitted_at",
-        [
-            (
-                key,
-                f.prior,
-                f.learn,
-                f.slip,
-                f.guess,
-                f.forget,
-                f.answers,
-                f.sequences,
-                f.log_likelihood,
-            )
-            for key, f in fits.items()
-        ],
-    )
-
-
 async def fit_learner_params(
     dsn: str, *, policy: FitPolicy = DEFAULT_FIT_POLICY, write: bool = True
 ) -> dict[str, LearnerFitResult]:
@@ -198,11 +156,11 @@ async def fit_learner_params(
     try:
         async with conn.transaction():
             log = await read_answer_log(conn)
-            previous = await _stored_params(conn)
+            previous = await repo.fitted_params(conn)
             # EM is CPU work: off the event loop.
             fits = await asyncio.to_thread(fit_answer_log, log, previous, policy)
             if write and fits:
-                await _write(conn, fits)
+                await repo.save_fitted_params(conn, fits)
         return fits
     finally:
         await conn.close()

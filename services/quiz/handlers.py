@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
 from pydantic import ValidationError
 
 from exammentor import sessions
-from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome
+from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome, Persist
 from exammentor.contracts.commands import INVALID_REQUEST, SESSION_NOT_FOUND
 from exammentor.contracts.envelope import EventEnvelope, utcnow
 from exammentor.contracts.events import (
@@ -52,6 +53,7 @@ from exammentor.contracts.quiz import (
     GeneratedQuiz,
     GenerateQuizFromImageRequest,
     GenerateQuizRequest,
+    MisconceptionAnalysis,
     MisconceptionDiagnosis,
     MisconceptionRequest,
     PerformanceAnalysis,
@@ -71,36 +73,24 @@ from services.quiz.domain import (
     AnsweredQuestion,
     AnswerKindError,
     AnswerOutOfRangeError,
-    AnswerRecord,
-    BKTParams,
     Grade,
+    LearnerUpdate,
     MisconceptionRecord,
     SkillRating,
     SourceText,
     StudentAnswer,
-    TransitionRefusedError,
     adaptive_difficulty,
     analyse_answers,
-    answer_recheck,
-    answer_redemption,
-    card_from_record,
-    card_to_record,
-    concept_mastery,
     difficulty_label,
     grade_answer,
     initial_item_rating,
-    misconception_targets,
-    new_review_card,
-    normalised,
     open_misconception,
+    params_for,
     performance_analysis,
     question_id,
     questions_near_level,
-    record_review,
-    reopen_misconception,
-    review_key,
-    topic_mastery,
-    update_ratings,
+    quiz_targets,
+    record_answer,
 )
 from services.quiz.settings import QuizSettings
 from services.quiz.workflow import QuizWorkflow
@@ -159,11 +149,6 @@ async def _stored(conn: Connection, qid: str) -> repo.StoredQuestion:
     return stored
 
 
-def _params_for(params: dict[str, BKTParams], concept: str) -> dict[str, BKTParams]:
-    chosen = params.get(repo.concept_key(concept), params.get("*"))
-    return {concept: chosen} if chosen is not None else {}
-
-
 # --- quiz.generate --------------------------------------------------------------------------
 
 
@@ -220,6 +205,67 @@ def source_texts(
     return [source for source in found if source.text.strip()]
 
 
+@dataclass(frozen=True)
+class _GenerationInputs:
+    """What a new quiz is made from, read in one transaction of the user."""
+
+    seen: list[str]
+    p_topic: float | None
+    targets: list[str]
+    bank: list[repo.StoredQuestion]
+    ability: SkillRating
+    pages: list[repo.MaterialPage]
+
+
+async def _generation_inputs(
+    ctx: CommandContext,
+    request: GenerateQuizRequest | GenerateQuizFromImageRequest,
+    settings: QuizSettings,
+) -> _GenerationInputs:
+    """The model's vision and the session checked, then the student's recent questions,
+    mastery, misconceptions, reusable questions and the pages of the material named."""
+    image = isinstance(request, GenerateQuizFromImageRequest)
+    if image and not settings.vision_model:
+        raise CommandRejected(
+            VISION_UNSUPPORTED.code,
+            f"image_base64: the configured model {settings.llm.model!r} cannot read images; "
+            "configure one that can (EXAMMENTOR_VISION_MODEL=true)",
+            {"field": "image_base64"},
+        )
+    wanted = list(getattr(request, "material_ids", []))
+    async with ctx.transaction() as conn:
+        await sessions.require_session(conn, ctx.envelope.session_id)
+        seen = await repo.recent_question_texts(conn, request.topic)
+        p_topic = await repo.topic_p_mastery(conn, request.topic)
+        records = await repo.misconception_records(conn, state="open")
+        due = await repo.misconception_records(conn, state="redeemed")
+        # Stored questions suit a quiz on the topic alone, not one about an image or about
+        # material the student sent with this request.
+        reusable = (
+            settings.reuse_stored
+            and not image
+            and not getattr(request, "context", "")
+            and not wanted
+        )
+        bank = await repo.item_bank(conn, request.topic, seen) if reusable else []
+        ability = await repo.topic_ability(conn, request.topic) if bank else SkillRating()
+        pages = await repo.material_pages(conn, wanted) if wanted else []
+    missing_material = [m for m in wanted if m not in {p.material_id for p in pages}]
+    if missing_material:
+        raise CommandRejected(
+            MATERIAL_UNKNOWN.code,
+            f"material_ids: no material {missing_material[0]} of yours with text",
+            {"field": "material_ids"},
+        )
+    previous = getattr(request, "previous_mistakes", None)
+    targets = (
+        list(previous)
+        if previous is not None
+        else quiz_targets(records, due, utcnow(), settings.misconception_targets)
+    )
+    return _GenerationInputs(seen, p_topic, targets, bank, ability, pages)
+
+
 async def generate_quiz(
     ctx: CommandContext,
     request: GenerateQuizRequest | GenerateQuizFromImageRequest,
@@ -241,110 +287,25 @@ async def generate_quiz(
         CommandRejected: An unknown session, or no valid question at all.
     """
     image = isinstance(request, GenerateQuizFromImageRequest)
-    if image and not settings.vision_model:
-        raise CommandRejected(
-            VISION_UNSUPPORTED.code,
-            f"image_base64: the configured model {settings.llm.model!r} cannot read images; "
-            "configure one that can (EXAMMENTOR_VISION_MODEL=true)",
-            {"field": "image_base64"},
-        )
-    session_id = ctx.envelope.session_id
-    async with ctx.transaction() as conn:
-        if session_id is not None and not await sessions.session_exists(conn, session_id):
-            raise CommandRejected(
-                SESSION_NOT_FOUND.code, f"session_id: no study session {session_id}"
-            )
-        seen = await repo.recent_question_texts(conn, request.topic)
-        p_topic = await repo.topic_p_mastery(conn, request.topic)
-        records = await repo.misconception_records(conn, state="open")
-        due = await repo.misconception_records(conn, state="redeemed")
-        # Stored questions suit a quiz on the topic alone, not one about an image or about
-        # material the student sent with this request.
-        reusable = (
-            settings.reuse_stored
-            and not image
-            and not getattr(request, "context", "")
-            and not getattr(request, "material_ids", [])
-        )
-        bank = await repo.item_bank(conn, request.topic, seen) if reusable else []
-        ability = await repo.topic_ability(conn, request.topic) if bank else SkillRating()
-        wanted = list(getattr(request, "material_ids", []))
-        pages = await repo.material_pages(conn, wanted) if wanted else []
-    missing_material = [m for m in wanted if m not in {p.material_id for p in pages}]
-    if missing_material:
-        raise CommandRejected(
-            MATERIAL_UNKNOWN.code,
-            f"material_ids: no material {missing_material[0]} of yours with text",
-            {"field": "material_ids"},
-        )
-    previous = getattr(request, "previous_mistakes", None)
-    if previous is not None:
-        targets = list(previous)
-    else:
-        now = utcnow()
-        rechecks = [r.concept for r in due if r.recheck_due is not None and r.recheck_due <= now]
-        newest = [
-            r.description for r in misconception_targets(records, settings.misconception_targets)
-        ]
-        targets = [*rechecks, *newest][: max(settings.misconception_targets, len(rechecks))]
+    found = await _generation_inputs(ctx, request, settings)
+    targets = found.targets
     difficulty: QuestionDifficulty = (
-        adaptive_difficulty(p_topic) if request.difficulty == "adaptive" else request.difficulty
+        adaptive_difficulty(found.p_topic)
+        if request.difficulty == "adaptive"
+        else request.difficulty
     )
-    reused = _reused_questions(
-        bank,
-        ability,
-        request.num_questions
-        if not targets
-        else math.floor(request.num_questions * settings.reuse_share),
-        None if request.difficulty == "adaptive" else difficulty,
-    )
-    missing = request.num_questions - len(reused)
-    sources = source_texts(request, pages)
-    generated = (
-        await workflow.questions(
-            request.topic,
-            count=missing,
-            difficulty=difficulty,
-            context="\n".join(s.text for s in sources),
-            targets=targets,
-            seen=[*seen, *(q.text for q in reused)],
-            image=(request.image_base64, request.mime_type)
-            if isinstance(request, GenerateQuizFromImageRequest)
-            else None,
-            sources=sources,
-        )
-        if missing
-        else None
-    )
-    questions = [*reused, *(generated.questions if generated else [])]
-    shortfall_reason = generated.shortfall_reason if generated else ""
-    if not questions:
-        raise CommandRejected(
-            QUIZ_UNAVAILABLE.code,
-            f"num_questions: no question could be made: {shortfall_reason}",
-            {"field": "num_questions", "source_text": bool(sources)},
-        )
+    quiz = await _make_quiz(request, found, difficulty, workflow, settings)
     quiz_id = uuid4()
-    quiz = Quiz(
-        topic=request.topic,
-        questions=questions,
-        time_estimate_minutes=max(1, round(MINUTES_PER_QUESTION * len(questions))),
-        requested_questions=request.num_questions,
-        shortfall_reason=shortfall_reason,
-    )
-    view = quiz.student_view()
     result = GeneratedQuiz(
-        **view.model_dump(), quiz_id=str(quiz_id), difficulty=difficulty, targets=targets
+        **quiz.student_view().model_dump(),
+        quiz_id=str(quiz_id),
+        difficulty=difficulty,
+        targets=targets,
     )
 
     async def persist(conn: Connection) -> None:
-        await repo.insert_questions(
-            conn,
-            quiz_id,
-            request.topic,
-            quiz.questions,
-            [initial_item_rating(q.difficulty) for q in quiz.questions],
-        )
+        ratings = [initial_item_rating(q.difficulty) for q in quiz.questions]
+        await repo.insert_questions(conn, quiz_id, request.topic, quiz.questions, ratings)
 
     event = QuizGeneratedV1(
         quiz_id=quiz_id,
@@ -358,34 +319,57 @@ async def generate_quiz(
     return Outcome(result=result, persist=persist, events=[ctx.event(event)])
 
 
+async def _make_quiz(
+    request: GenerateQuizRequest | GenerateQuizFromImageRequest,
+    found: _GenerationInputs,
+    difficulty: QuestionDifficulty,
+    workflow: QuizWorkflow,
+    settings: QuizSettings,
+) -> Quiz:
+    """Stored questions asked again (fewer when there are misconceptions to aim at), the
+    rest written by the model; refused when there is no question at all."""
+    wanted = request.num_questions
+    reused = _reused_questions(
+        found.bank,
+        found.ability,
+        wanted if not found.targets else math.floor(wanted * settings.reuse_share),
+        None if request.difficulty == "adaptive" else difficulty,
+    )
+    sources = source_texts(request, found.pages)
+    generated = (
+        await workflow.questions(
+            request.topic,
+            count=wanted - len(reused),
+            difficulty=difficulty,
+            context="\n".join(s.text for s in sources),
+            targets=found.targets,
+            seen=[*found.seen, *(q.text for q in reused)],
+            image=(request.image_base64, request.mime_type)
+            if isinstance(request, GenerateQuizFromImageRequest)
+            else None,
+            sources=sources,
+        )
+        if wanted > len(reused)
+        else None
+    )
+    questions = [*reused, *(generated.questions if generated else [])]
+    shortfall_reason = generated.shortfall_reason if generated else ""
+    if not questions:
+        raise CommandRejected(
+            QUIZ_UNAVAILABLE.code,
+            f"num_questions: no question could be made: {shortfall_reason}",
+            {"field": "num_questions", "source_text": bool(sources)},
+        )
+    return Quiz(
+        topic=request.topic,
+        questions=questions,
+        time_estimate_minutes=max(1, round(MINUTES_PER_QUESTION * len(questions))),
+        requested_questions=wanted,
+        shortfall_reason=shortfall_reason,
+    )
+
+
 # --- quiz.grade ---------------------------------------------------------------------------
-
-
-def _lifecycle(
-    records: list[MisconceptionRecord],
-    question_id_: str,
-    grade: Grade,
-    at: dt.datetime,
-    answer_id: str,
-) -> list[MisconceptionRecord]:
-    """The concept's records that move with this answer (changed ones only)."""
-    changed: list[MisconceptionRecord] = []
-    if grade.observation is None:
-        return changed
-    for record in records:
-        try:
-            if record.state == "open" and record.redemption_question_id == question_id_:
-                changed.append(answer_redemption(record, grade, at, answer_id=answer_id))
-            elif record.state == "redeemed" and record.recheck_due is not None:
-                if at >= record.recheck_due:
-                    changed.append(answer_recheck(record, grade, at, answer_id=answer_id))
-                elif not grade.observation:
-                    changed.append(reopen_misconception(record, at, answer_id=answer_id))
-            elif record.state == "resolved" and not grade.observation:
-                changed.append(reopen_misconception(record, at, answer_id=answer_id))
-        except TransitionRefusedError:
-            continue
-    return changed
 
 
 async def grade(
@@ -414,114 +398,72 @@ async def grade(
 
     async with ctx.transaction() as conn:
         stored = await _stored(conn, request.question_id)
-        question, topic = stored.question, stored.topic
-        verdict = _grade(question, answer)
-        log = await repo.topic_log(conn, topic)
-        concept = await repo.concept_row(conn, question.concept_tested)
-        params = await repo.fitted_params(conn)
-        records = await repo.misconception_records(conn, concept=question.concept_tested)
-        redemption_of = await repo.misconception_of_redemption(conn, question.id)
-    if redemption_of is not None and redemption_of.id not in {r.id for r in records}:
-        records.append(redemption_of)
+        verdict = _grade(stored.question, answer)
+        state = await repo.learner_state(conn, stored)
+    question = stored.question
     feedback, hint = await workflow.feedback(question, verdict, request.topic_context)
-
-    at = utcnow()
-    answer_id = uuid4()
-    log.append(
-        AnswerRecord(
-            answer_id=str(answer_id),
-            question_id=question.id,
-            concept=question.concept_tested,
-            topic=topic,
-            outcome=verdict.outcome,
-            answered_at=at,
-        )
+    update = record_answer(
+        student_id=str(ctx.user_id),
+        question=question,
+        topic=stored.topic,
+        grade=verdict,
+        state=state,
+        answer_id=str(uuid4()),
+        at=utcnow(),
     )
-    concept_params = {
-        c: p for name in {r.concept for r in log} for c, p in _params_for(params, name).items()
-    }
-    concepts = concept_mastery(log, concept_params)
-    topics = topic_mastery(concepts)
-    key = repo.concept_key(question.concept_tested)
-    estimate = next(c for c in concepts if repo.concept_key(c.concept) == key)
-    topic_estimate = next(t for t in topics if normalised(t.topic) == normalised(topic))
-    skill, item = update_ratings(concept.skill, stored.rating, verdict)
-    card = (
-        card_from_record(concept.review_card)
-        if concept.review_card is not None
-        else new_review_card(review_key(str(ctx.user_id), question.concept_tested), at)
-    )
-    if verdict.observation is not None:
-        card = record_review(card, verdict, at)
-    next_review = card.due if verdict.observation is not None or concept.review_card else None
-    moved = _lifecycle(records, question.id, verdict, at, str(answer_id))
 
     async def persist(conn: Connection) -> None:
-        await repo.insert_answer(
-            conn,
-            answer_id=answer_id,
-            question_id=question.id,
-            request_id=ctx.envelope.request_id,
-            topic=topic,
-            concept=question.concept_tested,
-            answer=answer,
-            outcome=verdict.outcome,
-            at=at,
+        await repo.save_learner_update(
+            conn, update, request_id=ctx.envelope.request_id, answer=answer
         )
-        await repo.rate_item(conn, question.id, item)
-        await repo.upsert_concept(
-            conn,
-            estimate,
-            skill=skill,
-            review_card=card_to_record(card) if next_review is not None else None,
-            next_review=next_review,
-            at=at,
-        )
-        await repo.upsert_topic(conn, topic_estimate, at)
-        for record in moved:
-            await repo.save_misconception(conn, record)
 
-    events: list[EventEnvelope] = [
+    result = _evaluation(question, verdict, feedback, hint)
+    return Outcome(result=result, persist=persist, events=_graded_events(ctx, update))
+
+
+def _graded_events(ctx: CommandContext, update: LearnerUpdate) -> list[EventEnvelope]:
+    """``answer.graded``; ``mastery.changed`` when the answer was evidence; and
+    ``misconception.resolved`` for each record the answer resolved."""
+    logged, estimate, topic = update.answer, update.concept, update.topic
+    events = [
         ctx.event(
             AnswerGradedV1(
-                answer_id=answer_id,
-                question_id=question.id,
-                topic=topic,
-                concept=question.concept_tested,
-                outcome=verdict.outcome,
+                answer_id=UUID(logged.answer_id),
+                question_id=logged.question_id,
+                topic=logged.topic,
+                concept=logged.concept,
+                outcome=logged.outcome,
             )
         )
     ]
-    if verdict.observation is not None:
+    if update.is_evidence:
         events.append(
             ctx.event(
                 MasteryChangedV1(
-                    topic=topic,
+                    topic=logged.topic,
                     concept=estimate.concept,
-                    p_mastery_before=concept.p_mastery,
+                    p_mastery_before=update.p_mastery_before,
                     p_mastery=estimate.p_mastery,
                     status=estimate.status,
-                    topic_score=topic_estimate.score,
-                    topic_status=topic_estimate.status,
+                    topic_score=topic.score,
+                    topic_status=topic.status,
                     attempts=estimate.answered,
-                    next_review=next_review,
+                    next_review=update.next_review,
                 )
             )
         )
-    for record in moved:
-        if record.state == "resolved":
-            events.append(
-                ctx.event(
-                    MisconceptionResolvedV1(
-                        misconception_id=record.id,
-                        topic=record.topic,
-                        concept=record.concept,
-                        reopened_times=record.reopened_times,
-                    )
-                )
+    events.extend(
+        ctx.event(
+            MisconceptionResolvedV1(
+                misconception_id=record.id,
+                topic=record.topic,
+                concept=record.concept,
+                reopened_times=record.reopened_times,
             )
-    result = _evaluation(question, verdict, feedback, hint)
-    return Outcome(result=result, persist=persist, events=events)
+        )
+        for record in update.resolved
+    )
+    return events
 
 
 def _evaluation(question: Question, verdict: Grade, feedback: str, hint: str) -> EvaluationResult:
@@ -557,6 +499,30 @@ def _session_of(ctx: CommandContext, request: MisconceptionRequest) -> UUID | No
         ) from exc
 
 
+async def _wrong_answer(
+    ctx: CommandContext, request: MisconceptionRequest, session_id: UUID | None
+) -> tuple[Question, str, Grade]:
+    """The session checked, the question (stored, or the body's) with its topic and the
+    answer's grade; refused unless the answer is wrong."""
+    async with ctx.transaction() as conn:
+        await sessions.require_session(conn, session_id, {"field": "session_id"})
+        if request.question_id is not None:
+            stored = await _stored(conn, request.question_id)
+            question, topic = stored.question, stored.topic
+        else:
+            topic = request.concept_tested or "quiz"
+            question = _body_question(request, topic)
+    verdict = _grade(question, _answer_of(request))
+    if verdict.outcome != "wrong":
+        raise CommandRejected(
+            NOT_WRONG.code,
+            f"student_answer_index: the answer is {verdict.outcome}; only a wrong answer "
+            "is diagnosed",
+            {"field": "student_answer_index"},
+        )
+    return question, topic, verdict
+
+
 async def diagnose(
     ctx: CommandContext, request: MisconceptionRequest, workflow: QuizWorkflow
 ) -> Outcome[MisconceptionDiagnosis]:
@@ -576,34 +542,13 @@ async def diagnose(
             valid diagnosis from the model.
     """
     session_id = _session_of(ctx, request)
-    async with ctx.transaction() as conn:
-        if session_id is not None and not await sessions.session_exists(conn, session_id):
-            raise CommandRejected(
-                SESSION_NOT_FOUND.code,
-                f"session_id: no study session {session_id}",
-                {"field": "session_id"},
-            )
-        if request.question_id is not None:
-            stored = await _stored(conn, request.question_id)
-            question, topic = stored.question, stored.topic
-        else:
-            topic = request.concept_tested or "quiz"
-            question = _body_question(request, topic)
-    verdict = _grade(question, _answer_of(request))
-    if verdict.outcome != "wrong":
-        raise CommandRejected(
-            NOT_WRONG.code,
-            f"student_answer_index: the answer is {verdict.outcome}; only a wrong answer "
-            "is diagnosed",
-            {"field": "student_answer_index"},
-        )
+    question, topic, verdict = await _wrong_answer(ctx, request, session_id)
     diagnosis = await workflow.diagnosis(question, verdict, topic)
     if diagnosis is None:
         raise CommandRejected(
             DIAGNOSIS_FAILED.code,
             "the model gave no usable diagnosis with a valid redemption question; try again",
         )
-    at = utcnow()
     redemption = diagnosis.redemption_question
     record = open_misconception(
         student_id=str(ctx.user_id),
@@ -613,51 +558,17 @@ async def diagnose(
         wrong_option_chosen=verdict.chosen_text,
         question_id=question.id,
         redemption_question_id=redemption.id,
-        at=at,
+        at=utcnow(),
     )
     analysis = diagnosis.analysis(verdict)
     result = MisconceptionDiagnosis(
-        wrong_option_chosen=analysis.wrong_option_chosen,
-        inferred_confusion=analysis.inferred_confusion,
-        counter_example=analysis.counter_example,
-        explanation=analysis.explanation,
+        **analysis.model_dump(exclude={"redemption_question"}),
         redemption_question=redemption.student_view(),
         misconception_id=record.id,
         state=record.state,
     )
-    stored_question = request.question_id is not None
-
-    async def persist(conn: Connection) -> None:
-        if not stored_question:
-            await repo.insert_questions(
-                conn, uuid4(), topic, [question], [initial_item_rating(question.difficulty)]
-            )
-        await repo.insert_questions(
-            conn, uuid4(), topic, [redemption], [initial_item_rating(redemption.difficulty)]
-        )
-        await repo.save_misconception(
-            conn, record, analysis.model_dump(mode="json", exclude={"redemption_question"})
-        )
-        await repo.insert_original_misconception(conn, uuid4(), record.description, at)
-        if session_id is not None:
-            phase = await sessions.session_state(conn, session_id)
-            current = phase.phase if phase is not None else "INTAKE"
-            await sessions.append_history(
-                conn,
-                session_id,
-                "misconception_buster",
-                from_phase=current,
-                to_phase=current,
-                data={
-                    "misconception_id": record.id,
-                    "concept": record.concept,
-                    "question_id": question.id,
-                    "wrong_option_chosen": verdict.chosen_text,
-                    "inferred_confusion": diagnosis.inferred_confusion,
-                    "redemption_question_id": redemption.id,
-                },
-            )
-
+    new_question = question if request.question_id is None else None
+    persist = _persist_diagnosis(record, analysis, new_question, redemption, session_id)
     event = MisconceptionDetectedV1(
         misconception_id=record.id,
         topic=topic,
@@ -667,6 +578,45 @@ async def diagnose(
         redemption_question_id=redemption.id,
     )
     return Outcome(result=result, persist=persist, events=[ctx.event(event)])
+
+
+def _persist_diagnosis(
+    record: MisconceptionRecord,
+    analysis: MisconceptionAnalysis,
+    new_question: Question | None,
+    redemption: Question,
+    session_id: UUID | None,
+) -> Persist:
+    """Stores the diagnosed question (when the body described it), its redemption question,
+    the open record with its diagnosis, the original's ``misconceptions`` row and the
+    session's audit entry."""
+
+    async def persist(conn: Connection) -> None:
+        for question in (new_question, redemption):
+            if question is not None:
+                rating = initial_item_rating(question.difficulty)
+                await repo.insert_questions(conn, uuid4(), record.topic, [question], [rating])
+        diagnosis = analysis.model_dump(mode="json", exclude={"redemption_question"})
+        await repo.save_misconception(conn, record, diagnosis)
+        await repo.insert_original_misconception(
+            conn, uuid4(), record.description, record.detected_at
+        )
+        if session_id is not None:
+            await sessions.append_note(
+                conn,
+                session_id,
+                "misconception_buster",
+                data={
+                    "misconception_id": record.id,
+                    "concept": record.concept,
+                    "question_id": record.question_id,
+                    "wrong_option_chosen": analysis.wrong_option_chosen,
+                    "inferred_confusion": analysis.inferred_confusion,
+                    "redemption_question_id": redemption.id,
+                },
+            )
+
+    return persist
 
 
 # --- quiz.analyze -------------------------------------------------------------------------
@@ -707,11 +657,7 @@ async def analyze(
                 continue
             answers.append(_unstored(item, n, request.topic, now))
     try:
-        fitted = {
-            c: p
-            for name in {a.question.concept_tested for a in answers}
-            for c, p in _params_for(params, name).items()
-        }
+        fitted = params_for(params, {a.question.concept_tested for a in answers})
         figures = analyse_answers(answers, params=fitted)
     except (AnswerOutOfRangeError, AnswerKindError) as exc:
         code = (

@@ -1,21 +1,23 @@
 """The quiz service's SQL: stored questions, the answer log, the learner model's rows and
 misconception records, all per user under row-level security. Reads for clients and for
-the other services are the kit's read models (:mod:`exammentor.read_models`).
+the other services are the kit's read models (:mod:`exammentor.read_models.quiz`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from exammentor.contracts.quiz import Question
+from exammentor.contracts.quiz import LearnerFitResult, Question
 from exammentor.db import Connection
 from services.quiz.domain import (
     AnswerRecord,
     BKTParams,
     ConceptEstimate,
+    LearnerState,
+    LearnerUpdate,
     MisconceptionRecord,
     SkillRating,
     TopicEstimate,
@@ -166,6 +168,47 @@ async def fitted_params(conn: Connection) -> dict[str, BKTParams]:
     }
 
 
+async def every_answer_outcome(conn: Connection) -> list[tuple[UUID, str, str]]:
+    """Every student's answers as ``(user_id, concept, outcome)``, each student's in order.
+
+    For the operator's refit (:mod:`services.quiz.fit`) on the owner's connection, in a
+    transaction: row security is turned off, not bypassed, so a role that it binds fails
+    (``asyncpg.InsufficientPrivilegeError``) instead of reading the rows of no user.
+    """
+    await conn.execute("SET LOCAL row_security = off")
+    rows = await conn.fetch(
+        "SELECT user_id, concept, outcome FROM quiz_answers ORDER BY user_id, answered_at, id"
+    )
+    return [(r["user_id"], r["concept"], r["outcome"]) for r in rows]
+
+
+async def save_fitted_params(conn: Connection, fits: Mapping[str, LearnerFitResult]) -> None:
+    """Stores refitted knowledge-tracing parameters by concept key (``*``: every concept)."""
+    await conn.executemany(
+        "INSERT INTO learner_params (concept_key, prior, learn, slip, guess, forget, answers, "
+        "sequences, log_likelihood, fitted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+        "now()) ON CONFLICT (concept_key) DO UPDATE SET prior = EXCLUDED.prior, "
+        "learn = EXCLUDED.learn, slip = EXCLUDED.slip, guess = EXCLUDED.guess, "
+        "forget = EXCLUDED.forget, answers = EXCLUDED.answers, "
+        "sequences = EXCLUDED.sequences, log_likelihood = EXCLUDED.log_likelihood, "
+        "fitted_at = EXCLUDED.fitted_at",
+        [
+            (
+                key,
+                f.prior,
+                f.learn,
+                f.slip,
+                f.guess,
+                f.forget,
+                f.answers,
+                f.sequences,
+                f.log_likelihood,
+            )
+            for key, f in fits.items()
+        ],
+    )
+
+
 async def insert_answer(
     conn: Connection,
     *,
@@ -267,6 +310,71 @@ async def upsert_topic(conn: Connection, estimate: TopicEstimate, at: dt.datetim
         round(estimate.score),
         estimate.status,
     )
+
+
+async def learner_state(conn: Connection, stored: StoredQuestion) -> LearnerState:
+    """What the learner model holds before an answer to a stored question.
+
+    Args:
+        conn: A connection in the user's transaction.
+        stored: The answered question.
+
+    Returns:
+        The topic's answer log, the concept's stored state, the question's rating, the
+        fitted parameters and the concept's misconception records (with the record whose
+        redemption question this is).
+    """
+    question = stored.question
+    concept = await concept_row(conn, question.concept_tested)
+    records = await misconception_records(conn, concept=question.concept_tested)
+    redeemed_by = await misconception_of_redemption(conn, question.id)
+    return LearnerState(
+        log=await topic_log(conn, stored.topic),
+        p_mastery=concept.p_mastery,
+        skill=concept.skill,
+        review_card=concept.review_card,
+        item=stored.rating,
+        params=await fitted_params(conn),
+        misconceptions=[*records, *([redeemed_by] if redeemed_by is not None else [])],
+    )
+
+
+async def save_learner_update(
+    conn: Connection, update: LearnerUpdate, *, request_id: UUID, answer: Any
+) -> None:
+    """Stores what one graded answer changed: the logged answer, the item's rating, the
+    concept's and the topic's mastery, and the misconception records that moved.
+
+    Args:
+        conn: A connection in the user's transaction.
+        update: The learner model's update (:func:`~services.quiz.domain.record_answer`).
+        request_id: The request that answered.
+        answer: The answer as the student gave it.
+    """
+    logged = update.answer
+    await insert_answer(
+        conn,
+        answer_id=UUID(logged.answer_id),
+        question_id=logged.question_id,
+        request_id=request_id,
+        topic=logged.topic,
+        concept=logged.concept,
+        answer=answer,
+        outcome=logged.outcome,
+        at=logged.answered_at,
+    )
+    await rate_item(conn, logged.question_id, update.item)
+    await upsert_concept(
+        conn,
+        update.concept,
+        skill=update.skill,
+        review_card=update.review_card,
+        next_review=update.next_review,
+        at=logged.answered_at,
+    )
+    await upsert_topic(conn, update.topic, logged.answered_at)
+    for record in update.misconceptions:
+        await save_misconception(conn, record)
 
 
 def _record(row: Any) -> MisconceptionRecord:

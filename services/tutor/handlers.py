@@ -15,14 +15,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID, uuid4
 
-from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome
+from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome, Persist
+from exammentor.contracts.envelope import EventEnvelope
 from exammentor.contracts.events import TutorExplainedV1
 from exammentor.contracts.tutor import (
     ANSWER_UNUSABLE,
+    MATERIAL_NOT_FOUND,
+    MATERIAL_UNKNOWN,
     MODEL_FAILED,
+    PROMPT_TOO_LARGE,
     TUTOR_CHAT_SAVE,
     TUTOR_DESCRIBE_IMAGE,
     TUTOR_EXPLAIN,
@@ -35,6 +41,7 @@ from exammentor.contracts.tutor import (
     ChatSaved,
     ChatSaveRequest,
     ChatTurn,
+    Citation,
     DescribeImageRequest,
     ExplainRequest,
     GroundedExplanation,
@@ -97,7 +104,7 @@ def refusal(error: TutorError, field: str) -> CommandRejected:
     """A domain refusal as the command's error, naming the field and carrying the numbers."""
     if isinstance(error, ContextTooSmallError):
         return CommandRejected(
-            "prompt_too_large",
+            PROMPT_TOO_LARGE.code,
             f"{field}: {error}",
             {
                 "field": field,
@@ -123,7 +130,7 @@ async def stored_passages(ctx: CommandContext, material_ids: list[UUID]) -> list
     for index, material_id in enumerate(material_ids):
         if material_id not in found:
             raise CommandRejected(
-                "material_unknown",
+                MATERIAL_UNKNOWN.code,
                 f"material_ids[{index}]: no material {material_id} of yours",
                 {"field": f"material_ids[{index}]", "material_id": str(material_id)},
             )
@@ -164,6 +171,88 @@ def explained_event(
     )
 
 
+@dataclass(frozen=True)
+class StoredAnswer:
+    """One answer of the tutor as it is stored and announced (explain, stream or lesson)."""
+
+    kind: str
+    topic: str
+    topic_id: str | None
+    answer: dict[str, Any]
+    citations: Sequence[Citation]
+    partial: bool
+    usage: StreamUsage
+
+
+def answered(
+    ctx: CommandContext, stored: StoredAnswer, then: Persist | None = None
+) -> tuple[Persist, list[EventEnvelope]]:
+    """The persist step that stores the answer (then runs ``then``), and ``tutor.explained``.
+
+    Args:
+        ctx: The command's context.
+        stored: The answer.
+        then: More to write in the same transaction (the chat of a topic).
+
+    Returns:
+        The persist step and the event.
+    """
+    answer_id = uuid4()
+
+    async def persist(conn: Connection) -> None:
+        await repo.insert_answer(
+            conn,
+            answer_id=answer_id,
+            user_id=ctx.user_id,
+            request_id=ctx.envelope.request_id,
+            kind=stored.kind,
+            topic=stored.topic,
+            topic_id=stored.topic_id,
+            answer=stored.answer,
+            citations=stored.citations,
+            partial=stored.partial,
+            prompt_tokens=stored.usage.prompt_tokens,
+            completion_tokens=stored.usage.completion_tokens,
+            latency_ms=stored.usage.latency_ms,
+        )
+        if then is not None:
+            await then(conn)
+
+    event = explained_event(
+        ctx,
+        kind=stored.kind,
+        topic=stored.topic,
+        topic_id=stored.topic_id,
+        usage=stored.usage,
+        pages=cited(list(stored.citations)),
+        partial=stored.partial,
+    )
+    return persist, [ctx.event(event)]
+
+
+def _chat_turn(ctx: CommandContext, request: ExplainRequest, result: StreamResult) -> Persist:
+    """Appends the question and a whole model answer to the topic's chat (a partial or
+    computed answer, or one without a topic, is not remembered)."""
+    topic_id = request.topic_id
+
+    async def remember(conn: Connection) -> None:
+        if topic_id is None or result.partial or not result.markdown or result.source != "model":
+            return
+        question = request.topic if not request.context else f"{request.topic}\n{request.context}"
+        await repo.append_chat(
+            conn,
+            user_id=ctx.user_id,
+            topic_id=topic_id,
+            turns=[
+                ChatTurn(role="user", content=question[:20_000]),
+                ChatTurn(role="ai", content=result.markdown[:20_000]),
+            ],
+            first_explanation=result.markdown,
+        )
+
+    return remember
+
+
 class TutorHandlers:
     """The tutor's command handlers over one workflow."""
 
@@ -190,39 +279,18 @@ class TutorHandlers:
             completion_tokens=estimate_tokens(text),
             latency_ms=explained.latency_ms,
         )
-        answer_id = uuid4()
-
-        async def persist(conn: Connection) -> None:
-            await repo.insert_answer(
-                conn,
-                answer_id=answer_id,
-                user_id=ctx.user_id,
-                request_id=ctx.envelope.request_id,
-                kind="explain",
-                topic=request.topic,
-                topic_id=request.topic_id,
-                answer={
-                    "explanation": result.model_dump(mode="json"),
-                    "repairs": list(explained.repairs),
-                    "model": explained.model_status,
-                },
-                citations=result.citations,
-                partial=False,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                latency_ms=usage.latency_ms,
-            )
-
-        event = explained_event(
+        answer = {
+            "explanation": result.model_dump(mode="json"),
+            "repairs": list(explained.repairs),
+            "model": explained.model_status,
+        }
+        persist, events = answered(
             ctx,
-            kind="explain",
-            topic=request.topic,
-            topic_id=request.topic_id,
-            usage=usage,
-            pages=cited(result.citations),
-            partial=False,
+            StoredAnswer(
+                "explain", request.topic, request.topic_id, answer, result.citations, False, usage
+            ),
         )
-        return Outcome(result=result, persist=persist, events=[ctx.event(event)])
+        return Outcome(result=result, persist=persist, events=events)
 
     async def _stream(
         self,
@@ -274,59 +342,16 @@ class TutorHandlers:
             error=streamed.error,
             source=streamed.source,
         )
-        answer_id = uuid4()
-        topic_id = request.topic_id
-
-        async def persist(conn: Connection) -> None:
-            await repo.insert_answer(
-                conn,
-                answer_id=answer_id,
-                user_id=ctx.user_id,
-                request_id=ctx.envelope.request_id,
-                kind="stream",
-                topic=request.topic,
-                topic_id=topic_id,
-                answer={
-                    "markdown": result.markdown,
-                    "source": result.source,
-                    "degenerate": list(streamed.degenerate),
-                },
-                citations=citations,
-                partial=result.partial,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                latency_ms=usage.latency_ms,
-            )
-            if (
-                topic_id is not None
-                and not result.partial
-                and result.markdown
-                and result.source == "model"
-            ):
-                question = (
-                    request.topic if not request.context else f"{request.topic}\n{request.context}"
-                )
-                await repo.append_chat(
-                    conn,
-                    user_id=ctx.user_id,
-                    topic_id=topic_id,
-                    turns=[
-                        ChatTurn(role="user", content=question[:20_000]),
-                        ChatTurn(role="ai", content=result.markdown[:20_000]),
-                    ],
-                    first_explanation=result.markdown,
-                )
-
-        event = explained_event(
-            ctx,
-            kind="stream",
-            topic=request.topic,
-            topic_id=topic_id,
-            usage=usage,
-            pages=cited(citations),
-            partial=result.partial,
+        answer = {
+            "markdown": result.markdown,
+            "source": result.source,
+            "degenerate": list(streamed.degenerate),
+        }
+        stored_answer = StoredAnswer(
+            "stream", request.topic, request.topic_id, answer, citations, result.partial, usage
         )
-        return Outcome(result=result, persist=persist, events=[ctx.event(event)])
+        persist, events = answered(ctx, stored_answer, then=_chat_turn(ctx, request, result))
+        return Outcome(result=result, persist=persist, events=events)
 
     async def lesson(self, ctx: CommandContext, request: LessonRequest) -> Outcome[Lesson]:
         """``tutor.lesson`` v1: a markdown micro-lesson, streamed like ``tutor.stream``."""
@@ -355,40 +380,19 @@ class TutorHandlers:
             completion_tokens=streamed.deltas,
             latency_ms=round(streamed.latency_ms, 3),
         )
-        answer_id = uuid4()
-
-        async def persist(conn: Connection) -> None:
-            await repo.insert_answer(
-                conn,
-                answer_id=answer_id,
-                user_id=ctx.user_id,
-                request_id=ctx.envelope.request_id,
-                kind="lesson",
-                topic=request.topic,
-                topic_id=None,
-                answer={
-                    "markdown": result.markdown,
-                    "focus": request.focus,
-                    "source": result.source,
-                    "degenerate": list(streamed.degenerate),
-                },
-                citations=result.citations,
-                partial=streamed.partial,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                latency_ms=usage.latency_ms,
-            )
-
-        event = explained_event(
+        answer = {
+            "markdown": result.markdown,
+            "focus": request.focus,
+            "source": result.source,
+            "degenerate": list(streamed.degenerate),
+        }
+        persist, events = answered(
             ctx,
-            kind="lesson",
-            topic=request.topic,
-            topic_id=None,
-            usage=usage,
-            pages=cited(result.citations),
-            partial=streamed.partial,
+            StoredAnswer(
+                "lesson", request.topic, None, answer, result.citations, streamed.partial, usage
+            ),
         )
-        return Outcome(result=result, persist=persist, events=[ctx.event(event)])
+        return Outcome(result=result, persist=persist, events=events)
 
     # ---- images ------------------------------------------------------------------------
 
@@ -402,7 +406,7 @@ class TutorHandlers:
         except VisionUnsupportedError as exc:
             raise refusal(exc, "image_base64") from exc
         except ModelFailed as exc:
-            raise CommandRejected("model_failed", f"image_base64: {exc}") from exc
+            raise CommandRejected(MODEL_FAILED.code, f"image_base64: {exc}") from exc
 
     async def describe_image(
         self, ctx: CommandContext, request: DescribeImageRequest
@@ -414,7 +418,7 @@ class TutorHandlers:
         except VisionUnsupportedError as exc:
             raise refusal(exc, "image_base64") from exc
         except ModelFailed as exc:
-            raise CommandRejected("model_failed", f"image_base64: {exc}") from exc
+            raise CommandRejected(MODEL_FAILED.code, f"image_base64: {exc}") from exc
         return Outcome(result=ImageDescription(description=description))
 
     # ---- material ----------------------------------------------------------------------
@@ -481,12 +485,10 @@ class TutorHandlers:
     ) -> Outcome[MaterialDeleted]:
         """``tutor.material.delete`` v1 (``material_not_found`` for another user's)."""
         async with ctx.transaction() as conn:
-            exists = await conn.fetchval(
-                "SELECT true FROM tutor_materials WHERE id = $1", request.material_id
-            )
+            exists = await repo.material_exists(conn, request.material_id)
         if not exists:
             raise CommandRejected(
-                "material_not_found",
+                MATERIAL_NOT_FOUND.code,
                 f"material_id: no material {request.material_id} of yours",
                 {"field": "material_id"},
             )

@@ -2,7 +2,7 @@
 
 Every function runs in the caller's per-user transaction, so row-level security keeps each
 user to their own rows; another user's material is simply not found. Reads for clients
-(chat, material lists) are the kit's read models (:mod:`exammentor.read_models`).
+(chat, material lists) are the kit's read models (:mod:`exammentor.read_models.tutor`).
 """
 
 from __future__ import annotations
@@ -87,6 +87,12 @@ async def insert_material(
         [(material_id, user_id, p.position, p.page, p.text) for p in passages],
     )
     return str(created.isoformat())
+
+
+async def material_exists(conn: Connection, material_id: UUID) -> bool:
+    """Whether the user has this material (row-level security hides another user's)."""
+    found = await conn.fetchval("SELECT true FROM tutor_materials WHERE id = $1", material_id)
+    return found is not None
 
 
 async def delete_material(conn: Connection, material_id: UUID) -> bool:

@@ -56,6 +56,14 @@ from services.quiz.domain.knowledge_tracing import (
     trace_mastery,
     update_mastery,
 )
+from services.quiz.domain.learner import (
+    ALL_CONCEPTS,
+    LearnerState,
+    LearnerUpdate,
+    moved_misconceptions,
+    params_for,
+    record_answer,
+)
 from services.quiz.domain.mastery import (
     DEFAULT_MASTERY_POLICY,
     AnsweredQuestion,
@@ -81,6 +89,7 @@ from services.quiz.domain.misconceptions import (
     misconception_id,
     misconception_targets,
     open_misconception,
+    quiz_targets,
     reopen_misconception,
 )
 from services.quiz.domain.review import (
@@ -109,6 +118,7 @@ from services.quiz.domain.validation import (
 )
 
 __all__ = [
+    "ALL_CONCEPTS",
     "BLANK",
     "DEFAULT_BKT_PARAMS",
     "DEFAULT_DIFFICULTY_POLICY",
@@ -130,6 +140,8 @@ __all__ = [
     "ExtractedItem",
     "FitPolicy",
     "Grade",
+    "LearnerState",
+    "LearnerUpdate",
     "MasteryPolicy",
     "MisconceptionAction",
     "MisconceptionRecord",
@@ -172,10 +184,12 @@ __all__ = [
     "mastery_status",
     "misconception_id",
     "misconception_targets",
+    "moved_misconceptions",
     "negation",
     "new_review_card",
     "normalised",
     "open_misconception",
+    "params_for",
     "performance_analysis",
     "pick_questions",
     "posterior_mastery",
@@ -184,8 +198,10 @@ __all__ = [
     "predict_correct",
     "question_id",
     "questions_near_level",
+    "quiz_targets",
     "rating_for",
     "recall_probability",
+    "record_answer",
     "record_review",
     "reopen_misconception",
     "review_key",

@@ -352,6 +352,29 @@ def misconception_targets(
     return open_ones[: max(0, count)]
 
 
+def quiz_targets(
+    open_records: Sequence[MisconceptionRecord],
+    redeemed: Sequence[MisconceptionRecord],
+    at: dt.datetime,
+    count: int,
+) -> list[str]:
+    """What a new quiz aims at: the concepts whose re-check is due, then the newest open
+    misconceptions.
+
+    Args:
+        open_records: The student's open records.
+        redeemed: The student's redeemed records, in the order they are to be asked.
+        at: The moment.
+        count: How many targets a quiz aims at; every due re-check is kept even beyond it.
+
+    Returns:
+        Concepts of due re-checks, then descriptions of the newest open records.
+    """
+    rechecks = [r.concept for r in redeemed if r.recheck_due is not None and r.recheck_due <= at]
+    newest = [r.description for r in misconception_targets(open_records, count)]
+    return [*rechecks, *newest][: max(count, len(rechecks))]
+
+
 def due_rechecks(
     records: Sequence[MisconceptionRecord], at: dt.datetime
 ) -> list[MisconceptionRecord]:
