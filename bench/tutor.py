@@ -8,8 +8,12 @@ against the same model server streamed directly with the ``openai`` SDK, in the 
 The model is the scripted OpenAI-compatible server of the tests (``tests/fakes``), in this
 process, sending every stream at a steady rate (``--tokens`` chunks, ``--interval-ms``
 apart); it stamps each chunk as it leaves, on the same monotonic clock the client reads, so
-a chunk's latency is exact: received by the client minus sent by the model. Each stream's
-chunks carry a marker of that stream, so every received token is matched to its sending.
+a chunk's latency is exact: received by the client minus sent by the model. Each chunk is
+one word of its own (a marker of its stream and its index) ending a sentence, so the tutor's
+loop check passes it and every received token is matched to its sending, wherever the relay
+put it. The tutor holds each token back until 24 more words were judged,
+so one stream's time to first token and per-chunk latency include about 24 chunk intervals
+by design (docs/tutor.md); the load levels are compared with that single stream.
 
 - **Part 1**, one stream at a time: time to first token (from the request to the first token
   the client reads) and per-chunk latency, through the pipeline and direct.
@@ -17,7 +21,9 @@ chunks carry a marker of that stream, so every received token is matched to its 
   are ordered on one partition), ``--per-level`` streams per level in rounds. A level is
   "held" while the p50 time to first token and the p50 per-chunk latency the pipeline adds
   (minus the direct path's of part 1) stay within twice those of one stream. CPU shows where
-  the time went (gateway, tutor, and this process: clients and model server).
+  the time went (gateway, tutor, and this process: clients and model server). A stream
+  that ends without every token (the gateway's 60 s wait ran out, a model call failed) is
+  counted as ``lost`` and left out of the latencies.
 
 Gateway and tutor run as their own processes, as deployed (one replica each), on a private
 database and topic prefix, with the kit's default commands in flight (256) unless told

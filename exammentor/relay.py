@@ -287,6 +287,7 @@ class RelayLink:
         Raises:
             grpc.RpcError: The gateway refused the call (a wrong token) or did not answer.
             TimeoutError: No hello within :data:`RELAY_WRITE_TIMEOUT_S`.
+            RelayLinkLost: The call ended before the hello.
         """
         stub = relay_pb2_grpc.ResultRelayStub(self._channel)
         call = stub.Link(metadata=self._metadata)  # type: ignore[call-arg]  # stubs predate aio
@@ -294,8 +295,6 @@ class RelayLink:
         try:
             async with asyncio.timeout(RELAY_WRITE_TIMEOUT_S):
                 hello = await call.read()
-            if not isinstance(hello, relay_pb2.RelayNotice):  # the call ended (EOF)
-                raise RelayLinkLost(self._address)
         except grpc.RpcError as exc:
             call.cancel()
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
@@ -308,6 +307,9 @@ class RelayLink:
             if failure.code() == grpc.StatusCode.UNAUTHENTICATED:
                 log.error(UNAUTHENTICATED_HINT, address=self._address)
             raise failure
+        if not isinstance(hello, relay_pb2.RelayNotice):  # the call ended (EOF)
+            call.cancel()
+            raise RelayLinkLost(self._address)
         self._call = call
         self.alive = True
         self._tasks = [
@@ -335,6 +337,11 @@ class RelayLink:
         """
         if not self.alive:
             raise RelayLinkLost(self._address)
+        if not wait and len(self._queue) < LINK_QUEUE_SIZE:
+            # The common case (a token): queued at once, no timer armed.
+            self._queue.append((chunk, None))
+            self._wake.set()
+            return
         async with asyncio.timeout(RELAY_WRITE_TIMEOUT_S):
             while len(self._queue) >= LINK_QUEUE_SIZE:
                 self._room.clear()
@@ -443,6 +450,7 @@ class RelayChannels:
         Raises:
             grpc.RpcError: The gateway refused or did not answer.
             TimeoutError: The gateway did not say hello in time.
+            RelayLinkLost: The call ended before the hello.
         """
         if address in self._no_link:
             return None
