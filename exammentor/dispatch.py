@@ -53,9 +53,12 @@ class Dispatched:
         stream = follow(self.queue)
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
-            remaining = deadline - asyncio.get_running_loop().time()
+            # asyncio.timeout_at, not wait_for: wait_for runs each read in a task of its own,
+            # a cost paid for every token of a stream. The yield stays outside the timeout,
+            # so the reader's own time never cancels it.
             try:
-                chunk = await asyncio.wait_for(anext(stream), max(remaining, 0.001))
+                async with asyncio.timeout_at(deadline):
+                    chunk = await anext(stream)
             except StopAsyncIteration:
                 return
             except TimeoutError as exc:

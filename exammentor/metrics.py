@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
 from aiokafka import TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -47,11 +45,6 @@ CONSUMER_LAG = Gauge(
 )
 
 
-@runtime_checkable
-class _Highwater(Protocol):
-    def highwater(self, partition: TopicPartition) -> int | None: ...
-
-
 def observe_consumer_lag(service: str, consumer: object, record: object) -> None:
     """Sets :data:`CONSUMER_LAG` for ``record``'s partition from the consumer's fetch
     position: aiokafka knows the partition's highwater from its last fetch, so this costs no
@@ -65,11 +58,14 @@ def observe_consumer_lag(service: str, consumer: object, record: object) -> None
     topic = getattr(record, "topic", None)
     partition = getattr(record, "partition", None)
     offset = getattr(record, "offset", None)
-    if not isinstance(consumer, _Highwater) or not isinstance(topic, str):
+    # getattr, not isinstance against the Protocol: a runtime-checkable Protocol's check
+    # walks its members on every call, a cost paid for every record.
+    highwater_of = getattr(consumer, "highwater", None)
+    if not callable(highwater_of) or not isinstance(topic, str):
         return
     if not isinstance(partition, int) or not isinstance(offset, int):
         return
-    highwater = consumer.highwater(TopicPartition(topic, partition))
+    highwater = highwater_of(TopicPartition(topic, partition))
     if highwater is None:
         return
     CONSUMER_LAG.labels(service, str(partition)).set(max(highwater - offset - 1, 0))

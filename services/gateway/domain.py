@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from jwt.algorithms import HMACAlgorithm
 
 from exammentor.contracts.api import Token
 
@@ -32,17 +34,42 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
+class _PreparedHMAC(HMACAlgorithm):
+    """HS256 with a key prepared once: PyJWT prepares the key on every call, and its checks
+    that the secret is not a PEM or SSH key cost more than the signature itself."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__(HMACAlgorithm.SHA256)
+        self._key = super().prepare_key(secret)
+
+    def prepare_key(self, key: Any) -> bytes:
+        """The key prepared at construction (every call passes that same secret)."""
+        return self._key
+
+
+def _codec(secret: str) -> jwt.PyJWT:
+    codec = jwt.PyJWT()
+    # PyJWT keeps its algorithms on its signature layer; ours replaces the stock HS256 there.
+    codec._jws.unregister_algorithm("HS256")
+    codec._jws.register_algorithm("HS256", _PreparedHMAC(secret))
+    return codec
+
+
 @dataclass(frozen=True)
 class TokenIssuer:
-    """Issues and checks HS256 bearer tokens."""
+    """Issues and checks HS256 bearer tokens (the key prepared once, at construction)."""
 
     secret: str
     ttl_s: int
+    _codec: jwt.PyJWT = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_codec", _codec(self.secret))
 
     def issue(self, user_id: UUID, name: str) -> Token:
         """A token for ``user_id``."""
         now = int(time.time())
-        token = jwt.encode(
+        token = self._codec.encode(
             {
                 "sub": str(user_id),
                 "name": name,
@@ -64,7 +91,7 @@ class TokenIssuer:
             InvalidToken: the token is malformed, forged, expired or not ours.
         """
         try:
-            claims = jwt.decode(
+            claims = self._codec.decode(
                 token,
                 self.secret,
                 algorithms=["HS256"],
