@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from exammentor import pipeline, read_models, sessions
 from exammentor.contracts.api import (
@@ -35,6 +35,17 @@ from exammentor.contracts.api import (
     StoredRequest,
     Token,
 )
+from exammentor.contracts.autopilot import (
+    ANSWER_REFUSED,
+    AUTOPILOT_ANSWER,
+    AUTOPILOT_NOT_FOUND,
+    AUTOPILOT_START,
+    AutopilotAnswerRequest,
+    AutopilotStartRequest,
+    AutopilotStatusResponse,
+    AutopilotWatchEvent,
+)
+from exammentor.contracts.bindings import Binding
 from exammentor.contracts.commands import (
     BAD_CREDENTIALS,
     DEAD_LETTERED,
@@ -54,6 +65,13 @@ from exammentor.contracts.commands import (
     Command,
     ErrorCode,
 )
+from exammentor.contracts.quiz import (
+    LearnerMastery,
+    MisconceptionQuery,
+    MisconceptionRecordView,
+    SavedQuizQuery,
+    SavedQuizView,
+)
 from exammentor.contracts.sessions import (
     InvalidTransition,
     SaveSessionRequest,
@@ -64,6 +82,14 @@ from exammentor.contracts.sessions import (
     SessionState,
     StartSessionRequest,
 )
+from exammentor.contracts.tutor import (
+    TUTOR_CHAT_SAVE,
+    ChatHistory,
+    ChatSaveRequest,
+    MaterialList,
+    TopicId,
+)
+from exammentor.contracts.tutor import USER_MISMATCH as TUTOR_USER_MISMATCH
 from exammentor.db import Pool, user_transaction
 from exammentor.dispatch import BrokerUnavailable, Dispatched, Dispatcher, ResultTimeout
 from exammentor.maintenance import MaintenanceGate
@@ -192,6 +218,12 @@ def parse(model: type[P], data: Any, command: Command[Any, Any] | None = None) -
 
 def parse_json(model: type[P], raw: bytes, command: Command[Any, Any] | None = None) -> P:
     """A JSON body as ``model``: bytes that are not UTF-8 or not JSON are refused by name."""
+    return parse(model, json_input(raw), command)
+
+
+def json_input(raw: bytes) -> Any:
+    """A JSON body's data (an empty body is ``{}``); bytes that are not UTF-8 or not JSON
+    are refused by name."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -217,7 +249,7 @@ def parse_json(model: type[P], raw: bytes, command: Command[Any, Any] | None = N
             f"body: {reason}",
             {"errors": [{"field": "body", "reason": reason, "type": "json_invalid"}]},
         ) from exc
-    return parse(model, data, command)
+    return data
 
 
 def parse_uuid(field_: str, value: str) -> UUID:
@@ -297,10 +329,6 @@ class CommandStream:
         return command_error(self.command, chunk.data, self.request_id)
 
 
-IDEMPOTENCY_KEY: ContextVar[str | None] = ContextVar("idempotency_key", default=None)
-"""The client's idempotency key of the call being served (``Idempotency-Key`` header, gRPC
-metadata ``idempotency-key``); set by each transport, read by :meth:`GatewayCore.stream`."""
-
 MAX_IDEMPOTENCY_KEY_CHARS = 200
 _ONLY_THE_END = 2**31 - 1
 """``after`` that skips every progress line: only a request's end is wanted."""
@@ -320,6 +348,10 @@ def idempotency_key(value: str | None) -> str | None:
     return value
 
 
+WATCH_POLL_S = 0.25
+"""How often an autopilot watch looks for new steps (a read of the step log by index)."""
+MAX_SEQ = 2**31 - 1
+"""The largest ``seq`` and run number a watch accepts (an int32 on the gRPC side)."""
 _FOLLOW_POLL_S = 2.0
 """Longest a follower sleeps without a notification before it looks again."""
 
@@ -371,6 +403,7 @@ class GatewayCore:
         limiter: AttemptLimiter | None = None,
         watch: RequestWatch | None = None,
         maintenance: MaintenanceGate | None = None,
+        watch_poll_s: float = WATCH_POLL_S,
     ) -> None:
         self.pool = pool
         self.dispatcher = dispatcher
@@ -379,6 +412,7 @@ class GatewayCore:
         self.limiter = limiter or AttemptLimiter(AttemptLimits())
         self.watch = watch or RequestWatch(pool)
         self.maintenance = maintenance or MaintenanceGate(pool)
+        self.watch_poll_s = watch_poll_s
 
     async def refuse_writes(self) -> None:
         """The one maintenance rule: while the operator's flag is on, every write (each
@@ -456,43 +490,67 @@ class GatewayCore:
             return
         async with user_transaction(self.pool, user) as conn:
             if not await sessions.session_exists(conn, session_id):
-                raise GatewayError(
-                    SESSION_NOT_FOUND,
-                    f"session_id: no study session {session_id}",
-                    {"field": "session_id"},
-                )
+                raise self._no_session(session_id)
+
+    async def admit(
+        self, binding: Binding, user: UUID, data: Any, session_id: UUID | None
+    ) -> Admitted:
+        """A client's input as the command to send: validated as the binding's input (the
+        command's payload unless it says otherwise), completed by the command's own checks
+        (:data:`_ADMISSIONS`), past the maintenance gate, its study session checked once.
+
+        Raises:
+            GatewayError: The input, the session or the moment refuses it.
+        """
+        command, payload = binding.target(parse(binding.input, data, binding.command))
+        if binding.session == "payload":
+            named = getattr(payload, "session_id", None)
+            session_id = parse_uuid("session_id", named) if named else None
+        admitted = Admitted(command, payload, session_id)
+        special = _ADMISSIONS.get(command.key)
+        if special is not None:
+            admitted = await special(self, user, admitted)
+        await self.refuse_writes()
+        if not admitted.session_checked:
+            await self.check_session(user, admitted.session_id)
+        return admitted
 
     @asynccontextmanager
     async def stream(
         self,
-        command: Command[P, Any],
+        binding: Binding,
         user: UUID,
-        payload: P,
+        data: Any,
         *,
+        idempotency_key: str | None,
         session_id: UUID | None = None,
     ) -> AsyncIterator[CommandStream]:
-        """Stores and publishes a command and yields its stream.
+        """Validates, stores and publishes a command (:meth:`admit`) and yields its stream.
 
-        With an idempotency key (:data:`IDEMPOTENCY_KEY`, from the transport) that named an
-        earlier request of this user, that request is yielded (``replayed``), nothing sent.
+        With an ``idempotency_key`` that named an earlier request of this user, that request
+        is yielded (``replayed``: its stored lines), nothing sent.
 
         Raises:
-            GatewayError: ``queued`` (with the request id) when the command is stored but the
-                broker did not take it in time (it is sent when the broker answers);
-                ``idempotency_conflict`` when the key named a different request.
+            GatewayError: The input was refused (:meth:`admit`); ``queued`` (with the
+                request id) when the command is stored but the broker did not take it in
+                time (it is sent when the broker answers); ``idempotency_conflict`` when the
+                key named a different request.
         """
-        await self.refuse_writes()
-        await self.check_session(user, session_id)
-        data = payload.model_dump(mode="json")
-        key = IDEMPOTENCY_KEY.get()
+        admitted = await self.admit(binding, user, data, session_id)
+        command = admitted.command
+        payload = admitted.payload.model_dump(mode="json")
         try:
             with start_span(f"gateway {command.name}"):
                 async with self.dispatcher.dispatch(
-                    command, user, data, session_id=session_id, idempotency_key=key
+                    command,
+                    user,
+                    payload,
+                    session_id=admitted.session_id,
+                    idempotency_key=idempotency_key,
                 ) as dispatched:
                     if dispatched.replayed is not None and (
                         dispatched.replayed.kind != command.name
-                        or dispatched.replayed.payload != data
+                        or dispatched.replayed.payload != payload
                     ):
                         raise GatewayError(
                             IDEMPOTENCY_CONFLICT,
@@ -519,22 +577,26 @@ class GatewayCore:
 
     async def run(
         self,
-        command: Command[P, R],
+        binding: Binding,
         user: UUID,
-        payload: P,
+        data: Any,
         *,
+        idempotency_key: str | None,
         session_id: UUID | None = None,
-    ) -> CommandAnswer[R]:
-        """Publishes a command and waits for its final answer (None: still on its way, or
-        queued until the broker answers; the request id says where to look).
+    ) -> CommandAnswer[Any]:
+        """Sends a command (:meth:`stream`) and waits for its final answer (None: still on
+        its way, or queued until the broker answers; the request id says where to look).
 
         Raises:
-            GatewayError: The command ended in error (its declared code).
+            GatewayError: The input was refused, or the command ended in error (its
+                declared code).
         """
         try:
-            async with self.stream(command, user, payload, session_id=session_id) as run:
+            async with self.stream(
+                binding, user, data, idempotency_key=idempotency_key, session_id=session_id
+            ) as run:
                 if run.stored is not None:
-                    return await self._stored_answer(command, user, run.request_id)
+                    return await self._stored_answer(run.command, user, run.request_id)
                 try:
                     last: RelayChunk | None = None
                     async for chunk in run.chunks():
@@ -548,7 +610,7 @@ class GatewayCore:
         assert last is not None
         if last.kind == "error":
             raise run.error(last)
-        return CommandAnswer(run.request_id, command.result.model_validate(last.data))
+        return CommandAnswer(run.request_id, run.command.result.model_validate(last.data))
 
     async def _stored_answer(
         self, command: Command[Any, R], user: UUID, request_id: UUID
@@ -563,6 +625,53 @@ class GatewayCore:
                 return CommandAnswer(request_id, None)
             raise command_error(command, line, request_id)
         return CommandAnswer(request_id, None)
+
+    # ---- what some commands check or complete before they are sent ----------------------
+
+    async def _admit_autopilot_start(self, user: UUID, admitted: Admitted) -> Admitted:
+        """A start for the caller only (their own ``user_id`` accepted, as the sessions
+        routes do, and not sent on); a new study session when none is named."""
+        body = admitted.payload
+        assert isinstance(body, AutopilotStartRequest)
+        self.check_user_field(user, body.user_id)
+        admitted.payload = body.model_copy(update={"user_id": None})
+        if admitted.session_id is None:
+            await self.refuse_writes()  # before the session it creates
+            async with user_transaction(self.pool, user) as conn:
+                admitted.session_id = await sessions.start_session(
+                    conn, user, body.exam_type or "none"
+                )
+            admitted.session_checked = True
+        return admitted
+
+    async def _admit_autopilot_answer(self, user: UUID, admitted: Admitted) -> Admitted:
+        """Without a ``question_id`` (the original's clients send only the index) the answer
+        is for the question that waits now; when none waits it is refused here, as the
+        service would refuse it. The service checks the id again when it takes the answer,
+        so an answer that crossed the wait's end is refused, not given to the next question.
+        """
+        body = admitted.payload
+        assert isinstance(body, AutopilotAnswerRequest)
+        assert admitted.session_id is not None
+        if body.question_id:
+            return admitted
+        found = await self.autopilot_status(user, admitted.session_id)
+        admitted.session_checked = True  # the run was found, so the session is the user's
+        if found.awaiting_input and found.current_question is not None:
+            admitted.payload = body.model_copy(update={"question_id": found.current_question.id})
+            return admitted
+        why = f"the run is {found.status}" if found.status != "running" else "no question waits"
+        raise GatewayError(
+            ANSWER_REFUSED,
+            f"question_id: {why} (phase {found.phase_detail}); nothing to answer",
+            {"field": "question_id", "status": found.status, "phase": found.phase_detail},
+        )
+
+    async def _admit_chat_save(self, user: UUID, admitted: Admitted) -> Admitted:
+        body = admitted.payload
+        assert isinstance(body, ChatSaveRequest)
+        check_chat_user(user, body.user_id)
+        return admitted
 
     # ---- stored resources ----------------------------------------------------------------
 
@@ -699,3 +808,123 @@ class GatewayCore:
         if entries is None:
             raise self._no_session(session_id)
         return SessionHistory(entries=entries)
+
+    # ---- learner, tutor and autopilot reads ----------------------------------------------
+
+    async def mastery(self, user: UUID) -> LearnerMastery:
+        """The user's mastery per concept and topic, each with its evidence."""
+        async with user_transaction(self.pool, user) as conn:
+            return await read_models.learner_mastery(conn)
+
+    async def misconceptions(
+        self, user: UUID, query: MisconceptionQuery
+    ) -> list[MisconceptionRecordView]:
+        """The user's misconception records, optionally in one lifecycle state."""
+        async with user_transaction(self.pool, user) as conn:
+            return await read_models.misconception_views(conn, query.state)
+
+    async def saved_quiz(self, user: UUID, query: SavedQuizQuery) -> SavedQuizView | None:
+        """The latest saved quiz of a topic (the query's ``user_id`` is the token's user);
+        None when none was saved."""
+        async with user_transaction(self.pool, user) as conn:
+            found = await read_models.saved_quiz(conn, query.topic_id)
+        return None if found.created_at is None else found
+
+    async def chat(self, user: UUID, query: ChatQuery) -> ChatHistory:
+        """The user's chat of one topic (``{messages: [], explanation: null}`` when none)."""
+        check_chat_user(user, query.user_id)
+        async with user_transaction(self.pool, user) as conn:
+            return await read_models.tutor_chat(conn, query.topic_id)
+
+    async def materials(self, user: UUID) -> MaterialList:
+        """The user's study material, newest first."""
+        async with user_transaction(self.pool, user) as conn:
+            return await read_models.tutor_materials(conn)
+
+    async def autopilot_status(self, user: UUID, session_id: UUID) -> AutopilotStatusResponse:
+        """The newest run's status (``autopilot_not_found`` when the session has none of
+        the caller's)."""
+        async with user_transaction(self.pool, user) as conn:
+            found = await read_models.autopilot_status(conn, session_id, dt.datetime.now(dt.UTC))
+        if found is None:
+            raise _no_autopilot_run(session_id)
+        return found
+
+    async def autopilot_watch(
+        self, user: UUID, session_id: UUID, query: WatchQuery
+    ) -> AsyncIterator[AutopilotWatchEvent]:
+        """Steps and state changes of a run as they are stored, after ``query.after``, until
+        the run ends (the newest run unless ``query.run`` names one); read by index, so they
+        come whichever replica drives the run."""
+        seq, run_number = query.after, query.run
+        while True:
+            async with user_transaction(self.pool, user) as conn:
+                found = await read_models.autopilot_watch(conn, session_id, run_number, seq)
+            if found is None:
+                raise _no_autopilot_run(session_id)
+            run_number, events, finished = found
+            for event in events:
+                seq = event.seq
+                yield event
+            if finished:
+                return
+            await asyncio.sleep(self.watch_poll_s)
+
+
+@dataclass
+class Admitted:
+    """A command about to be sent: which, with what payload, for which study session, and
+    whether that session is known to be the user's already (then it is not read again)."""
+
+    command: Command[Any, Any]
+    payload: BaseModel
+    session_id: UUID | None
+    session_checked: bool = False
+
+
+_ADMISSIONS: dict[str, Callable[[GatewayCore, UUID, Admitted], Awaitable[Admitted]]] = {
+    AUTOPILOT_START.key: GatewayCore._admit_autopilot_start,
+    AUTOPILOT_ANSWER.key: GatewayCore._admit_autopilot_answer,
+    TUTOR_CHAT_SAVE.key: GatewayCore._admit_chat_save,
+}
+"""The commands the gateway checks or completes beyond their payload's validation."""
+
+
+class WatchQuery(BaseModel):
+    """Where an autopilot watch starts: after which ``seq``, of which run (the newest when
+    None). The HTTP route's query parameters carry the same bounds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after: int = Field(default=0, ge=0, le=MAX_SEQ)
+    run: int | None = Field(default=None, ge=1, le=MAX_SEQ)
+
+
+class ChatQuery(BaseModel):
+    """The query of ``GET /api/tutor/chat`` (``user_id`` only as the original sent it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic_id: TopicId
+    user_id: str | None = None
+
+
+def check_chat_user(user: UUID, claimed: UUID | str | None) -> None:
+    """Refuses a chat's ``user_id`` that names another user than the token's
+    (``user_mismatch``); the original's client sends its own."""
+    if claimed is None or claimed == "":
+        return
+    if str(claimed) != str(user):
+        raise GatewayError(
+            TUTOR_USER_MISMATCH,
+            "user_id: names another user than the bearer token's; leave it out",
+            {"field": "user_id"},
+        )
+
+
+def _no_autopilot_run(session_id: UUID) -> GatewayError:
+    return GatewayError(
+        AUTOPILOT_NOT_FOUND,
+        f"session_id: no autopilot run of session {session_id}",
+        {"field": "session_id"},
+    )

@@ -22,9 +22,10 @@ from pydantic import BaseModel
 
 from exammentor._proto import autopilot_pb2, gateway_pb2
 from exammentor.contracts import autopilot, plan
-from services.gateway.autopilot_cases import WatchQuery
 from services.gateway.codec import to_message
-from services.gateway.grpc_autopilot import AutopilotApi, _fields
+from services.gateway.core import WatchQuery
+from services.gateway.grpc_autopilot import AutopilotApi
+from services.gateway.grpc_commands import request_fields as _fields
 from tests.unit.autopilot.strategies import NOW, make_plan
 from tests.unit.quiz.test_proto_twins import TWINS as QUIZ_TWINS
 from tests.unit.test_proto import TRANSPORT_FIELDS_FROM, message_problems

@@ -1,4 +1,5 @@
-"""The gateway's tutor use cases (``services/gateway/tutor_cases.py``) without Kafka or HTTP.
+"""The gateway's tutor streams (``services/gateway/tutor_cases.py``) and chat checks
+(``services/gateway/core.py``) without Kafka or HTTP.
 
 Relayed chunks become the typed stream's events with ``seq`` from 0 and no gaps, whatever
 the transport; a refusal in the first chunk is an error before anything is streamed; a chat
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from exammentor.contracts.bindings import BY_COMMAND, Binding
 from exammentor.contracts.commands import INVALID_REQUEST, STILL_RUNNING, Command
 from exammentor.contracts.tutor import (
     TUTOR_LESSON,
@@ -24,7 +26,6 @@ from exammentor.contracts.tutor import (
     CitationEvent,
     DoneEvent,
     ErrorEvent,
-    ExplainRequest,
     StreamError,
     StreamEvent,
     StreamUsage,
@@ -34,7 +35,7 @@ from exammentor.contracts.tutor import (
 from exammentor.dispatch import ResultTimeout
 from exammentor.relay import RelayChunk
 from services.gateway import tutor_cases
-from services.gateway.core import CommandStream, GatewayError
+from services.gateway.core import ChatQuery, CommandStream, GatewayError, check_chat_user
 from tests.unit.tutor.pdfs import TOPIC_PAGES, make_pdf
 
 REQUEST = uuid.uuid4()
@@ -83,10 +84,10 @@ class ScriptedCore:
 
     @asynccontextmanager
     async def stream(
-        self, command: Command[Any, Any], user: uuid.UUID, body: Any
+        self, binding: Binding, user: uuid.UUID, data: Any, *, idempotency_key: str | None
     ) -> AsyncIterator[CommandStream]:
         try:
-            yield CommandStream(command, self.relay, 60)  # type: ignore[arg-type]
+            yield CommandStream(binding.command, self.relay, 60)  # type: ignore[arg-type]
         finally:
             self.closed += 1
 
@@ -95,8 +96,13 @@ async def opened(
     chunks: list[RelayChunk], command: Command[Any, Any] = TUTOR_STREAM, **relay: Any
 ) -> tuple[tutor_cases.TutorStream, ScriptedCore]:
     core = ScriptedCore(ScriptedRelay(chunks, **relay))
-    body = ExplainRequest(topic="Vectors")
-    stream = await tutor_cases.open_stream(core, command, uuid.uuid4(), body)  # type: ignore[arg-type]
+    stream = await tutor_cases.open_stream(
+        core,  # type: ignore[arg-type]
+        BY_COMMAND[command.key],
+        uuid.uuid4(),
+        {"topic": "Vectors"},
+        idempotency_key=None,
+    )
     return stream, core
 
 
@@ -233,19 +239,20 @@ async def test_the_command_is_followed_in_one_task_from_open_to_close() -> None:
     class Core(ScriptedCore):
         @asynccontextmanager
         async def stream(
-            self, command: Command[Any, Any], user: uuid.UUID, body: Any
+            self, binding: Binding, user: uuid.UUID, data: Any, *, idempotency_key: str | None
         ) -> AsyncIterator[CommandStream]:
             tasks.append(asyncio.current_task())
-            async with super().stream(command, user, body) as run:
+            async with super().stream(binding, user, data, idempotency_key=None) as run:
                 yield run
             tasks.append(asyncio.current_task())
 
     core = Core(ScriptedRelay([token(1, "a"), result(2, markdown="a", usage=USAGE)]))
     stream = await tutor_cases.open_stream(
         core,  # type: ignore[arg-type]
-        TUTOR_STREAM,
+        BY_COMMAND[TUTOR_STREAM.key],
         uuid.uuid4(),
-        ExplainRequest(topic="Vectors"),
+        {"topic": "Vectors"},
+        idempotency_key=None,
     )
 
     async def read_elsewhere() -> list[str]:
@@ -272,9 +279,10 @@ async def test_a_refusal_in_the_first_chunk_is_an_error_with_its_declared_status
     with pytest.raises(GatewayError) as refused:
         await tutor_cases.open_stream(
             core,  # type: ignore[arg-type]
-            TUTOR_STREAM,
+            BY_COMMAND[TUTOR_STREAM.key],
             uuid.uuid4(),
-            ExplainRequest(topic="Optics"),
+            {"topic": "Optics"},
+            idempotency_key=None,
         )
     assert (refused.value.code, refused.value.error.http_status) == ("material_unknown", 422)
     assert refused.value.details["field"] == "material_ids[0]"
@@ -287,9 +295,10 @@ async def test_no_first_chunk_is_still_running_with_the_request_id(then_timeout:
     with pytest.raises(GatewayError) as refused:
         await tutor_cases.open_stream(
             core,  # type: ignore[arg-type]
-            TUTOR_STREAM,
+            BY_COMMAND[TUTOR_STREAM.key],
             uuid.uuid4(),
-            ExplainRequest(topic="Optics"),
+            {"topic": "Optics"},
+            idempotency_key=None,
         )
     assert refused.value.code == STILL_RUNNING.code
     assert refused.value.request_id == REQUEST
@@ -302,19 +311,19 @@ async def test_no_first_chunk_is_still_running_with_the_request_id(then_timeout:
 def test_a_user_id_is_accepted_only_when_it_is_the_tokens_user() -> None:
     user = uuid.uuid4()
     for claimed in (None, "", user, str(user)):
-        tutor_cases.check_user(user, claimed)
+        check_chat_user(user, claimed)
     with pytest.raises(GatewayError) as refused:
-        tutor_cases.check_user(user, uuid.uuid4())
+        check_chat_user(user, uuid.uuid4())
     assert (refused.value.code, refused.value.error.http_status) == ("user_mismatch", 403)
     assert refused.value.details == {"field": "user_id"}
 
 
 def test_the_chat_query_takes_a_slug_and_nothing_else() -> None:
-    assert tutor_cases.ChatQuery(topic_id="laws-of-motion").user_id is None
+    assert ChatQuery(topic_id="laws-of-motion").user_id is None
     with pytest.raises(ValueError, match="topic_id"):
-        tutor_cases.ChatQuery(topic_id="no slug!")
+        ChatQuery(topic_id="no slug!")
     with pytest.raises(ValueError, match="extra"):
-        tutor_cases.ChatQuery.model_validate({"topic_id": "optics", "page": 2})
+        ChatQuery.model_validate({"topic_id": "optics", "page": 2})
 
 
 # ---- multipart uploads -----------------------------------------------------------------
