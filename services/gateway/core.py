@@ -1,10 +1,16 @@
 """The gateway's use cases, once, for every transport.
 
 HTTP (:mod:`services.gateway.http_api`) and gRPC (:mod:`services.gateway.grpc_api`) are thin
-adapters over :class:`GatewayCore`: they turn their input into a dict or a pydantic model,
-call the core, and turn what it returns (or the :class:`GatewayError` it raises) into their
-own answer. Validation, authentication, timing, ownership checks and the meaning of every
-error code live here, so the transports cannot drift apart.
+adapters over :class:`GatewayCore`: they turn their input into a dict, call the core, and turn
+what it returns (or the :class:`GatewayError` it raises) into their own answer. Validation,
+authentication, timing, ownership checks and the meaning of every error code live here, so
+the transports cannot drift apart.
+
+A command is sent through its :class:`~exammentor.contracts.bindings.Binding`: the core
+validates the raw input as the binding's input (:meth:`GatewayCore.admit`), adds what a few
+commands need beyond their payload (:data:`_ADMISSIONS`: the autopilot's new session and
+waiting question, the chat's user), checks the study session once, and sends it with the
+idempotency key the transport passes in (:meth:`GatewayCore.stream`, :meth:`GatewayCore.run`).
 
 Errors are :class:`~exammentor.contracts.commands.ErrorCode` declarations: each names its
 HTTP status and gRPC status code beside its machine-readable code.
