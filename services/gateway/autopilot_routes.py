@@ -30,8 +30,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 
 from exammentor.contracts.autopilot import AutopilotStatusResponse
-from services.gateway.core import MAX_SEQ, WatchQuery
 from services.gateway.http_base import GatewayState, User
+from services.gateway.reads import MAX_SEQ, WatchQuery
 
 
 def autopilot_router(state: GatewayState) -> APIRouter:

@@ -2,9 +2,10 @@
 
 HTTP (:mod:`services.gateway.http_api`) and gRPC (:mod:`services.gateway.grpc_api`) are thin
 adapters over :class:`GatewayCore`: they turn their input into a dict, call the core, and turn
-what it returns (or the :class:`GatewayError` it raises) into their own answer. Validation,
-authentication, timing, ownership checks and the meaning of every error code live here, so
-the transports cannot drift apart.
+what it returns (or the :class:`GatewayError` it raises) into their own answer. Validation
+(:mod:`services.gateway.inputs`), authentication, timing, ownership checks, the reads
+(:mod:`services.gateway.reads`) and the meaning of every error code live behind it, so the
+transports cannot drift apart.
 
 A command is sent through its :class:`~exammentor.contracts.bindings.Binding`: the core
 validates the raw input as the binding's input (:meth:`GatewayCore.admit`), adds what a few
@@ -19,263 +20,66 @@ HTTP status and gRPC status code beside its machine-readable code.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime as dt
 import functools
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel
 
-from exammentor import pipeline, read_models, sessions
+from exammentor import sessions
 from exammentor.contracts.api import (
     Credentials,
-    Error,
-    PlanList,
-    RequestList,
-    StoredPlan,
-    StoredRequest,
     Token,
 )
 from exammentor.contracts.autopilot import (
     ANSWER_REFUSED,
     AUTOPILOT_ANSWER,
-    AUTOPILOT_NOT_FOUND,
     AUTOPILOT_START,
     AutopilotAnswerRequest,
     AutopilotStartRequest,
-    AutopilotStatusResponse,
-    AutopilotWatchEvent,
 )
 from exammentor.contracts.bindings import Binding
 from exammentor.contracts.commands import (
     BAD_CREDENTIALS,
-    DEAD_LETTERED,
-    GATEWAY_ERRORS,
     IDEMPOTENCY_CONFLICT,
-    INVALID_REQUEST,
     INVALID_TRANSITION,
     MAINTENANCE,
     NAME_TAKEN,
-    NOT_FOUND,
     QUEUED,
-    SESSION_NOT_FOUND,
     STILL_RUNNING,
     TOO_MANY_ATTEMPTS,
     UNAUTHENTICATED,
     USER_MISMATCH,
     Command,
-    ErrorCode,
-)
-from exammentor.contracts.quiz import (
-    LearnerMastery,
-    MisconceptionQuery,
-    MisconceptionRecordView,
-    SavedQuizQuery,
-    SavedQuizView,
 )
 from exammentor.contracts.sessions import (
     InvalidTransition,
     SaveSessionRequest,
-    SessionHistory,
-    SessionList,
     SessionSaved,
     SessionStarted,
-    SessionState,
     StartSessionRequest,
 )
 from exammentor.contracts.tutor import (
     TUTOR_CHAT_SAVE,
-    ChatHistory,
     ChatSaveRequest,
-    MaterialList,
-    TopicId,
 )
-from exammentor.contracts.tutor import USER_MISMATCH as TUTOR_USER_MISMATCH
 from exammentor.db import Pool, user_transaction
 from exammentor.dispatch import BrokerUnavailable, Dispatched, Dispatcher, ResultTimeout
 from exammentor.maintenance import MaintenanceGate
 from exammentor.relay import RelayChunk
 from exammentor.telemetry import start_span
-from exammentor.validation import field_name
 from services.gateway import repo
 from services.gateway.domain import InvalidToken, TokenIssuer, hash_password, verify_password
+from services.gateway.inputs import GatewayError, command_error, parse, parse_uuid, still_running
 from services.gateway.limits import AttemptLimiter, TooManyAttempts
+from services.gateway.reads import WATCH_POLL_S, StoredReads, check_chat_user
 from services.gateway.settings import AttemptLimits
 from services.gateway.watch import RequestWatch
 
-P = TypeVar("P", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
-
-_GATEWAY_CODES = {e.code: e for e in GATEWAY_ERRORS}
-
-
-class GatewayError(Exception):
-    """A refusal or failure, as every transport answers it."""
-
-    def __init__(
-        self,
-        error: ErrorCode,
-        message: str,
-        details: dict[str, Any] | None = None,
-        request_id: UUID | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.error = error
-        self.message = message
-        self.details = details or {}
-        self.request_id = request_id
-
-    @property
-    def code(self) -> str:
-        """The machine-readable code."""
-        return self.error.code
-
-    def as_error(self) -> Error:
-        """The error as the API's contract shape."""
-        return Error(
-            code=self.code, message=self.message, details=self.details, request_id=self.request_id
-        )
-
-    def body(self) -> dict[str, Any]:
-        """The HTTP body's ``detail``: code, message and the details flat beside them."""
-        body: dict[str, Any] = {**self.details, "code": self.code, "message": self.message}
-        if self.request_id is not None:
-            body["request_id"] = str(self.request_id)
-        return body
-
-
-def command_error(
-    command: Command[Any, Any], data: dict[str, Any], request_id: UUID
-) -> GatewayError:
-    """A command's final error chunk as a :class:`GatewayError` with its declared statuses.
-
-    An undeclared code (a worker older or newer than this gateway) is answered as a failure
-    of the pipeline rather than guessed at.
-    """
-    code = str(data.get("code", ""))
-    details = {k: v for k, v in data.items() if k not in {"code", "message", "request_id"}}
-    if command.declares(code):
-        error = command.error(code)
-    else:
-        error = _GATEWAY_CODES.get(code, DEAD_LETTERED)
-    return GatewayError(error, str(data.get("message", code)), details, request_id)
-
-
-def _unstorable_text(data: Any, path: str = "") -> tuple[str, str] | None:
-    """The first string in ``data`` Postgres cannot store, as ``(field, reason)``."""
-    if isinstance(data, str):
-        if "\x00" in data:
-            return path or "body", "contains a NUL character"
-        try:
-            data.encode("utf-8")
-        except UnicodeEncodeError:
-            return path or "body", "is not valid UTF-8 text (a lone surrogate)"
-        return None
-    if isinstance(data, dict):
-        items: Any = data.items()
-    elif isinstance(data, list):
-        items = enumerate(data)
-    else:
-        return None
-    for key, value in items:
-        key_problem = _unstorable_text(key, path) if isinstance(key, str) else None
-        where = f"{path}.{key}" if path else str(key)
-        found = key_problem or _unstorable_text(value, where)
-        if found is not None:
-            return found
-    return None
-
-
-def parse(model: type[P], data: Any, command: Command[Any, Any] | None = None) -> P:
-    """``data`` as ``model``, or a :class:`GatewayError` naming each bad field.
-
-    Text Postgres cannot store (NUL characters, lone surrogates) is refused wherever it is,
-    before anything is stored, published or sent to a model. A validation error whose type is
-    an error code the command declares (such as ``syllabus_too_large``) is answered with that
-    code and its status; any other is ``invalid_request``.
-    """
-    unstorable = _unstorable_text(data)
-    if unstorable is not None:
-        field_, reason = unstorable
-        raise GatewayError(
-            INVALID_REQUEST,
-            f"{field_}: {reason}",
-            {"errors": [{"field": field_, "reason": reason, "type": "text_unstorable"}]},
-        )
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        errors = [
-            {"field": field_name(err["loc"]) or "body", "reason": err["msg"], "type": err["type"]}
-            for err in exc.errors(include_url=False)
-        ]
-        message = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
-        declared = next(
-            (e for e in errors if command is not None and command.declares(e["type"])), None
-        )
-        error = command.error(declared["type"]) if command and declared else INVALID_REQUEST
-        raise GatewayError(error, message, {"errors": errors}) from exc
-
-
-def parse_json(model: type[P], raw: bytes, command: Command[Any, Any] | None = None) -> P:
-    """A JSON body as ``model``: bytes that are not UTF-8 or not JSON are refused by name."""
-    return parse(model, json_input(raw), command)
-
-
-def json_input(raw: bytes) -> Any:
-    """A JSON body's data (an empty body is ``{}``); bytes that are not UTF-8 or not JSON
-    are refused by name."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        reason = f"not UTF-8 text (invalid byte at position {exc.start})"
-        raise GatewayError(
-            INVALID_REQUEST,
-            f"body: {reason}",
-            {"errors": [{"field": "body", "reason": reason, "type": "text_not_utf8"}]},
-        ) from exc
-    try:
-        # json.loads keeps a lone surrogate ("\ud800"), so the model's check can name the
-        # field that holds it; pydantic's own parser would only say "invalid JSON".
-        data = json.loads(text) if text.strip() else {}
-    except (ValueError, RecursionError) as exc:
-        if isinstance(exc, json.JSONDecodeError):
-            reason = f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        elif isinstance(exc, RecursionError):
-            reason = "not JSON: nested too deeply"
-        else:  # an integer past Python's digit limit
-            reason = "not JSON: a number has more digits than any field accepts"
-        raise GatewayError(
-            INVALID_REQUEST,
-            f"body: {reason}",
-            {"errors": [{"field": "body", "reason": reason, "type": "json_invalid"}]},
-        ) from exc
-    return data
-
-
-def parse_uuid(field_: str, value: str) -> UUID:
-    """``value`` as a UUID, or ``invalid_request`` naming ``field_``."""
-    try:
-        return UUID(value)
-    except ValueError as exc:
-        raise GatewayError(
-            INVALID_REQUEST,
-            f"{field_}: not a UUID",
-            {"errors": [{"field": field_, "reason": "not a UUID", "type": "uuid_parsing"}]},
-        ) from exc
-
-
-def still_running(request_id: UUID) -> GatewayError:
-    """The error of a command whose result did not come within the wait: the client fetches
-    the request later (HTTP answers it 202)."""
-    return GatewayError(
-        STILL_RUNNING, f"still running; fetch request {request_id} later", request_id=request_id
-    )
 
 
 @dataclass
@@ -335,69 +139,12 @@ class CommandStream:
         return command_error(self.command, chunk.data, self.request_id)
 
 
-MAX_IDEMPOTENCY_KEY_CHARS = 200
 _ONLY_THE_END = 2**31 - 1
 """``after`` that skips every progress line: only a request's end is wanted."""
 
 
-def idempotency_key(value: str | None) -> str | None:
-    """A client's idempotency key, checked (``invalid_request`` naming the header)."""
-    if value is None:
-        return None
-    if not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_CHARS or not value.isprintable():
-        reason = f"1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable characters"
-        raise GatewayError(
-            INVALID_REQUEST,
-            f"Idempotency-Key: {reason}",
-            {"errors": [{"field": "Idempotency-Key", "reason": reason, "type": "header"}]},
-        )
-    return value
-
-
-WATCH_POLL_S = 0.25
-"""How often an autopilot watch looks for new steps (a read of the step log by index)."""
-MAX_SEQ = 2**31 - 1
-"""The largest ``seq`` and run number a watch accepts (an int32 on the gRPC side)."""
-_FOLLOW_POLL_S = 2.0
-"""Longest a follower sleeps without a notification before it looks again."""
-
-
-def _stored(row: pipeline.StoredRequest) -> StoredRequest:
-    """A stored request row as the API's shape."""
-    error = None
-    if row.error is not None:
-        data = dict(row.error)
-        error = Error(
-            code=str(data.pop("code", "failed")),
-            message=str(data.pop("message", "")),
-            details=data,
-            request_id=row.request_id,
-        )
-    return StoredRequest(
-        request_id=row.request_id,
-        kind=row.kind,
-        status=row.status,
-        result=row.result,
-        error=error,
-        created_at=row.created_at,
-        completed_at=row.completed_at,
-    )
-
-
-def _final_line(row: pipeline.StoredRequest, seq: int) -> dict[str, Any]:
-    """The last line of a followed request, as a live NDJSON stream ends."""
-    if row.status == "done":
-        return {
-            "type": "complete",
-            "seq": seq,
-            "request_id": str(row.request_id),
-            "final_result": row.result,
-        }
-    return {"type": "error", "seq": seq, "request_id": str(row.request_id), **(row.error or {})}
-
-
-class GatewayCore:
-    """Every use case of the gateway, transport-neutral."""
+class GatewayCore(StoredReads):
+    """Every use case of the gateway, transport-neutral (the reads: :class:`StoredReads`)."""
 
     def __init__(
         self,
@@ -679,83 +426,6 @@ class GatewayCore:
         check_chat_user(user, body.user_id)
         return admitted
 
-    # ---- stored resources ----------------------------------------------------------------
-
-    async def stored_request(self, user: UUID, request_id: UUID) -> StoredRequest:
-        """One of the user's requests (``not_found`` for any other)."""
-        async with user_transaction(self.pool, user) as conn:
-            row = await pipeline.get_request(conn, request_id)
-        if row is None:
-            raise GatewayError(NOT_FOUND, f"request_id: no request {request_id}")
-        return _stored(row)
-
-    async def requests(self, user: UUID, limit: int) -> RequestList:
-        """The user's newest requests."""
-        async with user_transaction(self.pool, user) as conn:
-            found = await pipeline.recent_requests(conn, limit)
-        return RequestList(requests=[_stored(r) for r in found])
-
-    async def follow(
-        self, user: UUID, request_id: UUID, after: int
-    ) -> AsyncIterator[dict[str, Any]]:
-        """A request's progress after ``after`` as it is stored, then its end: a ``complete``
-        line with the result under ``final_result``, or an ``error`` line; a ``still_running``
-        error when it has not ended within the gateway's wait. Each line has its ``seq``.
-
-        Raises:
-            GatewayError: ``not_found`` for another user's or an unknown request (before the
-                first line, so an HTTP client gets a 404).
-        """
-        await self.stored_request(user, request_id)
-        return self._follow(user, request_id, after)
-
-    async def _follow(
-        self, user: UUID, request_id: UUID, after: int
-    ) -> AsyncIterator[dict[str, Any]]:
-        last = after
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.request_timeout_s
-        with self.watch.follower(request_id) as changed:
-            while True:
-                changed.clear()
-                async with user_transaction(self.pool, user) as conn:
-                    row = await pipeline.get_request(conn, request_id)
-                    events = await pipeline.request_events(conn, request_id, last)
-                for event in events:
-                    yield event
-                    last = event["seq"]
-                if row is not None and row.status in ("done", "failed"):
-                    yield _final_line(row, last + 1)
-                    return
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    yield {
-                        "type": "error",
-                        "seq": last,
-                        "code": STILL_RUNNING.code,
-                        "message": "still running; follow it again later",
-                        "request_id": str(request_id),
-                        "location": f"/api/requests/{request_id}/events?after={last}",
-                    }
-                    return
-                # Woken by the worker's notification; the timeout covers a missed one.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), min(remaining, _FOLLOW_POLL_S))
-
-    async def stored_plan(self, user: UUID, plan_id: UUID) -> StoredPlan:
-        """One of the user's plans (``not_found`` for any other)."""
-        async with user_transaction(self.pool, user) as conn:
-            plan = await read_models.stored_plan(conn, plan_id)
-        if plan is None:
-            raise GatewayError(NOT_FOUND, f"plan_id: no plan {plan_id}")
-        return plan
-
-    async def plans(self, user: UUID, session_id: UUID | None, limit: int) -> PlanList:
-        """The user's plans, newest first."""
-        async with user_transaction(self.pool, user) as conn:
-            found = await read_models.plan_summaries(conn, session_id=session_id, limit=limit)
-        return PlanList(plans=found)
-
     # ---- study sessions ------------------------------------------------------------------
 
     async def start_session(self, user: UUID, body: StartSessionRequest) -> SessionStarted:
@@ -765,19 +435,6 @@ class GatewayCore:
         async with user_transaction(self.pool, user) as conn:
             session_id = await sessions.start_session(conn, user, body.exam_type)
         return SessionStarted(session_id=session_id)
-
-    def _no_session(self, session_id: UUID) -> GatewayError:
-        return GatewayError(
-            SESSION_NOT_FOUND, f"session_id: no study session {session_id}", {"field": "session_id"}
-        )
-
-    async def session_state(self, user: UUID, session_id: UUID) -> SessionState:
-        """A session's phase and context."""
-        async with user_transaction(self.pool, user) as conn:
-            state = await sessions.session_state(conn, session_id)
-        if state is None:
-            raise self._no_session(session_id)
-        return state
 
     async def save_session(
         self, user: UUID, session_id: UUID, body: SaveSessionRequest
@@ -802,80 +459,6 @@ class GatewayCore:
             raise self._no_session(session_id)
         return SessionSaved(phase=phase)
 
-    async def sessions(self, user: UUID, limit: int) -> SessionList:
-        """The user's sessions, newest first."""
-        async with user_transaction(self.pool, user) as conn:
-            return SessionList(sessions=await sessions.list_sessions(conn, limit))
-
-    async def session_history(self, user: UUID, session_id: UUID) -> SessionHistory:
-        """A session's audit log, oldest first."""
-        async with user_transaction(self.pool, user) as conn:
-            entries = await sessions.session_history(conn, session_id)
-        if entries is None:
-            raise self._no_session(session_id)
-        return SessionHistory(entries=entries)
-
-    # ---- learner, tutor and autopilot reads ----------------------------------------------
-
-    async def mastery(self, user: UUID) -> LearnerMastery:
-        """The user's mastery per concept and topic, each with its evidence."""
-        async with user_transaction(self.pool, user) as conn:
-            return await read_models.learner_mastery(conn)
-
-    async def misconceptions(
-        self, user: UUID, query: MisconceptionQuery
-    ) -> list[MisconceptionRecordView]:
-        """The user's misconception records, optionally in one lifecycle state."""
-        async with user_transaction(self.pool, user) as conn:
-            return await read_models.misconception_views(conn, query.state)
-
-    async def saved_quiz(self, user: UUID, query: SavedQuizQuery) -> SavedQuizView | None:
-        """The latest saved quiz of a topic (the query's ``user_id`` is the token's user);
-        None when none was saved."""
-        async with user_transaction(self.pool, user) as conn:
-            found = await read_models.saved_quiz(conn, query.topic_id)
-        return None if found.created_at is None else found
-
-    async def chat(self, user: UUID, query: ChatQuery) -> ChatHistory:
-        """The user's chat of one topic (``{messages: [], explanation: null}`` when none)."""
-        check_chat_user(user, query.user_id)
-        async with user_transaction(self.pool, user) as conn:
-            return await read_models.tutor_chat(conn, query.topic_id)
-
-    async def materials(self, user: UUID) -> MaterialList:
-        """The user's study material, newest first."""
-        async with user_transaction(self.pool, user) as conn:
-            return await read_models.tutor_materials(conn)
-
-    async def autopilot_status(self, user: UUID, session_id: UUID) -> AutopilotStatusResponse:
-        """The newest run's status (``autopilot_not_found`` when the session has none of
-        the caller's)."""
-        async with user_transaction(self.pool, user) as conn:
-            found = await read_models.autopilot_status(conn, session_id, dt.datetime.now(dt.UTC))
-        if found is None:
-            raise _no_autopilot_run(session_id)
-        return found
-
-    async def autopilot_watch(
-        self, user: UUID, session_id: UUID, query: WatchQuery
-    ) -> AsyncIterator[AutopilotWatchEvent]:
-        """Steps and state changes of a run as they are stored, after ``query.after``, until
-        the run ends (the newest run unless ``query.run`` names one); read by index, so they
-        come whichever replica drives the run."""
-        seq, run_number = query.after, query.run
-        while True:
-            async with user_transaction(self.pool, user) as conn:
-                found = await read_models.autopilot_watch(conn, session_id, run_number, seq)
-            if found is None:
-                raise _no_autopilot_run(session_id)
-            run_number, events, finished = found
-            for event in events:
-                seq = event.seq
-                yield event
-            if finished:
-                return
-            await asyncio.sleep(self.watch_poll_s)
-
 
 @dataclass
 class Admitted:
@@ -894,43 +477,3 @@ _ADMISSIONS: dict[str, Callable[[GatewayCore, UUID, Admitted], Awaitable[Admitte
     TUTOR_CHAT_SAVE.key: GatewayCore._admit_chat_save,
 }
 """The commands the gateway checks or completes beyond their payload's validation."""
-
-
-class WatchQuery(BaseModel):
-    """Where an autopilot watch starts: after which ``seq``, of which run (the newest when
-    None). The HTTP route's query parameters carry the same bounds."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    after: int = Field(default=0, ge=0, le=MAX_SEQ)
-    run: int | None = Field(default=None, ge=1, le=MAX_SEQ)
-
-
-class ChatQuery(BaseModel):
-    """The query of ``GET /api/tutor/chat`` (``user_id`` only as the original sent it)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    topic_id: TopicId
-    user_id: str | None = None
-
-
-def check_chat_user(user: UUID, claimed: UUID | str | None) -> None:
-    """Refuses a chat's ``user_id`` that names another user than the token's
-    (``user_mismatch``); the original's client sends its own."""
-    if claimed is None or claimed == "":
-        return
-    if str(claimed) != str(user):
-        raise GatewayError(
-            TUTOR_USER_MISMATCH,
-            "user_id: names another user than the bearer token's; leave it out",
-            {"field": "user_id"},
-        )
-
-
-def _no_autopilot_run(session_id: UUID) -> GatewayError:
-    return GatewayError(
-        AUTOPILOT_NOT_FOUND,
-        f"session_id: no autopilot run of session {session_id}",
-        {"field": "session_id"},
-    )

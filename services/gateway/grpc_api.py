@@ -24,7 +24,6 @@ from exammentor.contracts.sessions import SaveSessionRequest, StartSessionReques
 from exammentor.dispatch import ResultTimeout
 from exammentor.relay import RelayChunk
 from services.gateway.codec import from_message, to_message
-from services.gateway.core import parse, parse_uuid, still_running
 from services.gateway.grpc_base import (
     Context,
     CoreServicer,
@@ -34,6 +33,7 @@ from services.gateway.grpc_base import (
     unary,
 )
 from services.gateway.grpc_commands import with_commands
+from services.gateway.inputs import parse, parse_uuid, still_running
 from services.gateway.limits import peer_host
 
 DEFAULT_LIST_LIMIT = 20

@@ -18,9 +18,10 @@ from collections.abc import AsyncIterator
 from exammentor._proto import autopilot_pb2 as pb
 from exammentor._proto import autopilot_pb2_grpc
 from services.gateway.codec import to_message
-from services.gateway.core import WatchQuery, parse, parse_uuid
 from services.gateway.grpc_base import Context, CoreServicer, server_stream, unary
 from services.gateway.grpc_commands import with_commands
+from services.gateway.inputs import parse, parse_uuid
+from services.gateway.reads import WatchQuery
 
 
 @with_commands

@@ -17,7 +17,8 @@ from uuid import UUID
 import grpc
 from grpc import aio
 
-from services.gateway.core import GatewayCore, GatewayError, idempotency_key, parse_uuid
+from services.gateway.core import GatewayCore
+from services.gateway.inputs import GatewayError, idempotency_key, parse_uuid
 
 Context = aio.ServicerContext[Any, Any]
 Req = TypeVar("Req")

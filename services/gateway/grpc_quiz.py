@@ -12,9 +12,9 @@ from exammentor._proto import quiz_pb2 as pb
 from exammentor._proto import quiz_pb2_grpc
 from exammentor.contracts.quiz import MisconceptionQuery, SavedQuizQuery, SavedQuizView
 from services.gateway.codec import from_message, to_message
-from services.gateway.core import parse
 from services.gateway.grpc_base import Context, CoreServicer, unary
 from services.gateway.grpc_commands import with_commands
+from services.gateway.inputs import parse
 
 
 @with_commands

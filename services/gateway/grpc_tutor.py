@@ -25,9 +25,10 @@ from exammentor.contracts.commands import Command
 from exammentor.contracts.tutor import TUTOR_LESSON, TUTOR_STREAM, StreamEvent
 from services.gateway import tutor_cases
 from services.gateway.codec import from_message, to_message
-from services.gateway.core import ChatQuery, parse
 from services.gateway.grpc_base import Context, CoreServicer, call_key, server_stream, unary
 from services.gateway.grpc_commands import with_commands
+from services.gateway.inputs import parse
+from services.gateway.reads import ChatQuery
 
 EVENT_MESSAGES: dict[str, type[Message]] = {
     "token": pb.TokenEvent,

@@ -41,9 +41,9 @@ from exammentor.contracts.commands import (
 from exammentor.ops import ops_routes
 from exammentor.validation import field_name
 from services.gateway.autopilot_routes import autopilot_router
-from services.gateway.core import GatewayError, idempotency_key
 from services.gateway.http_base import GatewayState, User, body_schema, error_response, json_body
 from services.gateway.http_commands import command_router
+from services.gateway.inputs import GatewayError, idempotency_key
 from services.gateway.plan_routes import plan_router
 from services.gateway.quiz_routes import quiz_router
 from services.gateway.session_routes import session_router

@@ -18,8 +18,9 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from exammentor.contracts.bindings import BINDINGS, Binding, HttpRoute
-from services.gateway.core import CommandAnswer, idempotency_key, json_input, still_running
+from services.gateway.core import CommandAnswer
 from services.gateway.http_base import GatewayState, User, body_schema, pending_response, read_body
+from services.gateway.inputs import idempotency_key, json_input, still_running
 
 SESSION_QUERY = "The study session the request belongs to (optional)."
 

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from exammentor.contracts.quiz import MisconceptionQuery, SavedQuizQuery
-from services.gateway.core import parse
 from services.gateway.http_base import GatewayState, User
+from services.gateway.inputs import parse
 
 
 def quiz_router(state: GatewayState) -> APIRouter:

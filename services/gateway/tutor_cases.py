@@ -38,7 +38,8 @@ from exammentor.contracts.tutor import (
 )
 from exammentor.dispatch import ResultTimeout
 from exammentor.relay import RelayChunk
-from services.gateway.core import CommandStream, GatewayCore, GatewayError, parse, still_running
+from services.gateway.core import CommandStream, GatewayCore
+from services.gateway.inputs import GatewayError, parse, still_running
 
 NDJSON = "application/x-ndjson"
 """Media type of the typed stream: ask ``/api/tutor/stream`` for it with ``Accept`` or

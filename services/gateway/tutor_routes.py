@@ -33,9 +33,10 @@ from exammentor.contracts.tutor import (
     MaterialAddRequest,
 )
 from services.gateway import tutor_cases
-from services.gateway.core import ChatQuery, json_input, parse
 from services.gateway.http_base import GatewayState, User, body_schema, read_body
 from services.gateway.http_commands import command_response, request_json, request_key
+from services.gateway.inputs import json_input, parse
+from services.gateway.reads import ChatQuery
 
 
 def wants_ndjson(request: Request, format_: str | None) -> bool:

@@ -22,7 +22,8 @@ from exammentor.contracts.autopilot import (
 from exammentor.contracts.bindings import BY_COMMAND
 from exammentor.contracts.commands import SYSTEM_ECHO, EchoPayload
 from exammentor.contracts.quiz import QUIZ_DIAGNOSE, QUIZ_GENERATE
-from services.gateway.core import GatewayCore, GatewayError
+from services.gateway.core import GatewayCore
+from services.gateway.inputs import GatewayError
 
 USER = uuid.uuid4()
 SESSION = uuid.uuid4()

@@ -23,9 +23,9 @@ from pydantic import BaseModel
 from exammentor._proto import autopilot_pb2, gateway_pb2
 from exammentor.contracts import autopilot, plan
 from services.gateway.codec import to_message
-from services.gateway.core import WatchQuery
 from services.gateway.grpc_autopilot import AutopilotApi
 from services.gateway.grpc_commands import request_fields as _fields
+from services.gateway.reads import WatchQuery
 from tests.unit.autopilot.strategies import NOW, make_plan
 from tests.unit.quiz.test_proto_twins import TWINS as QUIZ_TWINS
 from tests.unit.test_proto import TRANSPORT_FIELDS_FROM, bound_twins, message_problems

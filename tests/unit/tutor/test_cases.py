@@ -35,7 +35,9 @@ from exammentor.contracts.tutor import (
 from exammentor.dispatch import ResultTimeout
 from exammentor.relay import RelayChunk
 from services.gateway import tutor_cases
-from services.gateway.core import ChatQuery, CommandStream, GatewayError, check_chat_user
+from services.gateway.core import CommandStream
+from services.gateway.inputs import GatewayError
+from services.gateway.reads import ChatQuery, check_chat_user
 from tests.unit.tutor.pdfs import TOPIC_PAGES, make_pdf
 
 REQUEST = uuid.uuid4()

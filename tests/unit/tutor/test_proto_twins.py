@@ -19,8 +19,8 @@ from pydantic import BaseModel
 
 from exammentor._proto import tutor_pb2
 from exammentor.contracts import tutor
-from services.gateway.core import ChatQuery
 from services.gateway.grpc_tutor import EVENT_MESSAGES, TutorApi, event_message
+from services.gateway.reads import ChatQuery
 from tests.unit.test_proto import TRANSPORT_FIELDS_FROM, bound_twins, message_problems
 
 EVENT_TWINS: dict[str, type[BaseModel]] = {
