@@ -59,7 +59,7 @@ def _with_required(
             if info.is_required():
                 sparse[name] = full[name]
             continue
-        nested = _nested_model(info.annotation)
+        nested = nested_model(info.annotation)
         if nested is None:
             continue
         if isinstance(sparse[name], dict):
@@ -72,12 +72,12 @@ def _with_required(
     return sparse
 
 
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
+def nested_model(annotation: Any) -> type[BaseModel] | None:
     """The model a field holds (alone, in a list or with None), if it holds one."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in get_args(annotation):
-        found = _nested_model(arg)
+        found = nested_model(arg)
         if found is not None:
             return found
     return None

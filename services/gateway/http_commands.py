@@ -17,7 +17,7 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from exammentor.contracts.bindings import BINDINGS, Binding, HttpRoute
+from exammentor.contracts.bindings import BINDINGS, Binding, HttpRoute, whole
 from services.gateway.core import CommandAnswer
 from services.gateway.http_base import GatewayState, User, body_schema, pending_response, read_body
 from services.gateway.inputs import idempotency_key, json_input, still_running
@@ -117,6 +117,8 @@ def _router() -> APIRouter:
                 description=route.summary,
                 tags=[route.tag] if route.tag else None,
                 openapi_extra=body_schema(binding.input) if route.body else None,
+                # Documents the answer; the route returns its own response, not validated.
+                response_model=binding.command.result if route.view is whole else None,
             )
     return router
 

@@ -34,7 +34,7 @@ from pydantic import AwareDatetime, BaseModel
 from exammentor._proto import autopilot_pb2, gateway_pb2, quiz_pb2, tutor_pb2
 from exammentor.contracts import api, plan, sessions
 from exammentor.contracts.bindings import BINDINGS
-from services.gateway.grpc_commands import method_descriptor
+from services.gateway.grpc_commands import method_descriptor, nested_model
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_PROTOS = sorted(p.stem for p in (ROOT / "proto").glob("*.proto") if p.stem != "relay")
@@ -43,17 +43,6 @@ PUBLIC_PROTOS = sorted(p.stem for p in (ROOT / "proto").glob("*.proto") if p.ste
 TRANSPORT_FIELDS_FROM = 20
 
 _FILES = {"gateway": gateway_pb2, "quiz": quiz_pb2, "tutor": tutor_pb2, "autopilot": autopilot_pb2}
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The model a field holds (alone, in a list, or with None), if it holds one."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
 
 
 def bound_twins(file: str) -> dict[str, type[BaseModel]]:
@@ -69,7 +58,7 @@ def bound_twins(file: str) -> dict[str, type[BaseModel]]:
         found[message.name] = model
         for fd in message.fields:
             nested = (
-                _model_in(model.model_fields[fd.name].annotation)
+                nested_model(model.model_fields[fd.name].annotation)
                 if (fd.name in model.model_fields and fd.message_type is not None)
                 else None
             )
