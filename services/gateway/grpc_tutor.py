@@ -4,7 +4,7 @@ The tutor's plain commands (``Explain``, ``ExplainImage`` ...) are made from the
 table (:mod:`services.gateway.grpc_commands`); the two streams and the reads are here. The
 streams are the HTTP stream's typed variant: the same
 :data:`~exammentor.contracts.tutor.StreamEvent` values, one ``TutorStreamEvent`` each, over
-the same :func:`~services.gateway.tutor_cases.open_stream` (so a repeated
+the same :func:`~services.gateway.tutor_stream.open_stream` (so a repeated
 ``idempotency-key`` is the same request, as over HTTP). A refusal before the first token is
 the call's status; a client that cancels the call closes the stream as an HTTP client that
 goes away does, so the tutor stops the model.
@@ -23,7 +23,7 @@ from exammentor._proto import tutor_pb2_grpc
 from exammentor.contracts.bindings import BY_COMMAND
 from exammentor.contracts.commands import Command
 from exammentor.contracts.tutor import TUTOR_LESSON, TUTOR_STREAM, StreamEvent
-from services.gateway import tutor_cases
+from services.gateway import tutor_stream
 from services.gateway.codec import from_message, to_message
 from services.gateway.grpc_base import Context, CoreServicer, call_key, server_stream, unary
 from services.gateway.grpc_commands import with_commands
@@ -58,7 +58,7 @@ class TutorApi(CoreServicer, tutor_pb2_grpc.TutorServicer):
         self, command: Command[Any, Any], request: Message, context: Context
     ) -> AsyncIterator[pb.TutorStreamEvent]:
         user = self._user(context)
-        opened = await tutor_cases.open_stream(
+        opened = await tutor_stream.open_stream(
             self._core,
             BY_COMMAND[command.key],
             user,

@@ -32,7 +32,7 @@ from exammentor.contracts.tutor import (
     LessonRequest,
     MaterialAddRequest,
 )
-from services.gateway import tutor_cases
+from services.gateway import tutor_stream
 from services.gateway.http_base import GatewayState, User, body_schema, read_body
 from services.gateway.http_commands import command_response, request_json, request_key
 from services.gateway.inputs import json_input, parse
@@ -43,7 +43,7 @@ def wants_ndjson(request: Request, format_: str | None) -> bool:
     """Whether the client asked for the typed NDJSON stream."""
     if format_ is not None:
         return format_.lower() == "ndjson"
-    return tutor_cases.NDJSON in request.headers.get("accept", "")
+    return tutor_stream.NDJSON in request.headers.get("accept", "")
 
 
 async def stream_response(
@@ -51,7 +51,7 @@ async def stream_response(
 ) -> Response:
     """A streaming tutor command as raw markdown or as typed NDJSON lines."""
     state: GatewayState = request.app.state.gateway
-    opened = await tutor_cases.open_stream(
+    opened = await tutor_stream.open_stream(
         state.core,
         BY_COMMAND[command.key],
         user,
@@ -75,7 +75,7 @@ async def stream_response(
 
     headers = {"X-Request-Id": str(opened.request_id), "Cache-Control": "no-cache"}
     if typed:
-        return StreamingResponse(lines(), media_type=tutor_cases.NDJSON, headers=headers)
+        return StreamingResponse(lines(), media_type=tutor_stream.NDJSON, headers=headers)
     return StreamingResponse(raw(), media_type="text/markdown; charset=utf-8", headers=headers)
 
 
@@ -131,7 +131,7 @@ def tutor_router(state: GatewayState) -> APIRouter:
         raw = await read_body(request, route.max_body_bytes or state.max_body_bytes)
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/"):
-            data: Any = tutor_cases.multipart_material(content_type, raw)
+            data: Any = tutor_stream.multipart_material(content_type, raw)
         else:
             data = json_input(raw)
         found = await core.run(binding, user, data, idempotency_key=request_key(request))

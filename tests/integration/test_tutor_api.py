@@ -42,7 +42,7 @@ from exammentor.settings import LLMSettings
 from exammentor.topics import ensure_topics
 from services.gateway.app import Gateway
 from services.gateway.settings import GatewaySettings
-from services.gateway.tutor_cases import RESET_RULE
+from services.gateway.tutor_stream import RESET_RULE
 from services.tutor.domain import DEFAULT_STREAM_CHECKS, EXTRACT_HEADING, RETRY_RULE
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, ScriptedOpenAI, Stream
