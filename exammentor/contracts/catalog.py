@@ -3,7 +3,8 @@
 A domain declares its commands in its own contract module (``plan.generate`` beside the
 kit's in :mod:`exammentor.contracts.commands`; the tutor's in ``contracts/tutor.py`` ...);
 this module lists them all, so that docs, tests and tools see every command. Add a domain's
-declarations to :data:`DECLARED` when it gains commands.
+declarations to :data:`DECLARED` when it gains commands, and their transports to
+:mod:`exammentor.contracts.bindings`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ from it:
   HTTP status and the gRPC status code declared beside it.
 
 Adding a command is one declaration (here, or in its domain's contract module, listed in
-:mod:`exammentor.contracts.catalog`), one handler, and one thin route per transport.
+:mod:`exammentor.contracts.catalog`), one handler, and one entry of
+:mod:`exammentor.contracts.bindings`, from which the gateway makes its HTTP route and gRPC
+method.
 A new field with a default is a compatible change within a version; anything else is a new
 version, handled beside the old one until every gateway sends the new one.
 """

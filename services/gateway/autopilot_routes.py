@@ -1,4 +1,6 @@
-"""The autopilot routes of the HTTP API, with the original's shapes:
+"""The autopilot routes of the HTTP API, with the original's shapes (start, pause, resume,
+stop and answer are plain commands, declared in ``exammentor/contracts/bindings.py``; the
+reads are here):
 
 - ``POST /api/autopilot/start?session_id=`` ``{study_plan, exam_type, duration_minutes}``
   (and the original's ``user_id``, the token's user only)
@@ -24,69 +26,23 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 
-from exammentor.contracts.autopilot import (
-    AUTOPILOT_ANSWER,
-    AUTOPILOT_START,
-    AutopilotAnswerRequest,
-    AutopilotAnswerResponse,
-    AutopilotControlResponse,
-    AutopilotStartRequest,
-    AutopilotStartResponse,
-    AutopilotStatusResponse,
-)
-from services.gateway.autopilot_cases import MAX_SEQ, AutopilotCases
-from services.gateway.core import GatewayError
-from services.gateway.http_base import GatewayState, User, body_schema, json_body
-
-StartBody = Annotated[
-    AutopilotStartRequest, Depends(json_body(AutopilotStartRequest, AUTOPILOT_START))
-]
-AnswerBody = Annotated[
-    AutopilotAnswerRequest, Depends(json_body(AutopilotAnswerRequest, AUTOPILOT_ANSWER))
-]
+from exammentor.contracts.autopilot import AutopilotStatusResponse
+from services.gateway.http_base import GatewayState, User
+from services.gateway.reads import MAX_SEQ, WatchQuery
 
 
 def autopilot_router(state: GatewayState) -> APIRouter:
-    """The autopilot routes of one gateway instance."""
+    """The autopilot's read routes of one gateway instance."""
     router = APIRouter(tags=["autopilot"])
-    cases = AutopilotCases(state.core)
-
-    @router.post("/api/autopilot/start", openapi_extra=body_schema(AutopilotStartRequest))
-    async def start(
-        user: User, body: StartBody, session_id: UUID | None = None
-    ) -> AutopilotStartResponse:
-        """Starts a timed autopilot run of the session."""
-        return await cases.start(user, session_id, body)
+    core = state.core
 
     @router.get("/api/autopilot/status/{session_id}")
     async def status(session_id: UUID, user: User) -> AutopilotStatusResponse:
         """The run's status, steps, present lesson or waiting question (never its answer)."""
-        return await cases.status(user, session_id)
-
-    @router.post("/api/autopilot/pause/{session_id}")
-    async def pause(session_id: UUID, user: User) -> AutopilotControlResponse:
-        """Pauses the run at once; its clock and the answer wait stop."""
-        return await cases.control(user, session_id, "pause")
-
-    @router.post("/api/autopilot/resume/{session_id}")
-    async def resume(session_id: UUID, user: User) -> AutopilotControlResponse:
-        """Resumes a paused run where it was."""
-        return await cases.control(user, session_id, "resume")
-
-    @router.post("/api/autopilot/stop/{session_id}")
-    async def stop(session_id: UUID, user: User) -> AutopilotControlResponse:
-        """Stops the run for good, at once."""
-        return await cases.control(user, session_id, "stop")
-
-    @router.post(
-        "/api/autopilot/answer/{session_id}", openapi_extra=body_schema(AutopilotAnswerRequest)
-    )
-    async def answer(session_id: UUID, user: User, body: AnswerBody) -> AutopilotAnswerResponse:
-        """Answers the waiting question, by its id."""
-        return await cases.answer(user, session_id, body)
+        return await core.autopilot_status(user, session_id)
 
     @router.get("/api/autopilot/watch/{session_id}")
     async def watch(
@@ -97,14 +53,12 @@ def autopilot_router(state: GatewayState) -> APIRouter:
     ) -> Response:
         """NDJSON: the run's steps and state changes as they happen, each with its ``seq``
         (the newest run, or an earlier one by its ``run`` number)."""
-        events = cases.watch(user, session_id, after, run)
+        events = core.autopilot_watch(user, session_id, WatchQuery(after=after, run=run))
         # The first read happens here, so an unknown session is a 404, not a 200 stream.
         try:
             first = await anext(events)
         except StopAsyncIteration:
             first = None
-        except GatewayError:
-            raise
 
         async def lines() -> AsyncIterator[bytes]:
             if first is not None:

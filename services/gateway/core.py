@@ -1,10 +1,17 @@
 """The gateway's use cases, once, for every transport.
 
 HTTP (:mod:`services.gateway.http_api`) and gRPC (:mod:`services.gateway.grpc_api`) are thin
-adapters over :class:`GatewayCore`: they turn their input into a dict or a pydantic model,
-call the core, and turn what it returns (or the :class:`GatewayError` it raises) into their
-own answer. Validation, authentication, timing, ownership checks and the meaning of every
-error code live here, so the transports cannot drift apart.
+adapters over :class:`GatewayCore`: they turn their input into a dict, call the core, and turn
+what it returns (or the :class:`GatewayError` it raises) into their own answer. Validation
+(:mod:`services.gateway.inputs`), authentication, timing, ownership checks, the reads
+(:mod:`services.gateway.reads`) and the meaning of every error code live behind it, so the
+transports cannot drift apart.
+
+A command is sent through its :class:`~exammentor.contracts.bindings.Binding`: the core
+validates the raw input as the binding's input (:meth:`GatewayCore.admit`), adds what a few
+commands need beyond their payload (:data:`_ADMISSIONS`: the autopilot's new session and
+waiting question, the chat's user), checks the study session once, and sends it with the
+idempotency key the transport passes in (:meth:`GatewayCore.stream`, :meth:`GatewayCore.run`).
 
 Errors are :class:`~exammentor.contracts.commands.ErrorCode` declarations: each names its
 HTTP status and gRPC status code beside its machine-readable code.
@@ -13,232 +20,66 @@ HTTP status and gRPC status code beside its machine-readable code.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from exammentor import pipeline, sessions
+from exammentor import sessions
 from exammentor.contracts.api import (
     Credentials,
-    Error,
-    PlanList,
-    RequestList,
-    StoredPlan,
-    StoredRequest,
     Token,
 )
+from exammentor.contracts.autopilot import (
+    ANSWER_REFUSED,
+    AUTOPILOT_ANSWER,
+    AUTOPILOT_START,
+    AutopilotAnswerRequest,
+    AutopilotStartRequest,
+)
+from exammentor.contracts.bindings import Binding
 from exammentor.contracts.commands import (
     BAD_CREDENTIALS,
-    DEAD_LETTERED,
-    GATEWAY_ERRORS,
     IDEMPOTENCY_CONFLICT,
-    INVALID_REQUEST,
     INVALID_TRANSITION,
     MAINTENANCE,
     NAME_TAKEN,
-    NOT_FOUND,
     QUEUED,
-    SESSION_NOT_FOUND,
     STILL_RUNNING,
     TOO_MANY_ATTEMPTS,
     UNAUTHENTICATED,
     USER_MISMATCH,
     Command,
-    ErrorCode,
 )
 from exammentor.contracts.sessions import (
     InvalidTransition,
     SaveSessionRequest,
-    SessionHistory,
-    SessionList,
     SessionSaved,
     SessionStarted,
-    SessionState,
     StartSessionRequest,
+)
+from exammentor.contracts.tutor import (
+    TUTOR_CHAT_SAVE,
+    ChatSaveRequest,
 )
 from exammentor.db import Pool, user_transaction
 from exammentor.dispatch import BrokerUnavailable, Dispatched, Dispatcher, ResultTimeout
 from exammentor.maintenance import MaintenanceGate
-from exammentor.read_models import planner as read_models
 from exammentor.relay import RelayChunk
 from exammentor.telemetry import start_span
-from exammentor.validation import field_name
 from services.gateway import repo
 from services.gateway.domain import InvalidToken, TokenIssuer, hash_password, verify_password
+from services.gateway.inputs import GatewayError, command_error, parse, parse_uuid, still_running
 from services.gateway.limits import AttemptLimiter, TooManyAttempts
+from services.gateway.reads import WATCH_POLL_S, StoredReads, check_chat_user
 from services.gateway.settings import AttemptLimits
 from services.gateway.watch import RequestWatch
 
-P = TypeVar("P", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
-
-_GATEWAY_CODES = {e.code: e for e in GATEWAY_ERRORS}
-
-
-class GatewayError(Exception):
-    """A refusal or failure, as every transport answers it."""
-
-    def __init__(
-        self,
-        error: ErrorCode,
-        message: str,
-        details: dict[str, Any] | None = None,
-        request_id: UUID | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.error = error
-        self.message = message
-        self.details = details or {}
-        self.request_id = request_id
-
-    @property
-    def code(self) -> str:
-        """The machine-readable code."""
-        return self.error.code
-
-    def as_error(self) -> Error:
-        """The error as the API's contract shape."""
-        return Error(
-            code=self.code, message=self.message, details=self.details, request_id=self.request_id
-        )
-
-    def body(self) -> dict[str, Any]:
-        """The HTTP body's ``detail``: code, message and the details flat beside them."""
-        body: dict[str, Any] = {**self.details, "code": self.code, "message": self.message}
-        if self.request_id is not None:
-            body["request_id"] = str(self.request_id)
-        return body
-
-
-def command_error(
-    command: Command[Any, Any], data: dict[str, Any], request_id: UUID
-) -> GatewayError:
-    """A command's final error chunk as a :class:`GatewayError` with its declared statuses.
-
-    An undeclared code (a worker older or newer than this gateway) is answered as a failure
-    of the pipeline rather than guessed at.
-    """
-    code = str(data.get("code", ""))
-    details = {k: v for k, v in data.items() if k not in {"code", "message", "request_id"}}
-    if command.declares(code):
-        error = command.error(code)
-    else:
-        error = _GATEWAY_CODES.get(code, DEAD_LETTERED)
-    return GatewayError(error, str(data.get("message", code)), details, request_id)
-
-
-def _unstorable_text(data: Any, path: str = "") -> tuple[str, str] | None:
-    """The first string in ``data`` Postgres cannot store, as ``(field, reason)``."""
-    if isinstance(data, str):
-        if "\x00" in data:
-            return path or "body", "contains a NUL character"
-        try:
-            data.encode("utf-8")
-        except UnicodeEncodeError:
-            return path or "body", "is not valid UTF-8 text (a lone surrogate)"
-        return None
-    if isinstance(data, dict):
-        items: Any = data.items()
-    elif isinstance(data, list):
-        items = enumerate(data)
-    else:
-        return None
-    for key, value in items:
-        key_problem = _unstorable_text(key, path) if isinstance(key, str) else None
-        where = f"{path}.{key}" if path else str(key)
-        found = key_problem or _unstorable_text(value, where)
-        if found is not None:
-            return found
-    return None
-
-
-def parse(model: type[P], data: Any, command: Command[Any, Any] | None = None) -> P:
-    """``data`` as ``model``, or a :class:`GatewayError` naming each bad field.
-
-    Text Postgres cannot store (NUL characters, lone surrogates) is refused wherever it is,
-    before anything is stored, published or sent to a model. A validation error whose type is
-    an error code the command declares (such as ``syllabus_too_large``) is answered with that
-    code and its status; any other is ``invalid_request``.
-    """
-    unstorable = _unstorable_text(data)
-    if unstorable is not None:
-        field_, reason = unstorable
-        raise GatewayError(
-            INVALID_REQUEST,
-            f"{field_}: {reason}",
-            {"errors": [{"field": field_, "reason": reason, "type": "text_unstorable"}]},
-        )
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        errors = [
-            {"field": field_name(err["loc"]) or "body", "reason": err["msg"], "type": err["type"]}
-            for err in exc.errors(include_url=False)
-        ]
-        message = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
-        declared = next(
-            (e for e in errors if command is not None and command.declares(e["type"])), None
-        )
-        error = command.error(declared["type"]) if command and declared else INVALID_REQUEST
-        raise GatewayError(error, message, {"errors": errors}) from exc
-
-
-def parse_json(model: type[P], raw: bytes, command: Command[Any, Any] | None = None) -> P:
-    """A JSON body as ``model``: bytes that are not UTF-8 or not JSON are refused by name."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        reason = f"not UTF-8 text (invalid byte at position {exc.start})"
-        raise GatewayError(
-            INVALID_REQUEST,
-            f"body: {reason}",
-            {"errors": [{"field": "body", "reason": reason, "type": "text_not_utf8"}]},
-        ) from exc
-    try:
-        # json.loads keeps a lone surrogate ("\ud800"), so the model's check can name the
-        # field that holds it; pydantic's own parser would only say "invalid JSON".
-        data = json.loads(text) if text.strip() else {}
-    except (ValueError, RecursionError) as exc:
-        if isinstance(exc, json.JSONDecodeError):
-            reason = f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        elif isinstance(exc, RecursionError):
-            reason = "not JSON: nested too deeply"
-        else:  # an integer past Python's digit limit
-            reason = "not JSON: a number has more digits than any field accepts"
-        raise GatewayError(
-            INVALID_REQUEST,
-            f"body: {reason}",
-            {"errors": [{"field": "body", "reason": reason, "type": "json_invalid"}]},
-        ) from exc
-    return parse(model, data, command)
-
-
-def parse_uuid(field_: str, value: str) -> UUID:
-    """``value`` as a UUID, or ``invalid_request`` naming ``field_``."""
-    try:
-        return UUID(value)
-    except ValueError as exc:
-        raise GatewayError(
-            INVALID_REQUEST,
-            f"{field_}: not a UUID",
-            {"errors": [{"field": field_, "reason": "not a UUID", "type": "uuid_parsing"}]},
-        ) from exc
-
-
-def still_running(request_id: UUID) -> GatewayError:
-    """The error of a command whose result did not come within the wait: the client fetches
-    the request later (HTTP answers it 202)."""
-    return GatewayError(
-        STILL_RUNNING, f"still running; fetch request {request_id} later", request_id=request_id
-    )
 
 
 @dataclass
@@ -298,69 +139,12 @@ class CommandStream:
         return command_error(self.command, chunk.data, self.request_id)
 
 
-IDEMPOTENCY_KEY: ContextVar[str | None] = ContextVar("idempotency_key", default=None)
-"""The client's idempotency key of the call being served (``Idempotency-Key`` header, gRPC
-metadata ``idempotency-key``); set by each transport, read by :meth:`GatewayCore.stream`."""
-
-MAX_IDEMPOTENCY_KEY_CHARS = 200
 _ONLY_THE_END = 2**31 - 1
 """``after`` that skips every progress line: only a request's end is wanted."""
 
 
-def idempotency_key(value: str | None) -> str | None:
-    """A client's idempotency key, checked (``invalid_request`` naming the header)."""
-    if value is None:
-        return None
-    if not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_CHARS or not value.isprintable():
-        reason = f"1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable characters"
-        raise GatewayError(
-            INVALID_REQUEST,
-            f"Idempotency-Key: {reason}",
-            {"errors": [{"field": "Idempotency-Key", "reason": reason, "type": "header"}]},
-        )
-    return value
-
-
-_FOLLOW_POLL_S = 2.0
-"""Longest a follower sleeps without a notification before it looks again."""
-
-
-def _stored(row: pipeline.StoredRequest) -> StoredRequest:
-    """A stored request row as the API's shape."""
-    error = None
-    if row.error is not None:
-        data = dict(row.error)
-        error = Error(
-            code=str(data.pop("code", "failed")),
-            message=str(data.pop("message", "")),
-            details=data,
-            request_id=row.request_id,
-        )
-    return StoredRequest(
-        request_id=row.request_id,
-        kind=row.kind,
-        status=row.status,
-        result=row.result,
-        error=error,
-        created_at=row.created_at,
-        completed_at=row.completed_at,
-    )
-
-
-def _final_line(row: pipeline.StoredRequest, seq: int) -> dict[str, Any]:
-    """The last line of a followed request, as a live NDJSON stream ends."""
-    if row.status == "done":
-        return {
-            "type": "complete",
-            "seq": seq,
-            "request_id": str(row.request_id),
-            "final_result": row.result,
-        }
-    return {"type": "error", "seq": seq, "request_id": str(row.request_id), **(row.error or {})}
-
-
-class GatewayCore:
-    """Every use case of the gateway, transport-neutral."""
+class GatewayCore(StoredReads):
+    """Every use case of the gateway, transport-neutral (the reads: :class:`StoredReads`)."""
 
     def __init__(
         self,
@@ -372,6 +156,7 @@ class GatewayCore:
         limiter: AttemptLimiter | None = None,
         watch: RequestWatch | None = None,
         maintenance: MaintenanceGate | None = None,
+        watch_poll_s: float = WATCH_POLL_S,
     ) -> None:
         self.pool = pool
         self.dispatcher = dispatcher
@@ -380,6 +165,7 @@ class GatewayCore:
         self.limiter = limiter or AttemptLimiter(AttemptLimits())
         self.watch = watch or RequestWatch(pool)
         self.maintenance = maintenance or MaintenanceGate(pool)
+        self.watch_poll_s = watch_poll_s
 
     async def refuse_writes(self) -> None:
         """The one maintenance rule: while the operator's flag is on, every write (each
@@ -457,43 +243,67 @@ class GatewayCore:
             return
         async with user_transaction(self.pool, user) as conn:
             if not await sessions.session_exists(conn, session_id):
-                raise GatewayError(
-                    SESSION_NOT_FOUND,
-                    f"session_id: no study session {session_id}",
-                    {"field": "session_id"},
-                )
+                raise self._no_session(session_id)
+
+    async def admit(
+        self, binding: Binding, user: UUID, data: Any, session_id: UUID | None
+    ) -> Admitted:
+        """A client's input as the command to send: validated as the binding's input (the
+        command's payload unless it says otherwise), completed by the command's own checks
+        (:data:`_ADMISSIONS`), past the maintenance gate, its study session checked once.
+
+        Raises:
+            GatewayError: The input, the session or the moment refuses it.
+        """
+        command, payload = binding.target(parse(binding.input, data, binding.command))
+        if binding.session == "payload":
+            named = getattr(payload, "session_id", None)
+            session_id = parse_uuid("session_id", named) if named else None
+        admitted = Admitted(command, payload, session_id)
+        special = _ADMISSIONS.get(command.key)
+        if special is not None:
+            admitted = await special(self, user, admitted)
+        await self.refuse_writes()
+        if not admitted.session_checked:
+            await self.check_session(user, admitted.session_id)
+        return admitted
 
     @asynccontextmanager
     async def stream(
         self,
-        command: Command[P, Any],
+        binding: Binding,
         user: UUID,
-        payload: P,
+        data: Any,
         *,
+        idempotency_key: str | None,
         session_id: UUID | None = None,
     ) -> AsyncIterator[CommandStream]:
-        """Stores and publishes a command and yields its stream.
+        """Validates, stores and publishes a command (:meth:`admit`) and yields its stream.
 
-        With an idempotency key (:data:`IDEMPOTENCY_KEY`, from the transport) that named an
-        earlier request of this user, that request is yielded (``replayed``), nothing sent.
+        With an ``idempotency_key`` that named an earlier request of this user, that request
+        is yielded (``replayed``: its stored lines), nothing sent.
 
         Raises:
-            GatewayError: ``queued`` (with the request id) when the command is stored but the
-                broker did not take it in time (it is sent when the broker answers);
-                ``idempotency_conflict`` when the key named a different request.
+            GatewayError: The input was refused (:meth:`admit`); ``queued`` (with the
+                request id) when the command is stored but the broker did not take it in
+                time (it is sent when the broker answers); ``idempotency_conflict`` when the
+                key named a different request.
         """
-        await self.refuse_writes()
-        await self.check_session(user, session_id)
-        data = payload.model_dump(mode="json")
-        key = IDEMPOTENCY_KEY.get()
+        admitted = await self.admit(binding, user, data, session_id)
+        command = admitted.command
+        payload = admitted.payload.model_dump(mode="json")
         try:
             with start_span(f"gateway {command.name}"):
                 async with self.dispatcher.dispatch(
-                    command, user, data, session_id=session_id, idempotency_key=key
+                    command,
+                    user,
+                    payload,
+                    session_id=admitted.session_id,
+                    idempotency_key=idempotency_key,
                 ) as dispatched:
                     if dispatched.replayed is not None and (
                         dispatched.replayed.kind != command.name
-                        or dispatched.replayed.payload != data
+                        or dispatched.replayed.payload != payload
                     ):
                         raise GatewayError(
                             IDEMPOTENCY_CONFLICT,
@@ -520,22 +330,26 @@ class GatewayCore:
 
     async def run(
         self,
-        command: Command[P, R],
+        binding: Binding,
         user: UUID,
-        payload: P,
+        data: Any,
         *,
+        idempotency_key: str | None,
         session_id: UUID | None = None,
-    ) -> CommandAnswer[R]:
-        """Publishes a command and waits for its final answer (None: still on its way, or
-        queued until the broker answers; the request id says where to look).
+    ) -> CommandAnswer[Any]:
+        """Sends a command (:meth:`stream`) and waits for its final answer (None: still on
+        its way, or queued until the broker answers; the request id says where to look).
 
         Raises:
-            GatewayError: The command ended in error (its declared code).
+            GatewayError: The input was refused, or the command ended in error (its
+                declared code).
         """
         try:
-            async with self.stream(command, user, payload, session_id=session_id) as run:
+            async with self.stream(
+                binding, user, data, idempotency_key=idempotency_key, session_id=session_id
+            ) as run:
                 if run.stored is not None:
-                    return await self._stored_answer(command, user, run.request_id)
+                    return await self._stored_answer(run.command, user, run.request_id)
                 try:
                     last: RelayChunk | None = None
                     async for chunk in run.chunks():
@@ -549,7 +363,7 @@ class GatewayCore:
         assert last is not None
         if last.kind == "error":
             raise run.error(last)
-        return CommandAnswer(run.request_id, command.result.model_validate(last.data))
+        return CommandAnswer(run.request_id, run.command.result.model_validate(last.data))
 
     async def _stored_answer(
         self, command: Command[Any, R], user: UUID, request_id: UUID
@@ -565,82 +379,52 @@ class GatewayCore:
             raise command_error(command, line, request_id)
         return CommandAnswer(request_id, None)
 
-    # ---- stored resources ----------------------------------------------------------------
+    # ---- what some commands check or complete before they are sent ----------------------
 
-    async def stored_request(self, user: UUID, request_id: UUID) -> StoredRequest:
-        """One of the user's requests (``not_found`` for any other)."""
-        async with user_transaction(self.pool, user) as conn:
-            row = await pipeline.get_request(conn, request_id)
-        if row is None:
-            raise GatewayError(NOT_FOUND, f"request_id: no request {request_id}")
-        return _stored(row)
+    async def _admit_autopilot_start(self, user: UUID, admitted: Admitted) -> Admitted:
+        """A start for the caller only (their own ``user_id`` accepted, as the sessions
+        routes do, and not sent on); a new study session when none is named."""
+        body = admitted.payload
+        assert isinstance(body, AutopilotStartRequest)
+        self.check_user_field(user, body.user_id)
+        admitted.payload = body.model_copy(update={"user_id": None})
+        if admitted.session_id is None:
+            await self.refuse_writes()  # before the session it creates
+            async with user_transaction(self.pool, user) as conn:
+                admitted.session_id = await sessions.start_session(
+                    conn, user, body.exam_type or "none"
+                )
+            admitted.session_checked = True
+        return admitted
 
-    async def requests(self, user: UUID, limit: int) -> RequestList:
-        """The user's newest requests."""
-        async with user_transaction(self.pool, user) as conn:
-            found = await pipeline.recent_requests(conn, limit)
-        return RequestList(requests=[_stored(r) for r in found])
-
-    async def follow(
-        self, user: UUID, request_id: UUID, after: int
-    ) -> AsyncIterator[dict[str, Any]]:
-        """A request's progress after ``after`` as it is stored, then its end: a ``complete``
-        line with the result under ``final_result``, or an ``error`` line; a ``still_running``
-        error when it has not ended within the gateway's wait. Each line has its ``seq``.
-
-        Raises:
-            GatewayError: ``not_found`` for another user's or an unknown request (before the
-                first line, so an HTTP client gets a 404).
+    async def _admit_autopilot_answer(self, user: UUID, admitted: Admitted) -> Admitted:
+        """Without a ``question_id`` (the original's clients send only the index) the answer
+        is for the question that waits now; when none waits it is refused here, as the
+        service would refuse it. The service checks the id again when it takes the answer,
+        so an answer that crossed the wait's end is refused, not given to the next question.
         """
-        await self.stored_request(user, request_id)
-        return self._follow(user, request_id, after)
+        body = admitted.payload
+        assert isinstance(body, AutopilotAnswerRequest)
+        assert admitted.session_id is not None
+        if body.question_id:
+            return admitted
+        found = await self.autopilot_status(user, admitted.session_id)
+        admitted.session_checked = True  # the run was found, so the session is the user's
+        if found.awaiting_input and found.current_question is not None:
+            admitted.payload = body.model_copy(update={"question_id": found.current_question.id})
+            return admitted
+        why = f"the run is {found.status}" if found.status != "running" else "no question waits"
+        raise GatewayError(
+            ANSWER_REFUSED,
+            f"question_id: {why} (phase {found.phase_detail}); nothing to answer",
+            {"field": "question_id", "status": found.status, "phase": found.phase_detail},
+        )
 
-    async def _follow(
-        self, user: UUID, request_id: UUID, after: int
-    ) -> AsyncIterator[dict[str, Any]]:
-        last = after
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.request_timeout_s
-        with self.watch.follower(request_id) as changed:
-            while True:
-                changed.clear()
-                async with user_transaction(self.pool, user) as conn:
-                    row = await pipeline.get_request(conn, request_id)
-                    events = await pipeline.request_events(conn, request_id, last)
-                for event in events:
-                    yield event
-                    last = event["seq"]
-                if row is not None and row.status in ("done", "failed"):
-                    yield _final_line(row, last + 1)
-                    return
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    yield {
-                        "type": "error",
-                        "seq": last,
-                        "code": STILL_RUNNING.code,
-                        "message": "still running; follow it again later",
-                        "request_id": str(request_id),
-                        "location": f"/api/requests/{request_id}/events?after={last}",
-                    }
-                    return
-                # Woken by the worker's notification; the timeout covers a missed one.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), min(remaining, _FOLLOW_POLL_S))
-
-    async def stored_plan(self, user: UUID, plan_id: UUID) -> StoredPlan:
-        """One of the user's plans (``not_found`` for any other)."""
-        async with user_transaction(self.pool, user) as conn:
-            plan = await read_models.stored_plan(conn, plan_id)
-        if plan is None:
-            raise GatewayError(NOT_FOUND, f"plan_id: no plan {plan_id}")
-        return plan
-
-    async def plans(self, user: UUID, session_id: UUID | None, limit: int) -> PlanList:
-        """The user's plans, newest first."""
-        async with user_transaction(self.pool, user) as conn:
-            found = await read_models.plan_summaries(conn, session_id=session_id, limit=limit)
-        return PlanList(plans=found)
+    async def _admit_chat_save(self, user: UUID, admitted: Admitted) -> Admitted:
+        body = admitted.payload
+        assert isinstance(body, ChatSaveRequest)
+        check_chat_user(user, body.user_id)
+        return admitted
 
     # ---- study sessions ------------------------------------------------------------------
 
@@ -651,19 +435,6 @@ class GatewayCore:
         async with user_transaction(self.pool, user) as conn:
             session_id = await sessions.start_session(conn, user, body.exam_type)
         return SessionStarted(session_id=session_id)
-
-    def _no_session(self, session_id: UUID) -> GatewayError:
-        return GatewayError(
-            SESSION_NOT_FOUND, f"session_id: no study session {session_id}", {"field": "session_id"}
-        )
-
-    async def session_state(self, user: UUID, session_id: UUID) -> SessionState:
-        """A session's phase and context."""
-        async with user_transaction(self.pool, user) as conn:
-            state = await sessions.session_state(conn, session_id)
-        if state is None:
-            raise self._no_session(session_id)
-        return state
 
     async def save_session(
         self, user: UUID, session_id: UUID, body: SaveSessionRequest
@@ -688,15 +459,21 @@ class GatewayCore:
             raise self._no_session(session_id)
         return SessionSaved(phase=phase)
 
-    async def sessions(self, user: UUID, limit: int) -> SessionList:
-        """The user's sessions, newest first."""
-        async with user_transaction(self.pool, user) as conn:
-            return SessionList(sessions=await sessions.list_sessions(conn, limit))
 
-    async def session_history(self, user: UUID, session_id: UUID) -> SessionHistory:
-        """A session's audit log, oldest first."""
-        async with user_transaction(self.pool, user) as conn:
-            entries = await sessions.session_history(conn, session_id)
-        if entries is None:
-            raise self._no_session(session_id)
-        return SessionHistory(entries=entries)
+@dataclass
+class Admitted:
+    """A command about to be sent: which, with what payload, for which study session, and
+    whether that session is known to be the user's already (then it is not read again)."""
+
+    command: Command[Any, Any]
+    payload: BaseModel
+    session_id: UUID | None
+    session_checked: bool = False
+
+
+_ADMISSIONS: dict[str, Callable[[GatewayCore, UUID, Admitted], Awaitable[Admitted]]] = {
+    AUTOPILOT_START.key: GatewayCore._admit_autopilot_start,
+    AUTOPILOT_ANSWER.key: GatewayCore._admit_autopilot_answer,
+    TUTOR_CHAT_SAVE.key: GatewayCore._admit_chat_save,
+}
+"""The commands the gateway checks or completes beyond their payload's validation."""

@@ -28,7 +28,6 @@ from exammentor import metrics
 from exammentor.contracts.api import (
     MAX_REQUEST_LIST_LIMIT,
     Credentials,
-    EchoRequest,
     RequestList,
     StoredRequest,
     Token,
@@ -37,22 +36,14 @@ from exammentor.contracts.commands import (
     CORS_REFUSED,
     INVALID_REQUEST,
     MAINTENANCE,
-    SYSTEM_ECHO,
     TOO_MANY_ATTEMPTS,
-    EchoPayload,
 )
 from exammentor.ops import ops_routes
 from exammentor.validation import field_name
 from services.gateway.autopilot_routes import autopilot_router
-from services.gateway.core import IDEMPOTENCY_KEY, GatewayError, idempotency_key
-from services.gateway.http_base import (
-    GatewayState,
-    User,
-    body_schema,
-    error_response,
-    json_body,
-    pending_response,
-)
+from services.gateway.http_base import GatewayState, User, body_schema, error_response, json_body
+from services.gateway.http_commands import command_router
+from services.gateway.inputs import GatewayError, idempotency_key
 from services.gateway.plan_routes import plan_router
 from services.gateway.quiz_routes import quiz_router
 from services.gateway.session_routes import session_router
@@ -138,10 +129,10 @@ def create_http_app(state: GatewayState) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         try:
-            key = idempotency_key(request.headers.get("idempotency-key"))
+            # Checked for every route, so a malformed key is refused whatever it was for.
+            idempotency_key(request.headers.get("idempotency-key"))
         except GatewayError as exc:
             return error_response(exc)
-        IDEMPOTENCY_KEY.set(key)
         started = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")
@@ -176,23 +167,12 @@ def create_http_app(state: GatewayState) -> FastAPI:
         """Checks the password; returns a bearer token."""
         return await core.login(body, client=_client_address(request))
 
+    app.include_router(command_router)
     app.include_router(plan_router(state))
     app.include_router(autopilot_router(state))
     app.include_router(session_router(state))
     app.include_router(quiz_router(state))
     app.include_router(tutor_router(state))
-
-    @app.post("/api/system/echo", openapi_extra=body_schema(EchoRequest))
-    async def system_echo(
-        body: Annotated[EchoRequest, Depends(json_body(EchoRequest))], user: User
-    ) -> Response:
-        """``system.echo`` through one service: the pipeline without a model."""
-        found = await core.run(SYSTEM_ECHO[body.service], user, EchoPayload(text=body.text))
-        if found.result is None:
-            return pending_response(found.request_id)
-        return JSONResponse(
-            found.result.model_dump(mode="json"), headers={"X-Request-Id": str(found.request_id)}
-        )
 
     @app.get("/api/requests/{request_id}")
     async def get_request(request_id: UUID, user: User) -> StoredRequest:

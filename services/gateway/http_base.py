@@ -18,7 +18,8 @@ from pydantic import BaseModel
 
 from exammentor.contracts.commands import BODY_TOO_LARGE, Command
 from exammentor.ops import Readiness
-from services.gateway.core import GatewayCore, GatewayError, parse_json
+from services.gateway.core import GatewayCore
+from services.gateway.inputs import GatewayError, parse_json
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -1,7 +1,9 @@
-"""The plan routes of the HTTP API, with the original's shapes.
+"""The plan routes of the HTTP API that are not made from the binding table, with the
+original's shapes.
 
 Each ``POST /api/plan/...`` route sends one ``plan.generate`` v1 command (the planner always
-verifies; see ``services/planner/handlers.py``) and answers with its part of the result:
+verifies; see ``services/planner/handlers.py``) and answers with its part of the result (the
+three plain ones are declared in ``exammentor/contracts/bindings.py``):
 
 - ``generate`` and ``generate-verified``: the final ``StudyPlan``;
 - ``generate-verified-with-history``: the whole :class:`~exammentor.contracts.plan.PlanResult`
@@ -25,27 +27,21 @@ from contextlib import AsyncExitStack
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from exammentor.contracts.api import MAX_PLAN_LIST_LIMIT
+from exammentor.contracts.bindings import BY_COMMAND
 from exammentor.contracts.commands import PLAN_GENERATE
-from exammentor.contracts.plan import PlanRequest, PlanResult
+from exammentor.contracts.plan import PlanRequest
 from exammentor.dispatch import ResultTimeout
 from exammentor.relay import RelayChunk
 from services.gateway.core import CommandStream
-from services.gateway.http_base import (
-    GatewayState,
-    User,
-    body_schema,
-    json_body,
-    pending_response,
-)
+from services.gateway.http_base import GatewayState, User, body_schema
+from services.gateway.http_commands import request_json, request_key
 
 _PLAN_BODY = body_schema(PlanRequest)
-_CLARIFICATION = {"needs_clarification", "clarifying_question", "options", "routing"}
 
-Body = Annotated[PlanRequest, Depends(json_body(PlanRequest, PLAN_GENERATE))]
 SessionId = Annotated[
     UUID | None, Query(description="The study session the plan belongs to (optional).")
 ]
@@ -90,47 +86,22 @@ def plan_router(state: GatewayState) -> APIRouter:
     router = APIRouter(tags=["plans"])
     core = state.core
 
-    async def answer(
-        user: UUID, body: PlanRequest, session_id: UUID | None, *, history: bool
-    ) -> Response:
-        found = await core.run(PLAN_GENERATE, user, body, session_id=session_id)
-        if found.result is None:
-            return pending_response(found.request_id)
-        result: PlanResult = found.result
-        headers = {"X-Request-Id": str(found.request_id)}
-        if result.needs_clarification:
-            question = result.model_dump(mode="json", include=_CLARIFICATION)
-            return JSONResponse(question, headers=headers)
-        data = result.model_dump(mode="json")
-        headers["X-Plan-Id"] = str(result.plan_id)
-        headers["X-From-Cache"] = "true" if result.from_cache else "false"
-        return JSONResponse(data if history else data["final_plan"], headers=headers)
-
-    @router.post("/api/plan/generate", openapi_extra=_PLAN_BODY)
-    async def generate(user: User, body: Body, session_id: SessionId = None) -> Response:
-        """A study plan (``StudyPlan``), verified."""
-        return await answer(user, body, session_id, history=False)
-
-    @router.post("/api/plan/generate-verified", openapi_extra=_PLAN_BODY)
-    async def generate_verified(user: User, body: Body, session_id: SessionId = None) -> Response:
-        """The final plan after the verify-and-fix loop (``StudyPlan``)."""
-        return await answer(user, body, session_id, history=False)
-
-    @router.post("/api/plan/generate-verified-with-history", openapi_extra=_PLAN_BODY)
-    async def generate_verified_with_history(
-        user: User, body: Body, session_id: SessionId = None
-    ) -> Response:
-        """The final plan with every version, its verification and the diffs."""
-        return await answer(user, body, session_id, history=True)
-
     @router.post("/api/plan/stream-verified", openapi_extra=_PLAN_BODY)
-    async def stream_verified(user: User, body: Body, session_id: SessionId = None) -> Response:
+    async def stream_verified(
+        request: Request, user: User, session_id: SessionId = None
+    ) -> Response:
         """NDJSON lines as the stages happen; the last is ``complete`` or ``error``."""
         # Entered here, not in the generator: the waiter must exist before the command is
         # published, and a broker that refuses it must still be a 503, not a 200 stream.
         stack = AsyncExitStack()
         run = await stack.enter_async_context(
-            core.stream(PLAN_GENERATE, user, body, session_id=session_id)
+            core.stream(
+                BY_COMMAND[PLAN_GENERATE.key],
+                user,
+                await request_json(request),
+                idempotency_key=request_key(request),
+                session_id=session_id,
+            )
         )
 
         async def lines() -> AsyncIterator[bytes]:

@@ -27,8 +27,8 @@ from exammentor.contracts.sessions import (
     SessionState,
     StartSessionRequest,
 )
-from services.gateway.core import parse
 from services.gateway.http_base import GatewayState, User, body_schema, json_body
+from services.gateway.inputs import parse
 
 
 def session_router(state: GatewayState) -> APIRouter:

@@ -3,25 +3,46 @@
 Each case is a call made the HTTP way and the gRPC way. Both must end with the same code
 (``ok`` or the machine-readable error code), and each transport's status must be the one
 the code's declaration names (``exammentor/contracts/commands.py``).
+
+And every route and method of the binding table (``exammentor/contracts/bindings.py``),
+plain or streaming, sent twice with one idempotency key, is one request: the same request
+id, one stored request, no second command (a stack of this module's own, on the scripted
+model, whose calls are counted).
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+import asyncpg
 import grpc
 import httpx
 import pytest
+from google.protobuf import json_format, message_factory
 from grpc import aio
 
 from exammentor._proto import gateway_pb2 as pb
-from exammentor._proto import gateway_pb2_grpc
+from exammentor._proto import gateway_pb2_grpc, tutor_pb2, tutor_pb2_grpc
+from exammentor.contracts.autopilot import AUTOPILOT_START
+from exammentor.contracts.bindings import BINDINGS, Binding, GrpcMethod, HttpRoute
 from exammentor.contracts.catalog import COMMANDS
 from exammentor.contracts.commands import GATEWAY_ERRORS, ErrorCode
 from exammentor.contracts.plan import MAX_SYLLABUS_CHARS
-from tests.integration.conftest import Stack
+from exammentor.settings import LLMSettings
+from exammentor.topics import ensure_topics
+from services.gateway.app import Gateway
+from services.gateway.grpc_commands import method_descriptor
+from services.gateway.settings import GatewaySettings
+from tests.conftest import SessionEnv
+from tests.fakes.scripted_openai import Content, ScriptedOpenAI
+from tests.infra import unique_name
+from tests.integration.conftest import SERVICES, Stack, start_worker
+from tests.unit.autopilot.strategies import make_plan
 
 pytestmark = pytest.mark.integration
 
@@ -286,3 +307,227 @@ async def test_both_transports_give_the_same_outcome(world: World, case: str) ->
     else:
         assert http_status == _DECLARED[expected].http_status
         assert grpc_status == grpc.StatusCode[_DECLARED[expected].grpc_status]
+
+
+# ---- idempotency on every command, driven by the binding table ----------------------------
+
+PNG = base64.b64encode(
+    bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+    )
+).decode()
+QUESTION = {
+    "id": "q-parity-1",
+    "text": "What bends light?",
+    "options": ["A lens", "A rock", "Sand", "Air"],
+    "concept_tested": "refraction",
+    "correct_option_index": 0,
+    "explanation": "A lens refracts light.",
+}
+
+
+def _samples(user_id: str) -> dict[str, dict[str, Any]]:
+    """A valid input of each bound command (the gateway takes it; the worker may refuse it,
+    which is an answer like any other)."""
+    return {
+        "system.echo@1": {"text": "parity", "service": "quiz"},
+        "plan.generate@1": {
+            "goal": "Pass JEE physics",
+            "exam_type": "jee",
+            "days": 3,
+            "syllabus_text": "Optics\nKinematics",
+        },
+        "quiz.generate@1": {"topic": "refraction", "num_questions": 1},
+        "quiz.generate_from_image@1": {
+            "topic": "refraction",
+            "image_base64": PNG,
+            "mime_type": "image/png",
+        },
+        "quiz.grade@1": {"question_id": "q-unknown", "student_answer_index": 0},
+        "quiz.diagnose@1": {"question_id": "q-unknown", "student_answer_index": 1},
+        "quiz.analyze@1": {
+            "topic": "refraction",
+            "quiz_answers": [
+                {
+                    "question": "What bends light?",
+                    "concept_tested": "refraction",
+                    "student_answer_index": 1,
+                    "correct_option_index": 0,
+                }
+            ],
+        },
+        "quiz.save@1": {"user_id": user_id, "topic_id": "refraction", "questions": [QUESTION]},
+        "tutor.explain@1": {"topic": "refraction"},
+        "tutor.stream@1": {"topic": "refraction"},
+        "tutor.lesson@1": {"topic": "refraction"},
+        "tutor.explain_image@1": {
+            "topic": "refraction",
+            "image_base64": PNG,
+            "mime_type": "image/png",
+        },
+        "tutor.describe_image@1": {"image_base64": PNG, "mime_type": "image/png"},
+        "tutor.extract_pdf_text@1": {"pdf_base64": base64.b64encode(b"%PDF-1.4 no").decode()},
+        "tutor.material.add@1": {"title": "Notes", "text": "Refraction bends light."},
+        "tutor.material.delete@1": {"material_id": str(uuid.uuid5(uuid.NAMESPACE_URL, user_id))},
+        "tutor.chat.save@1": {"topic_id": "refraction", "messages": []},
+        "autopilot.start@1": {
+            "study_plan": make_plan("Optics").model_dump(mode="json"),
+            "duration_minutes": 5,
+        },
+        "autopilot.control@1": {},
+        "autopilot.answer@1": {"question_id": "q-unknown", "answer_index": 0},
+    }
+
+
+@dataclass
+class Keyed:
+    """A stack of this module's own on the scripted model, to send every command twice."""
+
+    stack: Stack
+    model: ScriptedOpenAI
+    http: httpx.AsyncClient
+    channel: aio.Channel
+
+
+@pytest.fixture(scope="module")
+async def keyed(test_env: SessionEnv) -> AsyncIterator[Keyed]:
+    env = dataclasses.replace(test_env, topic_prefix=unique_name("idem"))
+    await ensure_topics(env.kafka())
+    model = ScriptedOpenAI(default=Content("A short answer."))
+    await model.__aenter__()
+    gateway = Gateway(
+        env.service_settings(
+            GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=20
+        )
+    )
+    await gateway.start()
+    llm = LLMSettings(base_url=model.base_url, max_retries=0, repair_attempts=0, timeout_s=10)
+    workers = [await start_worker(env, name, llm) for name in SERVICES]
+    stack = Stack(gateway, workers)
+    async with (
+        httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http,
+        aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel,
+    ):
+        yield Keyed(stack, model, http, channel)
+    for worker in workers:
+        await worker.stop()
+    await gateway.stop()
+    await model.__aexit__(None, None, None)
+
+
+def _entries() -> list[tuple[str, Binding, HttpRoute | GrpcMethod]]:
+    found: list[tuple[str, Binding, HttpRoute | GrpcMethod]] = []
+    for binding in BINDINGS:
+        for route in binding.http:
+            found.append((f"{route.method} {route.path}", binding, route))
+        for method in binding.grpc:
+            found.append((f"{method.service}/{method.method}", binding, method))
+    return found
+
+
+ENTRIES = {name: (binding, entry) for name, binding, entry in _entries()}
+
+
+def test_every_bound_command_has_a_sample() -> None:
+    assert {b.command.key for b in BINDINGS} == set(_samples("u"))
+
+
+async def _send_http(
+    k: Keyed, caller: Caller, binding: Binding, route: HttpRoute, key: str
+) -> str | None:
+    """Sends the route's sample; returns the request id the answer names, if it names one."""
+    data = _samples(caller.user_id)[binding.command.key]
+    path = route.path.replace("{session_id}", caller.session_id)
+    for name, value in data.items():
+        path = path.replace(f"{{{name}}}", str(value))
+    params = {"session_id": caller.session_id} if binding.session == "optional" else {}
+    reply = await k.http.request(
+        route.method,
+        path,
+        params=params,
+        json=data if route.body else None,
+        headers={**caller.http, "Idempotency-Key": key},
+    )
+    assert reply.status_code < 500, reply.text
+    if reply.status_code >= 400:
+        refused = reply.json()["detail"]["code"]
+        assert refused not in ("idempotency_conflict", "invalid_request"), reply.text
+    return reply.headers.get("X-Request-Id")
+
+
+async def _send_grpc(
+    k: Keyed, caller: Caller, binding: Binding, method: GrpcMethod, key: str
+) -> str | None:
+    """Calls the method with the sample; returns the request id the answer names, if any."""
+    descriptor = method_descriptor(method)
+    data = dict(_samples(caller.user_id)[binding.command.key])
+    if binding.session in ("optional", "required"):
+        data["session_id"] = caller.session_id
+    request_class = message_factory.GetMessageClass(descriptor.input_type)
+    request = json_format.ParseDict(data, request_class())
+    output = message_factory.GetMessageClass(descriptor.output_type)
+    path = f"/{descriptor.containing_service.full_name}/{descriptor.name}"
+    metadata = (*caller.grpc, ("idempotency-key", key))
+    kwargs: dict[str, Any] = {
+        "request_serializer": request_class.SerializeToString,
+        "response_deserializer": output.FromString,
+    }
+    try:
+        if descriptor.server_streaming:
+            call = k.channel.unary_stream(path, **kwargs)(request, metadata=metadata)
+            answers = [message async for message in call]
+            return str(answers[-1].request_id) if answers else None
+        answer = await k.channel.unary_unary(path, **kwargs)(request, metadata=metadata)
+    except aio.AioRpcError as exc:
+        failed = exc
+    else:
+        failed = None
+    if failed is not None:
+        trailing = {str(k_): str(v) for k_, v in failed.trailing_metadata() or ()}
+        assert trailing.get("error-code") not in ("idempotency_conflict", "invalid_request")
+        assert failed.code() not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
+        return trailing.get("request-id")
+    return str(answer.request_id) if "request_id" in output.DESCRIPTOR.fields_by_name else None
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRIES))
+async def test_a_repeated_idempotency_key_is_the_same_request(
+    keyed: Keyed, admin_db: asyncpg.Connection, entry: str
+) -> None:
+    binding, bound = ENTRIES[entry]
+    caller = await _caller(keyed.http)
+    key = f"parity-{uuid.uuid4().hex[:8]}"
+    send = _send_http if isinstance(bound, HttpRoute) else _send_grpc
+    first = await send(keyed, caller, binding, bound, key)  # type: ignore[arg-type]
+    again = await send(keyed, caller, binding, bound, key)  # type: ignore[arg-type]
+    if first is not None or again is not None:
+        assert first == again
+    stored = await admin_db.fetch(
+        "SELECT id, idempotency_key FROM requests WHERE user_id = $1 AND kind = $2",
+        uuid.UUID(caller.user_id),
+        binding.command.name,
+    )
+    assert [r["idempotency_key"] for r in stored] == [key], "sent twice, or never"
+    if first is not None:
+        assert str(stored[0]["id"]) == first
+    if binding.command is AUTOPILOT_START:
+        await keyed.http.post(f"/api/autopilot/stop/{caller.session_id}", headers=caller.http)
+
+
+async def test_a_repeated_tutor_stream_pays_the_model_once(keyed: Keyed) -> None:
+    """The bug this table fixed: ``Tutor/StreamExplanation`` twice with one
+    ``idempotency-key`` made two requests and paid the model twice."""
+    caller = await _caller(keyed.http)
+    stub = tutor_pb2_grpc.TutorStub(keyed.channel)
+    metadata = (*caller.grpc, ("idempotency-key", "explain-once"))
+    request = tutor_pb2.ExplainRequest(topic="Snell's law")
+    calls_before = len(keyed.model.chat_requests)
+    first = [e async for e in stub.StreamExplanation(request, metadata=metadata)]
+    paid = len(keyed.model.chat_requests)
+    again = [e async for e in stub.StreamExplanation(request, metadata=metadata)]
+    assert paid > calls_before, "the first stream never reached the model"
+    assert len(keyed.model.chat_requests) == paid, "the repeated stream paid the model again"
+    assert {e.request_id for e in first} == {e.request_id for e in again}
+    assert len({e.request_id for e in first}) == 1
+    assert again[-1].WhichOneof("event") == "done"

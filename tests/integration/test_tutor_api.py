@@ -37,7 +37,7 @@ from exammentor.contracts.tutor import (
     TokenEvent,
 )
 from exammentor.llm import estimate_tokens
-from services.gateway.tutor_cases import RESET_RULE
+from services.gateway.tutor_stream import RESET_RULE
 from services.tutor.domain import DEFAULT_STREAM_CHECKS, EXTRACT_HEADING, RETRY_RULE
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, Stream

@@ -1,6 +1,13 @@
 """The gRPC contract: each message mirrors its pydantic twin, and the proto only ever changes
 compatibly against the committed descriptor set (``proto/gateway.binpb``).
 
+The twins of the commands' messages are not listed by hand: :func:`bound_twins` reads them
+from the binding table (``exammentor/contracts/bindings.py``), so one generic check covers
+every bound method of every public proto: its request mirrors the command's input (less the
+fields the method sets itself), its answer the command's result, and each nested message the
+model its field holds. The per-proto modules (``tests/unit/*/test_proto_twins.py``) list only
+the messages of reads and stream envelopes, which no command declares.
+
 Rules checked (also written at the top of ``proto/gateway.proto``): a message has exactly its
 model's fields, plus transport-only fields numbered from 20; scalar types match; a field the
 model allows to be None has presence in proto (``optional`` or a message); a nested model is
@@ -24,9 +31,10 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from pydantic import AwareDatetime, BaseModel
 
-from exammentor._proto import gateway_pb2
+from exammentor._proto import autopilot_pb2, gateway_pb2, quiz_pb2, tutor_pb2
 from exammentor.contracts import api, plan, sessions
-from exammentor.contracts.commands import EchoResult
+from exammentor.contracts.bindings import BINDINGS
+from services.gateway.grpc_commands import method_descriptor, nested_model
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_PROTOS = sorted(p.stem for p in (ROOT / "proto").glob("*.proto") if p.stem != "relay")
@@ -34,15 +42,49 @@ PUBLIC_PROTOS = sorted(p.stem for p in (ROOT / "proto").glob("*.proto") if p.ste
 (``relay.proto`` is internal: gateway and workers are deployed together.)"""
 TRANSPORT_FIELDS_FROM = 20
 
+_FILES = {"gateway": gateway_pb2, "quiz": quiz_pb2, "tutor": tutor_pb2, "autopilot": autopilot_pb2}
+
+
+def bound_twins(file: str) -> dict[str, type[BaseModel]]:
+    """Each message of ``proto/<file>.proto`` the binding table reaches, and its model: a
+    bound method's request is the binding's input (a request whose every field the method
+    fixes is a transport message), a plain method's answer is the command's result, and a
+    field that holds a model holds that model's message."""
+    found: dict[str, type[BaseModel]] = {}
+
+    def add(message: Descriptor, model: type[BaseModel]) -> None:
+        if message.file is not _FILES[file].DESCRIPTOR or message.name in found:
+            return
+        found[message.name] = model
+        for fd in message.fields:
+            nested = (
+                nested_model(model.model_fields[fd.name].annotation)
+                if (fd.name in model.model_fields and fd.message_type is not None)
+                else None
+            )
+            if nested is not None:
+                add(fd.message_type, nested)
+
+    for binding in BINDINGS:
+        for bound in binding.grpc:
+            method = method_descriptor(bound)
+            if set(binding.input.model_fields) - set(bound.fixed):
+                add(method.input_type, binding.input)
+            if not method.server_streaming:
+                add(method.output_type, binding.command.result)
+    return found
+
+
+BOUND_TWINS = {(file, name): model for file in _FILES for name, model in bound_twins(file).items()}
+"""Every message the binding table reaches, by proto file and name, with its model."""
+
 TWINS: dict[str, type[BaseModel]] = {
+    **bound_twins("gateway"),
     "Credentials": api.Credentials,
     "Token": api.Token,
     "Error": api.Error,
     "StoredRequest": api.StoredRequest,
     "RequestList": api.RequestList,
-    "EchoRequest": api.EchoRequest,
-    "EchoResult": EchoResult,
-    "PlanRequest": plan.PlanRequest,
     "Topic": plan.Topic,
     "DailyPlan": plan.DailyPlan,
     "DroppedTopic": plan.DroppedTopic,
@@ -71,7 +113,8 @@ TWINS: dict[str, type[BaseModel]] = {
     "SessionHistoryEntry": sessions.SessionHistoryEntry,
     "SessionHistory": sessions.SessionHistory,
 }
-"""Each message of the gateway API and the contract model it carries."""
+"""Each message of the gateway API and the contract model it carries (the commands' from the
+binding table, the rest by hand)."""
 
 TRANSPORT_MESSAGES = {
     "RequestRef",
@@ -185,6 +228,21 @@ def test_every_message_is_a_twin_or_a_transport_message() -> None:
 def test_the_message_mirrors_its_model(name: str) -> None:
     message = gateway_pb2.DESCRIPTOR.message_types_by_name[name]
     assert message_problems(message, TWINS[name]) == []
+
+
+@pytest.mark.parametrize("twin", sorted(BOUND_TWINS), ids="/".join)
+def test_every_bound_message_mirrors_its_commands_model(twin: tuple[str, str]) -> None:
+    file, name = twin
+    message = _FILES[file].DESCRIPTOR.message_types_by_name[name]
+    assert message_problems(message, BOUND_TWINS[twin]) == []
+
+
+def test_a_bound_method_sets_the_fields_its_request_lacks_and_nothing_else() -> None:
+    for binding in BINDINGS:
+        for bound in binding.grpc:
+            sent = {f.name for f in method_descriptor(bound).input_type.fields}
+            lacking = set(binding.input.model_fields) - sent
+            assert lacking == set(bound.fixed), (bound.method, lacking)
 
 
 def test_transport_messages_carry_only_transport_fields_or_ids() -> None:

@@ -22,30 +22,30 @@ from pydantic import BaseModel
 
 from exammentor._proto import autopilot_pb2, gateway_pb2
 from exammentor.contracts import autopilot, plan
-from services.gateway.autopilot_cases import WatchQuery
 from services.gateway.codec import to_message
-from services.gateway.grpc_autopilot import AutopilotApi, _fields
+from services.gateway.grpc_autopilot import AutopilotApi
+from services.gateway.grpc_commands import request_fields as _fields
+from services.gateway.reads import WatchQuery
 from tests.unit.autopilot.strategies import NOW, make_plan
 from tests.unit.quiz.test_proto_twins import TWINS as QUIZ_TWINS
-from tests.unit.test_proto import TRANSPORT_FIELDS_FROM, message_problems
+from tests.unit.test_proto import TRANSPORT_FIELDS_FROM, bound_twins, message_problems
 from tests.unit.test_proto import TWINS as GATEWAY_TWINS
 from tests.unit.tutor.test_proto_twins import TWINS as TUTOR_TWINS
 
-TWINS: dict[str, type[BaseModel]] = {
-    "AutopilotStartRequest": autopilot.AutopilotStartRequest,
-    "AutopilotStartResponse": autopilot.AutopilotStartResponse,
+READ_TWINS: dict[str, type[BaseModel]] = {
     "AutopilotTopicMastery": autopilot.TopicMastery,
     "AutopilotQuestionView": autopilot.QuestionView,
     "AutopilotStep": autopilot.AutopilotStep,
     "AutopilotStatusResponse": autopilot.AutopilotStatusResponse,
-    "AutopilotControlResponse": autopilot.AutopilotControlResponse,
-    "AutopilotAnswerRequest": autopilot.AutopilotAnswerRequest,
-    "AutopilotAnswerResponse": autopilot.AutopilotAnswerResponse,
     "AutopilotWatchEvent": autopilot.AutopilotWatchEvent,
     "AutopilotWatchRequest": WatchQuery,
 }
-"""Each message of the autopilot API and the model it carries (the watch request's fields
-are the route's query parameters, numbered as transport fields, plus the path's id)."""
+"""The messages of the autopilot's reads and the models they carry (the watch request's
+fields are the route's query parameters, numbered as transport fields, plus the path's id);
+the commands' messages are the binding table's (:func:`~tests.unit.test_proto.bound_twins`)."""
+
+TWINS: dict[str, type[BaseModel]] = {**bound_twins("autopilot"), **READ_TWINS}
+"""Each message of the autopilot API and the model it carries."""
 
 IMPORTED_TWINS: dict[str, type[BaseModel]] = {"exammentor.gateway.v1.StudyPlan": plan.StudyPlan}
 """Messages of other public protos that this one uses, by full name, and their models."""
@@ -108,7 +108,7 @@ def test_a_planners_plan_goes_into_a_start_request_as_it_is() -> None:
     assert message.study_plan == planned.final_plan
 
 
-@pytest.mark.parametrize("name", sorted(TWINS))
+@pytest.mark.parametrize("name", sorted(READ_TWINS))
 def test_the_message_mirrors_its_model(name: str) -> None:
     message = autopilot_pb2.DESCRIPTOR.message_types_by_name[name]
     assert message_problems(message, TWINS[name]) == []

@@ -20,8 +20,8 @@ from pydantic import BaseModel
 from exammentor._proto import tutor_pb2
 from exammentor.contracts import tutor
 from services.gateway.grpc_tutor import EVENT_MESSAGES, TutorApi, event_message
-from services.gateway.tutor_cases import ChatQuery
-from tests.unit.test_proto import TRANSPORT_FIELDS_FROM, message_problems
+from services.gateway.reads import ChatQuery
+from tests.unit.test_proto import TRANSPORT_FIELDS_FROM, bound_twins, message_problems
 
 EVENT_TWINS: dict[str, type[BaseModel]] = {
     "TokenEvent": tutor.TokenEvent,
@@ -32,33 +32,18 @@ EVENT_TWINS: dict[str, type[BaseModel]] = {
     "DoneEvent": tutor.DoneEvent,
 }
 
-TWINS: dict[str, type[BaseModel]] = {
-    "ChatTurn": tutor.ChatTurn,
-    "ExplainRequest": tutor.ExplainRequest,
-    "LessonRequest": tutor.LessonRequest,
-    "ImageExplainRequest": tutor.ImageExplainRequest,
-    "DescribeImageRequest": tutor.DescribeImageRequest,
-    "PdfTextRequest": tutor.PdfTextRequest,
+READ_TWINS: dict[str, type[BaseModel]] = {
     "ChatQuery": ChatQuery,
-    "ChatSaveRequest": tutor.ChatSaveRequest,
-    "MaterialAddRequest": tutor.MaterialAddRequest,
-    "MaterialDeleteRequest": tutor.MaterialDeleteRequest,
-    "Citation": tutor.Citation,
-    "TutorStep": tutor.TutorStep,
-    "GroundedExplanation": tutor.GroundedExplanation,
-    "VisualReference": tutor.VisualReference,
-    "MultimodalExplanation": tutor.MultimodalExplanation,
-    "ImageDescription": tutor.ImageDescription,
-    "PdfText": tutor.PdfText,
     "ChatHistory": tutor.ChatHistory,
-    "ChatSaved": tutor.ChatSaved,
-    "Material": tutor.Material,
     "MaterialList": tutor.MaterialList,
-    "MaterialDeleted": tutor.MaterialDeleted,
     "StreamUsage": tutor.StreamUsage,
     "StreamError": tutor.StreamError,
     **EVENT_TWINS,
 }
+"""The messages of the tutor's reads and streams and the models they carry (the commands'
+messages are the binding table's: :func:`~tests.unit.test_proto.bound_twins`)."""
+
+TWINS: dict[str, type[BaseModel]] = {**bound_twins("tutor"), **READ_TWINS}
 """Each message of the tutor API and the model it carries."""
 
 TRANSPORT_MESSAGES = {"MaterialListRequest", "TutorStreamEvent"}
@@ -71,7 +56,7 @@ def test_every_message_is_a_twin_or_a_transport_message() -> None:
     assert set(MESSAGES) == TWINS.keys() | TRANSPORT_MESSAGES
 
 
-@pytest.mark.parametrize("name", sorted(TWINS))
+@pytest.mark.parametrize("name", sorted(READ_TWINS))
 def test_the_message_mirrors_its_model(name: str) -> None:
     assert message_problems(MESSAGES[name], TWINS[name]) == []
 

@@ -1,4 +1,5 @@
-"""The gateway's tutor use cases (``services/gateway/tutor_cases.py``) without Kafka or HTTP.
+"""The gateway's tutor streams (``services/gateway/tutor_stream.py``) and chat checks
+(``services/gateway/core.py``) without Kafka or HTTP.
 
 Relayed chunks become the typed stream's events with ``seq`` from 0 and no gaps, whatever
 the transport; a refusal in the first chunk is an error before anything is streamed; a chat
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from exammentor.contracts.bindings import BY_COMMAND, Binding
 from exammentor.contracts.commands import INVALID_REQUEST, STILL_RUNNING, Command
 from exammentor.contracts.tutor import (
     TUTOR_LESSON,
@@ -24,7 +26,6 @@ from exammentor.contracts.tutor import (
     CitationEvent,
     DoneEvent,
     ErrorEvent,
-    ExplainRequest,
     StreamError,
     StreamEvent,
     StreamUsage,
@@ -33,8 +34,10 @@ from exammentor.contracts.tutor import (
 )
 from exammentor.dispatch import ResultTimeout
 from exammentor.relay import RelayChunk
-from services.gateway import tutor_cases
-from services.gateway.core import CommandStream, GatewayError
+from services.gateway import tutor_stream
+from services.gateway.core import CommandStream
+from services.gateway.inputs import GatewayError
+from services.gateway.reads import ChatQuery, check_chat_user
 from tests.unit.tutor.pdfs import TOPIC_PAGES, make_pdf
 
 REQUEST = uuid.uuid4()
@@ -83,24 +86,29 @@ class ScriptedCore:
 
     @asynccontextmanager
     async def stream(
-        self, command: Command[Any, Any], user: uuid.UUID, body: Any
+        self, binding: Binding, user: uuid.UUID, data: Any, *, idempotency_key: str | None
     ) -> AsyncIterator[CommandStream]:
         try:
-            yield CommandStream(command, self.relay, 60)  # type: ignore[arg-type]
+            yield CommandStream(binding.command, self.relay, 60)  # type: ignore[arg-type]
         finally:
             self.closed += 1
 
 
 async def opened(
     chunks: list[RelayChunk], command: Command[Any, Any] = TUTOR_STREAM, **relay: Any
-) -> tuple[tutor_cases.TutorStream, ScriptedCore]:
+) -> tuple[tutor_stream.TutorStream, ScriptedCore]:
     core = ScriptedCore(ScriptedRelay(chunks, **relay))
-    body = ExplainRequest(topic="Vectors")
-    stream = await tutor_cases.open_stream(core, command, uuid.uuid4(), body)  # type: ignore[arg-type]
+    stream = await tutor_stream.open_stream(
+        core,  # type: ignore[arg-type]
+        BY_COMMAND[command.key],
+        uuid.uuid4(),
+        {"topic": "Vectors"},
+        idempotency_key=None,
+    )
     return stream, core
 
 
-async def events_of(stream: tutor_cases.TutorStream) -> list[StreamEvent]:
+async def events_of(stream: tutor_stream.TutorStream) -> list[StreamEvent]:
     return [e async for e in stream.events()]
 
 
@@ -131,7 +139,7 @@ async def test_tokens_then_citations_usage_and_done_numbered_without_gaps() -> N
         DoneEvent(seq=5, partial=False),
     ]
     assert stream.request_id == REQUEST
-    text, cites, usage = tutor_cases.stream_summary(events)
+    text, cites, usage = tutor_stream.stream_summary(events)
     assert (text, [c.page for c in cites], usage) == (
         "A vector has direction.",
         [3, 5],
@@ -233,19 +241,20 @@ async def test_the_command_is_followed_in_one_task_from_open_to_close() -> None:
     class Core(ScriptedCore):
         @asynccontextmanager
         async def stream(
-            self, command: Command[Any, Any], user: uuid.UUID, body: Any
+            self, binding: Binding, user: uuid.UUID, data: Any, *, idempotency_key: str | None
         ) -> AsyncIterator[CommandStream]:
             tasks.append(asyncio.current_task())
-            async with super().stream(command, user, body) as run:
+            async with super().stream(binding, user, data, idempotency_key=None) as run:
                 yield run
             tasks.append(asyncio.current_task())
 
     core = Core(ScriptedRelay([token(1, "a"), result(2, markdown="a", usage=USAGE)]))
-    stream = await tutor_cases.open_stream(
+    stream = await tutor_stream.open_stream(
         core,  # type: ignore[arg-type]
-        TUTOR_STREAM,
+        BY_COMMAND[TUTOR_STREAM.key],
         uuid.uuid4(),
-        ExplainRequest(topic="Vectors"),
+        {"topic": "Vectors"},
+        idempotency_key=None,
     )
 
     async def read_elsewhere() -> list[str]:
@@ -270,11 +279,12 @@ async def test_a_refusal_in_the_first_chunk_is_an_error_with_its_declared_status
         )
     )
     with pytest.raises(GatewayError) as refused:
-        await tutor_cases.open_stream(
+        await tutor_stream.open_stream(
             core,  # type: ignore[arg-type]
-            TUTOR_STREAM,
+            BY_COMMAND[TUTOR_STREAM.key],
             uuid.uuid4(),
-            ExplainRequest(topic="Optics"),
+            {"topic": "Optics"},
+            idempotency_key=None,
         )
     assert (refused.value.code, refused.value.error.http_status) == ("material_unknown", 422)
     assert refused.value.details["field"] == "material_ids[0]"
@@ -285,11 +295,12 @@ async def test_a_refusal_in_the_first_chunk_is_an_error_with_its_declared_status
 async def test_no_first_chunk_is_still_running_with_the_request_id(then_timeout: bool) -> None:
     core = ScriptedCore(ScriptedRelay([], then_timeout=then_timeout))
     with pytest.raises(GatewayError) as refused:
-        await tutor_cases.open_stream(
+        await tutor_stream.open_stream(
             core,  # type: ignore[arg-type]
-            TUTOR_STREAM,
+            BY_COMMAND[TUTOR_STREAM.key],
             uuid.uuid4(),
-            ExplainRequest(topic="Optics"),
+            {"topic": "Optics"},
+            idempotency_key=None,
         )
     assert refused.value.code == STILL_RUNNING.code
     assert refused.value.request_id == REQUEST
@@ -302,19 +313,19 @@ async def test_no_first_chunk_is_still_running_with_the_request_id(then_timeout:
 def test_a_user_id_is_accepted_only_when_it_is_the_tokens_user() -> None:
     user = uuid.uuid4()
     for claimed in (None, "", user, str(user)):
-        tutor_cases.check_user(user, claimed)
+        check_chat_user(user, claimed)
     with pytest.raises(GatewayError) as refused:
-        tutor_cases.check_user(user, uuid.uuid4())
+        check_chat_user(user, uuid.uuid4())
     assert (refused.value.code, refused.value.error.http_status) == ("user_mismatch", 403)
     assert refused.value.details == {"field": "user_id"}
 
 
 def test_the_chat_query_takes_a_slug_and_nothing_else() -> None:
-    assert tutor_cases.ChatQuery(topic_id="laws-of-motion").user_id is None
+    assert ChatQuery(topic_id="laws-of-motion").user_id is None
     with pytest.raises(ValueError, match="topic_id"):
-        tutor_cases.ChatQuery(topic_id="no slug!")
+        ChatQuery(topic_id="no slug!")
     with pytest.raises(ValueError, match="extra"):
-        tutor_cases.ChatQuery.model_validate({"topic_id": "optics", "page": 2})
+        ChatQuery.model_validate({"topic_id": "optics", "page": 2})
 
 
 # ---- multipart uploads -----------------------------------------------------------------
@@ -344,7 +355,7 @@ def multipart(*parts: tuple[str, bytes, str | None, str | None]) -> bytes:
 def test_a_pdf_file_part_becomes_pdf_base64_titled_by_its_file_name() -> None:
     pdf = make_pdf(TOPIC_PAGES[:2])
     body = multipart(("file", pdf, "biology.pdf", "application/octet-stream"))
-    payload = tutor_cases.multipart_material(CONTENT_TYPE, body)
+    payload = tutor_stream.multipart_material(CONTENT_TYPE, body)
     assert payload.pdf_bytes() == pdf
     assert (payload.text, payload.title) == (None, "biology.pdf")
 
@@ -354,19 +365,19 @@ def test_a_text_file_or_field_becomes_text_and_a_title_field_wins() -> None:
         ("file", "Osmosis moves water. ∆ψ".encode(), "notes.txt", "text/plain"),
         ("title", b"Osmosis", None, None),
     )
-    payload = tutor_cases.multipart_material(CONTENT_TYPE, body)
+    payload = tutor_stream.multipart_material(CONTENT_TYPE, body)
     assert (payload.text, payload.title, payload.pdf_base64) == (
         "Osmosis moves water. ∆ψ",
         "Osmosis",
         None,
     )
-    field = tutor_cases.multipart_material(CONTENT_TYPE, multipart(("text", b"Plain", None, None)))
+    field = tutor_stream.multipart_material(CONTENT_TYPE, multipart(("text", b"Plain", None, None)))
     assert (field.text, field.title) == ("Plain", "")
 
 
 def test_a_pdf_is_known_by_its_bytes_whatever_its_declared_type() -> None:
     pdf = make_pdf(TOPIC_PAGES[:1])
-    payload = tutor_cases.multipart_material(
+    payload = tutor_stream.multipart_material(
         CONTENT_TYPE, multipart(("file", pdf, "scan.bin", "text/plain"))
     )
     assert payload.pdf_base64 == base64.b64encode(pdf).decode()
@@ -389,7 +400,7 @@ def test_a_bad_upload_is_refused_naming_the_part(
     content_type: str, body: bytes, field: str
 ) -> None:
     with pytest.raises(GatewayError) as refused:
-        tutor_cases.multipart_material(content_type, body)
+        tutor_stream.multipart_material(content_type, body)
     assert refused.value.code == INVALID_REQUEST.code
     assert field in refused.value.message
 
@@ -400,5 +411,5 @@ def test_a_pdf_and_a_text_together_are_refused() -> None:
         ("text", b"and text", None, None),
     )
     with pytest.raises(GatewayError) as refused:
-        tutor_cases.multipart_material(CONTENT_TYPE, body)
+        tutor_stream.multipart_material(CONTENT_TYPE, body)
     assert "either pdf_base64 or text" in refused.value.message

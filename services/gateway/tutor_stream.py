@@ -1,12 +1,11 @@
-"""The tutor's use cases beyond "run a command", shared by the HTTP routes and gRPC.
+"""The tutor's streams and uploads, shared by the HTTP routes and gRPC.
 
 - :func:`open_stream`: publishes ``tutor.stream`` (or ``tutor.lesson``) and waits for its
   first chunk only, so a refusal (another user's ``material_ids``, a prompt too large) is
   an error with its declared status rather than a 200 that fails later; after that, chunks
   are relayed one by one as :data:`~exammentor.contracts.tutor.StreamEvent` values. Nothing
   buffers the answer.
-- chat reads and saves with the token's user (a ``user_id`` that differs is refused);
-- material lists; multipart uploads read into the same payload as JSON uploads.
+- multipart uploads read into the same payload as JSON uploads.
 """
 
 from __future__ import annotations
@@ -20,36 +19,27 @@ from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
-
-from exammentor.contracts.commands import INVALID_REQUEST, STILL_RUNNING, Command
+from exammentor.contracts.bindings import Binding
+from exammentor.contracts.commands import INVALID_REQUEST, STILL_RUNNING
 from exammentor.contracts.tutor import (
-    TUTOR_CHAT_SAVE,
-    USER_MISMATCH,
-    ChatHistory,
-    ChatSaved,
-    ChatSaveRequest,
     Citation,
     CitationEvent,
     DoneEvent,
     ErrorEvent,
     Lesson,
     MaterialAddRequest,
-    MaterialList,
     ResetEvent,
     StreamError,
     StreamEvent,
     StreamResult,
     StreamUsage,
     TokenEvent,
-    TopicId,
     UsageEvent,
 )
-from exammentor.db import user_transaction
 from exammentor.dispatch import ResultTimeout
-from exammentor.read_models import tutor as read_models
 from exammentor.relay import RelayChunk
-from services.gateway.core import CommandStream, GatewayCore, GatewayError, parse, still_running
+from services.gateway.core import CommandStream, GatewayCore
+from services.gateway.inputs import GatewayError, parse, still_running
 
 NDJSON = "application/x-ndjson"
 """Media type of the typed stream: ask ``/api/tutor/stream`` for it with ``Accept`` or
@@ -176,9 +166,10 @@ def _events(run: CommandStream, chunk: RelayChunk, seq: int) -> list[StreamEvent
 
 
 async def open_stream(
-    core: GatewayCore, command: Command[Any, Any], user: UUID, body: Any
+    core: GatewayCore, binding: Binding, user: UUID, data: Any, *, idempotency_key: str | None
 ) -> TutorStream:
-    """Publishes a streaming tutor command and waits for its first chunk.
+    """Publishes a streaming tutor command (or finds the request a repeated
+    ``idempotency_key`` names) and waits for its first chunk.
 
     Raises:
         GatewayError: The command was refused (its declared status), or could not be sent.
@@ -186,7 +177,9 @@ async def open_stream(
     loop = asyncio.get_running_loop()
     opened: asyncio.Future[tuple[CommandStream, RelayChunk]] = loop.create_future()
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=HANDOFF_SIZE)
-    task = asyncio.create_task(_follow(core, command, user, body, opened=opened, queue=queue))
+    task = asyncio.create_task(
+        _follow(core, binding, user, data, idempotency_key, opened=opened, queue=queue)
+    )
     try:
         run, first = await asyncio.shield(opened)
     except BaseException:
@@ -199,9 +192,10 @@ async def open_stream(
 
 async def _follow(
     core: GatewayCore,
-    command: Command[Any, Any],
+    binding: Binding,
     user: UUID,
-    body: Any,
+    data: Any,
+    key: str | None,
     *,
     opened: asyncio.Future[tuple[CommandStream, RelayChunk]],
     queue: asyncio.Queue[object],
@@ -209,7 +203,7 @@ async def _follow(
     """The command's whole stream in one task: the first chunk (or the refusal) to
     ``opened``, then each further chunk to ``queue``."""
     try:
-        async with core.stream(command, user, body) as run:
+        async with core.stream(binding, user, data, idempotency_key=key) as run:
             stream = run.chunks()
             first = await _first_chunk(run, stream)
             opened.set_result((run, first))
@@ -253,50 +247,7 @@ def stream_summary(events: list[StreamEvent]) -> tuple[str, list[Citation], Stre
     return text, cites, usage
 
 
-# ---- chat ------------------------------------------------------------------------------
-
-
-def check_user(user: UUID, claimed: UUID | str | None) -> None:
-    """Refuses a ``user_id`` that names another user than the token's (``user_mismatch``)."""
-    if claimed is None or claimed == "":
-        return
-    if str(claimed) != str(user):
-        raise GatewayError(
-            USER_MISMATCH,
-            "user_id: names another user than the bearer token's; leave it out",
-            {"field": "user_id"},
-        )
-
-
-async def chat(core: GatewayCore, user: UUID, query: ChatQuery) -> ChatHistory:
-    """The user's chat of one topic (``{messages: [], explanation: null}`` when none)."""
-    check_user(user, query.user_id)
-    async with user_transaction(core.pool, user) as conn:
-        return await read_models.tutor_chat(conn, query.topic_id)
-
-
-async def save_chat(core: GatewayCore, user: UUID, body: ChatSaveRequest) -> ChatSaved:
-    """Upserts the user's chat of one topic through the tutor."""
-    check_user(user, body.user_id)
-    return (await core.run(TUTOR_CHAT_SAVE, user, body)).finished()
-
-
-class ChatQuery(BaseModel):
-    """The query of ``GET /api/tutor/chat`` (``user_id`` only as the original sent it)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    topic_id: TopicId
-    user_id: str | None = None
-
-
 # ---- material --------------------------------------------------------------------------
-
-
-async def materials(core: GatewayCore, user: UUID) -> MaterialList:
-    """The user's study material, newest first."""
-    async with user_transaction(core.pool, user) as conn:
-        return await read_models.tutor_materials(conn)
 
 
 def multipart_material(content_type: str, body: bytes) -> MaterialAddRequest:
