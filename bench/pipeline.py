@@ -27,12 +27,12 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stack import process_stack
-from exammentor.commands import CommandConsumer, CommandRouter
 from exammentor.contracts.commands import EchoPayload
 from exammentor.contracts.envelope import CommandEnvelope
 from exammentor.db import create_pool, user_transaction
 from exammentor.logs import configure_logging
-from exammentor.relay import RelayChannels
+from exammentor.messaging.consumer import CommandConsumer, CommandRouter
+from exammentor.messaging.result_relay import RelayChannels
 from exammentor.settings import (
     DatabaseSettings,
     KafkaSettings,

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 
-from exammentor import migrate
+from exammentor.messaging.topic_admin import ensure_topics
+from exammentor.ops import migrate
 from exammentor.settings import DatabaseSettings, KafkaSettings
-from exammentor.topics import ensure_topics
 from tests.infra import ROOT, Servers, free_port, unique_name, with_database
 
 STOP_GRACE_S = 30.0

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-from exammentor.commands import CommandRejected
 from exammentor.contracts.commands import SESSION_NOT_FOUND
 from exammentor.contracts.sessions import (
     MAX_LIST_LIMIT,
@@ -23,6 +22,7 @@ from exammentor.contracts.sessions import (
     transition_action,
 )
 from exammentor.db import Connection
+from exammentor.messaging.consumer import CommandRejected
 
 
 async def start_session(conn: Connection, user_id: UUID, exam_type: str) -> UUID:

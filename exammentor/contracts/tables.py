@@ -35,11 +35,11 @@ WRITERS: dict[Owner, tuple[str, ...]] = {
     "gateway": ("services.gateway.repo",),
     # The delivery core: requests, their progress, the inbox, the outbox, dead letters and
     # model usage are written in the command's own transaction by the kit, for every service.
-    "pipeline": ("exammentor.pipeline", "exammentor.outbox"),
+    "pipeline": ("exammentor.messaging.pipeline", "exammentor.messaging.outbox"),
     # Study sessions are every service's: the gateway starts and saves them, the planner,
     # quiz and autopilot check them and append to their audit log, all through one module.
     "sessions": ("exammentor.sessions",),
-    "operations": ("exammentor.maintenance", "exammentor.migrate"),
+    "operations": ("exammentor.ops.maintenance", "exammentor.ops.migrate"),
 }
 """The modules that may write an owner's tables."""
 
@@ -118,10 +118,10 @@ class ForeignWrite:
 
 FOREIGN_READS: tuple[ForeignRead, ...] = (
     ForeignRead(
-        reader="exammentor.backup",
+        reader="exammentor.ops.backup",
         owner="operations",
         tables=("schema_migrations",),
-        via="exammentor.backup",
+        via="exammentor.ops.backup",
         functions=(),
         reason="a backup's manifest records the migrations applied, so a restore refuses a "
         "different history",
@@ -190,7 +190,7 @@ FOREIGN_READS: tuple[ForeignRead, ...] = (
 
 FOREIGN_WRITES: tuple[ForeignWrite, ...] = (
     ForeignWrite(
-        writer="exammentor.retention",
+        writer="exammentor.ops.retention",
         tables=("inbox", "outbox", "request_events", "llm_usage", "plan_cache"),
         reason="the operator's retention job (exammentor retention run) deletes old rows in "
         "batches, by the ages of its rules; no service does",

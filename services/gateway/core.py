@@ -67,12 +67,12 @@ from exammentor.contracts.tutor import (
     ChatSaveRequest,
 )
 from exammentor.db import Pool, user_transaction
-from exammentor.dispatch import BrokerUnavailable, Dispatched, Dispatcher, ResultTimeout
-from exammentor.maintenance import MaintenanceGate
-from exammentor.relay import RelayChunk
+from exammentor.messaging.dispatch import BrokerUnavailable, Dispatched, Dispatcher, ResultTimeout
+from exammentor.messaging.result_relay import RelayChunk
+from exammentor.ops.maintenance import MaintenanceGate
 from exammentor.telemetry import start_span
 from services.gateway import repo
-from services.gateway.domain import InvalidToken, TokenIssuer, hash_password, verify_password
+from services.gateway.auth import InvalidToken, TokenIssuer, hash_password, verify_password
 from services.gateway.inputs import GatewayError, command_error, parse, parse_uuid, still_running
 from services.gateway.limits import AttemptLimiter, TooManyAttempts
 from services.gateway.reads import WATCH_POLL_S, StoredReads, check_chat_user

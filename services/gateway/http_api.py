@@ -38,7 +38,7 @@ from exammentor.contracts.commands import (
     MAINTENANCE,
     TOO_MANY_ATTEMPTS,
 )
-from exammentor.ops import ops_routes
+from exammentor.ops.routes import ops_routes
 from exammentor.validation import field_name
 from services.gateway.autopilot_routes import autopilot_router
 from services.gateway.http_base import GatewayState, User, body_schema, error_response, json_body

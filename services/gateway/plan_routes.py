@@ -34,8 +34,8 @@ from exammentor.contracts.api import MAX_PLAN_LIST_LIMIT
 from exammentor.contracts.bindings import BY_COMMAND
 from exammentor.contracts.commands import PLAN_GENERATE
 from exammentor.contracts.plan import PlanRequest
-from exammentor.dispatch import ResultTimeout
-from exammentor.relay import RelayChunk
+from exammentor.messaging.dispatch import ResultTimeout
+from exammentor.messaging.result_relay import RelayChunk
 from services.gateway.core import CommandStream
 from services.gateway.http_base import GatewayState, User, body_schema
 from services.gateway.http_commands import request_json, request_key

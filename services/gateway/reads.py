@@ -17,7 +17,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from exammentor import pipeline, sessions
+from exammentor import sessions
 from exammentor.contracts.api import Error, PlanList, RequestList, StoredPlan, StoredRequest
 from exammentor.contracts.autopilot import (
     AUTOPILOT_NOT_FOUND,
@@ -36,6 +36,7 @@ from exammentor.contracts.sessions import SessionHistory, SessionList, SessionSt
 from exammentor.contracts.tutor import USER_MISMATCH as TUTOR_USER_MISMATCH
 from exammentor.contracts.tutor import ChatHistory, MaterialList, TopicId
 from exammentor.db import Pool, user_transaction
+from exammentor.messaging import pipeline
 from exammentor.read_models import autopilot as autopilot_reads
 from exammentor.read_models import planner as planner_reads
 from exammentor.read_models import quiz as quiz_reads

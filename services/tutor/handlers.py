@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome, Persist
 from exammentor.contracts.envelope import EventEnvelope
 from exammentor.contracts.events import TutorExplainedV1
 from exammentor.contracts.tutor import (
@@ -60,7 +59,14 @@ from exammentor.contracts.tutor import (
     StreamUsage,
 )
 from exammentor.db import Connection
-from exammentor.llm import estimate_tokens
+from exammentor.llm.client import estimate_tokens
+from exammentor.messaging.consumer import (
+    CommandContext,
+    CommandRejected,
+    CommandRouter,
+    Outcome,
+    Persist,
+)
 from exammentor.worker import WorkerResources
 from services.tutor import repo
 from services.tutor.domain import (

@@ -22,11 +22,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from grpc import aio
 
-from exammentor import migrate
 from exammentor._proto import relay_pb2_grpc
-from exammentor.relay import RelayChunk, RelayHub
+from exammentor.messaging.result_relay import RelayChunk, RelayHub
+from exammentor.messaging.topic_admin import ensure_topics
+from exammentor.ops import migrate
 from exammentor.settings import LLMSettings, WorkerSettings
-from exammentor.topics import ensure_topics
 from exammentor.worker import InstallHandlers, Worker
 from services.autopilot.handlers import install_handlers as autopilot_handlers
 from services.autopilot.settings import AutopilotSettings

@@ -19,8 +19,8 @@ import asyncpg
 import httpx
 import pytest
 
-from exammentor import migrate
 from exammentor.contracts.autopilot import client_phase
+from exammentor.ops import migrate
 from exammentor.settings import LLMSettings
 from exammentor.worker import Worker
 from services.autopilot.driver import AutopilotDriver

@@ -33,8 +33,8 @@ from exammentor.contracts.bindings import BINDINGS, Binding, GrpcMethod, HttpRou
 from exammentor.contracts.catalog import COMMANDS
 from exammentor.contracts.commands import GATEWAY_ERRORS, ErrorCode
 from exammentor.contracts.plan import MAX_SYLLABUS_CHARS
+from exammentor.messaging.topic_admin import ensure_topics
 from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
 from services.gateway.app import Gateway
 from services.gateway.grpc_commands import method_descriptor
 from services.gateway.settings import GatewaySettings

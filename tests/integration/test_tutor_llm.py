@@ -15,7 +15,7 @@ from grpc import aio
 
 from exammentor._proto import tutor_pb2, tutor_pb2_grpc
 from exammentor.contracts.tutor import STREAM_EVENT, DoneEvent, TokenEvent
-from exammentor.degenerate_text import find_degeneration, near_copies
+from exammentor.llm.degenerate_text import find_degeneration, near_copies
 from tests.integration.conftest import Stack, register
 from tests.integration.test_tutor_api import png_pixel, shown_text, upload_pdf
 

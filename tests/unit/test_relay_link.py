@@ -15,7 +15,7 @@ import grpc
 from grpc import aio
 
 from exammentor._proto import relay_pb2, relay_pb2_grpc
-from exammentor.relay import RelayChannels, RelayChunk, RelayHub, follow
+from exammentor.messaging.result_relay import RelayChannels, RelayChunk, RelayHub, follow
 
 
 class _CountingHub(RelayHub):

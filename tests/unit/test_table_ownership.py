@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from exammentor.contracts.tables import FOREIGN_READS, FOREIGN_WRITES, TABLES, WRITERS
-from exammentor.retention import rules
+from exammentor.ops.retention import rules
 from exammentor.settings import RetentionSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,7 +152,7 @@ def test_every_table_of_the_migrations_has_an_owner() -> None:
         if not path.name.endswith(".down.sql")
         for name in CREATE.findall(path.read_text())
     }
-    created.add("schema_migrations")  # made by exammentor.migrate itself
+    created.add("schema_migrations")  # made by exammentor.ops.migrate itself
     assert created == set(TABLES)
 
 
@@ -194,7 +194,9 @@ def test_tables_are_written_only_by_their_owner() -> None:
 
 
 def test_the_retention_job_deletes_only_what_it_declares() -> None:
-    declared = {t for w in FOREIGN_WRITES if w.writer == "exammentor.retention" for t in w.tables}
+    declared = {
+        t for w in FOREIGN_WRITES if w.writer == "exammentor.ops.retention" for t in w.tables
+    }
     assert {rule.table for rule in rules(RetentionSettings())} == declared
 
 

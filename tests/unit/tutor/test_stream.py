@@ -32,8 +32,8 @@ from exammentor.contracts.tutor import (
     TokenEvent,
     UsageEvent,
 )
-from exammentor.dispatch import ResultTimeout
-from exammentor.relay import RelayChunk
+from exammentor.messaging.dispatch import ResultTimeout
+from exammentor.messaging.result_relay import RelayChunk
 from services.gateway import tutor_stream
 from services.gateway.core import CommandStream
 from services.gateway.inputs import GatewayError
