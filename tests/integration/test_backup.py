@@ -21,6 +21,7 @@ import pytest
 
 from exammentor.db import create_pool, system_transaction, user_transaction
 from exammentor.ops import backup, migrate
+from exammentor.ops.backup_manifest import BackupManifest, GrantedRole
 from tests.infra import ROOT, python, unique_name
 from tests.upgrade.database import (
     app_dsn,
@@ -56,7 +57,7 @@ async def source(postgres: str) -> AsyncIterator[str]:
 @pytest.fixture(scope="module")
 async def archive(
     source: str, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, backup.BackupManifest]:
+) -> tuple[Path, BackupManifest]:
     """One backup of ``source``, shared by the tests that only read it."""
     path = tmp_path_factory.mktemp("backup") / "exammentor.tar"
     return path, await backup.create_backup(source, path)
@@ -106,7 +107,7 @@ async def _object_count(dsn: str) -> int:
 
 
 async def test_a_restored_backup_has_the_same_rows_schema_and_checksums(
-    source: str, archive: tuple[Path, backup.BackupManifest], empty_database: str
+    source: str, archive: tuple[Path, BackupManifest], empty_database: str
 ) -> None:
     path, made = archive
     restored = await backup.restore_backup(path, empty_database)
@@ -122,7 +123,7 @@ async def test_a_restored_backup_has_the_same_rows_schema_and_checksums(
 
 
 async def test_the_manifest_records_schema_roles_and_tools(
-    source: str, archive: tuple[Path, backup.BackupManifest]
+    source: str, archive: tuple[Path, BackupManifest]
 ) -> None:
     path, made = archive
     assert backup.read_manifest(path) == made
@@ -131,15 +132,13 @@ async def test_the_manifest_records_schema_roles_and_tools(
         (m.version, m.name, m.checksum) for m in code
     ]
     assert made.schema_version == HEAD
-    assert backup.GrantedRole(name="exammentor_app", can_login=True, bypass_rls=False) in (
-        made.roles
-    )
+    assert GrantedRole(name="exammentor_app", can_login=True, bypass_rls=False) in (made.roles)
     assert made.tools["pg_dump"].startswith("pg_dump (PostgreSQL)")
     assert made.source_database == source.rsplit("/", 1)[1]
 
 
 async def test_the_services_role_reads_the_restored_rows_under_row_level_security(
-    archive: tuple[Path, backup.BackupManifest], empty_database: str
+    archive: tuple[Path, BackupManifest], empty_database: str
 ) -> None:
     path, made = archive
     await backup.restore_backup(path, empty_database)
@@ -168,7 +167,7 @@ async def test_the_services_role_reads_the_restored_rows_under_row_level_securit
 
 
 async def test_a_tampered_manifest_fails_the_verification(
-    archive: tuple[Path, backup.BackupManifest], empty_database: str, tmp_path: Path
+    archive: tuple[Path, BackupManifest], empty_database: str, tmp_path: Path
 ) -> None:
     def tamper(data: dict[str, Any]) -> None:
         data["tables"]["public.users"]["rows"] += 1
@@ -182,7 +181,7 @@ async def test_a_tampered_manifest_fails_the_verification(
 
 
 async def test_a_damaged_archive_is_refused_before_restoring(
-    archive: tuple[Path, backup.BackupManifest], empty_database: str, tmp_path: Path
+    archive: tuple[Path, BackupManifest], empty_database: str, tmp_path: Path
 ) -> None:
     damaged = _rewritten(archive[0], tmp_path / "damaged.tar", dump=lambda b: b[:-100] + bytes(100))
     with pytest.raises(backup.BackupError, match="does not match its manifest's SHA-256"):
@@ -191,7 +190,7 @@ async def test_a_damaged_archive_is_refused_before_restoring(
 
 
 async def test_a_backup_from_another_migration_history_is_refused(
-    archive: tuple[Path, backup.BackupManifest], empty_database: str, tmp_path: Path
+    archive: tuple[Path, BackupManifest], empty_database: str, tmp_path: Path
 ) -> None:
     def rewrite_history(data: dict[str, Any]) -> None:
         data["migrations"][0]["checksum"] = "f" * 64
@@ -203,7 +202,7 @@ async def test_a_backup_from_another_migration_history_is_refused(
 
 
 async def test_restoring_into_a_database_that_is_not_empty_is_refused(
-    archive: tuple[Path, backup.BackupManifest], empty_database: str
+    archive: tuple[Path, BackupManifest], empty_database: str
 ) -> None:
     conn = await asyncpg.connect(empty_database)
     try:
@@ -255,7 +254,7 @@ async def test_a_role_the_grants_name_is_created_when_the_server_lacks_it(
             await migrate.upgrade(dsn, future)
             path = tmp_path / "roles.tar"
             made = await backup.create_backup(dsn, path)
-        assert backup.GrantedRole(name=role, can_login=False, bypass_rls=False) in made.roles
+        assert GrantedRole(name=role, can_login=False, bypass_rls=False) in made.roles
         await admin.execute(f'DROP ROLE "{role}"')  # as on a new server
         await backup.restore_backup(path, empty_database, future)
         conn = await asyncpg.connect(empty_database)
