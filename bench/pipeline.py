@@ -31,7 +31,8 @@ from exammentor.contracts.commands import EchoPayload
 from exammentor.contracts.envelope import CommandEnvelope
 from exammentor.db import create_pool, user_transaction
 from exammentor.logs import configure_logging
-from exammentor.messaging.consumer import CommandConsumer, CommandRouter
+from exammentor.messaging.consumer import CommandConsumer
+from exammentor.messaging.handling import CommandRouter
 from exammentor.messaging.result_relay import RelayChannels
 from exammentor.settings import (
     DatabaseSettings,

@@ -22,7 +22,7 @@ from exammentor.contracts.sessions import (
     transition_action,
 )
 from exammentor.db import Connection
-from exammentor.messaging.consumer import CommandRejected
+from exammentor.messaging.handling import CommandRejected
 
 
 async def start_session(conn: Connection, user_id: UUID, exam_type: str) -> UUID:

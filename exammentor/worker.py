@@ -33,10 +33,12 @@ from exammentor.lifecycle import Lifecycle, run_until_signalled
 from exammentor.llm.client import LLMClient, LLMUsage
 from exammentor.logs import configure_logging, get_logger
 from exammentor.messaging import pipeline
-from exammentor.messaging.consumer import CommandConsumer, CommandRouter
+from exammentor.messaging.consumer import CommandConsumer
+from exammentor.messaging.handling import CommandRouter
 from exammentor.messaging.kafka import broker_ready, create_broker
 from exammentor.messaging.outbox import OutboxRelay
-from exammentor.messaging.result_relay import RelayChannels, RelayHub
+from exammentor.messaging.result_hub import RelayHub
+from exammentor.messaging.result_relay import RelayChannels
 from exammentor.messaging.topic_admin import missing_topics
 from exammentor.ops.routes import HttpServer, Readiness, ops_server
 from exammentor.outages import wait_for_database, wait_for_kafka

@@ -23,7 +23,8 @@ from exammentor.db import Pool, user_transaction
 from exammentor.logs import get_logger
 from exammentor.messaging import pipeline
 from exammentor.messaging.consumer import encode_command
-from exammentor.messaging.result_relay import RelayChunk, RelayHub, follow
+from exammentor.messaging.result_hub import RelayHub, follow
+from exammentor.messaging.result_relay import RelayChunk
 from exammentor.messaging.topic_admin import command_topic
 from exammentor.telemetry import inject_headers
 

@@ -39,7 +39,7 @@ from exammentor.contracts.autopilot import (
 from exammentor.contracts.commands import SESSION_NOT_FOUND
 from exammentor.contracts.quiz import QUIZ_GRADE, EvaluateAnswerRequest
 from exammentor.db import Connection
-from exammentor.messaging.consumer import (
+from exammentor.messaging.handling import (
     CommandContext,
     CommandRejected,
     CommandRouter,

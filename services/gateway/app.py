@@ -33,7 +33,7 @@ from exammentor.lifecycle import Lifecycle, run_until_signalled
 from exammentor.logs import configure_logging, get_logger
 from exammentor.messaging.dispatch import Dispatcher
 from exammentor.messaging.kafka import broker_ready, create_broker
-from exammentor.messaging.result_relay import RelayHub
+from exammentor.messaging.result_hub import RelayHub
 from exammentor.ops.routes import HttpServer, Readiness
 from exammentor.outages import wait_for_database, wait_for_kafka
 from exammentor.telemetry import configure_tracing

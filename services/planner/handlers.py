@@ -33,7 +33,7 @@ from exammentor.contracts.plan import (
     VerificationSummary,
 )
 from exammentor.db import Connection
-from exammentor.messaging.consumer import CommandContext, CommandRejected, CommandRouter, Outcome
+from exammentor.messaging.handling import CommandContext, CommandRejected, CommandRouter, Outcome
 from exammentor.worker import WorkerResources
 from services.planner import repo
 from services.planner.domain import (

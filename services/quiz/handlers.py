@@ -65,7 +65,7 @@ from exammentor.contracts.quiz import (
 )
 from exammentor.contracts.tutor import MATERIAL_UNKNOWN
 from exammentor.db import Connection
-from exammentor.messaging.consumer import (
+from exammentor.messaging.handling import (
     CommandContext,
     CommandRejected,
     CommandRouter,

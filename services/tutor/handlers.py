@@ -60,7 +60,7 @@ from exammentor.contracts.tutor import (
 )
 from exammentor.db import Connection
 from exammentor.llm.client import estimate_tokens
-from exammentor.messaging.consumer import (
+from exammentor.messaging.handling import (
     CommandContext,
     CommandRejected,
     CommandRouter,

@@ -29,7 +29,7 @@ from exammentor.contracts.quiz import (
 )
 from exammentor.contracts.tutor import TUTOR_LESSON, Lesson, LessonRequest
 from exammentor.db import Connection
-from exammentor.messaging.consumer import CommandContext, CommandRejected, CommandRouter, Outcome
+from exammentor.messaging.handling import CommandContext, CommandRejected, CommandRouter, Outcome
 from exammentor.worker import WorkerResources
 
 CORRECT_INDEX = 1

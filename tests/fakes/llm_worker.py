@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from exammentor.contracts.commands import Command
 from exammentor.contracts.events import SystemEchoedV1
-from exammentor.messaging.consumer import CommandContext, CommandRouter, Outcome
+from exammentor.messaging.handling import CommandContext, CommandRouter, Outcome
 from exammentor.settings import WorkerSettings
 from exammentor.worker import WorkerResources, run_worker
 

@@ -23,7 +23,8 @@ from aiokafka import AIOKafkaProducer
 from grpc import aio
 
 from exammentor._proto import relay_pb2_grpc
-from exammentor.messaging.result_relay import RelayChunk, RelayHub
+from exammentor.messaging.result_hub import RelayHub
+from exammentor.messaging.result_relay import RelayChunk
 from exammentor.messaging.topic_admin import ensure_topics
 from exammentor.ops import migrate
 from exammentor.settings import LLMSettings, WorkerSettings

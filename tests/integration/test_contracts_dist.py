@@ -34,7 +34,7 @@ from exammentor._proto import gateway_pb2
 from exammentor.contracts.envelope import CommandEnvelope, EventEnvelope
 from exammentor.contracts.events import DomainEvent, PlanGeneratedV1, SystemEchoedV1
 from exammentor.contracts.kafka_topics import event_topic
-from exammentor.messaging.consumer import CommandContext
+from exammentor.messaging.handling import CommandContext
 from exammentor.messaging.kafka import create_broker
 from exammentor.settings import KafkaSettings
 

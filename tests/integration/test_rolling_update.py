@@ -13,13 +13,8 @@ from aiokafka import AIOKafkaProducer
 
 from exammentor.contracts.commands import Command, EchoPayload, EchoResult
 from exammentor.contracts.envelope import CommandEnvelope
-from exammentor.messaging.consumer import (
-    PARKED,
-    CommandContext,
-    CommandRouter,
-    Outcome,
-    encode_command,
-)
+from exammentor.messaging.consumer import PARKED, encode_command
+from exammentor.messaging.handling import CommandContext, CommandRouter, Outcome
 from exammentor.messaging.topic_admin import command_topic, ensure_topics
 from exammentor.worker import Worker, WorkerResources
 from services.planner.handlers import install_handlers

@@ -25,7 +25,8 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from exammentor.contracts.commands import EchoPayload
 from exammentor.contracts.envelope import CommandEnvelope
-from exammentor.messaging.consumer import CommandContext, CommandRouter, encode_command
+from exammentor.messaging.consumer import encode_command
+from exammentor.messaging.handling import CommandContext, CommandRouter
 from exammentor.messaging.topic_admin import command_topic, ensure_topics
 from exammentor.settings import KafkaSettings
 from exammentor.worker import Worker, WorkerResources

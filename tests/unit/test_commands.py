@@ -17,7 +17,7 @@ from exammentor.contracts.commands import (
     EchoResult,
 )
 from exammentor.contracts.kafka_topics import SERVICES
-from exammentor.messaging.consumer import CommandRouter
+from exammentor.messaging.handling import CommandRouter
 from exammentor.messaging.kafka import OffsetWindow
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from exammentor._proto import relay_pb2
-from exammentor.messaging import result_relay as relay
-from exammentor.messaging.result_relay import RelayHub
+from exammentor.messaging import result_hub
 
 
 class _Context:
@@ -36,8 +35,8 @@ async def _chunks(request_id: uuid.UUID, progress: int) -> AsyncIterator[relay_p
 async def test_a_client_that_stopped_reading_holds_a_bounded_queue_that_keeps_the_end(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(relay, "WAITER_QUEUE_SIZE", 5)
-    hub = RelayHub()
+    monkeypatch.setattr(result_hub, "WAITER_QUEUE_SIZE", 5)
+    hub = result_hub.RelayHub()
     request_id = uuid.uuid4()
     with hub.waiter(request_id) as queue:
         ack = await hub.Push(_chunks(request_id, 50), _Context())  # type: ignore[arg-type]

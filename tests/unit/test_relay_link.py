@@ -15,7 +15,8 @@ import grpc
 from grpc import aio
 
 from exammentor._proto import relay_pb2, relay_pb2_grpc
-from exammentor.messaging.result_relay import RelayChannels, RelayChunk, RelayHub, follow
+from exammentor.messaging.result_hub import RelayHub, follow
+from exammentor.messaging.result_relay import RelayChannels, RelayChunk
 
 
 class _CountingHub(RelayHub):
