@@ -13,13 +13,11 @@ model, whose calls are counted).
 from __future__ import annotations
 
 import base64
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import grpc
 import httpx
 import pytest
@@ -33,15 +31,10 @@ from exammentor.contracts.bindings import BINDINGS, Binding, GrpcMethod, HttpRou
 from exammentor.contracts.catalog import COMMANDS
 from exammentor.contracts.commands import GATEWAY_ERRORS, ErrorCode
 from exammentor.contracts.plan import MAX_SYLLABUS_CHARS
-from exammentor.messaging.topic_admin import ensure_topics
-from exammentor.settings import LLMSettings
-from services.gateway.app import Gateway
 from services.gateway.grpc_commands import method_descriptor
-from services.gateway.settings import GatewaySettings
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, ScriptedOpenAI
-from tests.infra import unique_name
-from tests.integration.conftest import SERVICES, Stack, start_worker
+from tests.integration.conftest import Stack, owner_connection, start_stack
 from tests.unit.autopilot.strategies import make_plan
 
 pytestmark = pytest.mark.integration
@@ -392,28 +385,18 @@ class Keyed:
 
 @pytest.fixture(scope="module")
 async def keyed(test_env: SessionEnv) -> AsyncIterator[Keyed]:
-    env = dataclasses.replace(test_env, topic_prefix=unique_name("idem"))
-    await ensure_topics(env.kafka())
-    model = ScriptedOpenAI(default=Content("A short answer."))
-    await model.__aenter__()
-    gateway = Gateway(
-        env.service_settings(
-            GatewaySettings, http_port=0, grpc_port=0, relay_port=0, request_timeout_s=20
-        )
-    )
-    await gateway.start()
-    llm = LLMSettings(base_url=model.base_url, max_retries=0, repair_attempts=0, timeout_s=10)
-    workers = [await start_worker(env, name, llm) for name in SERVICES]
-    stack = Stack(gateway, workers)
-    async with (
-        httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http,
-        aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel,
-    ):
-        yield Keyed(stack, model, http, channel)
-    for worker in workers:
-        await worker.stop()
-    await gateway.stop()
-    await model.__aexit__(None, None, None)
+    async with start_stack(
+        test_env,
+        model=Content("A short answer."),
+        llm={"max_retries": 0, "repair_attempts": 0, "timeout_s": 10},
+        gateway={"request_timeout_s": 20},
+    ) as stack:
+        assert stack.model is not None
+        async with (
+            httpx.AsyncClient(base_url=stack.base_url, timeout=60) as http,
+            aio.insecure_channel(f"127.0.0.1:{stack.gateway.grpc_port}") as channel,
+        ):
+            yield Keyed(stack, stack.model, http, channel)
 
 
 def _entries() -> list[tuple[str, Binding, HttpRoute | GrpcMethod]]:
@@ -492,9 +475,7 @@ async def _send_grpc(
 
 
 @pytest.mark.parametrize("entry", sorted(ENTRIES))
-async def test_a_repeated_idempotency_key_is_the_same_request(
-    keyed: Keyed, admin_db: asyncpg.Connection, entry: str
-) -> None:
+async def test_a_repeated_idempotency_key_is_the_same_request(keyed: Keyed, entry: str) -> None:
     binding, bound = ENTRIES[entry]
     caller = await _caller(keyed.http)
     key = f"parity-{uuid.uuid4().hex[:8]}"
@@ -503,11 +484,12 @@ async def test_a_repeated_idempotency_key_is_the_same_request(
     again = await send(keyed, caller, binding, bound, key)  # type: ignore[arg-type]
     if first is not None or again is not None:
         assert first == again
-    stored = await admin_db.fetch(
-        "SELECT id, idempotency_key FROM requests WHERE user_id = $1 AND kind = $2",
-        uuid.UUID(caller.user_id),
-        binding.command.name,
-    )
+    async with owner_connection(keyed.stack.env) as db:
+        stored = await db.fetch(
+            "SELECT id, idempotency_key FROM requests WHERE user_id = $1 AND kind = $2",
+            uuid.UUID(caller.user_id),
+            binding.command.name,
+        )
     assert [r["idempotency_key"] for r in stored] == [key], "sent twice, or never"
     if first is not None:
         assert str(stored[0]["id"]) == first
