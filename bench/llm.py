@@ -22,8 +22,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from exammentor.llm.client import ChatMessage, LLMClient, LLMInvalidOutput, LLMUsage
+from exammentor.llm.client import LLMClient
 from exammentor.llm.embedded import MODEL_NAME
+from exammentor.llm.messages import ChatMessage, LLMInvalidOutput, LLMUsage
 from exammentor.logs import configure_logging
 from exammentor.settings import LLMSettings
 

@@ -37,7 +37,8 @@ from pydantic import BaseModel, Field
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from exammentor.contracts.plan import Difficulty, PlanRequest, PlanVerification
-from exammentor.llm.client import ChatMessage, LLMClient, LLMError, LLMInvalidOutput, LLMUsage
+from exammentor.llm.client import LLMClient
+from exammentor.llm.messages import ChatMessage, LLMError, LLMInvalidOutput, LLMUsage
 from exammentor.logs import configure_logging
 from exammentor.settings import LLMSettings
 from services.planner.domain import (

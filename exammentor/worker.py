@@ -30,7 +30,8 @@ from exammentor import metrics
 from exammentor._proto import relay_pb2_grpc
 from exammentor.db import Pool, create_pool, ping
 from exammentor.lifecycle import Lifecycle, run_until_signalled
-from exammentor.llm.client import LLMClient, LLMUsage
+from exammentor.llm.client import LLMClient
+from exammentor.llm.messages import LLMUsage
 from exammentor.logs import configure_logging, get_logger
 from exammentor.messaging import pipeline
 from exammentor.messaging.consumer import CommandConsumer

@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from exammentor.llm.client import ChatMessage, LLMClient, LLMError, LLMInvalidOutput
+from exammentor.llm.client import LLMClient
+from exammentor.llm.messages import ChatMessage, LLMError, LLMInvalidOutput
 from exammentor.logs import get_logger
 
 log = get_logger(__name__)

@@ -32,7 +32,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from exammentor.llm.client import LLMClient, LLMError, PartsMessage
+from exammentor.llm.client import LLMClient
+from exammentor.llm.messages import LLMError, PartsMessage
 from exammentor.settings import LLMSettings
 
 __all__ = [

@@ -34,7 +34,7 @@ from exammentor.llm.answers import (
     is_degenerate,
     keyed_schema,
 )
-from exammentor.llm.client import ChatMessage
+from exammentor.llm.messages import ChatMessage
 from services.planner.domain import SyllabusRegistry, normalise_topic_name
 
 ROUTER_MAX_TOKENS = 120

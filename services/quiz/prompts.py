@@ -39,7 +39,7 @@ from exammentor.llm.answers import (
     is_degenerate,
     token_budget,
 )
-from exammentor.llm.client import ChatMessage
+from exammentor.llm.messages import ChatMessage
 from services.quiz.domain import (
     Grade,
     PerformanceFigures,

@@ -28,15 +28,10 @@ from exammentor.contracts.quiz import (
     QuestionDifficulty,
 )
 from exammentor.llm.answers import ModelRun
-from exammentor.llm.client import (
-    LLMClient,
-    LLMError,
-    LLMInvalidOutput,
-    Message,
-    PartsMessage,
-    Sampling,
-    extract_json,
-)
+from exammentor.llm.client import LLMClient
+from exammentor.llm.messages import LLMError, LLMInvalidOutput, Message, PartsMessage
+from exammentor.llm.sampling import Sampling
+from exammentor.llm.structured import extract_json
 from exammentor.logs import get_logger
 from services.quiz import prompts
 from services.quiz.domain import (

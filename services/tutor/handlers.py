@@ -59,7 +59,7 @@ from exammentor.contracts.tutor import (
     StreamUsage,
 )
 from exammentor.db import Connection
-from exammentor.llm.client import estimate_tokens
+from exammentor.llm.messages import estimate_tokens
 from exammentor.messaging.handling import (
     CommandContext,
     CommandRejected,

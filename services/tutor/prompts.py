@@ -38,8 +38,8 @@ from exammentor.llm.answers import (
     is_degenerate,
     words,
 )
-from exammentor.llm.client import ChatMessage, estimate_tokens
 from exammentor.llm.degenerate_text import find_degeneration, near_copies
+from exammentor.llm.messages import ChatMessage, estimate_tokens
 from services.tutor.domain import (
     DEFAULT_POLICY,
     MATERIAL_RULES,

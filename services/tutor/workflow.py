@@ -31,14 +31,7 @@ from exammentor.contracts.tutor import (
     StreamError,
 )
 from exammentor.llm.answers import ModelRun
-from exammentor.llm.client import (
-    GREEDY,
-    ChatMessage,
-    LLMClient,
-    LLMError,
-    LLMInvalidOutput,
-    Message,
-)
+from exammentor.llm.client import LLMClient
 from exammentor.llm.degenerate_text import (
     DEFAULT_LOOP_POLICY,
     LoopWatch,
@@ -46,6 +39,8 @@ from exammentor.llm.degenerate_text import (
     near_copies,
     word_count,
 )
+from exammentor.llm.messages import ChatMessage, LLMError, LLMInvalidOutput, Message
+from exammentor.llm.sampling import GREEDY
 from exammentor.logs import get_logger
 from services.tutor.domain import (
     DEFAULT_STREAM_CHECKS,

@@ -36,7 +36,7 @@ from exammentor.contracts.tutor import (
     StreamEvent,
     TokenEvent,
 )
-from exammentor.llm.client import estimate_tokens
+from exammentor.llm.messages import estimate_tokens
 from services.gateway.tutor_stream import RESET_RULE
 from services.tutor.domain import DEFAULT_STREAM_CHECKS, EXTRACT_HEADING, RETRY_RULE
 from tests.conftest import SessionEnv

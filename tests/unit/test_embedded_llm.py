@@ -17,8 +17,9 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from exammentor.llm.client import ChatMessage, LLMClient, LLMUsage
+from exammentor.llm.client import LLMClient
 from exammentor.llm.embedded import MODEL_NAME, find_model_path
+from exammentor.llm.messages import ChatMessage, LLMUsage
 from exammentor.settings import LLMSettings
 
 pytestmark = pytest.mark.llm

@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from exammentor.llm.client import (
+from exammentor.llm.client import LLMClient
+from exammentor.llm.messages import (
     ChatMessage,
-    LLMClient,
     LLMError,
     LLMInvalidOutput,
     LLMUnavailable,
     LLMUsage,
-    Sampling,
-    extract_json,
 )
+from exammentor.llm.sampling import Sampling
+from exammentor.llm.structured import extract_json
 from exammentor.settings import LLMSettings
 from tests.fakes.scripted_openai import (
     Content,

@@ -15,7 +15,7 @@ from exammentor.llm.answers import (
     keyed_schema,
     token_budget,
 )
-from exammentor.llm.client import LLMInvalidOutput, LLMUnavailable
+from exammentor.llm.messages import LLMInvalidOutput, LLMUnavailable
 
 
 def test_clean_and_clip_keep_one_tidy_line() -> None:
