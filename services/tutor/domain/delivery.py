@@ -154,13 +154,19 @@ def distinct_fields(
     if not passages:
         return first
     quoted = answering or list(passages[:1])
-    text = "\n".join(_texts(first[0]))
+    # Only what the model wrote or the material says counts: our own fields restate the
+    # topic, whose words are the question's.
+    topic = explanation.topic
+    ours = {own_field(name, topic) for name in _OWN_FIELDS} | {
+        step.content for step in own_steps(topic)
+    }
+    text = "\n".join(t for t in _texts(first[0]) if t not in ours)
     if _cites(text, quoted, passages):
         return first
     # No field draws on the page that answers the question: its passages lead the steps.
     steps = [
         TutorStep(
-            step_number=0,
+            step_number=1,
             title=f"From your material, page {p.page}",
             content=clip(p.text, limits.content),
         )
@@ -169,6 +175,14 @@ def distinct_fields(
     grounded = first[0].model_copy(update={"steps": [*steps, *first[0].steps]})
     result, fixes = _distinct(grounded, answering, passages, limits)
     return result, [*first[1], "grounded", *fixes]
+
+
+_OWN_FIELDS: tuple[OwnField, ...] = (
+    "intuition",
+    "real_world_example",
+    "common_pitfall",
+    "practice_question",
+)
 
 
 def _texts(explanation: TutorExplanation) -> list[str]:
@@ -215,8 +229,7 @@ def _distinct(
             step = own_steps(topic)[0]
             contents.append((step, step.content, None))
     others: dict[OwnField, str] = {}
-    names: tuple[OwnField, ...] = ("real_world_example", "common_pitfall", "practice_question")
-    for name in names:
+    for name in _OWN_FIELDS[1:]:
         value = str(getattr(explanation, name) or "")
         fallback = own_field(name, topic)
         others[name] = fields.keep(name, value) or fields.keep(name, fallback) or fallback
