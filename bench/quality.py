@@ -976,8 +976,8 @@ def print_table(rows: Sequence[Row], heading: str) -> str:
 async def run(args: argparse.Namespace) -> None:
     """Sets up a private database and topics, starts the services, measures."""
     configure_logging("bench", "WARNING", "console")
-    topics = load_topics()[: args.topics]
-    texts = load_texts()[: args.texts]
+    topics = load_topics()[args.skip_topics :][: args.topics]
+    texts = load_texts()[args.skip_texts :][: args.texts]
     all_topics = load_topics()
     with provide_servers() as servers:
         model: ScriptedOpenAI | None = None
@@ -1071,6 +1071,8 @@ async def run(args: argparse.Namespace) -> None:
         f"{args.runs} autopilot runs of {args.run_minutes} min; {minutes:.1f} min; "
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
     )
+    if args.skip_topics or args.skip_texts:
+        heading += f"; corpus from topic {args.skip_topics + 1} and text {args.skip_texts + 1}"
     if interrupted:
         heading += f"; INTERRUPTED during {interrupted}: later rows are empty"
     rows = rows_of(quiz, tutor, auto)
@@ -1110,6 +1112,10 @@ def main() -> None:
     parser.add_argument("--model", choices=("embedded", "scripted"), default="embedded")
     parser.add_argument("--topics", type=int, default=32, help="quiz topics (corpus: 32)")
     parser.add_argument("--texts", type=int, default=11, help="study texts (corpus: 11)")
+    parser.add_argument(
+        "--skip-topics", type=int, default=0, help="start after this many quiz topics"
+    )
+    parser.add_argument("--skip-texts", type=int, default=0, help="start after this many texts")
     parser.add_argument("--runs", type=int, default=10, help="autopilot runs, started at once")
     parser.add_argument("--run-minutes", type=int, default=10, help="each run's study time")
     parser.add_argument("--questions", type=int, default=5, help="questions per quiz request")
