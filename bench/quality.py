@@ -775,7 +775,13 @@ async def one_run(
     status: dict[str, Any] = {}
     deadline = time.monotonic() + minutes * 60 + slack_s
     while time.monotonic() < deadline:
-        reply = await http.get(f"/api/autopilot/status/{session}", headers=auth)
+        try:
+            reply = await http.get(f"/api/autopilot/status/{session}", headers=auth)
+        except httpx.TransportError:
+            # A dropped connection (the gateway under load closed a kept-alive one): a
+            # polling client asks again, as a browser does.
+            await asyncio.sleep(1.0)
+            continue
         if reply.status_code == 200:
             status = reply.json()
             if status.get("status") in ENDED:
@@ -786,11 +792,15 @@ async def one_run(
                 choice = best_supported_option(
                     question.get("options") or [], context, str(question.get("text") or "")
                 )
-                await http.post(
-                    f"/api/autopilot/answer/{session}",
-                    json={"question_id": question["id"], "answer_index": choice},
-                    headers=auth,
-                )
+                try:
+                    await http.post(
+                        f"/api/autopilot/answer/{session}",
+                        json={"question_id": question["id"], "answer_index": choice},
+                        headers=auth,
+                    )
+                except httpx.TransportError:
+                    await asyncio.sleep(1.0)
+                    continue  # the status tells whether the answer was taken
                 answered.add(question["id"])
                 continue
         await asyncio.sleep(1.0)
