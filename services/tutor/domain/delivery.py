@@ -14,6 +14,8 @@ compute. Rules this module keeps:
   (:func:`with_support`), so every answer shown with material cites the page that answers.
 - **Off the question.** A sentence of an explanation supported only by passages that do not
   answer the question is dropped: it is about another page of the material.
+- **Something to say.** A field of fewer than :data:`MIN_FIELD_WORDS` words (the embedded
+  model writes steps "1", "2", "3" and an intuition "MATERIAL") is not delivered.
 - **Each sentence once.** A sentence of an explanation that repeats one of an earlier field
   (compared as :func:`~exammentor.degenerate_text.sentence_key`) is dropped, and a field
   that copies another (:func:`~exammentor.degenerate_text.copied_field`) is not delivered:
@@ -40,6 +42,9 @@ from services.tutor.domain.explanation import (
     own_steps,
 )
 from services.tutor.domain.passages import Passage
+
+MIN_FIELD_WORDS = 3
+"""A field (step titles aside) of fewer words says nothing and is not delivered."""
 
 SUPPORT_HEADING = "**From your material** (extract)"
 """The line before passages quoted beside the model's answer, which they support."""
@@ -114,6 +119,8 @@ class _Fields:
             kept.append(sentence)
             keys.append(key)
         result = " ".join(kept)
+        if compare and len(sentence_key(result)) < MIN_FIELD_WORDS:
+            result = ""  # "1", "A", "MATERIAL": what the embedded model puts in a step
         if compare and result and any(copied_field(result, d) for d in self.delivered):
             result = ""
         if result != " ".join(split_sentences(text)):

@@ -222,3 +222,30 @@ def test_any_explanation_is_delivered_without_repeats_or_copies(fields: list[str
     delivered, _ = distinct_fields(original, question=QUESTION, passages=PASSAGES)
     assert repeated_sentences(delivered) == 0
     assert 3 in cited_pages(delivered)
+
+
+def test_fields_that_say_nothing_are_not_delivered() -> None:
+    # What the embedded model wrote in the quality bench: steps "1", "2", "3", an intuition
+    # "MATERIAL" (the prompt's fence word).
+    original = explanation(
+        intuition="MATERIAL",
+        steps=[
+            TutorStep(step_number=1, title="Step", content="1"),
+            TutorStep(
+                step_number=2,
+                title="Reading",
+                content="Ribosomes read messenger RNA and join amino acids into a chain.",
+            ),
+            TutorStep(step_number=3, title="Step", content="A"),
+        ],
+        real_world_example="4",
+        common_pitfall="Thinking that transfer RNA is read by the ribosome like mRNA.",
+        practice_question="Which molecule carries amino acids to the ribosome?",
+    )
+    delivered, _ = distinct_fields(original, question=QUESTION, passages=PASSAGES)
+    assert delivered.intuition != "MATERIAL"
+    assert [s.content for s in delivered.steps] == [
+        "Ribosomes read messenger RNA and join amino acids into a chain."
+    ]
+    assert delivered.real_world_example != "4"
+    assert all(len(sentence_key(t)) >= 3 for t in texts(delivered) if t not in ("Reading",))
