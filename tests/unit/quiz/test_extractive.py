@@ -313,10 +313,7 @@ def option_words(text: str, topic: str) -> set[str]:
     found = items_of(text, count=10, topic=topic)
     assert found
     return {
-        normalised(o)
-        for item in found
-        if item.kind != "true_false"
-        for o in item.question.options
+        normalised(o) for item in found if item.kind != "true_false" for o in item.question.options
     }
 
 
