@@ -52,8 +52,8 @@ release: setup
 	bash deploy/local/stack.sh release $(SMOKE_ARGS)
 
 demo: up
-	$(PY) -m exammentor.cli smoke
-	$(PY) -m exammentor.cli demo
+	$(PY) -m exammentor.ops.cli smoke
+	$(PY) -m exammentor.ops.cli demo
 	@echo "The stack is still running: 'make logs' to watch it, 'make down' to stop it."
 	@echo "Open the web app: http://127.0.0.1:8080/app/"
 

@@ -32,12 +32,12 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exammentor import migrate
 from exammentor.contracts.autopilot import AutopilotStartRequest
 from exammentor.db import create_pool, user_transaction
 from exammentor.logs import configure_logging
+from exammentor.messaging.topic_admin import ensure_topics
+from exammentor.ops import migrate
 from exammentor.settings import DatabaseSettings, KafkaSettings, LLMSettings, WorkerSettings
-from exammentor.topics import ensure_topics
 from exammentor.worker import Worker
 from services.autopilot import repo
 from services.autopilot.domain import AutopilotPolicy, start_run

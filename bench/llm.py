@@ -1,6 +1,6 @@
 """Benchmark of the embedded model server through LLMClient: memory, speed, structured output.
 
-Starts ``python -m exammentor.embedded_llm`` on a free loopback port (or measures a running
+Starts ``python -m exammentor.llm.embedded`` on a free loopback port (or measures a running
 endpoint given with ``--base-url``, without the memory numbers), runs a bounded number of
 calls and prints one line per measure::
 
@@ -22,8 +22,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from exammentor.embedded_llm import MODEL_NAME
-from exammentor.llm import ChatMessage, LLMClient, LLMInvalidOutput, LLMUsage
+from exammentor.llm.client import ChatMessage, LLMClient, LLMInvalidOutput, LLMUsage
+from exammentor.llm.embedded import MODEL_NAME
 from exammentor.logs import configure_logging
 from exammentor.settings import LLMSettings
 
@@ -85,7 +85,7 @@ def _start(threads: int) -> tuple[subprocess.Popen[bytes], str, float]:
         [
             sys.executable,
             "-m",
-            "exammentor.embedded_llm",
+            "exammentor.llm.embedded",
             "--port",
             str(port),
             "--threads",

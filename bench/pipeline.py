@@ -30,18 +30,18 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exammentor import migrate
-from exammentor.commands import CommandConsumer, CommandRouter
 from exammentor.contracts.commands import EchoPayload
 from exammentor.contracts.envelope import CommandEnvelope
 from exammentor.db import create_pool, user_transaction
 from exammentor.logs import configure_logging
-from exammentor.relay import RelayChannels
+from exammentor.messaging.consumer import CommandConsumer, CommandRouter
+from exammentor.messaging.result_relay import RelayChannels
+from exammentor.messaging.topic_admin import ensure_topics
+from exammentor.ops import migrate
 from exammentor.settings import (
     DatabaseSettings,
     KafkaSettings,
 )
-from exammentor.topics import ensure_topics
 from services.planner.settings import PlannerSettings
 from tests.infra import ROOT, free_port, provide_servers, unique_name, with_database
 

@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from exammentor.contracts.plan import Difficulty, PlanRequest, PlanVerification
-from exammentor.llm import ChatMessage, LLMClient, LLMError, LLMInvalidOutput, LLMUsage
+from exammentor.llm.client import ChatMessage, LLMClient, LLMError, LLMInvalidOutput, LLMUsage
 from exammentor.logs import configure_logging
 from exammentor.settings import LLMSettings
 from services.planner.domain import (
@@ -337,7 +337,7 @@ def _free_port() -> int:
 def _start_model() -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "exammentor.embedded_llm", "--port", str(port)],
+        [sys.executable, "-m", "exammentor.llm.embedded", "--port", str(port)],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -74,10 +74,10 @@ from bench.quality_metrics import (
     median,
     near_copy_pairs,
 )
-from exammentor import migrate
 from exammentor.logs import configure_logging
+from exammentor.messaging.topic_admin import ensure_topics
+from exammentor.ops import migrate
 from exammentor.settings import KafkaSettings
-from exammentor.topics import ensure_topics
 from tests.fakes.scripted_openai import Content, Reply, ScriptedOpenAI
 from tests.infra import ROOT, free_port, provide_servers, unique_name, with_database
 

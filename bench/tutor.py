@@ -50,11 +50,11 @@ from openai import AsyncOpenAI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exammentor import migrate
 from exammentor.contracts.tutor import STREAM_EVENT, TokenEvent
 from exammentor.logs import configure_logging
+from exammentor.messaging.topic_admin import ensure_topics
+from exammentor.ops import migrate
 from exammentor.settings import KafkaSettings
-from exammentor.topics import ensure_topics
 from tests.fakes.scripted_openai import MODEL, ScriptedOpenAI, Stream
 from tests.infra import ROOT, free_port, provide_servers, unique_name, with_database
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from exammentor.contracts.topics import Service
+from exammentor.contracts.kafka_topics import Service
 
 MIN_SECRET_LENGTH = 32
 """Characters a secret must have in production (HS256 wants at least 256 bits of key)."""

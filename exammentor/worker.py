@@ -27,20 +27,21 @@ import structlog
 from faststream.kafka import KafkaBroker
 from grpc import aio
 
-from exammentor import metrics, pipeline
+from exammentor import metrics
 from exammentor._proto import relay_pb2_grpc
-from exammentor.commands import CommandConsumer, CommandRouter
 from exammentor.db import Pool, create_pool, ping
-from exammentor.kafka import broker_ready, create_broker
-from exammentor.llm import LLMClient, LLMUsage
+from exammentor.llm.client import LLMClient, LLMUsage
 from exammentor.logs import configure_logging, get_logger
-from exammentor.ops import HttpServer, Readiness, ops_server
+from exammentor.messaging import pipeline
+from exammentor.messaging.consumer import CommandConsumer, CommandRouter
+from exammentor.messaging.kafka import broker_ready, create_broker
+from exammentor.messaging.outbox import OutboxRelay
+from exammentor.messaging.result_relay import RelayChannels, RelayHub
+from exammentor.messaging.topic_admin import missing_topics
+from exammentor.ops.routes import HttpServer, Readiness, ops_server
 from exammentor.outages import wait_for_database, wait_for_kafka
-from exammentor.outbox import OutboxRelay
-from exammentor.relay import RelayChannels, RelayHub
 from exammentor.settings import WorkerSettings
 from exammentor.telemetry import configure_tracing
-from exammentor.topics import missing_topics
 
 log = get_logger(__name__)
 

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from exammentor.contracts.envelope import EventEnvelope
 from exammentor.contracts.events import EVENTS, DomainEvent
-from exammentor.contracts.topics import EVENT_DOMAINS, event_topic
+from exammentor.contracts.kafka_topics import EVENT_DOMAINS, event_topic
 
 Handler = Callable[[EventEnvelope, DomainEvent], Awaitable[None]]
 

@@ -14,10 +14,10 @@ import asyncpg
 import httpx
 import pytest
 
-from exammentor import migrate
 from exammentor.logs import configure_logging
+from exammentor.messaging.topic_admin import ensure_topics
+from exammentor.ops import migrate
 from exammentor.settings import DatabaseSettings, KafkaSettings, LLMSettings, ServiceSettings
-from exammentor.topics import ensure_topics
 from tests.infra import (
     Servers,
     delete_topics_of_this_run,

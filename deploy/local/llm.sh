@@ -126,7 +126,7 @@ cmd_start() {
   # setsid: the server outlives this shell and a Ctrl-C in it.
   # EXAMMENTOR_LLM_PARALLEL: requests decoded at once (2, for 2 cores); the services size
   # their bound on model calls from it (OPENAI_MAX_CONCURRENCY unset).
-  setsid "$PYTHON" -m exammentor.embedded_llm --host "$host" --port "$port" \
+  setsid "$PYTHON" -m exammentor.llm.embedded --host "$host" --port "$port" \
     --parallel "${EXAMMENTOR_LLM_PARALLEL:-2}" >>"$LOG_FILE" 2>&1 </dev/null &
   echo $! >"$PID_FILE"
   log "started pid $! on $host:$port, log $LOG_FILE"

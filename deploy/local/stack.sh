@@ -124,8 +124,8 @@ infra_up() {
 }
 
 schema_up() {
-  "$PY" -m exammentor.cli migrate up
-  "$PY" -m exammentor.cli topics create
+  "$PY" -m exammentor.ops.cli migrate up
+  "$PY" -m exammentor.ops.cli topics create
 }
 
 SECRETS_FILE="$EM_RUN_DIR/secrets.env"
@@ -317,7 +317,7 @@ cmd_restart() {
 # The newest migration applied (0 on a database without the schema: a first install).
 schema_version() {
   local listing
-  listing="$("$PY" -m exammentor.cli migrate status)" ||
+  listing="$("$PY" -m exammentor.ops.cli migrate status)" ||
     em_die "exammentor migrate status failed: $listing"
   awk '$3 == "applied" || $3 == "CHANGED" { v = $1 + 0 } END { print v + 0 }' <<<"$listing"
 }
@@ -329,7 +329,7 @@ smoke() {
     name="${entry%%:*}"
     [[ "$name" == gateway ]] || ports+=(--ops-port "$name=$(instance_port "${entry##*:}" 1)")
   done
-  "$PY" -m exammentor.cli smoke --base-url "http://127.0.0.1:$(gateway_port)" \
+  "$PY" -m exammentor.ops.cli smoke --base-url "http://127.0.0.1:$(gateway_port)" \
     --grpc "127.0.0.1:$((GATEWAY_GRPC_PORT + PORT_OFFSET))" "${ports[@]}" "$@"
 }
 
@@ -386,7 +386,7 @@ cmd_release() {
   else
     mkdir -p "$EM_RUN_DIR/backups"
     RELEASE_BACKUP="$EM_RUN_DIR/backups/pre-release-$(date -u +%Y%m%dT%H%M%SZ).tar"
-    "$PY" -m exammentor.cli backup create --out "$RELEASE_BACKUP"
+    "$PY" -m exammentor.ops.cli backup create --out "$RELEASE_BACKUP"
   fi
   # Expand migrations only (docs/operations.md), so the code still serving keeps working.
   RELEASE_STEP="migrations"

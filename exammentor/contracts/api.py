@@ -13,8 +13,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from exammentor.contracts.kafka_topics import Service
 from exammentor.contracts.plan import PlanVerification, StudyPlan
-from exammentor.contracts.topics import Service
 
 MAX_NAME_CHARS = 80
 MIN_PASSWORD_CHARS = 8

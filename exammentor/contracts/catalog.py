@@ -12,8 +12,8 @@ from typing import Any
 
 from exammentor.contracts.autopilot import AUTOPILOT_COMMANDS
 from exammentor.contracts.commands import PLAN_GENERATE, SYSTEM_ECHO, Command
+from exammentor.contracts.kafka_topics import Service
 from exammentor.contracts.quiz import QUIZ_COMMANDS
-from exammentor.contracts.topics import Service
 from exammentor.contracts.tutor import TUTOR_COMMANDS
 
 DECLARED: tuple[Command[Any, Any], ...] = (

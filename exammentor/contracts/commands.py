@@ -23,8 +23,8 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from exammentor.contracts.kafka_topics import SERVICES, Service
 from exammentor.contracts.plan import PlanRequest, PlanResult
-from exammentor.contracts.topics import SERVICES, Service
 
 P = TypeVar("P", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)

@@ -10,7 +10,7 @@ uuid5(key + "#command")``. After a crash the action is given again with the same
   applied it before answers from its inbox (the stored result, no second model call); one
   still in its hands is applied once, then the copy is answered from the inbox.
 
-Sending is the kit's :class:`~exammentor.dispatch.Dispatcher` (as the gateway sends), with
+Sending is the kit's :class:`~exammentor.messaging.dispatch.Dispatcher` (as the gateway sends), with
 the derived ids. Results stream back to this replica's relay (``reply_to``); the
 ``requests`` row is checked as well while waiting, so a lost stream only costs a short
 delay.
@@ -26,12 +26,12 @@ from uuid import UUID, uuid5
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
-from exammentor import pipeline
 from exammentor.contracts.commands import Command
 from exammentor.db import Pool, user_transaction
-from exammentor.dispatch import Dispatcher
 from exammentor.logs import get_logger
-from exammentor.relay import RelayChunk
+from exammentor.messaging import pipeline
+from exammentor.messaging.dispatch import Dispatcher
+from exammentor.messaging.result_relay import RelayChunk
 from exammentor.worker import CommandRelay
 
 log = get_logger(__name__)

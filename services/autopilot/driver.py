@@ -54,7 +54,7 @@ from exammentor.contracts.quiz import (
 from exammentor.contracts.tutor import ANSWER_UNUSABLE, MODEL_FAILED, TUTOR_LESSON, LessonRequest
 from exammentor.db import Pool, system_transaction, user_transaction
 from exammentor.logs import bind_ids, get_logger
-from exammentor.outbox import add_event
+from exammentor.messaging.outbox import add_event
 from services.autopilot import repo
 from services.autopilot.calls import CallFailed, StudyCalls
 from services.autopilot.domain import (

@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 from uuid import UUID
 
-from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome, Persist
 from exammentor.contracts.autopilot import (
     ANSWER_REFUSED,
     AUTOPILOT_ACTIVE,
@@ -39,7 +38,14 @@ from exammentor.contracts.autopilot import (
 from exammentor.contracts.commands import SESSION_NOT_FOUND
 from exammentor.contracts.quiz import QUIZ_GRADE, EvaluateAnswerRequest
 from exammentor.db import Connection
-from exammentor.outbox import add_event
+from exammentor.messaging.consumer import (
+    CommandContext,
+    CommandRejected,
+    CommandRouter,
+    Outcome,
+    Persist,
+)
+from exammentor.messaging.outbox import add_event
 from exammentor.worker import WorkerResources
 from services.autopilot import repo
 from services.autopilot.calls import CallFailed, StudyCalls

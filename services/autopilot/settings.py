@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from exammentor.contracts.topics import Service
+from exammentor.contracts.kafka_topics import Service
 from exammentor.settings import WorkerSettings
 
 

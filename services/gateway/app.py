@@ -29,15 +29,15 @@ from exammentor._proto import (
     tutor_pb2_grpc,
 )
 from exammentor.db import Pool, create_pool, ping
-from exammentor.dispatch import Dispatcher
-from exammentor.kafka import broker_ready, create_broker
 from exammentor.logs import configure_logging, get_logger
-from exammentor.ops import HttpServer, Readiness
+from exammentor.messaging.dispatch import Dispatcher
+from exammentor.messaging.kafka import broker_ready, create_broker
+from exammentor.messaging.result_relay import RelayHub
+from exammentor.ops.routes import HttpServer, Readiness
 from exammentor.outages import wait_for_database, wait_for_kafka
-from exammentor.relay import RelayHub
 from exammentor.telemetry import configure_tracing
+from services.gateway.auth import TokenIssuer
 from services.gateway.core import GatewayCore
-from services.gateway.domain import TokenIssuer
 from services.gateway.grpc_api import StudyGateway
 from services.gateway.grpc_autopilot import AutopilotApi
 from services.gateway.grpc_quiz import QuizApi

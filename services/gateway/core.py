@@ -25,7 +25,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
 
-from exammentor import pipeline, read_models, sessions
+from exammentor import read_models, sessions
 from exammentor.contracts.api import (
     Credentials,
     Error,
@@ -65,13 +65,14 @@ from exammentor.contracts.sessions import (
     StartSessionRequest,
 )
 from exammentor.db import Pool, user_transaction
-from exammentor.dispatch import BrokerUnavailable, Dispatched, Dispatcher, ResultTimeout
-from exammentor.maintenance import MaintenanceGate
-from exammentor.relay import RelayChunk
+from exammentor.messaging import pipeline
+from exammentor.messaging.dispatch import BrokerUnavailable, Dispatched, Dispatcher, ResultTimeout
+from exammentor.messaging.result_relay import RelayChunk
+from exammentor.ops.maintenance import MaintenanceGate
 from exammentor.telemetry import start_span
 from exammentor.validation import field_name
 from services.gateway import repo
-from services.gateway.domain import InvalidToken, TokenIssuer, hash_password, verify_password
+from services.gateway.auth import InvalidToken, TokenIssuer, hash_password, verify_password
 from services.gateway.limits import AttemptLimiter, TooManyAttempts
 from services.gateway.settings import AttemptLimits
 from services.gateway.watch import RequestWatch

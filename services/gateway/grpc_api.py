@@ -30,8 +30,8 @@ from exammentor.contracts.api import Error as ErrorModel
 from exammentor.contracts.commands import PLAN_GENERATE, SYSTEM_ECHO, EchoPayload
 from exammentor.contracts.plan import PlanRequest
 from exammentor.contracts.sessions import SaveSessionRequest, StartSessionRequest
-from exammentor.dispatch import ResultTimeout
-from exammentor.relay import RelayChunk
+from exammentor.messaging.dispatch import ResultTimeout
+from exammentor.messaging.result_relay import RelayChunk
 from services.gateway.codec import from_message, to_message
 from services.gateway.core import (
     IDEMPOTENCY_KEY,

@@ -41,7 +41,7 @@ from exammentor.contracts.commands import (
     TOO_MANY_ATTEMPTS,
     EchoPayload,
 )
-from exammentor.ops import ops_routes
+from exammentor.ops.routes import ops_routes
 from exammentor.validation import field_name
 from services.gateway.autopilot_routes import autopilot_router
 from services.gateway.core import IDEMPOTENCY_KEY, GatewayError, idempotency_key

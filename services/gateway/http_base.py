@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from exammentor.contracts.commands import BODY_TOO_LARGE, Command
-from exammentor.ops import Readiness
+from exammentor.ops.routes import Readiness
 from services.gateway.core import GatewayCore, GatewayError, parse_json
 
 M = TypeVar("M", bound=BaseModel)

@@ -31,8 +31,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from exammentor.contracts.api import MAX_PLAN_LIST_LIMIT
 from exammentor.contracts.commands import PLAN_GENERATE
 from exammentor.contracts.plan import PlanRequest, PlanResult
-from exammentor.dispatch import ResultTimeout
-from exammentor.relay import RelayChunk
+from exammentor.messaging.dispatch import ResultTimeout
+from exammentor.messaging.result_relay import RelayChunk
 from services.gateway.core import CommandStream
 from services.gateway.http_base import (
     GatewayState,

@@ -1,5 +1,5 @@
 """The gateway's own SQL: users. The pipeline tables' SQL is the kit's
-(:mod:`exammentor.pipeline`).
+(:mod:`exammentor.messaging.pipeline`).
 """
 
 from __future__ import annotations

@@ -16,11 +16,11 @@ from datetime import timedelta
 
 from faststream.kafka import KafkaBroker
 
-from exammentor.commands import encode_command
 from exammentor.contracts.envelope import CommandEnvelope
 from exammentor.db import Pool
 from exammentor.logs import get_logger
-from exammentor.pipeline import REQUESTS_CHANNEL
+from exammentor.messaging.consumer import encode_command
+from exammentor.messaging.pipeline import REQUESTS_CHANNEL
 
 log = get_logger(__name__)
 

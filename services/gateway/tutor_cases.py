@@ -47,8 +47,8 @@ from exammentor.contracts.tutor import (
     UsageEvent,
 )
 from exammentor.db import user_transaction
-from exammentor.dispatch import ResultTimeout
-from exammentor.relay import RelayChunk
+from exammentor.messaging.dispatch import ResultTimeout
+from exammentor.messaging.result_relay import RelayChunk
 from services.gateway.core import CommandStream, GatewayCore, GatewayError, parse, still_running
 
 NDJSON = "application/x-ndjson"

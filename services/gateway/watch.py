@@ -16,7 +16,7 @@ from uuid import UUID
 
 from exammentor.db import Connection, Pool
 from exammentor.logs import get_logger
-from exammentor.pipeline import REQUESTS_CHANNEL
+from exammentor.messaging.pipeline import REQUESTS_CHANNEL
 
 log = get_logger(__name__)
 

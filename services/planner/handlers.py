@@ -15,7 +15,6 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from exammentor import sessions
-from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome
 from exammentor.contracts.commands import PLAN_GENERATE
 from exammentor.contracts.envelope import EventEnvelope
 from exammentor.contracts.events import PlanGeneratedV1, PlanVerifiedV1
@@ -27,6 +26,7 @@ from exammentor.contracts.plan import (
     VerificationSummary,
 )
 from exammentor.db import Connection
+from exammentor.messaging.consumer import CommandContext, CommandRejected, CommandRouter, Outcome
 from exammentor.worker import WorkerResources
 from services.planner import repo
 from services.planner.domain import (

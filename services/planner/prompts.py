@@ -24,8 +24,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, Field, create_model
 
 from exammentor.contracts.plan import Intent, RouterDecision, RouterScope
-from exammentor.llm import ChatMessage
-from exammentor.model_answers import (
+from exammentor.llm.answers import (
     ANSWER_CONFIG,
     JSON_ONLY,
     ask,
@@ -35,6 +34,7 @@ from exammentor.model_answers import (
     is_degenerate,
     keyed_schema,
 )
+from exammentor.llm.client import ChatMessage
 from services.planner.domain import SyllabusRegistry, normalise_topic_name
 
 ROUTER_MAX_TOKENS = 120

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from exammentor.contracts.topics import Service
+from exammentor.contracts.kafka_topics import Service
 from exammentor.settings import WorkerSettings
 
 

@@ -48,9 +48,9 @@ from exammentor.contracts.plan import (
     VerificationSummary,
     VerifiedPlanHistory,
 )
-from exammentor.llm import LLMClient
+from exammentor.llm.answers import ModelRun, token_budget
+from exammentor.llm.client import LLMClient
 from exammentor.logs import get_logger
-from exammentor.model_answers import ModelRun, token_budget
 from services.planner import prompts
 from services.planner.domain import (
     CapacityError,

@@ -21,7 +21,6 @@ from uuid import UUID, uuid4
 from pydantic import ValidationError
 
 from exammentor import sessions
-from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome
 from exammentor.contracts.commands import INVALID_REQUEST, SESSION_NOT_FOUND
 from exammentor.contracts.envelope import EventEnvelope, utcnow
 from exammentor.contracts.events import (
@@ -64,6 +63,7 @@ from exammentor.contracts.quiz import (
 )
 from exammentor.contracts.tutor import MATERIAL_UNKNOWN
 from exammentor.db import Connection
+from exammentor.messaging.consumer import CommandContext, CommandRejected, CommandRouter, Outcome
 from exammentor.validation import validation_reason
 from exammentor.worker import WorkerResources
 from services.quiz import repo

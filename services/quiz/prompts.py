@@ -29,8 +29,7 @@ from exammentor.contracts.quiz import (
     Question,
     QuestionDifficulty,
 )
-from exammentor.llm import ChatMessage
-from exammentor.model_answers import (
+from exammentor.llm.answers import (
     ANSWER_CONFIG,
     JSON_ONLY,
     ask,
@@ -40,6 +39,7 @@ from exammentor.model_answers import (
     is_degenerate,
     token_budget,
 )
+from exammentor.llm.client import ChatMessage
 from services.quiz.domain import (
     Grade,
     PerformanceFigures,

@@ -27,7 +27,8 @@ from exammentor.contracts.quiz import (
     Question,
     QuestionDifficulty,
 )
-from exammentor.llm import (
+from exammentor.llm.answers import ModelRun
+from exammentor.llm.client import (
     LLMClient,
     LLMError,
     LLMInvalidOutput,
@@ -37,7 +38,6 @@ from exammentor.llm import (
     extract_json,
 )
 from exammentor.logs import get_logger
-from exammentor.model_answers import ModelRun
 from services.quiz import prompts
 from services.quiz.domain import (
     Grade,

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
-from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome
 from exammentor.contracts.events import TutorExplainedV1
 from exammentor.contracts.tutor import (
     ANSWER_UNUSABLE,
@@ -53,7 +52,8 @@ from exammentor.contracts.tutor import (
     StreamUsage,
 )
 from exammentor.db import Connection
-from exammentor.llm import estimate_tokens
+from exammentor.llm.client import estimate_tokens
+from exammentor.messaging.consumer import CommandContext, CommandRejected, CommandRouter, Outcome
 from exammentor.worker import WorkerResources
 from services.tutor import repo
 from services.tutor.domain import (

@@ -31,15 +31,15 @@ from exammentor.contracts.tutor import (
     LessonRequest,
     TutorExplanation,
 )
-from exammentor.degenerate_text import find_degeneration, near_copies
-from exammentor.llm import ChatMessage, estimate_tokens
-from exammentor.model_answers import (
+from exammentor.llm.answers import (
     ANSWER_CONFIG,
     JSON_ONLY,
     check_mostly_usable,
     is_degenerate,
     words,
 )
+from exammentor.llm.client import ChatMessage, estimate_tokens
+from exammentor.llm.degenerate_text import find_degeneration, near_copies
 from services.tutor.domain import (
     DEFAULT_POLICY,
     MATERIAL_RULES,

@@ -30,16 +30,23 @@ from exammentor.contracts.tutor import (
     MultimodalExplanation,
     StreamError,
 )
-from exammentor.degenerate_text import (
+from exammentor.llm.answers import ModelRun
+from exammentor.llm.client import (
+    GREEDY,
+    ChatMessage,
+    LLMClient,
+    LLMError,
+    LLMInvalidOutput,
+    Message,
+)
+from exammentor.llm.degenerate_text import (
     DEFAULT_LOOP_POLICY,
     LoopWatch,
     clean_prefix,
     near_copies,
     word_count,
 )
-from exammentor.llm import GREEDY, ChatMessage, LLMClient, LLMError, LLMInvalidOutput, Message
 from exammentor.logs import get_logger
-from exammentor.model_answers import ModelRun
 from services.tutor.domain import (
     DEFAULT_STREAM_CHECKS,
     RETRY_RULE,

@@ -14,7 +14,6 @@ import datetime as dt
 import hashlib
 from typing import Any
 
-from exammentor.commands import CommandContext, CommandRejected, CommandRouter, Outcome
 from exammentor.contracts.autopilot import topic_key
 from exammentor.contracts.quiz import (
     QUIZ_DIAGNOSE,
@@ -30,6 +29,7 @@ from exammentor.contracts.quiz import (
 )
 from exammentor.contracts.tutor import TUTOR_LESSON, Lesson, LessonRequest
 from exammentor.db import Connection
+from exammentor.messaging.consumer import CommandContext, CommandRejected, CommandRouter, Outcome
 from exammentor.worker import WorkerResources
 
 CORRECT_INDEX = 1

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from exammentor.commands import CommandContext, CommandRouter, Outcome
 from exammentor.contracts.commands import Command
 from exammentor.contracts.events import SystemEchoedV1
+from exammentor.messaging.consumer import CommandContext, CommandRouter, Outcome
 from exammentor.settings import WorkerSettings
 from exammentor.worker import WorkerResources, run_worker
 

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 from grpc import aio
 
 from exammentor._proto import relay_pb2_grpc
-from exammentor.relay import RelayChunk, RelayHub
+from exammentor.messaging.result_relay import RelayChunk, RelayHub
 from exammentor.settings import LLMSettings, WorkerSettings
 from exammentor.worker import InstallHandlers, Worker
 from services.autopilot.handlers import install_handlers as autopilot_handlers

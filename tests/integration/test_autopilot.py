@@ -19,10 +19,10 @@ import asyncpg
 import httpx
 import pytest
 
-from exammentor import migrate
 from exammentor.contracts.autopilot import client_phase
+from exammentor.messaging.topic_admin import ensure_topics
+from exammentor.ops import migrate
 from exammentor.settings import LLMSettings, WorkerSettings
-from exammentor.topics import ensure_topics
 from exammentor.worker import Worker
 from services.autopilot.driver import AutopilotDriver
 from services.autopilot.handlers import install_handlers as autopilot_handlers

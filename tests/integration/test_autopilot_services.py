@@ -22,8 +22,8 @@ import asyncpg
 import httpx
 import pytest
 
+from exammentor.messaging.topic_admin import ensure_topics
 from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
 from services.gateway.app import Gateway
 from services.gateway.settings import GatewaySettings
 from tests.conftest import SessionEnv

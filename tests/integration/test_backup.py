@@ -19,8 +19,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from exammentor import backup, migrate
 from exammentor.db import create_pool, system_transaction, user_transaction
+from exammentor.ops import backup, migrate
 from tests.infra import ROOT, python, unique_name
 from tests.upgrade.database import (
     app_dsn,
@@ -286,7 +286,7 @@ async def test_the_operator_command_backs_up_and_restores(
         proc = await asyncio.create_subprocess_exec(
             python(),
             "-m",
-            "exammentor.cli",
+            "exammentor.ops.cli",
             *args,
             env=env,
             cwd=ROOT,

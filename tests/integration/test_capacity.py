@@ -17,8 +17,8 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from exammentor.contracts.topics import SERVICES, command_topic
-from exammentor.topics import consumer_lag
+from exammentor.contracts.kafka_topics import SERVICES, command_topic
+from exammentor.messaging.topic_admin import consumer_lag
 from tests.conftest import SessionEnv
 from tests.integration.conftest import Stack, register
 
@@ -43,7 +43,7 @@ async def _capacity(test_env: SessionEnv, *args: str) -> str:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "exammentor.cli",
+        "exammentor.ops.cli",
         "capacity",
         *args,
         env=env,

@@ -23,10 +23,10 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from exammentor.commands import encode_command
 from exammentor.contracts.envelope import CommandEnvelope
-from exammentor.relay import RelayChunk
-from exammentor.topics import command_topic, ensure_topics
+from exammentor.messaging.consumer import encode_command
+from exammentor.messaging.result_relay import RelayChunk
+from exammentor.messaging.topic_admin import command_topic, ensure_topics
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, Delay, Reply, ScriptedOpenAI
 from tests.infra import ROOT, python, unique_name

@@ -31,11 +31,11 @@ from faststream.kafka.annotations import KafkaMessage
 
 import exammentor
 from exammentor._proto import gateway_pb2
-from exammentor.commands import CommandContext
 from exammentor.contracts.envelope import CommandEnvelope, EventEnvelope
 from exammentor.contracts.events import DomainEvent, PlanGeneratedV1, SystemEchoedV1
-from exammentor.contracts.topics import event_topic
-from exammentor.kafka import create_broker
+from exammentor.contracts.kafka_topics import event_topic
+from exammentor.messaging.consumer import CommandContext
+from exammentor.messaging.kafka import create_broker
 from exammentor.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration

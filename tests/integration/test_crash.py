@@ -15,10 +15,10 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from exammentor.commands import FAULT_EXIT_CODE, encode_command
 from exammentor.contracts.envelope import CommandEnvelope
-from exammentor.dead_letters import ReplayError, list_dead_letters, replay_dead_letter
-from exammentor.topics import command_topic, ensure_topics
+from exammentor.messaging.consumer import FAULT_EXIT_CODE, encode_command
+from exammentor.messaging.dead_letters import ReplayError, list_dead_letters, replay_dead_letter
+from exammentor.messaging.topic_admin import command_topic, ensure_topics
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, Delay, ScriptedOpenAI, Status
 from tests.infra import ROOT, python, unique_name

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from exammentor.demo import run_demo
+from exammentor.ops.demo import run_demo
 from tests.integration.conftest import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm]

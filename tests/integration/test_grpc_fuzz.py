@@ -22,8 +22,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescri
 from google.protobuf.message import Message
 from grpc import aio
 
+from exammentor.messaging.topic_admin import ensure_topics
 from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
 from services.gateway.app import GRPC_APIS, Gateway
 from services.gateway.settings import GatewaySettings
 from tests.conftest import SessionEnv

@@ -16,12 +16,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from grpc import aio
 
-from exammentor import maintenance
 from exammentor._proto import gateway_pb2 as pb
 from exammentor._proto import gateway_pb2_grpc
-from exammentor.commands import encode_command
 from exammentor.contracts.envelope import CommandEnvelope
-from exammentor.topics import command_topic
+from exammentor.messaging.consumer import encode_command
+from exammentor.messaging.topic_admin import command_topic
+from exammentor.ops import maintenance
 from tests.conftest import SessionEnv
 from tests.integration.conftest import RelayProbe, Stack
 
@@ -70,7 +70,7 @@ async def _operator(dsn: str, *args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "exammentor.cli",
+        "exammentor.ops.cli",
         *args,
         env={**os.environ, "DATABASE_URL": dsn},
         stdout=asyncio.subprocess.PIPE,

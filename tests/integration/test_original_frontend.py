@@ -30,9 +30,9 @@ from typing import Any
 import httpx
 import pytest
 
-from exammentor import migrate
+from exammentor.messaging.topic_admin import ensure_topics
+from exammentor.ops import migrate
 from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
 from exammentor.worker import Worker
 from services.gateway.app import Gateway
 from services.gateway.settings import GatewaySettings

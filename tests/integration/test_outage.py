@@ -18,9 +18,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from exammentor import metrics
-from exammentor.commands import encode_command
 from exammentor.contracts.envelope import CommandEnvelope
-from exammentor.topics import command_topic, dead_letter_topic, ensure_topics
+from exammentor.messaging.consumer import encode_command
+from exammentor.messaging.topic_admin import command_topic, dead_letter_topic, ensure_topics
 from exammentor.worker import Worker
 from services.planner.handlers import install_handlers
 from services.planner.settings import PlannerSettings

@@ -14,14 +14,14 @@ from collections.abc import AsyncIterator
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from exammentor import migrate
 from exammentor.contracts.envelope import EventEnvelope
 from exammentor.contracts.events import SystemEchoedV1
 from exammentor.db import Pool, create_pool, user_transaction
-from exammentor.kafka import create_broker
-from exammentor.outbox import OutboxRelay, add_event
+from exammentor.messaging.kafka import create_broker
+from exammentor.messaging.outbox import OutboxRelay, add_event
+from exammentor.messaging.topic_admin import ensure_topics, event_topic, missing_topics
+from exammentor.ops import migrate
 from exammentor.settings import KafkaSettings
-from exammentor.topics import ensure_topics, event_topic, missing_topics
 from tests.conftest import SessionEnv
 from tests.infra import unique_name
 from tests.upgrade.database import app_dsn, scratch_database

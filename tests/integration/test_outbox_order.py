@@ -17,9 +17,9 @@ from aiokafka import AIOKafkaConsumer
 from exammentor.contracts.envelope import EventEnvelope
 from exammentor.contracts.events import SystemEchoedV1
 from exammentor.db import Pool, create_pool, user_transaction
-from exammentor.kafka import create_broker
-from exammentor.outbox import LEADER_LOCK, OutboxRelay, add_event
-from exammentor.topics import ensure_topics, event_topic
+from exammentor.messaging.kafka import create_broker
+from exammentor.messaging.outbox import LEADER_LOCK, OutboxRelay, add_event
+from exammentor.messaging.topic_admin import ensure_topics, event_topic
 from tests.conftest import SessionEnv
 from tests.infra import unique_name
 

@@ -16,10 +16,10 @@ import jwt
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from exammentor.commands import encode_command
 from exammentor.contracts.envelope import CommandEnvelope, EventEnvelope
 from exammentor.contracts.events import DomainEvent, SystemEchoedV1
-from exammentor.topics import command_topic, dead_letter_topic, event_topic
+from exammentor.messaging.consumer import encode_command
+from exammentor.messaging.topic_admin import command_topic, dead_letter_topic, event_topic
 from tests.conftest import SessionEnv
 from tests.infra import ROOT
 from tests.integration.conftest import RelayProbe, register

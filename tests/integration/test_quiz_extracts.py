@@ -24,8 +24,8 @@ from grpc import aio
 from exammentor._proto import quiz_pb2, quiz_pb2_grpc
 from exammentor.contracts.quiz import QUIZ_UNAVAILABLE, Question
 from exammentor.contracts.tutor import MATERIAL_UNKNOWN
+from exammentor.messaging.topic_admin import ensure_topics
 from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
 from services.gateway.app import Gateway
 from services.gateway.settings import GatewaySettings
 from services.quiz.domain import check_question, normalised

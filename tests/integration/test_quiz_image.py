@@ -17,8 +17,8 @@ import pytest
 from grpc import aio
 
 from exammentor._proto import quiz_pb2, quiz_pb2_grpc
+from exammentor.messaging.topic_admin import ensure_topics
 from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
 from services.gateway.app import Gateway
 from services.gateway.settings import GatewaySettings
 from tests.conftest import SessionEnv

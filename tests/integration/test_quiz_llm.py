@@ -20,7 +20,7 @@ from grpc import aio
 from exammentor._proto import quiz_pb2, quiz_pb2_grpc
 from exammentor.contracts.envelope import EventEnvelope
 from exammentor.contracts.events import MasteryChangedV1
-from exammentor.contracts.topics import event_topic
+from exammentor.contracts.kafka_topics import event_topic
 from services.quiz.domain import DEFAULT_BKT_PARAMS
 from tests.conftest import SessionEnv
 from tests.integration.conftest import Stack, register

@@ -29,10 +29,10 @@ import asyncpg
 import httpx
 import pytest
 
-from exammentor.backup import read_manifest
-from exammentor.migrate import downgrade
+from exammentor.messaging.topic_admin import ensure_topics
+from exammentor.ops.backup import read_manifest
+from exammentor.ops.migrate import downgrade
 from exammentor.settings import KafkaSettings
-from exammentor.topics import ensure_topics
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import ScriptedOpenAI
 from tests.infra import ROOT, unique_name

@@ -31,7 +31,6 @@ from aiokafka import AIOKafkaConsumer
 from google.protobuf.message import Message
 from grpc import aio
 
-from exammentor import backup, migrate
 from exammentor._proto import (
     gateway_pb2,
     gateway_pb2_grpc,
@@ -40,8 +39,9 @@ from exammentor._proto import (
     tutor_pb2,
     tutor_pb2_grpc,
 )
+from exammentor.messaging.topic_admin import ensure_topics, event_topic
+from exammentor.ops import backup, migrate
 from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics, event_topic
 from exammentor.worker import Worker
 from services.gateway.app import Gateway
 from services.gateway.settings import GatewaySettings
@@ -124,7 +124,7 @@ async def _operator(*args: str, database_url: str) -> str:
     proc = await asyncio.create_subprocess_exec(
         python(),
         "-m",
-        "exammentor.cli",
+        "exammentor.ops.cli",
         *args,
         env={**os.environ, "DATABASE_URL": database_url},
         cwd=ROOT,

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from exammentor.db import create_pool, system_transaction
-from exammentor.retention import run_retention
+from exammentor.ops.retention import run_retention
 from exammentor.settings import RetentionSettings
 from services.planner import repo as planner_repo
 from tests.conftest import SessionEnv
@@ -198,7 +198,7 @@ async def test_the_operator_command_reports_what_retention_would_delete(
     proc = await asyncio.create_subprocess_exec(
         python(),
         "-m",
-        "exammentor.cli",
+        "exammentor.ops.cli",
         "retention",
         "run",
         "--dry-run",

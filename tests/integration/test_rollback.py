@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from exammentor import migrate
+from exammentor.ops import migrate
 from tests.infra import ROOT, python
 from tests.upgrade.database import (
     BOOKKEEPING,
@@ -230,7 +230,7 @@ async def test_the_operator_command_rolls_back_and_shows_down_steps(postgres: st
             proc = await asyncio.create_subprocess_exec(
                 python(),
                 "-m",
-                "exammentor.cli",
+                "exammentor.ops.cli",
                 *args,
                 env=env,
                 cwd=ROOT,

@@ -11,10 +11,16 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from exammentor.commands import PARKED, CommandContext, CommandRouter, Outcome, encode_command
 from exammentor.contracts.commands import Command, EchoPayload, EchoResult
 from exammentor.contracts.envelope import CommandEnvelope
-from exammentor.topics import command_topic, ensure_topics
+from exammentor.messaging.consumer import (
+    PARKED,
+    CommandContext,
+    CommandRouter,
+    Outcome,
+    encode_command,
+)
+from exammentor.messaging.topic_admin import command_topic, ensure_topics
 from exammentor.worker import Worker, WorkerResources
 from services.planner.handlers import install_handlers
 from services.planner.settings import PlannerSettings

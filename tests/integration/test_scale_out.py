@@ -23,11 +23,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
-from exammentor.commands import CommandContext, CommandRouter, encode_command
 from exammentor.contracts.commands import EchoPayload
 from exammentor.contracts.envelope import CommandEnvelope
+from exammentor.messaging.consumer import CommandContext, CommandRouter, encode_command
+from exammentor.messaging.topic_admin import command_topic, ensure_topics
 from exammentor.settings import KafkaSettings
-from exammentor.topics import command_topic, ensure_topics
 from exammentor.worker import Worker, WorkerResources
 from services.quiz.settings import QuizSettings
 from tests.conftest import SessionEnv

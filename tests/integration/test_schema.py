@@ -11,9 +11,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from exammentor import migrate
 from exammentor.db import create_pool, user_transaction
-from exammentor.usage import usage_report
+from exammentor.ops import migrate
+from exammentor.ops.usage import usage_report
 from tests.conftest import SessionEnv
 from tests.infra import ROOT, python, unique_name, with_database
 
@@ -149,7 +149,7 @@ async def test_the_operator_command_reports_migrations_and_dead_letters(
         proc = await asyncio.create_subprocess_exec(
             python(),
             "-m",
-            "exammentor.cli",
+            "exammentor.ops.cli",
             *args,
             env=env,
             cwd=ROOT,
@@ -206,7 +206,7 @@ async def test_the_usage_report_sums_model_calls_and_prices_them(
     proc = await asyncio.create_subprocess_exec(
         python(),
         "-m",
-        "exammentor.cli",
+        "exammentor.ops.cli",
         "usage",
         "--hours",
         "1",

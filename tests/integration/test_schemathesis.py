@@ -37,9 +37,9 @@ import httpx
 import pytest
 import structlog
 
-from exammentor import migrate
+from exammentor.messaging.topic_admin import ensure_topics
+from exammentor.ops import migrate
 from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
 from services.gateway.app import Gateway
 from services.gateway.settings import GatewaySettings
 from tests.conftest import SessionEnv

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from exammentor._proto import gateway_pb2, gateway_pb2_grpc, relay_pb2, relay_pb2_grpc
 from exammentor.db import create_pool, system_transaction, user_transaction
-from exammentor.relay import RelayChannels, RelayHub
+from exammentor.messaging.result_relay import RelayChannels, RelayHub
 from exammentor.settings import ServiceSettings, WorkerSettings
 from services.gateway.app import Gateway
 from services.gateway.limits import AttemptLimiter, TooManyAttempts, peer_host

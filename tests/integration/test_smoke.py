@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from exammentor.smoke import WORKERS, SmokeTargets, run_smoke
+from exammentor.ops.smoke import WORKERS, SmokeTargets, run_smoke
 from tests.conftest import SessionEnv
 from tests.integration.conftest import Stack
 
@@ -65,7 +65,7 @@ async def test_a_wrong_port_fails_the_command_with_the_check_named(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "exammentor.cli",
+        "exammentor.ops.cli",
         "smoke",
         "--no-plan",
         "--base-url",

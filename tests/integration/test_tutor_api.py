@@ -37,10 +37,10 @@ from exammentor.contracts.tutor import (
     StreamEvent,
     TokenEvent,
 )
-from exammentor.degenerate_text import sentence_key, split_sentences
-from exammentor.llm import estimate_tokens
+from exammentor.llm.client import estimate_tokens
+from exammentor.llm.degenerate_text import sentence_key, split_sentences
+from exammentor.messaging.topic_admin import ensure_topics
 from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
 from services.gateway.app import Gateway
 from services.gateway.settings import GatewaySettings
 from services.gateway.tutor_cases import RESET_RULE

@@ -15,7 +15,7 @@ from grpc import aio
 
 from exammentor._proto import tutor_pb2, tutor_pb2_grpc
 from exammentor.contracts.tutor import STREAM_EVENT, DoneEvent, TokenEvent
-from exammentor.degenerate_text import (
+from exammentor.llm.degenerate_text import (
     copied_field,
     find_degeneration,
     near_copies,

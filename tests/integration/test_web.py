@@ -25,9 +25,9 @@ import pytest
 from PIL import Image
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
-from exammentor import migrate
+from exammentor.messaging.topic_admin import ensure_topics
+from exammentor.ops import migrate
 from exammentor.settings import LLMSettings
-from exammentor.topics import ensure_topics
 from services.gateway.app import Gateway
 from services.gateway.settings import WEB_BUILD, GatewaySettings
 from tests.conftest import SessionEnv

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from exammentor.capacity import (
+from exammentor.ops.capacity import (
     ALL_KINDS,
     CapacityReport,
     ConsumerGroup,
@@ -20,7 +20,7 @@ from exammentor.capacity import (
     recommend,
     render,
 )
-from exammentor.cli import build_parser
+from exammentor.ops.cli import build_parser
 
 HOUR = timedelta(hours=1)
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from exammentor.commands import CommandRouter
 from exammentor.contracts.catalog import COMMANDS, commands_of
 from exammentor.contracts.commands import (
     GATEWAY_ERRORS,
@@ -17,8 +16,9 @@ from exammentor.contracts.commands import (
     EchoPayload,
     EchoResult,
 )
-from exammentor.contracts.topics import SERVICES
-from exammentor.kafka import OffsetWindow
+from exammentor.contracts.kafka_topics import SERVICES
+from exammentor.messaging.consumer import CommandRouter
+from exammentor.messaging.kafka import OffsetWindow
 
 ROOT = Path(__file__).resolve().parents[2]
 

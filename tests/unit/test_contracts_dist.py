@@ -152,8 +152,8 @@ def test_what_the_contracts_may_import_passes() -> None:
 
 
 def test_a_refusal_names_the_line() -> None:
-    source = "import json\n\nfrom exammentor.llm import LLMClient\n"
-    assert foreign_imports(source, "exammentor.contracts") == ["line 3: exammentor.llm"]
+    source = "import json\n\nfrom exammentor.llm.client import LLMClient\n"
+    assert foreign_imports(source, "exammentor.contracts") == ["line 3: exammentor.llm.client"]
 
 
 @given(st.sampled_from(sorted(sys.stdlib_module_names)))

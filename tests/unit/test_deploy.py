@@ -21,9 +21,9 @@ import yaml
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from exammentor.commands import CommandConsumer
-from exammentor.contracts.topics import SERVICES, command_topic
-from exammentor.ops import ops_routes
+from exammentor.contracts.kafka_topics import SERVICES, command_topic
+from exammentor.messaging.consumer import CommandConsumer
+from exammentor.ops.routes import ops_routes
 from exammentor.settings import ServiceSettings, WorkerSettings
 from services.gateway.settings import GatewaySettings
 

@@ -17,8 +17,8 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from exammentor.embedded_llm import MODEL_NAME, find_model_path
-from exammentor.llm import ChatMessage, LLMClient, LLMUsage
+from exammentor.llm.client import ChatMessage, LLMClient, LLMUsage
+from exammentor.llm.embedded import MODEL_NAME, find_model_path
 from exammentor.settings import LLMSettings
 
 pytestmark = pytest.mark.llm
@@ -58,7 +58,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer
             [
                 sys.executable,
                 "-m",
-                "exammentor.embedded_llm",
+                "exammentor.llm.embedded",
                 "--host",
                 "127.0.0.1",
                 "--port",

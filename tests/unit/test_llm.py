@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from exammentor.llm import (
+from exammentor.llm.client import (
     ChatMessage,
     LLMClient,
     LLMError,

@@ -11,7 +11,7 @@ from contextlib import aclosing
 
 import pytest
 
-from exammentor.llm import DEFAULT_MAX_CONCURRENCY, LLMClient
+from exammentor.llm.client import DEFAULT_MAX_CONCURRENCY, LLMClient
 from exammentor.settings import LLMSettings
 from tests.fakes.scripted_openai import Content, Delay, ScriptedOpenAI, Stream
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from exammentor.llm import LLMInvalidOutput, LLMUnavailable
-from exammentor.model_answers import (
+from exammentor.llm.answers import (
     ANSWER_CONFIG,
     ModelRun,
     check_mostly_usable,
@@ -16,6 +15,7 @@ from exammentor.model_answers import (
     keyed_schema,
     token_budget,
 )
+from exammentor.llm.client import LLMInvalidOutput, LLMUnavailable
 
 
 def test_clean_and_clip_keep_one_tidy_line() -> None:

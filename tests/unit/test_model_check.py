@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 import structlog
 
-from exammentor.cli import build_parser, main
-from exammentor.model_check import (
+from exammentor.llm.check import (
     EMBEDDED_BASE_URL,
     FALLBACKS,
     ModelReport,
@@ -20,6 +19,7 @@ from exammentor.model_check import (
     render,
     solid_png,
 )
+from exammentor.ops.cli import build_parser, main
 from exammentor.settings import LLMSettings
 from tests.fakes.scripted_openai import (
     MODEL,

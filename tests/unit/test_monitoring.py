@@ -44,7 +44,7 @@ SIGNALS = {
 AWAITING_UPDATE: set[str] = set()
 """Declared (and alerted on) but not yet updated anywhere: the gateway's middleware
 (``services/gateway/http_api.py``) and ``CommandConsumer.on_message``
-(``exammentor/commands.py``, via ``metrics.observe_consumer_lag``) are where the values are
+(``exammentor/messaging/consumer.py``, via ``metrics.observe_consumer_lag``) are where the values are
 known. Remove a name here once its update line is in; the test below says when."""
 
 

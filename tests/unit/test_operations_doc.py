@@ -10,7 +10,7 @@ import shlex
 
 import pytest
 
-from exammentor.cli import build_parser
+from exammentor.ops.cli import build_parser
 from tests.infra import ROOT
 
 PAGE = ROOT / "docs" / "operations.md"

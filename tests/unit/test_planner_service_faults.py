@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from exammentor.contracts.plan import PlanRequest
-from exammentor.llm import LLMClient
+from exammentor.llm.client import LLMClient
 from exammentor.settings import LLMSettings
 from services.planner.domain import (
     Clarification,

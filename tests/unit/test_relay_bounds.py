@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from exammentor import relay
 from exammentor._proto import relay_pb2
-from exammentor.relay import RelayHub
+from exammentor.messaging import result_relay as relay
+from exammentor.messaging.result_relay import RelayHub
 
 
 class _Context:

@@ -19,8 +19,8 @@ from uuid import UUID
 
 import asyncpg
 
-from exammentor import migrate
-from exammentor.backup import TableDigest, pg_tool, table_columns, table_digests
+from exammentor.ops import migrate
+from exammentor.ops.backup import TableDigest, pg_tool, table_columns, table_digests
 from tests.infra import ROOT, docker_answers, unique_name, with_database
 
 DATA_DIR = Path(__file__).resolve().parent / "data"

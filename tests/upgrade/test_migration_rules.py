@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exammentor import migrate
+from exammentor.ops import migrate
 from tests.upgrade.database import data_file, migrations
 
 MIGRATIONS = migrations()

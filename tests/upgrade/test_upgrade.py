@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
-from exammentor import migrate
 from exammentor.contracts.plan import StudyPlan
 from exammentor.db import create_pool, system_transaction, user_transaction
+from exammentor.ops import migrate
 from tests.upgrade.database import (
     BOOKKEEPING,
     DatabaseSnapshot,

@@ -1,7 +1,7 @@
 """What the tutor shows when the model loops: checked text, the clean part, or extracts.
 
 The streamed answers (``tutor.stream``, ``tutor.lesson``) are judged as they are written by
-the kit's :class:`~exammentor.degenerate_text.LoopWatch`. Rules this module keeps:
+the kit's :class:`~exammentor.llm.degenerate_text.LoopWatch`. Rules this module keeps:
 
 - **Held back, then shown.** A token reaches the client only once ``hold_words`` more words
   have been judged after it (:meth:`StreamChecks.relay_end`), at a sentence end where there
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from exammentor.degenerate_text import LoopWatch, word_count
-from exammentor.model_answers import clip
+from exammentor.llm.answers import clip
+from exammentor.llm.degenerate_text import LoopWatch, word_count
 from services.tutor.domain.passages import Passage
 
 EXTRACT_HEADING = "**From your material** (extracts: the model's answer did not pass the check)"

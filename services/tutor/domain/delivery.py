@@ -17,8 +17,8 @@ compute. Rules this module keeps:
 - **Something to say.** A field of fewer than :data:`MIN_FIELD_WORDS` words (the embedded
   model writes steps "1", "2", "3" and an intuition "MATERIAL") is not delivered.
 - **Each sentence once.** A sentence of an explanation that repeats one of an earlier field
-  (compared as :func:`~exammentor.degenerate_text.sentence_key`) is dropped, and a field
-  that copies another (:func:`~exammentor.degenerate_text.copied_field`) is not delivered:
+  (compared as :func:`~exammentor.llm.degenerate_text.sentence_key`) is dropped, and a field
+  that copies another (:func:`~exammentor.llm.degenerate_text.copied_field`) is not delivered:
   its place takes text of our own (:func:`~services.tutor.domain.explanation.own_field`), a
   step goes, an analogy is left out, a step title becomes "Step N".
 
@@ -31,8 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from exammentor.contracts.tutor import TutorExplanation, TutorStep
-from exammentor.degenerate_text import copied_field, sentence_key, split_sentences
-from exammentor.model_answers import clip
+from exammentor.llm.answers import clip
+from exammentor.llm.degenerate_text import copied_field, sentence_key, split_sentences
 from services.tutor.domain.attribution import attribute, support
 from services.tutor.domain.explanation import (
     DEFAULT_LIMITS,

@@ -28,7 +28,7 @@ from exammentor.contracts.tutor import (
     TutorStep,
     VisualReference,
 )
-from exammentor.model_answers import clean, clip, is_degenerate, words
+from exammentor.llm.answers import clean, clip, is_degenerate, words
 from services.tutor.domain.passages import Passage
 
 DEPTH: dict[Difficulty, str] = {

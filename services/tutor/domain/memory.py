@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from exammentor.contracts.tutor import ChatTurn
-from exammentor.llm import CHARS_PER_TOKEN, ChatMessage, estimate_tokens
-from exammentor.model_answers import clean, clip
+from exammentor.llm.answers import clean, clip
+from exammentor.llm.client import CHARS_PER_TOKEN, ChatMessage, estimate_tokens
 
 MESSAGE_OVERHEAD_TOKENS = 4
 """Tokens of a message's role markers in the chat template (the kit's estimate)."""

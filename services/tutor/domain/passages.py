@@ -15,7 +15,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from exammentor.llm import estimate_tokens
+from exammentor.llm.client import estimate_tokens
 from services.tutor.domain.pdf import PageText, tidy_page_text
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n")

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict
 from rank_bm25 import BM25Okapi
 
-from exammentor.model_answers import words
+from exammentor.llm.answers import words
 from services.tutor.domain.passages import Passage
 
 _STOP_WORDS_TEXT = """a about above after again all also am an and any are as at be because been

@@ -31,8 +31,8 @@ from exammentor.contracts.tutor import (
     TokenEvent,
     UsageEvent,
 )
-from exammentor.dispatch import ResultTimeout
-from exammentor.relay import RelayChunk
+from exammentor.messaging.dispatch import ResultTimeout
+from exammentor.messaging.result_relay import RelayChunk
 from services.gateway import tutor_cases
 from services.gateway.core import CommandStream, GatewayError
 from tests.unit.tutor.pdfs import TOPIC_PAGES, make_pdf

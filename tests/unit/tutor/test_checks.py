@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from exammentor.degenerate_text import LoopWatch
+from exammentor.llm.degenerate_text import LoopWatch
 from services.tutor.domain import (
     DEFAULT_STREAM_CHECKS,
     EXTRACT_HEADING,

@@ -1,4 +1,4 @@
-"""The loop and copy detector (``exammentor.degenerate_text``) on real output of the embedded
+"""The loop and copy detector (``exammentor.llm.degenerate_text``) on real output of the embedded
 model (SmolLM2-135M, recorded 2026-12-07 through the tutor's own prompts at temperature 0 and
 at the retry rounds' sampling), and on clean text that must pass."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from exammentor.degenerate_text import (
+from exammentor.llm.degenerate_text import (
     LoopWatch,
     clean_prefix,
     find_degeneration,

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exammentor.contracts.tutor import TutorExplanation, TutorStep
-from exammentor.degenerate_text import copied_field, sentence_key, split_sentences
+from exammentor.llm.degenerate_text import copied_field, sentence_key, split_sentences
 from services.tutor.domain import (
     SUPPORT_HEADING,
     Passage,

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exammentor.contracts.tutor import ChatTurn
-from exammentor.llm import estimate_tokens
+from exammentor.llm.client import estimate_tokens
 from services.tutor.domain import clip_to_tokens, fit_history, message_tokens
 
 

@@ -148,7 +148,7 @@ INSERT INTO outbox (event_id, topic, key, envelope, headers, created_at, publish
 
 INSERT INTO dead_letters (consumer, topic, partition, "offset", key, value, reason, attempts,
                           created_at) VALUES
-  ('quiz', 'exammentor.commands.quiz', 2, 17, '\x6b6579', '\x7b7d',
+  ('quiz', 'exammentor.messaging.consumer.quiz', 2, 17, '\x6b6579', '\x7b7d',
    'ValidationError: questions: field required', 3, '2026-01-06 09:41:00+00');
 
 INSERT INTO llm_usage (service, purpose, model, prompt_tokens, completion_tokens, latency_ms,

@@ -4,5 +4,5 @@
 
 INSERT INTO dead_letters (consumer, topic, partition, "offset", key, value, reason, attempts,
                           created_at, replayed_at) VALUES
-  ('planner', 'exammentor.commands.planner', 0, 5, '\x6b6579', '\x7b2264617973223a307d',
+  ('planner', 'exammentor.messaging.consumer.planner', 0, 5, '\x6b6579', '\x7b2264617973223a307d',
    'PlanningError: no study days', 3, '2026-01-08 12:00:00+00', '2026-01-08 12:30:00+00');

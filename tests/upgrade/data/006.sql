@@ -11,6 +11,6 @@ VALUES
 
 INSERT INTO dead_letters (consumer, topic, partition, "offset", key, value, reason, attempts,
                           created_at, user_id) VALUES
-  ('tutor', 'exammentor.commands.tutor', 1, 9, '\x6b6579', '\x7b7d',
+  ('tutor', 'exammentor.messaging.consumer.tutor', 1, 9, '\x6b6579', '\x7b7d',
    'UndeclaredErrorCode: tutor.explain does not declare the error code ''x''', 3,
    '2026-01-10 09:00:00+00', '00000000-0000-4000-8000-000000000002');

@@ -34,12 +34,12 @@ from pathlib import Path
 
 import asyncpg
 
-from exammentor import backup, maintenance, migrate, retention
-from exammentor.dead_letters import ReplayError, list_dead_letters, replay_dead_letter
 from exammentor.logs import configure_logging
+from exammentor.messaging.dead_letters import ReplayError, list_dead_letters, replay_dead_letter
+from exammentor.messaging.topic_admin import all_topics, ensure_topics
+from exammentor.ops import backup, maintenance, migrate, retention
+from exammentor.ops.usage import usage_report
 from exammentor.settings import ServiceSettings
-from exammentor.topics import all_topics, ensure_topics
-from exammentor.usage import usage_report
 
 
 def _out(line: str = "") -> None:
@@ -206,7 +206,7 @@ async def _maintenance(args: argparse.Namespace, settings: ServiceSettings) -> i
 
 
 async def _smoke(args: argparse.Namespace, settings: ServiceSettings) -> int:
-    from exammentor.smoke import SmokeTargets, run_smoke
+    from exammentor.ops.smoke import SmokeTargets, run_smoke
 
     try:
         targets = SmokeTargets.parse(
@@ -226,7 +226,7 @@ async def _smoke(args: argparse.Namespace, settings: ServiceSettings) -> int:
 async def _capacity(args: argparse.Namespace, settings: ServiceSettings) -> int:
     from aiokafka.errors import KafkaError
 
-    from exammentor.capacity import CapacityError, capacity_report, render
+    from exammentor.ops.capacity import CapacityError, capacity_report, render
 
     try:
         report = await capacity_report(
@@ -250,7 +250,7 @@ async def _capacity(args: argparse.Namespace, settings: ServiceSettings) -> int:
 
 
 async def _model(args: argparse.Namespace, settings: ServiceSettings) -> int:
-    from exammentor.model_check import check_model, render
+    from exammentor.llm.check import check_model, render
 
     report = await check_model(settings.llm, timeout_s=args.timeout)
     if args.json:
@@ -387,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in commands:
             return asyncio.run(commands[args.command](args, settings))
-        from exammentor.demo import run_demo
+        from exammentor.ops.demo import run_demo
 
         return asyncio.run(run_demo(args.gateway))
     except asyncpg.UndefinedTableError as exc:

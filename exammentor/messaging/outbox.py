@@ -35,8 +35,8 @@ from exammentor import metrics
 from exammentor.contracts.envelope import EventEnvelope
 from exammentor.db import Connection, Pool
 from exammentor.logs import get_logger
+from exammentor.messaging.topic_admin import event_topic
 from exammentor.telemetry import inject_headers
-from exammentor.topics import event_topic
 
 log = get_logger(__name__)
 
@@ -45,7 +45,7 @@ LEADER_LOCK = 0x0E7B_0C5A
 """Session advisory lock held by the one relay that publishes (an arbitrary constant)."""
 
 MissingTopics = Callable[[Collection[str]], Awaitable[set[str]]]
-"""Of the topics given, those the broker lacks (:func:`exammentor.topics.missing_topics`)."""
+"""Of the topics given, those the broker lacks (:func:`exammentor.messaging.topic_admin.missing_topics`)."""
 
 _UNPUBLISHED = (
     "SELECT id, topic, key, envelope, headers FROM outbox o WHERE published_at IS NULL "

@@ -17,15 +17,15 @@ from uuid import UUID, uuid4
 
 from faststream.kafka import KafkaBroker
 
-from exammentor import pipeline
-from exammentor.commands import encode_command
 from exammentor.contracts.commands import Command
 from exammentor.contracts.envelope import CommandEnvelope
 from exammentor.db import Pool, user_transaction
 from exammentor.logs import get_logger
-from exammentor.relay import RelayChunk, RelayHub, follow
+from exammentor.messaging import pipeline
+from exammentor.messaging.consumer import encode_command
+from exammentor.messaging.result_relay import RelayChunk, RelayHub, follow
+from exammentor.messaging.topic_admin import command_topic
 from exammentor.telemetry import inject_headers
-from exammentor.topics import command_topic
 
 log = get_logger(__name__)
 

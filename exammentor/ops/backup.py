@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from exammentor.db import Connection
 from exammentor.logs import get_logger
-from exammentor.migrate import default_migrations_dir, load_migrations
+from exammentor.ops.migrate import default_migrations_dir, load_migrations
 
 log = get_logger(__name__)
 

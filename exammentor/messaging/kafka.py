@@ -3,7 +3,7 @@
 Producers are idempotent with ``acks=all``. Commands are consumed by
 :class:`KeyOrderedConsumer` (aiokafka's consumer driven directly, never auto-committing): many
 records in hand at once, in order per key, each partition's offset committed as the low-water
-mark of the records done, which :mod:`exammentor.commands` makes "after the database
+mark of the records done, which :mod:`exammentor.messaging.consumer` makes "after the database
 transaction committed (or the command was dead-lettered)".
 """
 

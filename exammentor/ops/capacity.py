@@ -1,7 +1,7 @@
 """``exammentor capacity``: how many replicas each worker needs, and how the database grows.
 
-What one replica can do at once (read from :mod:`exammentor.commands`,
-:mod:`exammentor.kafka` and :mod:`exammentor.settings`): a worker process is one member of
+What one replica can do at once (read from :mod:`exammentor.messaging.consumer`,
+:mod:`exammentor.messaging.kafka` and :mod:`exammentor.settings`): a worker process is one member of
 its service's consumer group and holds up to ``EXAMMENTOR_MAX_IN_FLIGHT`` commands at once
 (256 by default) from its partitions, one session's in order, different sessions' side by
 side, also within one partition. So:
@@ -16,7 +16,7 @@ The report reads, per worker service, from the real sources:
 
 - Kafka (admin client): the command topic's partitions, the consumer group's members and
   its lag (end offset minus committed, as ``exammentor smoke`` reads it);
-- Postgres (``requests``, every user's, through :func:`exammentor.pipeline.request_load`):
+- Postgres (``requests``, every user's, through :func:`exammentor.messaging.pipeline.request_load`):
   commands per kind in the window, how many failed, p50/p95 of created-to-completed time,
   the arrival rate, and the mean number of commands in flight (seconds in flight within the
   window over the window's length, Little's law). A command's time in flight includes its
@@ -43,11 +43,11 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from exammentor import pipeline
-from exammentor.contracts.topics import SERVICES, command_topic
+from exammentor.contracts.kafka_topics import SERVICES, command_topic
 from exammentor.db import Connection
+from exammentor.messaging import pipeline
+from exammentor.messaging.topic_admin import consumer_lag
 from exammentor.settings import KafkaSettings, WorkerSettings
-from exammentor.topics import consumer_lag
 
 EXACT_COUNT_MAX_BYTES = 8 * 1024 * 1024
 """Tables up to this size are counted exactly; larger ones report the planner's estimate

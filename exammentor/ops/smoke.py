@@ -27,8 +27,8 @@ from grpc import aio
 
 from exammentor._proto import gateway_pb2 as pb
 from exammentor._proto import gateway_pb2_grpc
+from exammentor.messaging.topic_admin import consumer_lag
 from exammentor.settings import KafkaSettings
-from exammentor.topics import consumer_lag
 
 WORKERS = ("planner", "tutor", "quiz", "autopilot")
 DEFAULT_OPS_PORTS: Mapping[str, int] = {

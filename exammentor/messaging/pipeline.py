@@ -7,7 +7,7 @@ Rules the statements keep:
 - a request moves ``pending`` -> ``running`` -> ``done`` or ``failed``; only a replayed
   dead letter turns ``failed`` into ``done``;
 - every write runs in the caller's transaction, so a command's inbox row, effects, result
-  and events commit together (see :mod:`exammentor.commands`);
+  and events commit together (see :mod:`exammentor.messaging.consumer`);
 - rows that belong to a user are written inside that user's transaction (row-level
   security); dead letters and usage rows are written by the system.
 """

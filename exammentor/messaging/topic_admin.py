@@ -1,5 +1,5 @@
 """Creating the project's Kafka topics (brokers do not auto-create them); the names are part
-of the contract (:mod:`exammentor.contracts.topics`) and re-exported here.
+of the contract (:mod:`exammentor.contracts.kafka_topics`) and re-exported here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from exammentor.contracts.topics import (
+from exammentor.contracts.kafka_topics import (
     EVENT_DOMAINS,
     SERVICES,
     all_topics,

@@ -9,7 +9,7 @@ and sometimes stops answering at all. So every service:
 - cleans and clips every text it keeps (:func:`clean`, :func:`clip`) and refuses looping
   text (:func:`is_degenerate`; word lists, repeated phrases and sentences, near-copied
   fields and echoes of the prompt, also on a stream as it is written, are
-  :mod:`exammentor.degenerate_text`'s);
+  :mod:`exammentor.llm.degenerate_text`'s);
 - sends an answer back for repair only when most of its items are unusable
   (:func:`check_mostly_usable`), replacing the odd bad item with text of its own;
 - stops calling a model that failed within the same run (:class:`ModelRun`), so one outage
@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from exammentor.llm import ChatMessage, LLMClient, LLMError, LLMInvalidOutput
+from exammentor.llm.client import ChatMessage, LLMClient, LLMError, LLMInvalidOutput
 from exammentor.logs import get_logger
 
 log = get_logger(__name__)

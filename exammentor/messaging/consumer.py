@@ -1,7 +1,7 @@
 """Consuming commands with the project's delivery rules.
 
 A worker process holds up to ``max_in_flight`` commands at once
-(:class:`~exammentor.kafka.KeyOrderedConsumer`): the commands of one key (one study session,
+(:class:`~exammentor.messaging.kafka.KeyOrderedConsumer`): the commands of one key (one study session,
 or one user without a session) run one after another, in offset order; commands of different
 keys run side by side, also within one partition. For each record, :class:`CommandConsumer`:
 
@@ -42,7 +42,7 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ValidationError
 
-from exammentor import metrics, pipeline
+from exammentor import metrics
 from exammentor.contracts.commands import (
     SYSTEM_ECHO,
     Command,
@@ -51,16 +51,17 @@ from exammentor.contracts.commands import (
 )
 from exammentor.contracts.envelope import CommandEnvelope, EventEnvelope
 from exammentor.contracts.events import DomainEvent, SystemEchoedV1
-from exammentor.contracts.topics import Service
+from exammentor.contracts.kafka_topics import Service
 from exammentor.db import Connection, Pool, user_transaction
-from exammentor.kafka import KeyOrderedConsumer
 from exammentor.logs import bind_ids, get_logger
+from exammentor.messaging import pipeline
+from exammentor.messaging.kafka import KeyOrderedConsumer
+from exammentor.messaging.outbox import add_event
+from exammentor.messaging.result_relay import RelayChannels, ResultStream
+from exammentor.messaging.topic_admin import command_topic, dead_letter_topic
 from exammentor.outages import is_unreachable
-from exammentor.outbox import add_event
-from exammentor.relay import RelayChannels, ResultStream
 from exammentor.settings import WorkerSettings
 from exammentor.telemetry import span_from_headers
-from exammentor.topics import command_topic, dead_letter_topic
 from exammentor.validation import validation_reason
 
 log = get_logger(__name__)

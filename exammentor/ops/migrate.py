@@ -56,7 +56,7 @@ DownStep = Literal["missing", "ready", "recorded", "changed", "unrecorded"]
 def default_migrations_dir() -> Path:
     """``migrations/`` of the source tree, or ``EXAMMENTOR_MIGRATIONS_DIR``."""
     configured = os.environ.get("EXAMMENTOR_MIGRATIONS_DIR")
-    return Path(configured) if configured else Path(__file__).resolve().parents[1] / "migrations"
+    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "migrations"
 
 
 def _sha256(text: str) -> str:

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from exammentor import pipeline
+from exammentor.messaging import pipeline
 
 
 @dataclass(frozen=True)

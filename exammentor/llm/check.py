@@ -1,6 +1,6 @@
 """``exammentor model check``: what the configured model endpoint can do for the services.
 
-One call per capability the services use, through the same :class:`~exammentor.llm.LLMClient`
+One call per capability the services use, through the same :class:`~exammentor.llm.client.LLMClient`
 they use, against the endpoint :class:`~exammentor.settings.LLMSettings` names
 (``OPENAI_BASE_URL``, ``OPENAI_MODEL``, ``OPENAI_API_KEY``):
 
@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from exammentor.llm import LLMClient, LLMError, PartsMessage
+from exammentor.llm.client import LLMClient, LLMError, PartsMessage
 from exammentor.settings import LLMSettings
 
 __all__ = [

@@ -13,7 +13,7 @@ from datetime import datetime
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from exammentor import pipeline
+from exammentor.messaging import pipeline
 from exammentor.settings import KafkaSettings
 
 
