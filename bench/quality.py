@@ -741,7 +741,13 @@ async def one_run(
     status: dict[str, Any] = {}
     deadline = time.monotonic() + minutes * 60 + slack_s
     while time.monotonic() < deadline:
-        reply = await http.get(f"/api/autopilot/status/{session}", headers=auth)
+        try:
+            reply = await http.get(f"/api/autopilot/status/{session}", headers=auth)
+        except httpx.TransportError:
+            # A dropped connection (the gateway under load closed a kept-alive one): a
+            # polling client asks again, as a browser does.
+            await asyncio.sleep(1.0)
+            continue
         if reply.status_code == 200:
             status = reply.json()
             if status.get("status") in ENDED:
@@ -752,11 +758,15 @@ async def one_run(
                 choice = best_supported_option(
                     question.get("options") or [], context, str(question.get("text") or "")
                 )
-                await http.post(
-                    f"/api/autopilot/answer/{session}",
-                    json={"question_id": question["id"], "answer_index": choice},
-                    headers=auth,
-                )
+                try:
+                    await http.post(
+                        f"/api/autopilot/answer/{session}",
+                        json={"question_id": question["id"], "answer_index": choice},
+                        headers=auth,
+                    )
+                except httpx.TransportError:
+                    await asyncio.sleep(1.0)
+                    continue  # the status tells whether the answer was taken
                 answered.add(question["id"])
                 continue
         await asyncio.sleep(1.0)
@@ -942,8 +952,8 @@ def print_table(rows: Sequence[Row], heading: str) -> str:
 async def run(args: argparse.Namespace) -> None:
     """Sets up a private database and topics, starts the services, measures."""
     configure_logging("bench", "WARNING", "console")
-    topics = load_topics()[: args.topics]
-    texts = load_texts()[: args.texts]
+    topics = load_topics()[args.skip_topics :][: args.topics]
+    texts = load_texts()[args.skip_texts :][: args.texts]
     all_topics = load_topics()
     with provide_servers() as servers:
         model: ScriptedOpenAI | None = None
@@ -1002,6 +1012,8 @@ async def run(args: argparse.Namespace) -> None:
         f"{args.runs} autopilot runs of {args.run_minutes} min; {minutes:.1f} min; "
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
     )
+    if args.skip_topics or args.skip_texts:
+        heading += f"; corpus from topic {args.skip_topics + 1} and text {args.skip_texts + 1}"
     if interrupted:
         heading += f"; INTERRUPTED during {interrupted}: later rows are empty"
     rows = rows_of(quiz, tutor, auto)
@@ -1041,6 +1053,10 @@ def main() -> None:
     parser.add_argument("--model", choices=("embedded", "scripted"), default="embedded")
     parser.add_argument("--topics", type=int, default=32, help="quiz topics (corpus: 32)")
     parser.add_argument("--texts", type=int, default=11, help="study texts (corpus: 11)")
+    parser.add_argument(
+        "--skip-topics", type=int, default=0, help="start after this many quiz topics"
+    )
+    parser.add_argument("--skip-texts", type=int, default=0, help="start after this many texts")
     parser.add_argument("--runs", type=int, default=10, help="autopilot runs, started at once")
     parser.add_argument("--run-minutes", type=int, default=10, help="each run's study time")
     parser.add_argument("--questions", type=int, default=5, help="questions per quiz request")

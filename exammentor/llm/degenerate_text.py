@@ -357,3 +357,68 @@ def repeated_sentence_rate(texts: Sequence[str], *, min_words: int = 4) -> float
             repeated += key in seen
             seen.add(key)
     return repeated / total if total else 0.0
+
+
+# A field's sentences as a reader compares them: split at . ! ? ; and line breaks, list
+# markers and page labels left out (the quality benchmark's measure, bench/quality_metrics.py).
+_FIELD_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
+_FIELD_MARKUP = re.compile(r"^\s*(?:[#>*\-+]+|\d+[.)])\s*")
+_PAGE_LABEL = re.compile(r"[\[(](?:S\d+\s*)?p+\.?\s*[\d,\s\-]+[\])]", re.IGNORECASE)
+
+
+def sentence_key(sentence: str) -> tuple[str, ...]:
+    """A sentence as compared for repeats: its case-folded words, markup and page labels
+    left out (``"- Osmosis moves water [p. 1]."`` and ``"osmosis moves water"`` are one).
+
+    Args:
+        sentence: One sentence.
+
+    Returns:
+        Its words in order; empty for a sentence without words.
+    """
+    plain = _FIELD_MARKUP.sub("", _PAGE_LABEL.sub(" ", sentence))
+    return tuple(unicodedata.normalize("NFKC", m.group()).casefold() for m in _WORD.finditer(plain))
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of a field as :func:`sentence_key` compares them, as written.
+
+    Args:
+        text: A field's text.
+
+    Returns:
+        Its non-empty sentences, stripped, in order.
+    """
+    return [part.strip() for part in _FIELD_SENTENCE_END.split(text) if part.strip()]
+
+
+def copied_field(
+    first: str, second: str, *, jaccard: float = 0.8, contained_words: int = 4
+) -> bool:
+    """Whether one field is a copy of another: nearly the same words, or one of them written
+    inside the other.
+
+    Stricter than :func:`near_copies` (which lets a short field inside a long one pass): a
+    field of ``contained_words`` words or more whose words occur in the same order inside
+    the other is a copy, whatever the other adds.
+
+    Args:
+        first: One field.
+        second: Another field.
+        jaccard: Share of the two fields' distinct words in common (of all their distinct
+            words) from which they are copies.
+        contained_words: Shortest field that is a copy when found inside the other.
+
+    Returns:
+        True for a copy; False when either has no words.
+    """
+    a, b = sentence_key(first), sentence_key(second)
+    if not a or not b:
+        return False
+    set_a, set_b = set(a), set(b)
+    if len(set_a & set_b) / len(set_a | set_b) >= jaccard:
+        return True
+    shorter, longer = (a, b) if len(a) <= len(b) else (b, a)
+    if len(shorter) < contained_words:
+        return False
+    return f" {' '.join(shorter)} " in f" {' '.join(longer)} "

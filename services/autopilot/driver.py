@@ -36,6 +36,7 @@ from uuid import UUID
 import asyncpg
 
 from exammentor.contracts.autopilot import LearnerSnapshot
+from exammentor.contracts.commands import EXPIRED
 from exammentor.contracts.envelope import EventEnvelope
 from exammentor.contracts.events import DomainEvent
 from exammentor.contracts.quiz import (
@@ -49,7 +50,7 @@ from exammentor.contracts.quiz import (
     GenerateQuizRequest,
     MisconceptionRequest,
 )
-from exammentor.contracts.tutor import ANSWER_UNUSABLE, TUTOR_LESSON, LessonRequest
+from exammentor.contracts.tutor import ANSWER_UNUSABLE, MODEL_FAILED, TUTOR_LESSON, LessonRequest
 from exammentor.db import Pool, system_transaction, user_transaction
 from exammentor.logs import bind_ids, get_logger
 from exammentor.messaging.outbox import add_event
@@ -90,6 +91,10 @@ log = get_logger(__name__)
 
 MAX_FOCUS_CHARS = 500
 EMPTY_LESSON = "(the tutor sent an empty lesson on {topic})"
+_LESSON_SKIPPABLE = frozenset({ANSWER_UNUSABLE.code, MODEL_FAILED.code, EXPIRED.code})
+"""Lesson errors after which the run goes on without the lesson (it is recorded skipped)."""
+_QUIZ_SKIPPABLE = frozenset({QUIZ_UNAVAILABLE.code, EXPIRED.code})
+"""Quiz errors after which the run goes on to another topic (the quiz is recorded skipped)."""
 """What the run records for an empty lesson; never a source to build questions from."""
 
 
@@ -369,10 +374,11 @@ class AutopilotDriver:
                         session_id=session_id,
                     )
                 except CallFailed as exc:
-                    if exc.code != ANSWER_UNUSABLE.code:
+                    if exc.code not in _LESSON_SKIPPABLE:
                         raise
-                    # Every round looped or copied and nothing could be quoted: the student
-                    # is better served by the next lesson or the quiz than by a failed run.
+                    # Every round looped or copied and nothing could be quoted, or the model
+                    # (shared by every run) gave no lesson in time: the student is better
+                    # served by the next lesson or the quiz than by a failed run.
                     return LessonSkipped(action_id=action.action_id, reason=exc.message or exc.code)
                 content = lesson.markdown.strip() or EMPTY_LESSON.format(topic=action.topic)
                 return LessonTaught(action_id=action.action_id, content=content)
@@ -392,10 +398,11 @@ class AutopilotDriver:
                         session_id=session_id,
                     )
                 except CallFailed as exc:
-                    if exc.code != QUIZ_UNAVAILABLE.code:
+                    if exc.code not in _QUIZ_SKIPPABLE:
                         raise
-                    # Neither the model nor the lessons' text gave a question: the run goes
-                    # on to another topic rather than ending over one quiz.
+                    # Neither the model nor the lessons' text gave a question, or the quiz
+                    # was not written in time: the run goes on to another topic rather than
+                    # ending over one quiz.
                     return QuizSkipped(action_id=action.action_id, reason=exc.message or exc.code)
                 questions = [
                     QuizQuestion(

@@ -95,6 +95,8 @@ class TutorPrompt:
         history: Which turns were kept and trimmed.
         answer_tokens: The generated-token cap to send with the prompt.
         tokens: Estimated tokens of ``messages``; with ``answer_tokens`` within the window.
+        question: What the material was ranked against (the answering passages are those
+            that support it).
     """
 
     messages: list[ChatMessage]
@@ -102,6 +104,7 @@ class TutorPrompt:
     history: HistoryWindow
     answer_tokens: int
     tokens: int
+    question: str = ""
 
 
 def tutor_prompt(
@@ -180,6 +183,7 @@ def tutor_prompt(
         history=window,
         answer_tokens=answer_tokens,
         tokens=sum(message_tokens(m) for m in messages),
+        question=question,
     )
 
 

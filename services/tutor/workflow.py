@@ -50,8 +50,11 @@ from services.tutor.domain import (
     StreamChecks,
     TutorPolicy,
     VisionUnsupportedError,
+    answering_passages,
     attribute,
+    distinct_fields,
     final_answer,
+    with_support,
 )
 from services.tutor.prompts import (
     DESCRIPTION_MAX_TOKENS,
@@ -202,7 +205,9 @@ class TutorWorkflow:
         echoes of the prompt); the client's repair rounds sample more freely. When every
         round fails, the steps quote the passages that match the question (``source`` is
         ``extract``), or, without material, a study method of our own (``template``).
-        Citations are computed from the answer (:func:`attribute`), never read from it.
+        What is delivered repeats no sentence, has no field copying another and draws on
+        the page that answers the question (:func:`distinct_fields`). Citations are computed
+        from the answer (:func:`attribute`), never read from it.
 
         Raises:
             ContextTooSmallError: The window cannot hold the prompt and the answer.
@@ -225,13 +230,16 @@ class TutorWorkflow:
         source: AnswerSource = "model"
         if answer is None:
             source = "extract" if prompt.grounding.passages else "template"
-        grounded = GroundedExplanation.model_validate(
-            {**repaired.explanation.model_dump(), "source": source}
+        # Delivered: each sentence once, no field a copy of another, and the page that
+        # answers the question quoted when no field draws on it.
+        delivered, fixes = distinct_fields(
+            repaired.explanation, question=prompt.question, passages=prompt.grounding.passages
         )
+        grounded = GroundedExplanation.model_validate({**delivered.model_dump(), "source": source})
         grounded.citations = attribute(_answer_text(grounded), prompt.grounding.passages)
         return Explained(
             explanation=grounded,
-            repairs=repaired.repairs,
+            repairs=(*repaired.repairs, *fixes),
             model_status=run.status.get("tutor.explain", "off"),
             latency_ms=(time.perf_counter() - started) * 1000,
         )
@@ -253,7 +261,10 @@ class TutorWorkflow:
         ``checks.hold_words`` behind; a round that loops or echoes the prompt is closed at
         once. Its clean part is kept when long enough, else the next round samples more
         freely (:meth:`Sampling.for_round`) with :data:`RETRY_RULE` added. When no round
-        gives enough, ``matching`` is quoted as extracts (:func:`final_answer`).
+        gives enough, the passages of ``matching`` that answer the question are quoted as
+        extracts (:func:`final_answer`). A model answer that draws on none of the prompt's
+        passages that answer the question is delivered with them quoted after it
+        (:func:`with_support`), so it cites the page that answers.
 
         Args:
             prompt: The prompt (its ``answer_tokens`` caps each round).
@@ -289,10 +300,13 @@ class TutorWorkflow:
                     parts.append(end.text)
                     break
                 if end.kind in ("clean", "stopped", "failed"):
+                    text = end.text
+                    if end.kind == "clean":
+                        text = with_support(text, prompt.question, prompt.grounding.passages)
                     if end.kind != "stopped":  # no one reads a stopped stream
-                        await view.show(end.text)
+                        await view.show(text)
                     return self._streamed(
-                        end.text,
+                        text,
                         source="model",
                         deltas=deltas,
                         partial=end.kind != "clean",
@@ -305,9 +319,10 @@ class TutorWorkflow:
                 parts.append(end.text)
                 view.reason = end.reason
                 if word_count(end.text) >= checks.keep_words:
-                    await view.show(end.text)
+                    text = with_support(end.text, prompt.question, prompt.grounding.passages)
+                    await view.show(text)
                     return self._streamed(
-                        end.text,
+                        text,
                         source="model",
                         deltas=deltas,
                         partial=False,
@@ -328,7 +343,9 @@ class TutorWorkflow:
             stop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await stop
-        final = final_answer(parts, matching, checks)
+        final = final_answer(
+            parts, answering_passages(prompt.question, matching) or matching, checks
+        )
         await view.show(final.markdown)
         if final.source == "unusable":
             error = StreamError(

@@ -272,6 +272,82 @@ async def test_source_text_with_nothing_to_ask_about_says_so(
     assert "built from the source text (lesson)" in message
 
 
+# The quality bench's "Cell organelles" context: "release" (it ends like an enzyme, -ase) was
+# offered as an option beside "water" and "dioxide".
+ORGANELLE_FUNCTIONS = (
+    "Mitochondria release energy from food by cellular respiration and make ATP. "
+    "Chloroplasts are found in plant cells and carry out photosynthesis using chlorophyll. "
+    "Ribosomes make proteins by joining amino acids. The Golgi apparatus packs proteins into "
+    "vesicles. Lysosomes hold digestive enzymes that break down worn-out parts of the cell. "
+    "The nucleus holds the DNA and controls the cell."
+)
+SHORT_CONTEXT = (
+    "Profit is selling price minus cost price, and loss is cost price minus selling price. "
+    "Profit percentage is profit divided by cost price, times one hundred."
+)
+
+
+async def test_a_quiz_with_fewer_questions_than_asked_says_so(
+    extract_stack: ExtractStack, xclient: httpx.AsyncClient
+) -> None:
+    _, auth = await register(xclient)
+    reply = await xclient.post(
+        "/api/quiz/generate",
+        json={"topic": "Profit and loss", "num_questions": 5, "context": SHORT_CONTEXT},
+        headers=auth,
+    )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert 0 < len(body["questions"]) < 5
+    assert body["requested_questions"] == 5
+    reason = body["shortfall_reason"]
+    assert "0 of 5 questions from the model passed the check" in reason
+    assert f"{len(body['questions'])} more built from the source text (context)" in reason
+    # The gRPC answer carries the same declared fields (another student: one who saw these
+    # questions is not asked them again).
+    _, auth = await register(xclient)
+    async with aio.insecure_channel(f"127.0.0.1:{extract_stack.stack.gateway.grpc_port}") as ch:
+        stub = quiz_pb2_grpc.QuizStub(ch)
+        answer = await stub.GenerateQuiz(
+            quiz_pb2.GenerateQuizRequest(
+                topic="Profit and loss", num_questions=5, context=SHORT_CONTEXT
+            ),
+            metadata=(("authorization", auth["Authorization"]),),
+        )
+    assert answer.requested_questions == 5
+    assert 0 < len(answer.questions) < 5
+    assert "more built from the source text (context)" in answer.shortfall_reason
+    # A quiz with all its questions says nothing is missing.
+    full = await xclient.post(
+        "/api/quiz/generate",
+        json={"topic": "Cell biology", "num_questions": 3, "context": MATERIAL},
+        headers=auth,
+    )
+    assert full.status_code == 200, full.text
+    assert (len(full.json()["questions"]), full.json()["shortfall_reason"]) == (3, "")
+
+
+async def test_extract_options_are_nouns_of_the_text_never_a_verb(
+    xclient: httpx.AsyncClient,
+) -> None:
+    _, auth = await register(xclient)
+    reply = await xclient.post(
+        "/api/quiz/generate",
+        json={"topic": "Cell organelles", "num_questions": 5, "context": ORGANELLE_FUNCTIONS},
+        headers=auth,
+    )
+    assert reply.status_code == 200, reply.text
+    questions = reply.json()["questions"]
+    assert len(questions) >= 3
+    assert {q["source"] for q in questions} == {"extract"}
+    options = {
+        normalised(o) for q in questions if q["options"] != ["True", "False"] for o in q["options"]
+    }
+    assert options
+    assert not options & {"release", "make", "hold", "holds", "controls", "packs", "break"}
+    assert options <= set(normalised(ORGANELLE_FUNCTIONS).split())
+
+
 PAGES = {
     1: "Cell organelles. The nucleus holds the genetic material of the cell. "
     "Ribosomes make proteins from amino acids.",

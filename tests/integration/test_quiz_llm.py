@@ -163,3 +163,39 @@ async def test_generate_answer_grade_and_analyse_with_the_embedded_model_on_both
     grpc_event = events[grpc_user][0]
     assert grpc_event.concept == first.concept_tested
     assert grpc_event.p_mastery == pytest.approx(mastery.concepts[0].p_mastery)
+
+
+ORGANELLE_FUNCTIONS = (
+    "Mitochondria release energy from food by cellular respiration and make ATP. "
+    "Chloroplasts are found in plant cells and carry out photosynthesis using chlorophyll. "
+    "Ribosomes make proteins by joining amino acids. The Golgi apparatus packs proteins into "
+    "vesicles. Lysosomes hold digestive enzymes that break down worn-out parts of the cell. "
+    "The nucleus holds the DNA and controls the cell."
+)
+"""The quality bench's "Cell organelles" context, where an extract offered "release"."""
+
+
+async def test_a_quiz_on_the_embedded_model_has_five_questions_whose_extract_options_are_nouns(
+    client: httpx.AsyncClient,
+) -> None:
+    _, auth = await register(client)
+    reply = await client.post(
+        "/api/quiz/generate",
+        json={"topic": "Cell organelles", "context": ORGANELLE_FUNCTIONS, "num_questions": 5},
+        headers=auth,
+    )
+    assert reply.status_code == 200, reply.text
+    quiz = reply.json()
+    # What the model could not write is built from the context: the quiz is whole.
+    assert len(quiz["questions"]) == 5, quiz["shortfall_reason"]
+    assert (quiz["requested_questions"], quiz["shortfall_reason"]) == (5, "")
+    for question in quiz["questions"]:
+        _check_question(question)
+        assert question["source"] in ("model", "extract")
+    extract_options = {
+        o.lower()
+        for q in quiz["questions"]
+        if q["source"] == "extract" and q.get("question_type") != "true_false"
+        for o in q["options"]
+    }
+    assert "release" not in extract_options

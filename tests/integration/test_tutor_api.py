@@ -36,9 +36,15 @@ from exammentor.contracts.tutor import (
     StreamEvent,
     TokenEvent,
 )
+from exammentor.llm.degenerate_text import sentence_key, split_sentences
 from exammentor.llm.messages import estimate_tokens
 from services.gateway.tutor_stream import RESET_RULE
-from services.tutor.domain import DEFAULT_STREAM_CHECKS, EXTRACT_HEADING, RETRY_RULE
+from services.tutor.domain import (
+    DEFAULT_STREAM_CHECKS,
+    EXTRACT_HEADING,
+    RETRY_RULE,
+    SUPPORT_HEADING,
+)
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, Stream
 from tests.integration.conftest import ScriptedStack, register, start_stack
@@ -1003,3 +1009,105 @@ async def test_the_grpc_stream_carries_the_reset_and_the_retry_like_ndjson(
     assert [e.seq for e in events] == list(range(len(events)))
     assert [e.reason for e in events if isinstance(e, ResetEvent)] == ["word_list"]
     assert shown_text(events) == RETRY + " "
+
+
+THREE_PAGES = [
+    "Chapter one. Displacement is the change of position of a body.",
+    "Chapter two. Velocity is the rate of change of displacement.",
+    "Chapter three. The projectile range equals u squared times sin two theta over g.",
+]
+
+
+async def test_a_stream_answer_that_draws_on_no_page_is_followed_by_the_page_that_answers(
+    scripted: ScriptedStack, http: httpx.AsyncClient, admin_db: asyncpg.Connection
+) -> None:
+    # What the embedded model streams: clean, but about nothing the material says.
+    off = "Projectiles are fun to watch, and many sports use them every day of the week."
+    _, auth = await register(http)
+    material = await upload_pdf(http, auth, THREE_PAGES, "kinematics")
+    scripted.model.set_default(Stream(words_of(off)))
+    reply = await http.post(
+        "/api/tutor/stream?format=ndjson",
+        json={"topic": "Projectile range", "material_ids": [material["id"]]},
+        headers=auth,
+    )
+    events = ndjson(reply)
+    text = shown_text(events)
+    assert text.startswith(off.strip())
+    assert SUPPORT_HEADING in text
+    assert "projectile range equals u squared" in text
+    assert "[p. 3]" in text
+    assert "Chapter one" not in text  # only the page that answers is quoted
+    citations = [e.citation for e in events if e.kind == "citation"]
+    assert [(c.page, str(c.material_id)) for c in citations] == [(3, material["id"])]
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    assert done.source == "model"
+    stored = await admin_db.fetchval(
+        "SELECT answer FROM tutor_answers WHERE request_id = $1",
+        uuid.UUID(reply.headers["x-request-id"]),
+    )
+    answer = json.loads(stored) if isinstance(stored, str) else stored
+    assert answer["markdown"] == text
+    # An answer that draws on the page is left as the model wrote it.
+    scripted.model.set_default(
+        Stream(words_of("The projectile range equals u squared times sin two theta over g."))
+    )
+    events = ndjson(
+        await http.post(
+            "/api/tutor/stream?format=ndjson",
+            json={"topic": "Projectile range", "material_ids": [material["id"]]},
+            headers=auth,
+        )
+    )
+    assert SUPPORT_HEADING not in shown_text(events)
+    assert [e.citation.page for e in events if e.kind == "citation"] == [3]
+
+
+async def test_an_explanation_says_each_sentence_once_and_no_field_inside_another(
+    scripted: ScriptedStack, http: httpx.AsyncClient
+) -> None:
+    _, auth = await register(http)
+    material = await upload_pdf(http, auth, THREE_PAGES, "kinematics")
+    # Passes the model-answer check (no field is mostly another), yet the pitfall repeats a
+    # step's sentence and the question is written inside a step: as the embedded model does.
+    repeated = "Speed squared over acceleration gives metres."
+    answer = {
+        "intuition": "Range depends on launch speed and angle.",
+        "t1": "Formula",
+        "s1": "The projectile range equals u squared times sin two theta over g.",
+        "t2": "Best angle",
+        "s2": "Sin two theta is largest when theta is 45 degrees.",
+        "t3": "Check units",
+        "s3": f"{repeated} So the unit of the formula is right.",
+        "analogy": "A garden hose tilted up reaches furthest at a middle angle.",
+        "example": "A footballer chips the ball at about 45 degrees for distance.",
+        "pitfall": f"Forgetting level ground and no air drag in real throws. {repeated}",
+        "question": "Sin two theta is largest",
+    }
+    scripted.model.set_default(Content(json.dumps(answer)))
+    reply = await http.post(
+        "/api/tutor/explain",
+        json={"topic": "Projectile range", "difficulty": "easy", "material_ids": [material["id"]]},
+        headers=auth,
+    )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert len(scripted.model.chat_requests) == 1  # the model's answer was taken
+    assert body["source"] == "model"
+    assert body["steps"][2]["content"] == answer["s3"]
+    assert body["common_pitfall"] == "Forgetting level ground and no air drag in real throws."
+    assert body["practice_question"] != answer["question"]
+    keys = [
+        sentence_key(sentence)
+        for field in (
+            body["intuition"],
+            *(part for s in body["steps"] for part in (s["title"], s["content"])),
+            body["real_world_example"],
+            body["common_pitfall"],
+            body["practice_question"],
+        )
+        for sentence in split_sentences(field)
+    ]
+    assert len(keys) == len(set(keys))
+    assert [c["page"] for c in body["citations"]] == [3]

@@ -62,6 +62,28 @@ _AUXILIARIES = ("is", "are", "was", "were", "can", "will", "must", "should", "ma
 _DETERMINERS = frozenset(
     {"the", "a", "an", "this", "these", "those", "its", "their", "his", "her", "our", "each"}
 )
+_ADJECTIVE_ENDINGS = (
+    "al", "ic", "ive", "ous", "ent", "ant", "ar", "ary", "est", "ful", "less", "able", "ible",
+    "ile", "ite", "ate", "ern", "ish",
+)  # fmt: skip
+"""Endings of adjectives: such a term that only ever stands before another is not a noun."""
+_PREPOSITIONS = frozenset(
+    {
+        "of", "in", "on", "for", "by", "from", "with", "into", "at", "per", "between",
+        "through", "over", "under", "across", "towards", "about", "during", "without",
+        "within", "onto", "upon", "like", "than", "against",
+    }
+)  # fmt: skip
+_NOUN_BEFORE = _DETERMINERS | _PREPOSITIONS
+"""Words after which a term is a noun (of two terms in a row, the second)."""
+_VERB_BEFORE = frozenset(
+    {
+        "to", "can", "could", "will", "would", "may", "might", "must", "should", "shall",
+        "not", "does", "do", "did", "they", "we", "it", "he", "she", "you", "which", "that",
+        "who",
+    }
+)  # fmt: skip
+"""Words after which a lower-case term is a verb ("to release", "which controls")."""
 _NOUN_ENDINGS = (
     "tion",
     "sion",
@@ -80,9 +102,8 @@ _NOUN_ENDINGS = (
     "cyte",
     "plast",
     "ist",
-    "er",
-    "or",
 )
+"""Endings of nouns. ``-er`` and ``-or`` are left out: "together", "longer", "never"."""
 CLOZE_PREFIX = "Which term fills the blank? "
 DEFINITION_PREFIX = "Which term does the text describe as: "
 TRUE_FALSE_PREFIX = "True or false: "
@@ -98,7 +119,9 @@ _STOPWORD_TEXT = """a about above after again against all also an and any are as
     which while who whom whose why will with within without would yet you your called
     known used uses using found include includes including contains contain give gives
     given take takes way ways part parts type types kind kinds form forms thing things
-    example lesson micro first second third next last new also each every see"""
+    example lesson micro first second third next last new also each every see never
+    always inside outside along among together around across beside besides instead hence
+    therefore whereas later sometimes"""
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 """Words never used as a key term or a distractor: function words and vague ones."""
 
@@ -229,27 +252,73 @@ def _is_term(word: str, policy: ExtractPolicy) -> bool:
 def _nounish(items: Sequence[_Sentence], policy: ExtractPolicy) -> Counter[str]:
     """The text's terms that read as things (nouns), with how many sentences use them.
 
-    A term is taken for a noun when it follows a determiner (``the``, ``a`` ...), opens a
-    sentence, or ends like one (``-tion``, ``-ase``, ``-plast`` ...). Keys and distractors
-    are drawn from these only, so options are alike and none is a verb among nouns.
+    A term is taken for a noun when it opens a sentence, ends like one (``-tion``, ``-ase``,
+    ``-plast`` ...), or follows a determiner or a preposition (``the``, ``of``, ``into``
+    ...; of two terms in a row there, the second: "the genetic material"). A term the same
+    text uses as a verb (:func:`_verbal`: "to release", "Mitochondria release energy") is
+    never taken, whatever else it does; nor is one that ends like an adjective and only ever
+    describes the term after it (:func:`_modifiers`: "different chromosomes", "highest
+    efficiency"; "cell" in "cell membrane" stays a noun). Keys and distractors are drawn
+    from these only, so the options of an item are alike: no verb among nouns.
     """
     found: Counter[str] = Counter()
+    verbs: set[str] = set()
+    heads: set[str] = set()
     for item in items:
         names: set[str] = set()
         is_term = [_is_term(word, policy) for word in item.words]
+        before = _modifiers(item, is_term)
         for position, key in enumerate(item.keys):
             if not is_term[position]:
                 continue
-            if position == 0 or key.endswith(_NOUN_ENDINGS):
+            if not before[position]:
+                heads.add(key)
+            if _verbal(item, position, is_term):
+                verbs.add(key)
+            elif position == 0 or key.endswith(_NOUN_ENDINGS):
                 names.add(key)
-            elif item.keys[position - 1] in _DETERMINERS:
+            elif item.keys[position - 1] in _NOUN_BEFORE:
                 # "the genetic material": the noun is the last of two terms in a row, unless
-                # that one reads as the verb of a singular noun ("the nucleus holds").
+                # that one reads as a verb: of a singular noun ("the nucleus holds"), or
+                # before a preposition ("a gene separate during ...").
                 two = position + 1 < len(item.keys) and is_term[position + 1]
                 second = item.keys[position + 1] if two else ""
-                names.add(second if two and not _verb_after(key, second) else key)
+                after = item.keys[position + 2] if position + 2 < len(item.keys) else ""
+                verb = _verb_after(key, second) or after in _NOUN_BEFORE
+                names.add(second if two and not verb else key)
         found.update(names)
+    for term in list(found):
+        if term in verbs or (term not in heads and term.endswith(_ADJECTIVE_ENDINGS)):
+            del found[term]
     return found
+
+
+def _modifiers(item: _Sentence, is_term: Sequence[bool]) -> list[bool]:
+    """For each word, whether it stands right before another term, nothing between but a
+    space ("different chromosomes", "highest efficiency"). A term that stands there each
+    time the text uses it only describes the next one, so it is no option beside nouns."""
+    spans = [m.span() for m in _WORD.finditer(item.text)]
+    found = [False] * len(item.words)
+    if len(spans) != len(item.words):
+        return found
+    for position in range(len(spans) - 1):
+        gap = item.text[spans[position][1] : spans[position + 1][0]]
+        found[position] = is_term[position + 1] and not gap.strip()
+    return found
+
+
+def _verbal(item: _Sentence, position: int, is_term: Sequence[bool]) -> bool:
+    """Whether the term at ``position`` is used as a verb: after ``to``, a modal, a pronoun
+    or ``not``; or right after a one-word subject and before its object ("Mitochondria
+    release energy"; "Salivary amylase breaks ..." is a noun before its verb)."""
+    key = item.keys[position]
+    word = item.words[position]
+    if position and item.keys[position - 1] in _VERB_BEFORE and word.islower():
+        return True
+    if position != 1 or key.endswith("s") or not word.islower():
+        return False
+    following = item.keys[2] if len(item.keys) > 2 else ""
+    return bool(following) and is_term[2] and not following.endswith("s")
 
 
 def _singular(word: str) -> bool:

@@ -30,6 +30,12 @@ from services.tutor.domain.checks import (
     extract_markdown,
     final_answer,
 )
+from services.tutor.domain.delivery import (
+    SUPPORT_HEADING,
+    answering_passages,
+    distinct_fields,
+    with_support,
+)
 from services.tutor.domain.errors import (
     EmptyMaterialError,
     MaterialError,
@@ -110,6 +116,7 @@ __all__ = [
     "MATERIAL_RULES",
     "RETRY_RULE",
     "SCAFFOLDING",
+    "SUPPORT_HEADING",
     "AttributionPolicy",
     "ContentPart",
     "ContextTooSmallError",
@@ -141,12 +148,14 @@ __all__ = [
     "TutorPolicy",
     "VisionMessage",
     "VisionUnsupportedError",
+    "answering_passages",
     "attached_passages",
     "attribute",
     "choose_material",
     "clip_to_tokens",
     "content_words",
     "depth_instruction",
+    "distinct_fields",
     "extract_markdown",
     "extract_pdf_text",
     "final_answer",
@@ -170,4 +179,5 @@ __all__ = [
     "text_pages",
     "to_model_message",
     "usable_text",
+    "with_support",
 ]

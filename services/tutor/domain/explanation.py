@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -125,6 +126,34 @@ def usable_text(value: object, limit: int) -> str | None:
     if not words(text) or is_degenerate(text):
         return None
     return clip(text, limit)
+
+
+OwnField = Literal["intuition", "real_world_example", "common_pitfall", "practice_question"]
+
+
+def own_field(name: OwnField, topic: str) -> str:
+    """Text of our own for a field the model left unusable (honest advice, never an invented
+    fact about the topic).
+
+    Args:
+        name: The field.
+        topic: The topic asked about.
+
+    Returns:
+        The text.
+    """
+    texts: dict[OwnField, str] = {
+        "intuition": f"{topic}: what it is, why it holds, and how to use it, one step at a time.",
+        "real_world_example": (
+            f"Look for {topic} in something you use or see every day, and say which step "
+            "above it shows."
+        ),
+        "common_pitfall": (
+            f"Learning the result of {topic} without the conditions under which it holds."
+        ),
+        "practice_question": f"In your own words, explain {topic} and give one example of it.",
+    }
+    return texts[name]
 
 
 def _first_sentence(text: str, limit: int) -> str:
@@ -251,7 +280,7 @@ def repair_explanation(
         intuition = clip(f"What your material says about {topic} (p. {pages}):", limits.intuition)
     elif intuition_text is None:
         repairs.append("intuition")
-        intuition = f"{topic}: what it is, why it holds, and how to use it, one step at a time."
+        intuition = own_field("intuition", topic)
     else:
         # One line, as the original's client shows it.
         intuition = _first_sentence(intuition_text, limits.intuition)
@@ -261,21 +290,12 @@ def repair_explanation(
         steps = own_steps(topic, passages, limits)
     else:
         repairs.extend(step_fixes)
-    example = part(
-        "real_world_example",
-        limits.example,
-        f"Look for {topic} in something you use or see every day, and say which step above "
-        "it shows.",
-    )
-    pitfall = part(
-        "common_pitfall",
-        limits.pitfall,
-        f"Learning the result of {topic} without the conditions under which it holds.",
-    )
+    example = part("real_world_example", limits.example, own_field("real_world_example", topic))
+    pitfall = part("common_pitfall", limits.pitfall, own_field("common_pitfall", topic))
     question = usable_text(raw.get("practice_question"), limits.question)
     if question is None:
         repairs.append("practice_question")
-        question = f"In your own words, explain {topic} and give one example of it."
+        question = own_field("practice_question", topic)
     return RepairedExplanation(
         explanation=TutorExplanation(
             topic=topic,

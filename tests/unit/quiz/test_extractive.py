@@ -289,3 +289,66 @@ def test_a_verb_after_a_singular_noun_is_not_taken_for_a_noun() -> None:
     found = items_of(ORGANELLES, count=10)
     options = {normalised(o) for item in found for o in item.question.options}
     assert not options & {"holds", "packages", "controls", "contain", "carry"}
+
+
+# The bench's "Cell organelles" context, where "release" (it ends like an enzyme, -ase) was
+# offered beside nouns.
+ORGANELLE_FUNCTIONS = (
+    "Mitochondria release energy from food by cellular respiration and make ATP. "
+    "Chloroplasts are found in plant cells and carry out photosynthesis using chlorophyll. "
+    "Ribosomes make proteins by joining amino acids. The Golgi apparatus packs proteins into "
+    "vesicles. Lysosomes hold digestive enzymes that break down worn-out parts of the cell. "
+    "The nucleus holds the DNA and controls the cell."
+)
+GENETICS = (
+    "Gregor Mendel studied pea plants. A dominant allele shows its trait even when only one "
+    "copy is present; a recessive allele shows only in a homozygous plant. A monohybrid cross "
+    "of two heterozygous plants gives a phenotype ratio of 3 to 1. The law of segregation says "
+    "the two alleles of a gene separate during gamete formation. The law of independent "
+    "assortment applies to genes on different chromosomes."
+)
+
+
+def option_words(text: str, topic: str) -> set[str]:
+    found = items_of(text, count=10, topic=topic)
+    assert found
+    return {
+        normalised(o) for item in found if item.kind != "true_false" for o in item.question.options
+    }
+
+
+def test_a_term_the_text_uses_as_a_verb_is_no_option() -> None:
+    # "Mitochondria release energy": a verb between its subject and object, whatever its
+    # ending; the options stay things the text names.
+    options = option_words(ORGANELLE_FUNCTIONS, "Cell organelles")
+    assert "release" not in options
+    assert {"mitochondria", "ribosomes", "lysosomes"} <= options
+
+
+def test_a_term_after_to_or_a_modal_is_a_verb() -> None:
+    text = (
+        "The pancreas makes insulin. Cells need insulin to absorb glucose from the blood. "
+        "The liver can store glucose as glycogen. Glucagon tells the liver to release glucose. "
+        "The kidney filters the blood. Diabetes is a disease of the pancreas."
+    )
+    options = option_words(text, "Hormones")
+    assert not options & {"absorb", "store", "release"}
+
+
+def test_an_adjective_before_its_noun_is_no_option() -> None:
+    # "separate", "different", "independent": words that describe, not things.
+    options = option_words(GENETICS, "Mendelian genetics")
+    assert not options & {"separate", "different", "independent", "dominant", "recessive"}
+    assert "segregation" in options
+
+
+def test_a_noun_that_describes_another_stays_a_noun() -> None:
+    # "plant cells", "cell membrane": a noun before a noun is still a thing.
+    text = (
+        "The cell membrane controls what enters the cell. Chloroplasts are found in plant "
+        "cells. The nucleus holds the DNA of the cell. Ribosomes are made in the nucleolus. "
+        "A vacuole stores water in the plant."
+    )
+    found = items_of(text, count=10, topic="Cell organelles")
+    options = {normalised(o) for item in found for o in item.question.options}
+    assert "plant" in options or "cell" in options or "nucleus" in options
