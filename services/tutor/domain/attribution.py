@@ -151,12 +151,13 @@ def attribute(
     Returns:
         The citations; none when no sentence is supported by a passage.
     """
-    supported = [(s, found) for s in sentences(answer) if (found := support(s, passages, policy))]
+    supported = [(s, support(s, passages, policy)) for s in sentences(answer)]
+    supported = [(s, sources) for s, sources in supported if sources]
     if question:
         asked = set(content_words(question))
         bearing = [
-            (s, found)
-            for s, found in supported
+            (s, sources)
+            for s, sources in supported
             if len(asked.intersection(content_words(s))) >= policy.min_question_terms
         ]
         supported = bearing or supported
