@@ -454,6 +454,7 @@ def term_spans(
     - a **run** is a stretch of term words (:func:`_is_term`, never one the text uses as a
       verb) with nothing but spaces between them; a plural ends a run ("RuBisCO fixes |
       carbon dioxide"), as a modifier of a compound is singular ("cost price");
+    - a short capitalised word joins the capitalised term after it ("El Nino");
     - a word ending in ``-ed`` joins a run as a modifier right after a determiner or a
       preposition ("the marked price", "an isolated system");
     - the term is the run up to its last noun (a name written with a capital inside the
@@ -478,6 +479,17 @@ def term_spans(
         if key in verbs:
             return False
         if _is_term(item.words[position], policy):
+            return True
+        written = item.words[position]
+        if (  # "El Nino": a short word of a name, before the name's next word
+            written[:1].isupper()
+            and key.isalpha()
+            and key not in STOPWORDS
+            and position + 1 < count
+            and adjacent[position]
+            and item.words[position + 1][:1].isupper()
+            and _is_term(item.words[position + 1], policy)
+        ):
             return True
         return (  # "the marked price": a participle describing the noun after it
             key.endswith("ed")
@@ -653,6 +665,7 @@ def _siblings(
         if t != key
         and t[-1] not in topic_words
         and not _related_terms(t, key)
+        and not any(w in sentence.keys for w in t if w not in keep)
         and not any(_related(w, s) for w in t if w not in keep for s in elsewhere)
     ]
     # A term that opens sentences (a subject: "Rome is ...") is a sibling of another such

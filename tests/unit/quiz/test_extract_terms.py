@@ -56,6 +56,12 @@ def test_compounds_are_read_whole_on_corpus_sentences() -> None:
     assert not any(" fixes" in t or "release" in t or "holds" in t for t in found | organelles)
 
 
+def test_a_name_is_read_whole() -> None:
+    found = {term for terms in terms_of(TOPICS["Indian monsoon"]) for term in terms}
+    assert {"el nino", "tamil nadu", "intertropical convergence zone"} <= found
+    assert not found & {"nino", "nadu"}
+
+
 def test_a_plural_verb_is_not_read_into_a_term() -> None:
     # "energy passes from", "a leak subtracts from it": a noun and its verb, not a compound.
     for topic in ("Ecosystems and food chains", "Time and work", "Averages"):
