@@ -334,7 +334,9 @@ class TutorHandlers:
         streamed = await self._stream(
             ctx, prompt, "tutor.stream", matching_passages(prompt, request.topic, request.context)
         )
-        citations = attribute(streamed.markdown, prompt.grounding.passages)
+        citations = attribute(
+            streamed.markdown, prompt.grounding.passages, question=prompt.question
+        )
         usage = StreamUsage(
             prompt_tokens=prompt.tokens,
             completion_tokens=streamed.deltas,

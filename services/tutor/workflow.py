@@ -236,7 +236,9 @@ class TutorWorkflow:
             repaired.explanation, question=prompt.question, passages=prompt.grounding.passages
         )
         grounded = GroundedExplanation.model_validate({**delivered.model_dump(), "source": source})
-        grounded.citations = attribute(_answer_text(grounded), prompt.grounding.passages)
+        grounded.citations = attribute(
+            _answer_text(grounded), prompt.grounding.passages, question=prompt.question
+        )
         return Explained(
             explanation=grounded,
             repairs=(*repaired.repairs, *fixes),

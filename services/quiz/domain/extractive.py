@@ -104,6 +104,8 @@ _NOUN_ENDINGS = (
     "ist",
 )
 """Endings of nouns. ``-er`` and ``-or`` are left out: "together", "longer", "never"."""
+_MAX_TERM_WORDS = 3
+"""Longest term, in words: a longer run is cut to its last three ("Cash Reserve Ratio")."""
 CLOZE_PREFIX = "Which term fills the blank? "
 DEFINITION_PREFIX = "Which term does the text describe as: "
 TRUE_FALSE_PREFIX = "True or false: "
@@ -232,10 +234,39 @@ def _usable(sentence: str, policy: ExtractPolicy) -> bool:
     keys = normalised(sentence).split()
     if not policy.min_sentence_words <= len(keys) <= policy.max_sentence_words:
         return False
-    if len(set(keys)) / len(keys) < policy.min_distinct:
+    units = _units(sentence)
+    if len(set(units)) / len(units) < policy.min_distinct:
         return False
-    content = Counter(k for k in keys if k not in STOPWORDS)
+    content = Counter(u for u in units if u not in STOPWORDS and len(u) > 1)
     return not content or max(content.values()) <= policy.max_word_repeats
+
+
+def _units(sentence: str) -> list[str]:
+    """The sentence's words, with each run of adjacent content words (nothing but a space
+    between them) taken as one unit: a term named twice ("cost price ... cost price") is two
+    uses of one term, not of "price" and "cost" each. A run never holds a word twice: the
+    repeat starts a new unit ("ribosomes ribosomes ribosomes" is three units, "cell membrane
+    cell membrane" two), and a comma ends one, so a loop counts as it did word by word."""
+    units: list[str] = []
+    run: list[str] = []
+    previous_end = -1
+    for match in _WORD.finditer(sentence):
+        key = normalised(match.group())
+        if not key:
+            continue
+        gap = sentence[previous_end : match.start()] if previous_end >= 0 else " "
+        content = key not in STOPWORDS and len(key) > 1 and key.isalpha()
+        if run and (not content or gap.strip() or key in run):
+            units.append(" ".join(run))
+            run = []
+        if content:
+            run.append(key)
+        else:
+            units.extend(key.split())
+        previous_end = match.end()
+    if run:
+        units.append(" ".join(run))
+    return units
 
 
 def _is_term(word: str, policy: ExtractPolicy) -> bool:
@@ -249,7 +280,9 @@ def _is_term(word: str, policy: ExtractPolicy) -> bool:
     )
 
 
-def _nounish(items: Sequence[_Sentence], policy: ExtractPolicy) -> Counter[str]:
+def _nounish(
+    items: Sequence[_Sentence], policy: ExtractPolicy
+) -> tuple[Counter[str], frozenset[str]]:
     """The text's terms that read as things (nouns), with how many sentences use them.
 
     A term is taken for a noun when it opens a sentence, ends like one (``-tion``, ``-ase``,
@@ -260,6 +293,9 @@ def _nounish(items: Sequence[_Sentence], policy: ExtractPolicy) -> Counter[str]:
     describes the term after it (:func:`_modifiers`: "different chromosomes", "highest
     efficiency"; "cell" in "cell membrane" stays a noun). Keys and distractors are drawn
     from these only, so the options of an item are alike: no verb among nouns.
+
+    Returns:
+        The nouns with their counts, and the terms the text uses as verbs.
     """
     found: Counter[str] = Counter()
     verbs: set[str] = set()
@@ -268,6 +304,7 @@ def _nounish(items: Sequence[_Sentence], policy: ExtractPolicy) -> Counter[str]:
         names: set[str] = set()
         is_term = [_is_term(word, policy) for word in item.words]
         before = _modifiers(item, is_term)
+        numbered = _after_number(item)
         for position, key in enumerate(item.keys):
             if not is_term[position]:
                 continue
@@ -277,7 +314,7 @@ def _nounish(items: Sequence[_Sentence], policy: ExtractPolicy) -> Counter[str]:
                 verbs.add(key)
             elif position == 0 or key.endswith(_NOUN_ENDINGS):
                 names.add(key)
-            elif item.keys[position - 1] in _NOUN_BEFORE:
+            elif item.keys[position - 1] in _NOUN_BEFORE and not numbered[position]:
                 # "the genetic material": the noun is the last of two terms in a row, unless
                 # that one reads as a verb: of a singular noun ("the nucleus holds"), or
                 # before a preposition ("a gene separate during ...").
@@ -290,7 +327,227 @@ def _nounish(items: Sequence[_Sentence], policy: ExtractPolicy) -> Counter[str]:
     for term in list(found):
         if term in verbs or (term not in heads and term.endswith(_ADJECTIVE_ENDINGS)):
             del found[term]
+    return found, frozenset(verbs)
+
+
+@dataclass(frozen=True)
+class _Vocabulary:
+    """The terms of one text: what keys and distractors are drawn from."""
+
+    nouns: Counter[str]
+    """Its one-word nouns (:func:`_nounish`), with how many sentences use them."""
+    verbs: frozenset[str]
+    """Its terms used as verbs: never part of a term."""
+    terms: Counter[tuple[str, ...]]
+    """Its terms (:func:`term_spans`), whole, with how many sentences use them."""
+    openers: frozenset[tuple[str, ...]]
+    """Its terms that open a sentence (its subjects)."""
+    shown: dict[tuple[str, ...], str]
+    """Each term as the text writes it (inside a sentence; a sentence's first word as it
+    is written elsewhere, :func:`_display_forms`)."""
+
+
+def _vocabulary(
+    items: Sequence[_Sentence], forms: dict[str, str], policy: ExtractPolicy
+) -> _Vocabulary:
+    nouns, verbs = _nounish(items, policy)
+    nouns.update(_plural_heads(items, nouns, verbs, policy))
+    terms: Counter[tuple[str, ...]] = Counter()
+    openers: set[tuple[str, ...]] = set()
+    written: dict[tuple[str, ...], Counter[str]] = {}
+    for item in items:
+        spans = term_spans(item, nouns, verbs, policy)
+        found = {item.keys[a:b]: a for a, b in spans}
+        terms.update(found)
+        openers.update(term for term, start in found.items() if start == 0)
+        for a, b in spans:
+            words = list(item.words[a:b])
+            if a == 0:
+                words[0] = forms.get(item.keys[0], words[0].lower())
+            written.setdefault(item.keys[a:b], Counter())[" ".join(words)] += 1
+    shown = {term: seen.most_common(1)[0][0] for term, seen in written.items()}
+    return _Vocabulary(nouns, verbs, terms, frozenset(openers), shown)
+
+
+def _plural_heads(
+    items: Sequence[_Sentence],
+    nouns: Collection[str],
+    verbs: Collection[str],
+    policy: ExtractPolicy,
+) -> set[str]:
+    """Plurals that end a compound: right after a term, and followed by nothing, a comma or
+    a verb ("the light reactions.", "the thylakoid membranes hold"). The noun rule of
+    :func:`_nounish` reads "the light reactions" as a noun and its verb; a verb here would
+    have an object or a preposition after it ("the nucleus holds the DNA", "energy passes
+    from"), and after "a" the first word is the singular noun and the plural its verb ("a
+    leak subtracts")."""
+    found: set[str] = set()
+    for item in items:
+        adjacent = _adjacent(item)
+        for position in range(1, len(item.keys)):
+            key = item.keys[position]
+            previous = item.keys[position - 1]
+            if (
+                _singular(key)
+                or key in verbs
+                or key in nouns
+                or not adjacent[position - 1]
+                or previous in verbs
+                or not _is_term(item.words[position - 1], policy)
+                or not _is_term(item.words[position], policy)
+            ):
+                continue
+            if position >= 2 and item.keys[position - 2] in ("a", "an"):
+                continue
+            last = position + 1 == len(item.keys)
+            following = "" if last else item.keys[position + 1]
+            if last or not adjacent[position] or following in verbs:
+                found.add(key)
     return found
+
+
+def text_terms(text: str, policy: ExtractPolicy = DEFAULT_EXTRACT_POLICY) -> list[list[str]]:
+    """The terms of each usable sentence of ``text``, as keys and distractors are drawn.
+
+    Args:
+        text: Any text.
+        policy: The limits.
+
+    Returns:
+        Per sentence (:func:`sentences`), its terms (normalised), in order.
+    """
+    parsed = [_parse(sentence, SourceText(text, "context")) for sentence in sentences(text, policy)]
+    vocabulary = _vocabulary(parsed, _display_forms(parsed), policy)
+    return [
+        [" ".join(item.keys[a:b]) for a, b in term_spans(item, vocabulary.nouns, vocabulary.verbs)]
+        for item in parsed
+    ]
+
+
+def _parse(text: str, source: SourceText) -> _Sentence:
+    words = tuple(_WORD.findall(text))
+    return _Sentence(text, words, tuple(normalised(w) for w in words), source)
+
+
+def _adjacent(item: _Sentence) -> list[bool]:
+    """For each word, whether the next one follows it with nothing but a space between."""
+    spans = [m.span() for m in _WORD.finditer(item.text)]
+    if len(spans) != len(item.words):
+        return [False] * len(item.words)
+    return [
+        position + 1 < len(spans) and not item.text[end : spans[position + 1][0]].strip()
+        for position, (_, end) in enumerate(spans)
+    ]
+
+
+def term_spans(
+    item: _Sentence,
+    nouns: Collection[str],
+    verbs: Collection[str],
+    policy: ExtractPolicy = DEFAULT_EXTRACT_POLICY,
+) -> list[tuple[int, int]]:
+    """Where the sentence's terms are: ``(start, end)`` word positions, end excluded.
+
+    A term is a whole noun phrase as the text writes it ("Calvin cycle", "carbon dioxide",
+    "cost price", "Golgi apparatus"), so a key or a distractor is never half of one:
+
+    - a **run** is a stretch of term words (:func:`_is_term`, never one the text uses as a
+      verb) with nothing but spaces between them; a plural ends a run ("RuBisCO fixes |
+      carbon dioxide"), as a modifier of a compound is singular ("cost price");
+    - a short capitalised word joins the capitalised term after it ("El Nino");
+    - a word ending in ``-ed`` joins a run as a modifier right after a determiner or a
+      preposition ("the marked price", "an isolated system");
+    - the term is the run up to its last noun (a name written with a capital inside the
+      sentence counts as one: "Lok Sabha"), at most three words;
+    - the first word of a run that follows a plural noun directly is that noun's verb
+      ("Dendrites receive signals"), so it is left out.
+
+    Args:
+        item: A parsed sentence.
+        nouns: The text's one-word nouns.
+        verbs: The text's terms used as verbs.
+        policy: The limits.
+
+    Returns:
+        The spans, in order, not overlapping.
+    """
+    count = len(item.words)
+    adjacent = _adjacent(item)
+
+    def word(position: int) -> bool:
+        key = item.keys[position]
+        if key in verbs:
+            return False
+        if _is_term(item.words[position], policy):
+            return True
+        written = item.words[position]
+        if (  # "El Nino": a short word of a name, before the name's next word
+            written[:1].isupper()
+            and key.isalpha()
+            and key not in STOPWORDS
+            and position + 1 < count
+            and adjacent[position]
+            and item.words[position + 1][:1].isupper()
+            and _is_term(item.words[position + 1], policy)
+        ):
+            return True
+        return (  # "the marked price": a participle describing the noun after it
+            key.endswith("ed")
+            and key.isalpha()
+            and len(key) >= policy.min_term_chars
+            and key not in STOPWORDS
+            and 0 < position < count - 1
+            and item.keys[position - 1] in _NOUN_BEFORE
+            and adjacent[position]
+            and _is_term(item.words[position + 1], policy)
+        )
+
+    def noun(position: int) -> bool:
+        written = item.words[position]
+        return item.keys[position] in nouns or (position > 0 and written[:1].isupper())
+
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while start < count:
+        if not word(start):
+            start += 1
+            continue
+        end = start
+        while (
+            end + 1 < count
+            and adjacent[end]
+            and word(end + 1)
+            and (_singular(item.keys[end]) or (end > 0 and item.words[end][:1].isupper()))
+        ):
+            end += 1
+        last = end
+        while last >= start and not noun(last):
+            last -= 1
+        first = start
+        follows_plural = (
+            start > 0
+            and adjacent[start - 1]
+            and not _singular(item.keys[start - 1])
+            and noun(start - 1)
+        )
+        if follows_plural and last > first:
+            first += 1
+        if last >= first and len(set(item.keys[first : last + 1])) == last + 1 - first:
+            spans.append((max(first, last - _MAX_TERM_WORDS + 1), last + 1))
+        start = end + 1
+    return spans
+
+
+def _after_number(item: _Sentence) -> list[bool]:
+    """For each word, whether a number stands between it and the word before ("in 1930
+    began": "began" does not follow "in")."""
+    spans = [m.span() for m in _WORD.finditer(item.text)]
+    if len(spans) != len(item.words):
+        return [False] * len(item.words)
+    return [
+        position > 0 and any(c.isdigit() for c in item.text[spans[position - 1][1] : start])
+        for position, (start, _) in enumerate(spans)
+    ]
 
 
 def _modifiers(item: _Sentence, is_term: Sequence[bool]) -> list[bool]:
@@ -370,73 +627,102 @@ def _order(seed: str, options: Sequence[str]) -> list[str]:
     return sorted(options, key=lambda o: hashlib.sha256(f"{seed}\n{o}".encode()).hexdigest())
 
 
+def _related_terms(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """Whether two terms name the same thing: forms of one word ("ribosome", "ribosomes"),
+    one inside the other ("price", "cost price"), or word for word alike. Two compounds of
+    one head are siblings, not the same ("cost price", "selling price")."""
+    if len(a) == len(b):
+        return all(_related(x, y) for x, y in zip(a, b, strict=True))
+    short, long_ = sorted((a, b), key=len)
+    return all(any(_related(x, y) for y in long_) for x in short)
+
+
+def _shown(term: tuple[str, ...], vocabulary: _Vocabulary, forms: dict[str, str]) -> str:
+    found = vocabulary.shown.get(term)
+    return found if found is not None else " ".join(forms.get(k, k) for k in term)
+
+
 def _siblings(
-    key: str,
+    key: tuple[str, ...],
     sentence: _Sentence,
-    terms: Counter[str],
+    vocabulary: _Vocabulary,
     forms: dict[str, str],
     topic_words: set[str],
-    *,
-    openers: frozenset[str] = frozenset(),
 ) -> list[str]:
-    """Three distractors for ``key``: other terms of the same text, not in the sentence,
-    not a form of the key, like the key in number (plural) and length; most used first."""
-    in_sentence = set(sentence.keys)
-    plural = key.endswith("s")
+    """Three distractors for ``key``: other whole terms of the same text, none the key or a
+    form of it, none with a word the sentence holds besides the key's own (so no option is
+    given away by the sentence), like the key in size (a compound for a compound: "carbon
+    dioxide" gets "light energy" before "oxygen"), role and number; most used first."""
+    terms = vocabulary.terms
+    keep = set(key)
+    elsewhere = [s for s in sentence.keys if s not in keep and len(s) >= 4]
+    compound = len(key) > 1
+    plural = not _singular(key[-1])
+    opener = key in vocabulary.openers
     pool = [
         t
         for t in terms
         if t != key
-        and t not in topic_words
-        and t not in in_sentence
-        and not _related(t, key)
-        and not any(_related(t, s) for s in in_sentence if len(s) >= 4)
+        and t[-1] not in topic_words
+        and not _related_terms(t, key)
+        and not any(w in sentence.keys for w in t if w not in keep)
+        and not any(_related(w, s) for w in t if w not in keep for s in elsewhere)
     ]
     # A term that opens sentences (a subject: "Rome is ...") is a sibling of another such
     # term before one that does not ("... of France").
     pool.sort(
         key=lambda t: (
-            (t in openers) != (key in openers),
-            t.endswith("s") != plural,
+            (t in vocabulary.openers) != opener,
+            (len(t) > 1) != compound,
+            (not _singular(t[-1])) != plural,
             -terms[t],
-            abs(len(t) - len(key)),
+            abs(len(" ".join(t)) - len(" ".join(key))),
             t,
         )
     )
-    chosen: list[str] = []
+    chosen: list[tuple[str, ...]] = []
     for t in pool:
-        if all(not _related(t, c) for c in chosen):
+        if all(not _related_terms(t, c) for c in chosen):
             chosen.append(t)
         if len(chosen) == MULTIPLE_CHOICE_OPTIONS - 1:
             break
-    return [forms[t] for t in chosen]
+    return [_shown(t, vocabulary, forms) for t in chosen]
 
 
 def _cloze(
     sentence: _Sentence,
-    terms: Counter[str],
+    vocabulary: _Vocabulary,
     forms: dict[str, str],
     topic_words: set[str],
-    openers: frozenset[str],
 ) -> tuple[str, str, list[str]] | None:
-    """``(text, key, options)`` of a cloze over the sentence's most used noun."""
-    counts = Counter(sentence.keys)
+    """``(text, key, options)`` of a cloze over the sentence's most used whole term."""
+    spans = term_spans(sentence, vocabulary.nouns, vocabulary.verbs)
+    found = Counter(sentence.keys[a:b] for a, b in spans)
+    where = {sentence.keys[a:b]: (a, b) for a, b in spans}
     candidates = [
-        k
-        for k in dict.fromkeys(sentence.keys)
-        if k in terms and counts[k] == 1 and k not in topic_words
+        t for t in found if found[t] == 1 and t[-1] not in topic_words and t in vocabulary.terms
     ]
-    candidates.sort(key=lambda k: (-terms[k], -len(k), k))
+    candidates.sort(key=lambda t: (-vocabulary.terms[t], -len(" ".join(t)), t))
     for key in candidates:
-        distractors = _siblings(key, sentence, terms, forms, topic_words, openers=openers)
+        distractors = _siblings(key, sentence, vocabulary, forms, topic_words)
         if len(distractors) < MULTIPLE_CHOICE_OPTIONS - 1:
             continue
-        written = sentence.words[sentence.keys.index(key)]
-        blanked = _replace_word(sentence.text, written, "___")
+        a, b = where[key]
+        written = _written(sentence, a, b)
+        blanked = _replace_word(sentence.text, written, "___") if written else None
         if blanked is None:
             continue
-        return CLOZE_PREFIX + blanked, forms[key], [forms[key], *distractors]
+        shown = _shown(key, vocabulary, forms)
+        return CLOZE_PREFIX + blanked, shown, [shown, *distractors]
     return None
+
+
+def _written(sentence: _Sentence, start: int, end: int) -> str | None:
+    """The words ``start`` to ``end`` as the sentence writes them, or None."""
+    spans = [m.span() for m in _WORD.finditer(sentence.text)]
+    if len(spans) != len(sentence.words):
+        return None
+    return sentence.text[spans[start][0] : spans[end - 1][1]]
 
 
 def _replace_word(text: str, word: str, by: str) -> str | None:
@@ -449,10 +735,9 @@ def _replace_word(text: str, word: str, by: str) -> str | None:
 
 def _definition(
     sentence: _Sentence,
-    terms: Counter[str],
+    vocabulary: _Vocabulary,
     forms: dict[str, str],
     topic_words: set[str],
-    openers: frozenset[str],
 ) -> tuple[str, str, list[str]] | None:
     """``(text, key, options)`` asking which term the sentence defines."""
     match = _DEFINITION.match(sentence.text)
@@ -468,10 +753,10 @@ def _definition(
         or set(term_keys) <= topic_words
     ):
         return None
-    distractors = _siblings(term_keys[-1], sentence, terms, forms, topic_words, openers=openers)
+    distractors = _siblings(tuple(term_keys), sentence, vocabulary, forms, topic_words)
     if len(distractors) < MULTIPLE_CHOICE_OPTIONS - 1:
         return None
-    shown = " ".join(forms.get(k, k) for k in term_keys)
+    shown = _shown(tuple(term_keys), vocabulary, forms)
     described = f"{match.group('verb').lower()} {match.group('rest').strip()}"
     return DEFINITION_PREFIX + described, shown, [shown, *distractors]
 
@@ -519,19 +804,18 @@ def _where(source: SourceText) -> str:
 def _build(
     kind: ExtractKind,
     sentence: _Sentence,
-    terms: Counter[str],
+    vocabulary: _Vocabulary,
     forms: dict[str, str],
     *,
     topic: str,
     topic_words: set[str],
     difficulty: QuestionDifficulty,
     false_wanted: bool,
-    openers: frozenset[str] = frozenset(),
 ) -> ExtractedItem | None:
     if kind == "cloze":
-        built = _cloze(sentence, terms, forms, topic_words, openers)
+        built = _cloze(sentence, vocabulary, forms, topic_words)
     elif kind == "definition":
-        built = _definition(sentence, terms, forms, topic_words, openers)
+        built = _definition(sentence, vocabulary, forms, topic_words)
     else:
         built = _true_false(sentence, false_wanted)
     if built is None:
@@ -650,9 +934,7 @@ def extract_questions(
         return []
     parsed: list[_Sentence] = []
     for source in sources:
-        for text in sentences(source.text, policy):
-            words = tuple(_WORD.findall(text))
-            parsed.append(_Sentence(text, words, tuple(normalised(w) for w in words), source))
+        parsed.extend(_parse(text, source) for text in sentences(source.text, policy))
     if not parsed:
         return []
     forms = _display_forms(parsed)
@@ -660,14 +942,10 @@ def extract_questions(
     # terms, the context and the lesson each have their own.
     texts = {_text_of(source) for source in sources}
     by_text = {
-        text: _nounish([p for p in parsed if _text_of(p.source) == text], policy) for text in texts
-    }
-    terms = [by_text[_text_of(source)] for source in sources]
-    opening = {
-        text: frozenset(p.keys[0] for p in parsed if _text_of(p.source) == text and p.keys)
+        text: _vocabulary([p for p in parsed if _text_of(p.source) == text], forms, policy)
         for text in texts
     }
-    openers = [opening[_text_of(source)] for source in sources]
+    vocabularies = [by_text[_text_of(source)] for source in sources]
     topic_words = set(normalised(topic).split())
     excluded = {normalised(text) for text in seen}
     kinds: tuple[ExtractKind, ...] = ("definition", "cloze", "true_false")
@@ -676,9 +954,12 @@ def extract_questions(
     turn = 0
     while len(items) < count:
         added = None
-        for offset in range(len(kinds)):
-            kind = kinds[(turn + offset) % len(kinds)]
-            false_wanted = sum(i.kind == "true_false" for i in items) % 2 == 1
+        false_wanted = sum(i.kind == "true_false" for i in items) % 2 == 1
+        # Kinds in turn; when none gives an item, a true/false of the other truth value
+        # (a text whose sentences cannot be negated still gives True statements).
+        attempts = [(kinds[(turn + offset) % len(kinds)], false_wanted) for offset in range(3)]
+        attempts.append(("true_false", not false_wanted))
+        for offset, (kind, false_wanted) in enumerate(attempts):
             for index, sentence in enumerate(parsed):
                 if index in used:
                     continue
@@ -686,20 +967,19 @@ def extract_questions(
                 item = _build(
                     kind,
                     sentence,
-                    terms[source_index],
+                    vocabularies[source_index],
                     forms,
                     topic=topic,
                     topic_words=topic_words,
                     difficulty=difficulty,
                     false_wanted=false_wanted,
-                    openers=openers[source_index],
                 )
                 if item is not None and normalised(item.question.text) not in excluded:
                     used.add(index)
                     added = item
                     break
             if added is not None:
-                turn = (turn + offset + 1) % len(kinds)
+                turn = (turn + min(offset, len(kinds) - 1) + 1) % len(kinds)
                 break
         if added is None:
             break

@@ -148,3 +148,67 @@ def test_a_sentence_is_credited_to_its_best_page_not_a_page_sharing_one_word() -
     passages = passages_of("kinematics")
     best = support("Average velocity is total displacement divided by total time.", passages)
     assert [p.page for p in best] == [2]
+
+
+# The bench's genetics handout (bench/corpus/texts.toml), and what the embedded model
+# streamed for its first question on 2026-12-07 (SmolLM2-135M, kept as written), with the
+# quoted page the tutor appends when no sentence draws on the answering page.
+GENETICS = (
+    "DNA structure. DNA is a double helix of two antiparallel strands held by hydrogen bonds "
+    "between bases. Adenine pairs with thymine and guanine pairs with cytosine. Watson and "
+    "Crick described the double helix in 1953.",
+    "Replication. DNA replication is semiconservative: each new molecule keeps one old strand. "
+    "Helicase unwinds the helix and DNA polymerase adds nucleotides in the five prime to three "
+    "prime direction. Okazaki fragments form on the lagging strand and are joined by ligase.",
+    "Mutations. A point mutation changes a single base. A frameshift mutation inserts or "
+    "deletes bases and shifts the reading frame. Sickle cell anaemia is caused by a point "
+    "mutation in the haemoglobin gene that replaces glutamic acid with valine.",
+)
+GENETICS_QUESTION = "Which bases pair in the DNA double helix and who described it?"
+GENETICS_STREAM = (
+    "The enzymes used to create RNA were called ribonucleases, which are proteins composed of "
+    "adenosine-return polymerase (ARPA). These enzyme was named as such because they played a "
+    "significant role during transcription.\n"
+    "Amino acid hydrolysis helps fix damage caused during repair processes and also help edit "
+    "genes editing enzymes that are responsible with fixing errors when there's mistake made "
+    "while cell division.\n"
+    "DNA replication occurs through the enzyme helicase.\n\n"
+    "**From your material** (extract)\n\n"
+    "> DNA structure. DNA is a double helix of two antiparallel strands held by hydrogen bonds "
+    "between bases. Adenine pairs with thymine and guanine pairs with cytosine. Watson and "
+    "Crick described the double helix in 1953. [p. 1]"
+)
+
+
+def genetics_passages() -> list[Passage]:
+    pages = [PageText(number=i, text=t) for i, t in enumerate(GENETICS, start=1)]
+    return split_passages(pages, material_id=uuid.uuid5(uuid.NAMESPACE_URL, "genetics"))
+
+
+def test_a_stream_cites_the_page_that_answers_not_one_its_aside_draws_on() -> None:
+    passages = genetics_passages()
+    # Without the question, the true aside about helicase cites page 2 beside page 1.
+    assert {c.page for c in attribute(GENETICS_STREAM, passages)} == {1, 2}
+    cited = attribute(GENETICS_STREAM, passages, question=GENETICS_QUESTION)
+    assert [c.page for c in cited] == [1]
+
+
+def test_an_answer_that_bears_on_the_question_nowhere_still_cites_its_pages() -> None:
+    # No sentence shares two content words with the question: every sentence attributes,
+    # as without a question, so an answer in other words keeps its citations (recall).
+    passages = genetics_passages()
+    answer = "Helicase unwinds the helix, and ligase joins the Okazaki fragments."
+    question = "What happens at the replication fork?"
+    assert attribute(answer, passages, question=question) == attribute(answer, passages)
+    assert [c.page for c in attribute(answer, passages, question=question)] == [2]
+
+
+def test_every_page_that_answers_a_two_part_question_is_cited() -> None:
+    passages = genetics_passages()
+    question = "Which bases pair in the DNA double helix, and what does a frameshift mutation do?"
+    answer = (
+        "In the DNA double helix adenine pairs with thymine and guanine pairs with cytosine "
+        "bases. A frameshift mutation inserts or deletes bases and shifts the reading frame. "
+        "Helicase unwinds the helix during replication."
+    )
+    assert [c.page for c in attribute(answer, passages, question=question)] == [1, 3]
