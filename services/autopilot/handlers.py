@@ -296,6 +296,10 @@ async def answer(
     if waiting.correct_option_index is None:
         await _mark_received(ctx, received, now)
     outcome = await _graded(ctx, run, request, session_id, calls)
+    if waiting.correct_option_index is None:
+        # The arrival is kept in the pending mark; the grade is recorded when it came, so
+        # the next question's window starts then, not while this one was being graded.
+        now = utcnow()
     return Outcome(
         result=AutopilotAnswerResponse(),
         persist=_persist_student(ctx, settings, session_id, outcome, now),
