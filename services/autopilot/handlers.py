@@ -9,6 +9,10 @@ a step meanwhile) and stores the run, its new steps and their events with the co
 inbox row: a redelivered command changes nothing twice. When the row moved on so that the
 request no longer fits, the command is retried and answered from the new state.
 
+An answer the quiz grades is stored as received (pending) before it is graded, in a short
+transaction of its own, so the driver waits for its grade rather than timing the question
+out while ``quiz.grade`` (which may ask the model for feedback) runs.
+
 Every write notifies the replica driving the run (:mod:`services.autopilot.driver`), so a
 pause or a stop acts at once, also during a lesson or an answer wait. The driver is
 installed here as the worker's background service.
