@@ -13,7 +13,8 @@ Nothing is acted on before the step before it is stored, so:
   duplicate), and a command already sent is answered from the ``requests`` table or the
   other service's inbox (:mod:`services.autopilot.calls`), so no model call is paid twice.
 
-Timers are study-time instants in the stored run (the answer deadline, the session's end);
+Timers are study-time instants in the stored run (the answer deadline, or while an answer
+is being graded the end of the wait for its grade; the session's end);
 the task sleeps until the earlier one, and a ``NOTIFY autopilot_wake`` (sent by every write
 of a run: an answer, a pause, a stop) wakes it at once. The lease loop renews held leases,
 drops runs whose lease was lost, and claims free or expired ones (on start-up, every

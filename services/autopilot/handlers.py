@@ -9,6 +9,10 @@ a step meanwhile) and stores the run, its new steps and their events with the co
 inbox row: a redelivered command changes nothing twice. When the row moved on so that the
 request no longer fits, the command is retried and answered from the new state.
 
+An answer the quiz grades is stored as received (pending) before it is graded, in a short
+transaction of its own, so the driver waits for its grade rather than timing the question
+out while ``quiz.grade`` (which may ask the model for feedback) runs.
+
 Every write notifies the replica driving the run (:mod:`services.autopilot.driver`), so a
 pause or a stop acts at once, also during a lesson or an answer wait. The driver is
 installed here as the worker's background service.
@@ -52,6 +56,7 @@ from services.autopilot import repo
 from services.autopilot.calls import CallFailed, StudyCalls
 from services.autopilot.domain import (
     AnswerGiven,
+    AnswerReceived,
     AnswerRefused,
     AutopilotPolicy,
     AutopilotRefusal,
@@ -83,6 +88,8 @@ def policy_of(settings: AutopilotSettings) -> AutopilotPolicy:
         lessons_per_topic=settings.lessons_per_topic,
         questions_per_quiz=settings.questions_per_quiz,
         answer_timeout_seconds=settings.answer_timeout_seconds,
+        grading_timeout_seconds=settings.grading_timeout_seconds,
+        quiz_estimate_seconds=settings.quiz_estimate_seconds,
     )
 
 
@@ -122,6 +129,8 @@ def _persist_student(
             applied = apply(fresh.run, outcome, now)
         except AutopilotRefusal as exc:
             raise repo.RunChanged(f"the run moved on: {exc}") from exc
+        if applied.ignored is not None:
+            return  # a grade that came after a stop: the run keeps what it had
         await repo.save_run(conn, fresh, applied.run, applied.new_steps, now)
         for event in run_events(applied.run, applied.new_steps):
             await add_event(conn, settings.kafka.topic_prefix, ctx.event(event))
@@ -189,6 +198,38 @@ async def control(
     )
 
 
+def _refused(exc: AnswerRefused) -> CommandRejected:
+    return CommandRejected(
+        ANSWER_REFUSED.code,
+        str(exc),
+        {
+            "question_id": exc.question_id,
+            "answer_index": exc.answer_index,
+            "waiting_question_id": exc.waiting_question_id,
+        },
+    )
+
+
+async def _mark_received(ctx: CommandContext, received: AnswerReceived, now: dt.datetime) -> None:
+    """Stores the answer as received, before it is graded, in its own short transaction:
+    from then on the driver waits for its grade instead of timing the question out. A
+    redelivery finds it stored and changes nothing."""
+    session_id = _session(ctx)
+    async with ctx.transaction() as conn:
+        fresh = await repo.latest_run(conn, session_id, lock=True)
+        if fresh is None:
+            raise repo.RunChanged(f"the run of {session_id} is gone")
+        try:
+            applied = apply(fresh.run, received, now)
+        except AnswerRefused as exc:
+            # The wait ended between the check and this write: the answer is too late.
+            raise _refused(exc) from exc
+        if applied.duplicate:
+            return
+        # No step and no event: the answer's step is written with its grade.
+        await repo.save_run(conn, fresh, applied.run, applied.new_steps, now)
+
+
 async def _graded(
     ctx: CommandContext,
     run: AutopilotRun,
@@ -237,27 +278,32 @@ async def answer(
 ) -> Outcome[AutopilotAnswerResponse]:
     """``autopilot.answer`` v1: the answer to the waiting question, graded by the quiz
     (``quiz.grade`` by the question's id, keyed by the wait and the option chosen, so a
-    redelivery is answered from the quiz's inbox)."""
+    redelivery is answered from the quiz's inbox).
+
+    An answer the quiz grades is first stored as received (pending), so however long the
+    grading takes, the question is not timed out under it; the graded answer is then
+    applied in the command's own transaction."""
     session_id = _session(ctx)
     now = utcnow()
     stored = await _latest(ctx, session_id)
     run = stored.run
-    provisional = AnswerGiven(
-        question_id=request.question_id, answer_index=request.answer_index, correct=False
-    )
+    received = AnswerReceived(question_id=request.question_id, answer_index=request.answer_index)
     try:
-        apply(run, provisional, now)  # every refusal is decided before any grading
+        checked = apply(run, received, now)  # every refusal is decided before any grading
     except AnswerRefused as exc:
-        raise CommandRejected(
-            ANSWER_REFUSED.code,
-            str(exc),
-            {
-                "question_id": exc.question_id,
-                "answer_index": exc.answer_index,
-                "waiting_question_id": exc.waiting_question_id,
-            },
-        ) from exc
+        raise _refused(exc) from exc
+    if checked.ignored is not None and run.is_finished:
+        # A redelivery of an answer received before a stop: the run keeps what it had.
+        return Outcome(result=AutopilotAnswerResponse())
+    waiting = run.waiting_question
+    assert waiting is not None
+    if waiting.correct_option_index is None:
+        await _mark_received(ctx, received, now)
     outcome = await _graded(ctx, run, request, session_id, calls)
+    if waiting.correct_option_index is None:
+        # The arrival is kept in the pending mark; the grade is recorded when it came, so
+        # the next question's window starts then, not while this one was being graded.
+        now = utcnow()
     return Outcome(
         result=AutopilotAnswerResponse(),
         persist=_persist_student(ctx, settings, session_id, outcome, now),

@@ -47,7 +47,7 @@ def _view(run: AutopilotRun, now: dt.datetime) -> dict[str, Any]:
 
 
 def _deadlines(run: AutopilotRun) -> tuple[dt.datetime | None, dt.datetime | None]:
-    due_ms = run.answer_due_ms
+    due_ms = run.wait_due_ms  # a graded answer's wait ends later than the answer window
     answer = None if due_ms is None else run.wall_time_at(due_ms)
     return answer, run.wall_time_at(run.target_ms)
 

@@ -31,6 +31,11 @@ class AutopilotSettings(WorkerSettings):
     """Runs one replica drives at once; more wait for another replica or a free slot."""
     answer_timeout_seconds: int = Field(default=60, ge=1, le=3600)
     """Study time a question waits for its answer before it counts as skipped."""
+    grading_timeout_seconds: int = Field(default=300, ge=1, le=3600)
+    """Study time an answer given in time waits for its grade before the question is
+    recorded skipped (ungraded) and the run moves on."""
+    quiz_estimate_seconds: int = Field(default=60, ge=0, le=3600)
+    """What a quiz is taken to cost before a run has had one (for the lesson-or-quiz rule)."""
     lessons_per_topic: int = Field(default=2, ge=1, le=10)
     questions_per_quiz: int = Field(default=3, ge=1, le=20)
     call_timeout_s: float = Field(default=300.0, gt=0)

@@ -33,6 +33,7 @@ from services.autopilot.domain.outcomes import (
     ActionFailed,
     AnswerDiagnosed,
     AnswerGiven,
+    AnswerReceived,
     AnswerTimedOut,
     DriverOutcome,
     LearnerRead,
@@ -49,7 +50,13 @@ from services.autopilot.domain.outcomes import (
     StudentOutcome,
 )
 from services.autopilot.domain.policy import DEFAULT_POLICY, AutopilotPolicy
-from services.autopilot.domain.state import AnswerResult, AutopilotRun, GradedAnswer, QuizQuestion
+from services.autopilot.domain.state import (
+    AnswerResult,
+    AutopilotRun,
+    GradedAnswer,
+    PendingAnswer,
+    QuizQuestion,
+)
 from services.autopilot.domain.topics import (
     ChoiceRule,
     PlanTopic,
@@ -71,6 +78,7 @@ __all__ = [
     "ActionFailed",
     "AnswerDiagnosed",
     "AnswerGiven",
+    "AnswerReceived",
     "AnswerRefused",
     "AnswerResult",
     "AnswerTimedOut",
@@ -95,6 +103,7 @@ __all__ = [
     "Outcome",
     "OutcomeRejected",
     "PauseRequested",
+    "PendingAnswer",
     "PlanTopic",
     "PrerequisiteCycleError",
     "QuizGenerated",

@@ -63,7 +63,11 @@ class GenerateQuiz(_DriverAction):
 
 class AwaitAnswer(_DriverAction):
     """Wait for the student's answer until ``until``; then apply ``AnswerTimedOut`` (when
-    ``until`` is the answer deadline) or read the next action (the session's time is up)."""
+    ``until`` is the answer deadline) or read the next action (the session's time is up).
+
+    While an answer is being graded (``grading``), ``answer_deadline`` and ``until`` are the
+    end of the wait for its grade: the grade is waited for past the session's end, and
+    ``AnswerTimedOut`` then records the answer ungraded."""
 
     kind: Literal["await_answer"] = "await_answer"
     question: QuestionView
@@ -72,6 +76,8 @@ class AwaitAnswer(_DriverAction):
     answer_deadline: AwareDatetime
     until: AwareDatetime
     """The earlier of the answer deadline and the end of the session's study time."""
+    grading: bool = False
+    """An answer arrived in time and waits for its grade."""
 
 
 class DiagnoseAnswer(_DriverAction):

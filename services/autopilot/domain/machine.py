@@ -22,6 +22,20 @@ Rules the machine keeps:
   question's id, an index out of range, or after the wait ended is refused with the reason
   (:class:`AnswerRefused`) and the run is unchanged. A wait that times out is ``skipped``,
   never graded and never diagnosed.
+- **An answer in time is never lost to slow grading**: an answer the quiz service grades is
+  first taken as received (:class:`AnswerReceived`: the same checks, its arrival in study
+  time kept as the run's pending answer, no step yet), then graded (:class:`AnswerGiven`).
+  While an answer is pending the answer window does not end the wait, nor does the end of
+  the study time: the wait ends with the grade, or after ``grading_timeout_seconds`` of
+  study time from the arrival with a ``skip`` step that names the answer and says it was
+  never graded, so the run never hangs on a grade. Taking the same answer again changes
+  nothing (a redelivered command); another option for the same question is refused. A grade
+  that arrives while paused is recorded; one that arrives after a stop is left out quietly.
+- **Every topic ends assessed**: before a further lesson on a topic, the study time left is
+  weighed against what a lesson and a quiz have taken in this run (the mean of their
+  recorded durations; the policy's estimate before there is one) plus the answer window;
+  when a further lesson would leave no time to answer the quiz, the quiz comes now and the
+  lesson's step says why.
 - **A quiz that cannot be made is skipped**: the quiz is asked with the topic's lessons as
   source text; when even that gives no question (:class:`QuizSkipped`), a ``quiz_skipped``
   step says why and the run chooses another topic (the skipped one is not chosen again in
@@ -70,6 +84,7 @@ from services.autopilot.domain.outcomes import (
     ActionFailed,
     AnswerDiagnosed,
     AnswerGiven,
+    AnswerReceived,
     AnswerTimedOut,
     DriverOutcome,
     LearnerRead,
@@ -85,7 +100,12 @@ from services.autopilot.domain.outcomes import (
     StudentOutcome,
 )
 from services.autopilot.domain.policy import DEFAULT_POLICY, AutopilotPolicy
-from services.autopilot.domain.state import AutopilotRun, GradedAnswer, QuizQuestion
+from services.autopilot.domain.state import (
+    AutopilotRun,
+    GradedAnswer,
+    PendingAnswer,
+    QuizQuestion,
+)
 from services.autopilot.domain.topics import choose_topic, direct_prerequisites, study_topics
 
 # The action each phase calls for while there is study time left.
@@ -261,6 +281,8 @@ def next_action(state: AutopilotRun, now: dt.datetime) -> DriverAction | Idle:
 
 def _due_kind(state: AutopilotRun, now: dt.datetime) -> str:
     """The kind of action the run calls for, the study time considered; status ignored."""
+    if state.pending is not None:
+        return "await_answer"  # an answer given in time waits for its grade, time up or not
     if state.time_up(now):
         if state.answers and state.phase in ("awaiting_answer", "diagnosing", "updating_mastery"):
             return "update_mastery"
@@ -307,13 +329,14 @@ def _due_action(state: AutopilotRun, now: dt.datetime) -> DriverAction:
             )
         case "awaiting_answer":
             question = state.waiting_question
-            due_ms = state.answer_due_ms
+            due_ms = state.wait_due_ms
             assert question is not None
             assert due_ms is not None
             answer_deadline = state.wall_time_at(due_ms)
             session_deadline = state.wall_time_at(state.target_ms)
             assert answer_deadline is not None
             assert session_deadline is not None
+            grading = state.pending is not None
             return AwaitAnswer(
                 action_id=action_id,
                 key=key,
@@ -321,7 +344,9 @@ def _due_action(state: AutopilotRun, now: dt.datetime) -> DriverAction:
                 question_number=len(state.answers) + 1,
                 questions_total=len(state.quiz),
                 answer_deadline=answer_deadline,
-                until=min(answer_deadline, session_deadline),
+                # A pending answer's grade is waited for past the session's end.
+                until=answer_deadline if grading else min(answer_deadline, session_deadline),
+                grading=grading,
             )
         case "diagnosing":
             answer = _wrong_answers(state)[state.diagnosed]
@@ -381,7 +406,31 @@ def apply(
         OutcomeRejected: A driver outcome that does not answer the action the run waits for.
     """
     _require_aware(now)
-    if isinstance(outcome, AnswerGiven | PauseRequested | ResumeRequested | StopRequested):
+    if isinstance(outcome, AnswerReceived | AnswerGiven):
+        pending = state.pending_answer
+        same = (
+            pending is not None
+            and pending.question_id == outcome.question_id
+            and pending.answer_index == outcome.answer_index
+        )
+        if same and isinstance(outcome, AnswerReceived) and state.pending is not None:
+            return Applied(
+                run=state,
+                new_steps=(),
+                duplicate=True,
+                ignored=f"the answer to question {outcome.question_id} is already received",
+            )
+        if same and state.is_finished:
+            return Applied(
+                run=state,
+                new_steps=(),
+                ignored=f"the run is {state.status}; the grade of question "
+                f"{outcome.question_id} came after it ended",
+            )
+    if isinstance(
+        outcome,
+        AnswerGiven | AnswerReceived | PauseRequested | ResumeRequested | StopRequested,
+    ):
         run = _fork(state)
         _apply_student(run, outcome, now)
         return Applied(run=run, new_steps=tuple(run.steps[len(state.steps) :]))
@@ -454,7 +503,7 @@ def _check_expected(state: AutopilotRun, outcome: DriverOutcome, now: dt.datetim
         )
     if isinstance(outcome, AnswerTimedOut):
         waiting = state.waiting_question
-        due_ms = state.answer_due_ms
+        due_ms = state.wait_due_ms
         assert waiting is not None
         assert due_ms is not None
         if outcome.question_id != waiting.id:
@@ -542,7 +591,9 @@ def _apply_student(run: AutopilotRun, outcome: StudentOutcome, now: dt.datetime)
         _apply_answer(run, outcome, now)
 
 
-def _apply_answer(run: AutopilotRun, answer: AnswerGiven, now: dt.datetime) -> None:
+def _apply_answer(
+    run: AutopilotRun, answer: AnswerGiven | AnswerReceived, now: dt.datetime
+) -> None:
     waiting = run.waiting_question
 
     def refuse(reason: str) -> AnswerRefused:
@@ -553,7 +604,15 @@ def _apply_answer(run: AutopilotRun, answer: AnswerGiven, now: dt.datetime) -> N
             waiting_question_id=None if waiting is None else waiting.id,
         )
 
-    if run.status != "running":
+    pending = run.pending
+    graded_pending = (
+        isinstance(answer, AnswerGiven)
+        and pending is not None
+        and pending.question_id == answer.question_id
+        and pending.answer_index == answer.answer_index
+    )
+    # A pending answer's grade is recorded while paused, as a driver's outcome is.
+    if run.status != "running" and not (graded_pending and run.status == "paused"):
         raise refuse(f"no question is waiting: the run is {run.status}")
     if waiting is None:
         raise refuse(f"no question is waiting: the run is in phase {run.phase}")
@@ -566,17 +625,30 @@ def _apply_answer(run: AutopilotRun, answer: AnswerGiven, now: dt.datetime) -> N
             f"answer_index {answer.answer_index} is out of range: question {waiting.id} has "
             f"{len(waiting.options)} options (0 to {len(waiting.options) - 1})"
         )
-    elapsed = run.elapsed_ms(now)
-    if run.time_up(now):
-        raise refuse("the session's study time is up; the answer is not taken")
-    due_ms = run.answer_due_ms
-    assert due_ms is not None
-    assert run.wait_started_ms is not None
-    if elapsed >= due_ms:
+    if pending is not None and not graded_pending:
         raise refuse(
-            f"the wait for question {waiting.id} ended after "
-            f"{run.policy.answer_timeout_seconds} s; it counts as skipped"
+            f"question {waiting.id}'s answer (option {pending.answer_index}) is being graded; "
+            f"option {answer.answer_index} is not taken"
         )
+    elapsed = run.elapsed_ms(now)
+    assert run.wait_started_ms is not None
+    if pending is not None:
+        elapsed = pending.received_ms  # it came in time; the grade took the rest
+    else:
+        if run.time_up(now):
+            raise refuse("the session's study time is up; the answer is not taken")
+        due_ms = run.answer_due_ms
+        assert due_ms is not None
+        if elapsed >= due_ms:
+            raise refuse(
+                f"the wait for question {waiting.id} ended after "
+                f"{run.policy.answer_timeout_seconds} s; it counts as skipped"
+            )
+    if isinstance(answer, AnswerReceived):
+        run.pending_answer = PendingAnswer(
+            question_id=waiting.id, answer_index=answer.answer_index, received_ms=elapsed
+        )
+        return
     if answer.correct is not None:
         correct = answer.correct
         shown_index = answer.correct_option_index
@@ -606,7 +678,7 @@ def _apply_answer(run: AutopilotRun, answer: AnswerGiven, now: dt.datetime) -> N
         if correct
         else f"option {answer.answer_index} is wrong; the answer is option {shown_index}"
     )
-    _after_answer(run, elapsed)
+    _after_answer(run, run.elapsed_ms(now))
     _record(
         run,
         now,
@@ -626,6 +698,7 @@ def _apply_answer(run: AutopilotRun, answer: AnswerGiven, now: dt.datetime) -> N
 
 def _after_answer(run: AutopilotRun, elapsed_ms: int) -> None:
     """Move to the next question, or on to the diagnoses or the mastery update."""
+    run.pending_answer = None
     if len(run.answers) < len(run.quiz):
         run.wait_started_ms = elapsed_ms
         return
@@ -633,17 +706,51 @@ def _after_answer(run: AutopilotRun, elapsed_ms: int) -> None:
     run.phase = "diagnosing" if _wrong_answers(run) else "updating_mastery"
 
 
-def _lesson_turn_taken(run: AutopilotRun) -> tuple[int, int]:
-    """Counts a lesson turn (taught or skipped) and moves to the quiz after the last one.
+_LESSON_STEPS = frozenset({"lesson", "lesson_skipped"})
+_QUIZ_STEPS = frozenset({"quiz", "quiz_skipped"})
+
+
+def _lesson_turn_taken(
+    run: AutopilotRun, now: dt.datetime, duration_ms: int
+) -> tuple[int, int, str, dict[str, JsonValue]]:
+    """Counts a lesson turn (taught or skipped) and moves to the quiz after the last one, or
+    earlier when a further lesson would leave no time to answer the quiz.
+
+    Args:
+        run: The run, the turn's step not recorded yet.
+        now: When the turn ended.
+        duration_ms: What the turn took.
 
     Returns:
-        The turn's number and the topic's number of lessons.
+        The turn's number, the topic's number of lessons, and when the quiz comes early the
+        reasoning's addition and the step's data saying why ('' and {} otherwise).
     """
     number = len(run.lessons) + run.lessons_skipped
     total = run.policy.lessons_per_topic
     if number >= total:
         run.phase = "quizzing"
-    return number, total
+        return number, total, "", {}
+    policy = run.policy
+    left_ms = max(0, run.target_ms - run.elapsed_ms(now))
+    lessons = [s.duration_ms for s in run.steps if s.action in _LESSON_STEPS] + [duration_ms]
+    lesson_ms = sum(lessons) // len(lessons)
+    quizzes = [s.duration_ms for s in run.steps if s.action in _QUIZ_STEPS]
+    quiz_ms = sum(quizzes) // len(quizzes) if quizzes else policy.quiz_estimate_seconds * 1000
+    if policy.room_for_lesson(left_ms=left_ms, lesson_ms=lesson_ms, quiz_ms=quiz_ms):
+        return number, total, "", {}
+    run.phase = "quizzing"
+    why = (
+        f"; {_clock(left_ms)} of study left: a further lesson (~{_clock(lesson_ms)}), the quiz "
+        f"(~{_clock(quiz_ms)}) and an answer ({_clock(policy.answer_timeout_ms)}) would not "
+        "fit, so the quiz comes now"
+    )
+    data: dict[str, JsonValue] = {
+        "quiz_early": True,
+        "study_left_ms": left_ms,
+        "lesson_estimate_ms": lesson_ms,
+        "quiz_estimate_ms": quiz_ms,
+    }
+    return number, total, why, data
 
 
 def _apply_driver(run: AutopilotRun, outcome: DriverOutcome, now: dt.datetime) -> None:
@@ -653,24 +760,25 @@ def _apply_driver(run: AutopilotRun, outcome: DriverOutcome, now: dt.datetime) -
             _apply_learner(run, outcome, now)
         case LessonTaught():
             run.lessons.append(outcome.content)
-            number, total = _lesson_turn_taken(run)
+            number, total, why, budget = _lesson_turn_taken(run, now, outcome.duration_ms)
             _record(
                 run,
                 now,
                 "lesson",
-                f"lesson {number} of {total} on {topic}",
-                {"topic": topic, "lesson_number": number, "content": outcome.content},
+                f"lesson {number} of {total} on {topic}{why}",
+                {"topic": topic, "lesson_number": number, "content": outcome.content, **budget},
                 duration_ms=outcome.duration_ms,
             )
         case LessonSkipped():
             run.lessons_skipped += 1
-            number, total = _lesson_turn_taken(run)
+            number, total, why, budget = _lesson_turn_taken(run, now, outcome.duration_ms)
             _record(
                 run,
                 now,
                 "lesson_skipped",
-                f"lesson {number} of {total} on {topic} could not be written: {outcome.reason}",
-                {"topic": topic, "lesson_number": number, "reason": outcome.reason},
+                f"lesson {number} of {total} on {topic} could not be written: "
+                f"{outcome.reason}{why}",
+                {"topic": topic, "lesson_number": number, "reason": outcome.reason, **budget},
                 duration_ms=outcome.duration_ms,
             )
         case QuizGenerated():
@@ -694,28 +802,7 @@ def _apply_driver(run: AutopilotRun, outcome: DriverOutcome, now: dt.datetime) -
                 duration_ms=outcome.duration_ms,
             )
         case AnswerTimedOut():
-            elapsed = run.elapsed_ms(now)
-            assert run.wait_started_ms is not None
-            waited = elapsed - run.wait_started_ms
-            run.answers.append(
-                GradedAnswer(
-                    question_id=outcome.question_id,
-                    answer_index=None,
-                    result="skipped",
-                    waited_ms=waited,
-                )
-            )
-            number = len(run.answers)
-            _after_answer(run, elapsed)
-            _record(
-                run,
-                now,
-                "skip",
-                f"question {number} of {len(run.quiz)}: no answer within "
-                f"{run.policy.answer_timeout_seconds} s of study time; skipped, not graded",
-                {"question_id": outcome.question_id, "answer_index": None},
-                duration_ms=waited,
-            )
+            _apply_timeout(run, outcome, now)
         case AnswerDiagnosed():
             answer = _wrong_answers(run)[run.diagnosed]
             if outcome.misconception is not None:
@@ -776,6 +863,38 @@ def _apply_driver(run: AutopilotRun, outcome: DriverOutcome, now: dt.datetime) -
                 data,
                 duration_ms=outcome.duration_ms,
             )
+
+
+def _apply_timeout(run: AutopilotRun, outcome: AnswerTimedOut, now: dt.datetime) -> None:
+    """The wait ended: no answer in the window, or an answer whose grade never came."""
+    elapsed = run.elapsed_ms(now)
+    assert run.wait_started_ms is not None
+    waited = elapsed - run.wait_started_ms
+    pending = run.pending
+    run.answers.append(
+        GradedAnswer(
+            question_id=outcome.question_id,
+            answer_index=None,
+            result="skipped",
+            waited_ms=waited,
+        )
+    )
+    number = len(run.answers)
+    data: dict[str, JsonValue] = {"question_id": outcome.question_id, "answer_index": None}
+    if pending is None:
+        reasoning = (
+            f"question {number} of {len(run.quiz)}: no answer within "
+            f"{run.policy.answer_timeout_seconds} s of study time; skipped, not graded"
+        )
+    else:
+        data |= {"received_answer_index": pending.answer_index, "ungraded": True}
+        reasoning = (
+            f"question {number} of {len(run.quiz)}: option {pending.answer_index}, given at "
+            f"{_clock(pending.received_ms)}, got no grade within "
+            f"{run.policy.grading_timeout_seconds} s of study time; skipped, not graded"
+        )
+    _after_answer(run, elapsed)
+    _record(run, now, "skip", reasoning, data, duration_ms=waited)
 
 
 def _apply_learner(run: AutopilotRun, outcome: LearnerRead, now: dt.datetime) -> None:
@@ -840,6 +959,7 @@ def _apply_quiz(run: AutopilotRun, outcome: QuizGenerated, now: dt.datetime) -> 
     targets = _targets(run, topic)
     run.quiz = list(outcome.questions)
     run.answers = []
+    run.pending_answer = None
     run.diagnosed = 0
     run.phase = "awaiting_answer"
     run.wait_started_ms = run.elapsed_ms(now)

@@ -139,6 +139,18 @@ class AnswerGiven(BaseModel):
     explanation: str | None = None
 
 
+class AnswerReceived(BaseModel):
+    """The student's answer to a question the quiz service grades, taken before its grade:
+    the run marks it pending, so the wait does not time out while it is graded. Applying
+    the same answer again changes nothing (a redelivered command)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["answer_received"] = "answer_received"
+    question_id: str
+    answer_index: int
+
+
 class PauseRequested(BaseModel):
     """The student pauses the run."""
 
@@ -175,6 +187,8 @@ DriverOutcome: TypeAlias = (
     | RunFinished
     | ActionFailed
 )
-StudentOutcome: TypeAlias = AnswerGiven | PauseRequested | ResumeRequested | StopRequested
+StudentOutcome: TypeAlias = (
+    AnswerGiven | AnswerReceived | PauseRequested | ResumeRequested | StopRequested
+)
 Outcome = Annotated[DriverOutcome | StudentOutcome, Field(discriminator="kind")]
 """Anything :func:`~services.autopilot.domain.apply` records."""

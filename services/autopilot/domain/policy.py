@@ -32,6 +32,14 @@ class AutopilotPolicy:
             step questions are ``hard``.
         misconceptions_per_quiz: How many of the topic's newest open misconceptions a quiz
             aims at.
+        grading_timeout_seconds: Study time an answer received in its window waits for its
+            grade (the quiz's ``quiz.grade``) before the run moves on without it (the
+            question is then recorded skipped, with the answer, never graded). The answer
+            window itself does not end a wait whose answer is being graded.
+        quiz_estimate_seconds: What writing a quiz is taken to cost before this run has had
+            one (after that, the mean of its recorded quizzes). A lesson's cost is always
+            known when it counts: the rule is weighed after a lesson turn, from the mean of
+            the run's lesson turns so far.
     """
 
     lessons_per_topic: int = 2
@@ -44,6 +52,8 @@ class AutopilotPolicy:
     exam_horizon_days: int = 60
     difficulty_bands: tuple[tuple[float, Difficulty], ...] = ((0.4, "easy"), (0.7, "medium"))
     misconceptions_per_quiz: int = 3
+    grading_timeout_seconds: int = 300
+    quiz_estimate_seconds: int = 60
 
     def __post_init__(self) -> None:
         if not 0 <= self.prerequisite_floor <= self.mastery_threshold <= 1:
@@ -53,8 +63,14 @@ class AutopilotPolicy:
             )
         if min(self.lessons_per_topic, self.questions_per_quiz) < 1:
             raise ValueError("a topic needs at least one lesson and one question")
-        if self.answer_timeout_seconds < 1 or self.exam_horizon_days < 1:
-            raise ValueError("answer_timeout_seconds and exam_horizon_days must be positive")
+        timers = (self.answer_timeout_seconds, self.exam_horizon_days, self.grading_timeout_seconds)
+        if min(timers) < 1:
+            raise ValueError(
+                "answer_timeout_seconds, grading_timeout_seconds and exam_horizon_days must be "
+                "positive"
+            )
+        if self.quiz_estimate_seconds < 0:
+            raise ValueError("quiz_estimate_seconds must be >= 0")
         if not 0 <= self.prior_mastery <= 1 or self.critical_topic_weight <= 0:
             raise ValueError("prior_mastery must be in 0..1 and critical_topic_weight positive")
 
@@ -62,6 +78,24 @@ class AutopilotPolicy:
     def answer_timeout_ms(self) -> int:
         """The answer wait in milliseconds."""
         return self.answer_timeout_seconds * 1000
+
+    @property
+    def grading_timeout_ms(self) -> int:
+        """The wait for a received answer's grade in milliseconds."""
+        return self.grading_timeout_seconds * 1000
+
+    def room_for_lesson(self, *, left_ms: int, lesson_ms: int, quiz_ms: int) -> bool:
+        """Whether a further lesson still leaves time for the topic's quiz to be answered.
+
+        Args:
+            left_ms: Study time left in the run.
+            lesson_ms: What a lesson is expected to take.
+            quiz_ms: What writing the quiz is expected to take.
+
+        Returns:
+            True when the lesson, the quiz and one answer window fit in ``left_ms``.
+        """
+        return lesson_ms + quiz_ms + self.answer_timeout_ms <= left_ms
 
     def difficulty_for(self, mastery: float) -> Difficulty:
         """The quiz difficulty for a topic at ``mastery``.

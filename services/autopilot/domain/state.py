@@ -4,7 +4,9 @@ It is stored after every change and read back by whichever replica carries the r
 it holds no clock and no handle: times are instants the driver passed in, and study time is
 kept as milliseconds of running time (``elapsed_before_ms`` plus, while running, the time
 since ``running_since``). Timers count study time, so a pause freezes them: the answer wait
-started at ``wait_started_ms`` of study time and ends ``answer_timeout_seconds`` later.
+started at ``wait_started_ms`` of study time and ends ``answer_timeout_seconds`` later, or,
+once an answer arrived in time and is being graded (``pending_answer``), at its arrival plus
+``grading_timeout_seconds``.
 """
 
 from __future__ import annotations
@@ -86,6 +88,18 @@ class GradedAnswer(BaseModel):
     """Study time from the question's wait starting to the answer or the timeout."""
 
 
+class PendingAnswer(BaseModel):
+    """An answer to the waiting question that arrived within its window and waits for its
+    grade (the quiz's ``quiz.grade``): the answer window no longer ends the wait."""
+
+    model_config = ConfigDict(frozen=True)
+
+    question_id: str
+    answer_index: int = Field(ge=0)
+    received_ms: int = Field(ge=0)
+    """Study time at which the answer arrived."""
+
+
 class AutopilotRun(BaseModel):
     """One run of a session's autopilot."""
 
@@ -122,6 +136,10 @@ class AutopilotRun(BaseModel):
     """One per question of ``quiz`` answered or skipped so far, in order."""
     wait_started_ms: int | None = None
     """Study time at which the waiting question's wait began."""
+    pending_answer: PendingAnswer | None = None
+    """The waiting question's answer, received and being graded; cleared when the question
+    is settled (graded, or skipped when no grade came in time). Kept when the run ends, so a
+    grade that arrives after a stop is recognised and left out quietly."""
     diagnosed: int = Field(default=0, ge=0)
     """Wrong answers of the current quiz diagnosed so far, in answer order."""
 
@@ -180,6 +198,30 @@ class AutopilotRun(BaseModel):
         if self.wait_started_ms is None or self.waiting_question is None:
             return None
         return self.wait_started_ms + self.policy.answer_timeout_ms
+
+    @property
+    def pending(self) -> PendingAnswer | None:
+        """The waiting question's answer being graded, if any."""
+        waiting = self.waiting_question
+        pending = self.pending_answer
+        if waiting is None or pending is None or pending.question_id != waiting.id:
+            return None
+        return pending
+
+    @property
+    def grading_due_ms(self) -> int | None:
+        """Study time at which the wait for a pending answer's grade ends."""
+        pending = self.pending
+        if pending is None:
+            return None
+        return pending.received_ms + self.policy.grading_timeout_ms
+
+    @property
+    def wait_due_ms(self) -> int | None:
+        """Study time at which the wait for the waiting question ends: the grading bound
+        while an answer is being graded, else the answer window."""
+        grading = self.grading_due_ms
+        return grading if grading is not None else self.answer_due_ms
 
     def mastery_of(self, topic: str) -> TopicMastery:
         """The mastery entry of one of the run's topics (by its plan spelling)."""

@@ -55,7 +55,8 @@ def status_view(run: AutopilotRun, now: dt.datetime) -> AutopilotStatusResponse:
         completed_at=run.completed_at,
         current_content=_current_content(run),
         current_question=question,
-        awaiting_input=question is not None and run.status == "running",
+        # An answer received and being graded is not asked for again.
+        awaiting_input=question is not None and run.status == "running" and run.pending is None,
         answer_deadline=None if due_ms is None else run.wall_time_at(due_ms),
         end_reason=run.end_reason,
     )

@@ -14,6 +14,7 @@ from services.autopilot.domain import (
     ActionFailed,
     AnswerDiagnosed,
     AnswerGiven,
+    AnswerReceived,
     AnswerRefused,
     AnswerTimedOut,
     AutopilotPolicy,
@@ -563,7 +564,12 @@ def test_apply_never_changes_the_state_passed_in() -> None:
 Op = tuple[str, int]
 # Mostly driving and answering, now and then waiting or a control; at most one stop, drawn
 # apart, so that runs get through whole topics.
-OPS = ["drive"] * 8 + ["answer"] * 4 + ["wait"] * 2 + ["pause", "resume", "restore"]
+OPS = (
+    ["drive"] * 8
+    + ["answer"] * 4
+    + ["wait"] * 2
+    + ["pause", "resume", "restore", "receive", "grade"]
+)
 ops = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 90)), min_size=20, max_size=150)
 
 
@@ -585,6 +591,7 @@ def test_any_interleaving_keeps_the_runs_invariants(
     now = NOW
     expected_ms = 0
     last_outcome: DriverOutcome | None = None
+    received: dict[str, int] = {}  # question id -> the option taken as received
     for op, number in program:
         before, previous = run.model_dump_json(), run
         action = next_action(run, now)
@@ -608,6 +615,37 @@ def test_any_interleaving_keeps_the_runs_invariants(
                 assert run.model_dump_json() == before
             else:
                 assert run.answers[-1].answer_index == number % 5
+        elif op == "receive" and isinstance(action, AwaitAnswer):
+            # An answer the quiz service grades: taken first, graded later ("grade").
+            try:
+                taken = apply(
+                    run,
+                    AnswerReceived(question_id=action.question.id, answer_index=number % 4),
+                    now,
+                )
+            except AnswerRefused:
+                assert run.model_dump_json() == before
+            else:
+                run = taken.run
+                pending = run.pending
+                assert pending is not None
+                received.setdefault(pending.question_id, pending.answer_index)
+                assert taken.new_steps == ()
+        elif op == "grade" and run.pending_answer is not None:
+            pending = run.pending_answer
+            try:
+                run = apply(
+                    run,
+                    AnswerGiven(
+                        question_id=pending.question_id,
+                        answer_index=pending.answer_index,
+                        correct=number % 2 == 0,
+                        correct_option_index=0,
+                    ),
+                    now,
+                ).run
+            except AnswerRefused:
+                assert run.model_dump_json() == before
         elif op in ("pause", "resume", "stop"):
             control = {
                 "pause": PauseRequested(),
@@ -647,10 +685,23 @@ def test_any_interleaving_keeps_the_runs_invariants(
                 and "correct_option_index" in s.data
                 for s in view.steps
             )
-        assert view.awaiting_input == (run.status == "running" and run.waiting_question is not None)
+        assert view.awaiting_input == (
+            run.status == "running" and run.waiting_question is not None and run.pending is None
+        )
+        # An answer taken as received is settled with its own option, or skipped only as
+        # ungraded after the grading bound: never as an unanswered timeout.
+        for step in run.steps:
+            qid = step.data.get("question_id")
+            if step.action == "skip" and isinstance(qid, str) and qid in received:
+                assert step.data.get("ungraded") is True
+                assert step.data.get("received_answer_index") == received[qid]
+            if step.action == "answer" and isinstance(qid, str) and qid in received:
+                assert step.data["answer_index"] == received[qid]
     event(f"ended {run.status}")
     event(f"{len(run.topics_completed)} topics completed")
     event(f"skips: {sum(s.action == 'skip' for s in run.steps) > 0}")
+    event(f"answers taken as received: {bool(received)}")
+    event(f"ungraded skips: {any(s.data.get('ungraded') for s in run.steps)}")
 
 
 # --- A quiz that cannot be made ------------------------------------------------------------
