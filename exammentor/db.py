@@ -104,6 +104,18 @@ async def user_transaction(pool: Pool, user_id: UUID) -> AsyncIterator[Connectio
 
 
 @asynccontextmanager
+async def connection(pool: Pool) -> AsyncIterator[Connection]:
+    """A pooled connection for statements run outside a transaction block that leave no
+    session state (no LISTEN, no session setting or lock): handed back without the reset
+    query, as the transaction blocks are. Anything else uses ``pool.acquire()``.
+    """
+    async with pool.acquire() as conn:
+        yield conn
+        if not conn.is_in_transaction():
+            _CLEAN.add(conn.get_server_pid())
+
+
+@asynccontextmanager
 async def system_transaction(pool: Pool) -> AsyncIterator[Connection]:
     """A transaction with no user: sees only the pipeline tables (inbox, outbox ...)."""
     async with pool.acquire() as conn:

@@ -11,7 +11,13 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from exammentor.db import Pool, create_pool, system_transaction, user_transaction
+from exammentor.db import (
+    Pool,
+    connection,
+    create_pool,
+    system_transaction,
+    user_transaction,
+)
 from tests.conftest import SessionEnv
 from tests.infra import unique_name
 
@@ -113,3 +119,22 @@ async def test_a_plain_acquire_is_still_reset_in_full(pool: Pool) -> None:
     async with pool.acquire() as conn:
         listening = await conn.fetchval("SELECT count(*) FROM pg_listening_channels()")
     assert listening == 0
+
+
+async def test_a_connection_block_leaves_the_connection_clean(pool: Pool) -> None:
+    async with connection(pool) as conn:
+        assert await conn.fetchval("SELECT 1") == 1
+
+    assert await session_after(pool) == (False, None)
+
+
+async def test_a_connection_block_left_in_a_transaction_is_rolled_back_and_reset(
+    pool: Pool,
+) -> None:
+    # A holder that broke the block's rule (a transaction left open) is not taken at its
+    # word: the pool rolls it back and resets the connection in full.
+    async with connection(pool) as conn:
+        await conn.execute("SELECT set_config('app.user_id', $1, false)", str(uuid.uuid4()))
+        await conn.execute("BEGIN")
+
+    assert await session_after(pool) == (False, None)
