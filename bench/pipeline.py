@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -47,7 +48,8 @@ from exammentor.settings import (
 from services.planner.settings import PlannerSettings
 from tests.infra import provide_servers, unique_name
 
-Call = Callable[[int], Awaitable[None]]
+Call = Callable[[int, int], Awaitable[None]]
+"""One request: the client slot sending it, and the request's number."""
 Row = tuple[str, int, list[float], float, dict[str, float]]
 """path, clients, latencies, seconds, CPU ms per request by process (pipeline rows only)."""
 
@@ -57,14 +59,14 @@ async def measure(call: Call, clients: int, total: int) -> tuple[list[float], fl
     latencies: list[float] = []
     counter = iter(range(total))
 
-    async def client() -> None:
+    async def client(slot: int) -> None:
         for i in counter:
             started = time.perf_counter()
-            await call(i)
+            await call(slot, i)
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(slot) for slot in range(clients)))
     return latencies, time.perf_counter() - started
 
 
@@ -107,14 +109,20 @@ async def compare(
 ) -> list[Row]:
     """Measures the pipeline and the direct call at each concurrency."""
     base = f"http://127.0.0.1:{http_port}"
+    # One connection per client slot, each in an httpx client of its own: one client with
+    # 200 connections spends more CPU choosing a connection (its pool scans them all for
+    # every request) than the gateway spends on the request, on the same two cores.
     # Idle connections are dropped before the server's 5 s keep-alive ends: a connection
     # the server closes just as the client reuses it fails the request (httpx.ReadError).
-    limits = httpx.Limits(
-        max_connections=max(concurrency) + 5,
-        max_keepalive_connections=max(concurrency) + 5,
-        keepalive_expiry=2.0,
-    )
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=2.0)
+    async with contextlib.AsyncExitStack() as opened:
+        slots = [
+            await opened.enter_async_context(
+                httpx.AsyncClient(base_url=base, timeout=60, limits=limits)
+            )
+            for _ in range(max(concurrency))
+        ]
+        http = slots[0]
         # One student per client slot: commands of one student are ordered (one partition),
         # different students spread over partitions, as in real use.
         students: list[tuple[uuid.UUID, dict[str, str]]] = []
@@ -128,9 +136,11 @@ async def compare(
                 (uuid.UUID(body["user_id"]), {"Authorization": f"Bearer {body['access_token']}"})
             )
 
-        async def through_pipeline(i: int) -> None:
+        async def through_pipeline(slot: int, i: int) -> None:
             auth = students[i % len(students)][1]
-            answer = await http.post("/api/system/echo", json={"text": f"m{i}"}, headers=auth)
+            answer = await slots[slot].post(
+                "/api/system/echo", json={"text": f"m{i}"}, headers=auth
+            )
             if answer.status_code != 200 or answer.json()["echo"] != f"m{i}":
                 raise RuntimeError(f"bad answer: {answer.status_code} {answer.text}")
 
@@ -146,7 +156,7 @@ async def compare(
         spec = consumer.router.lookup("system.echo", 1)
         assert spec is not None
 
-        async def direct(i: int) -> None:
+        async def direct(slot: int, i: int) -> None:
             # What the gateway and the consumer do in the database, with no transport.
             user_id = students[i % len(students)][0]
             envelope = CommandEnvelope(
