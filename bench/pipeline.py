@@ -7,6 +7,10 @@ next to the same database work done by a direct in-process call (the consumer's 
 without Kafka, gRPC or HTTP), measured in the same run, at 1, 50 and 200 concurrent clients.
 The gateway and the worker run as their own processes, as deployed (one replica each).
 
+Each pipeline row also prints the CPU time per request of the gateway, the worker and the
+benchmark's own process (its HTTP client): on a shared machine the latencies move with the
+load (the load average is printed before and after), the CPU cost per request much less.
+
 Run: ``make bench`` (starts Kafka and Postgres natively when absent), or
 ``python bench/pipeline.py --requests 400``.
 """
@@ -15,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import statistics
 import sys
 import time
@@ -27,6 +33,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stack import process_stack
+from bench.tutor import cpu_seconds
 from exammentor.contracts.commands import EchoPayload
 from exammentor.contracts.envelope import CommandEnvelope
 from exammentor.db import create_pool, user_transaction
@@ -41,7 +48,10 @@ from exammentor.settings import (
 from services.planner.settings import PlannerSettings
 from tests.infra import provide_servers, unique_name
 
-Call = Callable[[int], Awaitable[None]]
+Call = Callable[[int, int], Awaitable[None]]
+"""One request: the client slot sending it, and the request's number."""
+Row = tuple[str, int, list[float], float, dict[str, float]]
+"""path, clients, latencies, seconds, CPU ms per request by process (pipeline rows only)."""
 
 
 async def measure(call: Call, clients: int, total: int) -> tuple[list[float], float]:
@@ -49,14 +59,14 @@ async def measure(call: Call, clients: int, total: int) -> tuple[list[float], fl
     latencies: list[float] = []
     counter = iter(range(total))
 
-    async def client() -> None:
+    async def client(slot: int) -> None:
         for i in counter:
             started = time.perf_counter()
-            await call(i)
+            await call(slot, i)
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(slot) for slot in range(clients)))
     return latencies, time.perf_counter() - started
 
 
@@ -80,8 +90,13 @@ async def run(requests: int, concurrency: list[int]) -> None:
             environ={"EXAMMENTOR_LOGIN_LIMITS": '{"per_address": 100000}'},
         ) as stack:
             await stack.ready(timeout_s=60)
-            rows = await compare(stack.http_port, stack.db, stack.kafka, requests, concurrency)
+            load_before = os.getloadavg()
+            rows = await compare(
+                stack.http_port, stack.db, stack.kafka, requests, concurrency, stack.pids
+            )
+            load_after = os.getloadavg()
     print_table(rows, requests, servers.source)
+    print(f"\nload average (1, 5, 15 min) before: {load_before}, after: {load_after}")
 
 
 async def compare(
@@ -90,17 +105,24 @@ async def compare(
     kafka: KafkaSettings,
     requests: int,
     concurrency: list[int],
-) -> list[tuple[str, int, list[float], float]]:
+    pids: dict[str, int],
+) -> list[Row]:
     """Measures the pipeline and the direct call at each concurrency."""
     base = f"http://127.0.0.1:{http_port}"
+    # One connection per client slot, each in an httpx client of its own: one client with
+    # 200 connections spends more CPU choosing a connection (its pool scans them all for
+    # every request) than the gateway spends on the request, on the same two cores.
     # Idle connections are dropped before the server's 5 s keep-alive ends: a connection
     # the server closes just as the client reuses it fails the request (httpx.ReadError).
-    limits = httpx.Limits(
-        max_connections=max(concurrency) + 5,
-        max_keepalive_connections=max(concurrency) + 5,
-        keepalive_expiry=2.0,
-    )
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=2.0)
+    async with contextlib.AsyncExitStack() as opened:
+        slots = [
+            await opened.enter_async_context(
+                httpx.AsyncClient(base_url=base, timeout=60, limits=limits)
+            )
+            for _ in range(max(concurrency))
+        ]
+        http = slots[0]
         # One student per client slot: commands of one student are ordered (one partition),
         # different students spread over partitions, as in real use.
         students: list[tuple[uuid.UUID, dict[str, str]]] = []
@@ -114,9 +136,11 @@ async def compare(
                 (uuid.UUID(body["user_id"]), {"Authorization": f"Bearer {body['access_token']}"})
             )
 
-        async def through_pipeline(i: int) -> None:
+        async def through_pipeline(slot: int, i: int) -> None:
             auth = students[i % len(students)][1]
-            answer = await http.post("/api/system/echo", json={"text": f"m{i}"}, headers=auth)
+            answer = await slots[slot].post(
+                "/api/system/echo", json={"text": f"m{i}"}, headers=auth
+            )
             if answer.status_code != 200 or answer.json()["echo"] != f"m{i}":
                 raise RuntimeError(f"bad answer: {answer.status_code} {answer.text}")
 
@@ -132,7 +156,7 @@ async def compare(
         spec = consumer.router.lookup("system.echo", 1)
         assert spec is not None
 
-        async def direct(i: int) -> None:
+        async def direct(slot: int, i: int) -> None:
             # What the gateway and the consumer do in the database, with no transport.
             user_id = students[i % len(students)][0]
             envelope = CommandEnvelope(
@@ -149,37 +173,46 @@ async def compare(
             stream = channels.stream(None, envelope.request_id)
             await consumer.attempt(envelope, spec, EchoPayload(text=f"m{i}"), stream)
 
-        rows: list[tuple[str, int, list[float], float]] = []
+        rows: list[Row] = []
         try:
             for clients in concurrency:
                 await measure(through_pipeline, clients, min(requests, 20))  # warm-up
                 await measure(direct, clients, min(requests, 20))
+                cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                client_before = time.process_time()
                 lat, secs = await measure(through_pipeline, clients, requests)
-                rows.append(("pipeline", clients, lat, secs))
+                cpu = {
+                    name: 1000 * (cpu_seconds(pid) - cpu_before[name]) / requests
+                    for name, pid in pids.items()
+                }
+                cpu["client"] = 1000 * (time.process_time() - client_before) / requests
+                rows.append(("pipeline", clients, lat, secs, cpu))
                 lat, secs = await measure(direct, clients, requests)
-                rows.append(("direct", clients, lat, secs))
+                rows.append(("direct", clients, lat, secs, {}))
         finally:
             await pool.close()
             await channels.close()
     return rows
 
 
-def print_table(
-    rows: list[tuple[str, int, list[float], float]], requests: int, source: str
-) -> None:
+def print_table(rows: list[Row], requests: int, source: str) -> None:
     """Prints the figures, with the pipeline/direct ratios."""
     print(f"\nsystem.echo round trip, {requests} requests per row, servers: {source}\n")
+    names = sorted({name for *_, cpu in rows for name in cpu})
     header = f"{'path':<9} {'clients':>7} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>8}"
+    header += "".join(f" {name[:7] + ' cpu':>12}" for name in names)
     print(header)
     print("-" * len(header))
-    by_key = {(name, clients): (lat, secs) for name, clients, lat, secs in rows}
-    for name, clients, lat, secs in rows:
+    by_key = {(name, clients): (lat, secs) for name, clients, lat, secs, _ in rows}
+    for name, clients, lat, secs, cpu in rows:
         print(
             f"{name:<9} {clients:>7} {percentile(lat, 0.5):>8.2f} {percentile(lat, 0.99):>8.2f} "
             f"{1000 * statistics.fmean(lat):>8.2f} {len(lat) / secs:>8.1f}"
+            + "".join(f" {cpu[n]:>9.2f} ms" if n in cpu else f" {'':>12}" for n in names)
         )
+    print("(cpu: CPU time per request of each process; client: this benchmark's process)")
     print()
-    for clients in sorted({c for _, c, _, _ in rows}):
+    for clients in sorted({c for _, c, *_ in rows}):
         p_lat, p_secs = by_key[("pipeline", clients)]
         d_lat, d_secs = by_key[("direct", clients)]
         latency_ratio = percentile(p_lat, 0.5) / percentile(d_lat, 0.5)

@@ -33,7 +33,7 @@ from faststream.kafka import KafkaBroker
 
 from exammentor import metrics
 from exammentor.contracts.envelope import EventEnvelope
-from exammentor.db import Connection, Pool
+from exammentor.db import Connection, Pool, connection
 from exammentor.logs import get_logger
 from exammentor.messaging.topic_admin import event_topic
 from exammentor.telemetry import inject_headers
@@ -201,7 +201,7 @@ class OutboxRelay:
         """
         await self._look_at_held_topics()
         held = list(self._held)
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             rows = await conn.fetch(_UNPUBLISHED, self._batch_size, held)
             backlog = len(rows)
             if held:
