@@ -412,7 +412,10 @@ class TutorWorkflow:
         watch = LoopWatch(
             prompt=echo_source(prompt), markers=SCAFFOLDING, policy=DEFAULT_LOOP_POLICY
         )
-        tokens = self.llm.stream_text(
+        # The deltas of one read come together: each is judged, and what the hold-back
+        # releases is relayed once per read, not once per token (under load, reads bring
+        # several deltas, and per-token relaying was the tutor's CPU).
+        parts = self.llm.stream_parts(
             messages=messages,
             purpose=purpose,
             max_tokens=prompt.answer_tokens,
@@ -424,11 +427,11 @@ class TutorWorkflow:
         end: _End | None = None
         try:
             while end is None:
-                following = asyncio.ensure_future(anext(tokens))
+                following = asyncio.ensure_future(anext(parts))
                 await asyncio.wait({following, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if not following.done():
                     # The reader left: cancelling the read closes the model's HTTP stream
-                    # inside stream_text, so the server stops generating at once.
+                    # inside stream_parts, so the server stops generating at once.
                     following.cancel()
                     with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                         await following
@@ -436,7 +439,7 @@ class TutorWorkflow:
                     end = _End("stopped", watch.text, "stopped")
                     break
                 try:
-                    delta = following.result()
+                    part = following.result()
                 except StopAsyncIteration:
                     loop = watch.finish()
                     end = (
@@ -450,20 +453,23 @@ class TutorWorkflow:
                     end = _End("failed", watch.text, "model_failed", error)
                     break
                 first = first if first is not None else time.perf_counter()
-                deltas += 1
-                loop = watch.feed(delta)
-                if loop is not None:
-                    # Closing the stream below stops the server: a loop runs to the token
-                    # cap otherwise, seconds of a shared CPU for text no one may see.
-                    end = _End("looped", clean_prefix(watch.text, loop), loop.kind)
-                    log.info("stream round looped", purpose=purpose, kind=loop.kind)
+                for delta in part:
+                    deltas += 1
+                    loop = watch.feed(delta)
+                    if loop is not None:
+                        # Closing the stream below stops the server: a loop runs to the
+                        # token cap otherwise, seconds of a shared CPU for text no one sees.
+                        end = _End("looped", clean_prefix(watch.text, loop), loop.kind)
+                        log.info("stream round looped", purpose=purpose, kind=loop.kind)
+                        break
+                if end is not None:
                     break
                 upto = checks.relay_end(watch, shown)
                 if upto > shown:
                     await view.show(watch.text[:upto])
                     shown = upto
         finally:
-            await tokens.aclose()
+            await parts.aclose()
         return _Round(end, deltas, first)
 
     def _check_vision(self) -> None:
