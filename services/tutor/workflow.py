@@ -425,21 +425,34 @@ class TutorWorkflow:
         first: float | None = None
         shown = 0
         end: _End | None = None
+        # The reader leaving interrupts a read in this task itself (not a task per read and
+        # an asyncio.wait on it and `stop`: that cost as much as the rest of a read); a relay
+        # write under way is never interrupted, `stop` is checked after it.
+        task = asyncio.current_task()
+        assert task is not None
+        reading = False
+
+        def interrupt(_: object) -> None:
+            if reading:
+                task.cancel()
+
+        stop.add_done_callback(interrupt)
         try:
             while end is None:
-                following = asyncio.ensure_future(anext(parts))
-                await asyncio.wait({following, stop}, return_when=asyncio.FIRST_COMPLETED)
-                if not following.done():
-                    # The reader left: cancelling the read closes the model's HTTP stream
-                    # inside stream_parts, so the server stops generating at once.
-                    following.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                        await following
-                    log.info("stream stopped: no one reads", purpose=purpose, deltas=deltas)
-                    end = _End("stopped", watch.text, "stopped")
+                if stop.done():
+                    end = self._stopped(watch, purpose, deltas)
                     break
+                reading = True
                 try:
-                    part = following.result()
+                    part = await anext(parts)
+                except asyncio.CancelledError:
+                    # Ours only when `stop` fired; a cancel from outside (a shutdown) goes on.
+                    if not stop.done() or task.uncancel() > 0:
+                        raise
+                    # The cancelled read closed the model's HTTP stream inside
+                    # stream_parts, so the server stops generating at once.
+                    end = self._stopped(watch, purpose, deltas)
+                    break
                 except StopAsyncIteration:
                     loop = watch.finish()
                     end = (
@@ -452,6 +465,8 @@ class TutorWorkflow:
                     error = StreamError(code="model_failed", message=exc.reason)
                     end = _End("failed", watch.text, "model_failed", error)
                     break
+                finally:
+                    reading = False
                 first = first if first is not None else time.perf_counter()
                 for delta in part:
                     deltas += 1
@@ -469,8 +484,14 @@ class TutorWorkflow:
                     await view.show(watch.text[:upto])
                     shown = upto
         finally:
+            stop.remove_done_callback(interrupt)
             await parts.aclose()
         return _Round(end, deltas, first)
+
+    @staticmethod
+    def _stopped(watch: LoopWatch, purpose: str, deltas: int) -> _End:
+        log.info("stream stopped: no one reads", purpose=purpose, deltas=deltas)
+        return _End("stopped", watch.text, "stopped")
 
     def _check_vision(self) -> None:
         if not self.vision:
