@@ -23,7 +23,10 @@ by design (docs/tutor.md); the load levels are compared with that single stream.
   (minus the direct path's of part 1) stay within twice those of one stream. CPU shows where
   the time went (gateway, tutor, and this process: clients and model server). A stream
   that ends without every token (the gateway's 60 s wait ran out, a model call failed) is
-  counted as ``lost`` and left out of the latencies.
+  counted as ``lost`` and left out of the latencies. ``tok/s`` divides the tokens read by the
+  level's whole time (admission and the hold-back included, so it cannot reach what the model
+  sends); ``sent/s`` and ``read/s`` compare the model's aggregate rate over its sending window
+  with the clients' over their reading window: whether the pipeline keeps up.
 
 Gateway and tutor run as their own processes, as deployed (one replica each), on a private
 database and topic prefix, with the kit's default commands in flight (256) unless told
@@ -201,6 +204,16 @@ class Level:
     seconds: float
     cpu: dict[str, float]
     rss_mb: dict[str, float]
+    sent_rate: float = float("nan")
+    """Tokens the model sent per second, over its sending window (first to last chunk)."""
+    received_rate: float = float("nan")
+    """Tokens the clients read per second, over their window (first to last token)."""
+
+
+def window_rate(times: list[float]) -> float:
+    """Events per second over the span from the first to the last of ``times``."""
+    span = max(times) - min(times) if len(times) > 1 else 0.0
+    return len(times) / span if span > 0 else float("nan")
 
 
 def rss_mb(pid: int) -> float:
@@ -301,15 +314,18 @@ async def measure(
             cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
             cpu["bench"] = time.process_time() - cpu_before["bench"]
             whole = [t for t in timings if t.complete]
+            stamps = sent()
             loaded.append(
                 Level(
                     n,
                     len(timings) - len(whole),
                     [t.ttft_s for t in whole],
-                    chunk_latencies(whole, sent()),
+                    chunk_latencies(whole, stamps),
                     seconds,
                     {k: 100 * v / seconds for k, v in cpu.items()},
                     {name: rss_mb(pid) for name, pid in pids.items()},
+                    window_rate(list(stamps.values())),
+                    window_rate([at for t in timings for at in t.received.values()]),
                 )
             )
     await oai.close()
@@ -350,10 +366,15 @@ def print_tables(
         f"added = minus the direct path's p50 of part 1; a tutor process takes up to "
         f"{args.max_in_flight} commands at once (one student's in order); RSS in MB after the level"
     )
+    print(
+        "tok/s = tokens read / the level's whole time (admission and hold-back included); "
+        "sent/s = tokens the model sent / its window from first to last chunk; read/s = "
+        "tokens the clients read / their window from first to last token"
+    )
     head = (
         f"{'streams':>7} {'TTFT p50':>9} {'TTFT p95':>9} {'added TTFT':>10} {'chunk p50':>9} "
         f"{'chunk p95':>9} {'added chunk':>11} {'tok/s':>6} {'gw cpu':>6} {'tutor cpu':>9} "
-        f"{'bench cpu':>9} {'gw MB':>6} {'tutor MB':>8} {'lost':>5}"
+        f"{'bench cpu':>9} {'gw MB':>6} {'tutor MB':>8} {'lost':>5} {'sent/s':>7} {'read/s':>7}"
     )
     print(head)
     print("-" * len(head))
@@ -370,7 +391,8 @@ def print_tables(
             f"{added_ttft:>10.1f} {ms(level.latency, 0.5):>9.2f} {ms(level.latency, 0.95):>9.2f} "
             f"{added_chunk:>11.2f} {len(level.latency) / level.seconds:>6.0f} "
             f"{level.cpu['gateway']:>6.0f} {level.cpu['tutor']:>9.0f} {level.cpu['bench']:>9.0f} "
-            f"{level.rss_mb['gateway']:>6.0f} {level.rss_mb['tutor']:>8.0f} {level.lost:>5}"
+            f"{level.rss_mb['gateway']:>6.0f} {level.rss_mb['tutor']:>8.0f} {level.lost:>5} "
+            f"{level.sent_rate:>7.0f} {level.received_rate:>7.0f}"
         )
         if added_ttft > 2 * base_ttft or added_chunk > 2 * base_chunk:
             doubled = True

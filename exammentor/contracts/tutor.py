@@ -445,7 +445,11 @@ class _Event(BaseModel):
 
 
 class TokenEvent(_Event):
-    """Text as the model wrote it; concatenated, the tokens are the markdown answer."""
+    """Text as the model wrote it; concatenated, the tokens are the markdown answer.
+
+    One event carries the text of one or more of the model's tokens: what was ready
+    together travels together (never across a ``reset``, a ``citation`` or the end).
+    """
 
     kind: Literal["token"] = "token"
     text: str

@@ -11,8 +11,12 @@ embedded llama.cpp server by default). The client adds what every caller needs t
   model (``response_format`` of type ``json_schema``), validates it, runs an optional
   semantic check, and sends the bad output and its errors back for repair a bounded number
   of times. Models are weak (the embedded one especially), so nothing unvalidated escapes.
-- **Streaming**: :meth:`LLMClient.stream_text` yields text deltas; a failure is retried only
-  while nothing has been yielded, because a caller cannot take back text it has relayed.
+- **Streaming**: :meth:`LLMClient.stream_text` yields text deltas, and
+  :meth:`LLMClient.stream_parts` the deltas that arrived together (one read of the body) as
+  one list, so a caller pays its per-step work once per read rather than once per token; a
+  failure is retried only while nothing has been yielded, because a caller cannot take back
+  text it has relayed. The stream's events are read raw (:class:`~exammentor.llm.transport.
+  SseReader`), not as the SDK's pydantic chunks.
 - **Usage**: each HTTP call, failed or not, becomes one :class:`LLMUsage` for the usage sink
   (metrics, cost accounting), with the server's token counts or an estimate.
 - **A bound on calls at once** per process (``OPENAI_MAX_CONCURRENCY``), shared by every
@@ -30,6 +34,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
 from typing import TypeVar
 
 import structlog
@@ -66,11 +71,10 @@ from exammentor.llm.transport import (
     IDLE_CONNECTION_S,
     OpenedStream,
     Reply,
+    SseReader,
     failure_summary,
-    next_chunk,
     server_slots,
     status_of,
-    text_deltas,
     to_sdk,
 )
 from exammentor.settings import LLMSettings
@@ -290,6 +294,43 @@ class LLMClient:
             LLMUnavailable: The endpoint kept failing, or the stream broke off.
             LLMError: The endpoint refused the request.
         """
+        async with aclosing(
+            self.stream_parts(
+                messages=messages, purpose=purpose, max_tokens=max_tokens, sampling=sampling
+            )
+        ) as parts:
+            async for part in parts:
+                for delta in part:
+                    yield delta
+
+    async def stream_parts(
+        self,
+        *,
+        messages: Sequence[ChatMessage],
+        purpose: str,
+        max_tokens: int = 512,
+        sampling: Sampling = GREEDY,
+    ) -> AsyncGenerator[list[str], None]:
+        """Like :meth:`stream_text`, but the deltas that arrived together come as one list.
+
+        A stream read at its pace brings one delta a read; under load, or from a server that
+        writes several chunks at once, a read holds several. A caller with work per step
+        (relaying, checking) does it once per list; the deltas themselves are the same, in
+        the same order, as :meth:`stream_text` yields.
+
+        Args:
+            messages: The conversation.
+            purpose: Short name of the call for logs and usage records.
+            max_tokens: Cap on generated tokens.
+            sampling: How the model samples (greedy by default).
+
+        Yields:
+            Non-empty lists of non-empty text deltas, in order.
+
+        Raises:
+            LLMUnavailable: The endpoint kept failing, or the stream broke off.
+            LLMError: The endpoint refused the request.
+        """
         prompt_estimate = estimate_prompt(messages)
         opened, started = await self._policy.run(
             purpose,
@@ -301,16 +342,19 @@ class LLMClient:
         model = opened.model
         outcome: Outcome = "ok"
         try:
-            for delta in opened.first:
-                parts.append(delta)
-                yield delta
-            while not opened.ended and (chunk := await next_chunk(opened.stream)) is not None:
-                model = chunk.model or model
-                if chunk.usage is not None:
-                    usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                for delta in text_deltas(chunk):
-                    parts.append(delta)
-                    yield delta
+            if opened.first:
+                parts.extend(opened.first)
+                yield opened.first
+            while not opened.ended and (chunks := await opened.stream.next_chunks()) is not None:
+                part: list[str] = []
+                for chunk in chunks:
+                    model = chunk.model or model
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    part.extend(chunk.deltas)
+                if part:
+                    parts.extend(part)
+                    yield part
         except CALL_FAILURES as exc:
             outcome = "error"
             log.warning("llm.stream_broken", purpose=purpose, error=failure_summary(exc))
@@ -352,25 +396,29 @@ class LLMClient:
         slots = await self._call_slots()
         await slots.acquire()
         try:
-            stream = await self._client.chat.completions.create(
+            # The SDK makes the call (status errors, timeouts); the body is read raw.
+            response = await self._client.chat.completions.with_streaming_response.create(
                 model=self.settings.model,
                 messages=[to_sdk(m) for m in messages],
                 max_completion_tokens=max_tokens,
                 stream=True,
                 stream_options={"include_usage": True},
                 **self._sampling_args(sampling),
-            )
+            ).__aenter__()
         except BaseException:
             slots.release()
             raise
+        stream = SseReader(response)
         model = self.settings.model
         usage: tuple[int, int] | None = None
         try:
-            while (chunk := await next_chunk(stream)) is not None:
-                model = chunk.model or model
-                if chunk.usage is not None:
-                    usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                first = text_deltas(chunk)
+            while (chunks := await stream.next_chunks()) is not None:
+                first: list[str] = []
+                for chunk in chunks:
+                    model = chunk.model or model
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    first.extend(chunk.deltas)
                 if first:
                     return OpenedStream(stream, first, model, usage, ended=False)
         except BaseException:

@@ -1,17 +1,34 @@
 """One HTTP call to the model server, below the client's policy: the SDK's message shape, which
 failures are worth another try and how they read, how many calls the server decodes at once,
-and reading a stream's deltas."""
+and reading a stream's chunks.
+
+A stream is read as raw server-sent events (:class:`SseReader`), not through the SDK's
+``AsyncStream``: the SDK builds a pydantic ``ChatCompletionChunk`` per chunk, a third of a
+tutor process's CPU per token under load, for the three fields read here (the text delta,
+the model, the usage). The SDK still makes the HTTP call (its status errors, its timeouts);
+the reader maps what can fail while reading the body to the SDK's own errors, as its stream
+would: a timeout to ``APITimeoutError``, a broken connection to ``APIConnectionError``, an
+``{"error": ...}`` event to ``APIError``, a malformed event to ``json.JSONDecodeError``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import openai
+
+# What reading a response body raises, as the SDK's own stream catches it (the HTTP library
+# it bundles, and the one it may wrap).
+from openai._httpx2 import request_exceptions, timeout_exceptions
+from openai._response import AsyncAPIResponse
 from openai.types.chat import (
-    ChatCompletionChunk,
     ChatCompletionContentPartParam,
     ChatCompletionMessageParam,
 )
@@ -38,11 +55,142 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class StreamChunk:
+    """What is read of one chunk of a chat-completion stream."""
+
+    deltas: list[str]
+    """Non-empty text deltas, in choice order (usually one, none in role-only, finishing and
+    usage chunks)."""
+    model: str | None = None
+    usage: tuple[int, int] | None = None
+    """Prompt and completion tokens, in the usage chunk."""
+    finish_reason: str | None = None
+
+
+def parse_chunk(data: str, request: Any = None) -> StreamChunk:
+    """One event's ``data`` (a JSON chat-completion chunk) read into its fields.
+
+    Raises:
+        json.JSONDecodeError: ``data`` is not JSON.
+        openai.APIError: The event is an error body (``{"error": ...}``), as the SDK raises.
+    """
+    body = json.loads(data)
+    if not isinstance(body, dict):
+        return StreamChunk([])
+    error = body.get("error")
+    if error:
+        message = error.get("message") if isinstance(error, dict) else None
+        if not isinstance(message, str) or not message:
+            message = "An error occurred during streaming"  # the SDK's words
+        raise openai.APIError(message, request=request, body=error)
+    deltas: list[str] = []
+    finish_reason: str | None = None
+    for choice in body.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta")
+        content = delta.get("content") if isinstance(delta, dict) else None
+        if isinstance(content, str) and content:
+            deltas.append(content)
+        finish_reason = choice.get("finish_reason") or finish_reason
+    usage = body.get("usage")
+    tokens = None
+    if isinstance(usage, dict):
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if isinstance(prompt, int) and isinstance(completion, int):
+            tokens = (prompt, completion)
+    model = body.get("model")
+    return StreamChunk(deltas, model if isinstance(model, str) else None, tokens, finish_reason)
+
+
+DRAIN_S = 0.1
+"""How long the rest of a body after ``[DONE]`` is read, so its connection is reused (the
+SDK's own stream waits as long)."""
+
+
+class SseReader:
+    """A chat-completion stream's server-sent events, read off the SDK's raw response.
+
+    :meth:`next_chunks` returns every chunk that one read of the body completed: under load
+    several chunks arrive together, and they travel on together. Events other than
+    ``data`` fields (``event``, ``id``, comments) are ignored, as the SDK ignores them for
+    chat completions; ``data: [DONE]`` ends the stream.
+    """
+
+    def __init__(self, response: AsyncAPIResponse[Any]) -> None:
+        """Reads ``response``, a streaming response the SDK opened (status already checked)."""
+        self._response = response
+        self._body: AsyncIterator[bytes] = response.http_response.aiter_bytes()
+        self._pending = b""
+        self._data: list[str] = []
+        self._done = False
+        self._exhausted = False
+
+    async def next_chunks(self) -> list[StreamChunk] | None:
+        """The chunks the next read completed (at least one), or None once the stream ended.
+
+        Raises:
+            openai.APITimeoutError: A read timed out.
+            openai.APIConnectionError: The connection broke.
+            openai.APIError: The server sent an error event.
+            json.JSONDecodeError: The server sent an event that is not JSON.
+        """
+        request = self._response.http_response.request
+        while not self._done:
+            try:
+                block = await anext(self._body)
+            except StopAsyncIteration:
+                self._exhausted = True
+                block = b"\n\n" if self._pending or self._data else b""
+                self._done = True
+            except timeout_exceptions() as exc:
+                raise openai.APITimeoutError(request=request) from exc
+            except request_exceptions() as exc:
+                raise openai.APIConnectionError(request=request) from exc
+            chunks = [parse_chunk(data, request) for data in self._events(block)]
+            if chunks:
+                return chunks
+        return None
+
+    def _events(self, block: bytes) -> list[str]:
+        """The ``data`` of every event ``block`` completes (none after ``[DONE]``)."""
+        found: list[str] = []
+        lines = (self._pending + block).split(b"\n")
+        self._pending = lines.pop()  # an incomplete line waits for the next read
+        for raw in lines:
+            line = raw.rstrip(b"\r")
+            if not line:  # a blank line ends an event
+                if self._data:
+                    data = "\n".join(self._data)
+                    self._data = []
+                    if data.startswith("[DONE]"):
+                        self._done = True
+                        return found
+                    found.append(data)
+            elif line.startswith(b"data:"):
+                value = line[5:]
+                self._data.append(
+                    (value[1:] if value.startswith(b" ") else value).decode("utf-8", "replace")
+                )
+        return found
+
+    async def close(self) -> None:
+        """Releases the connection: the rest of a finished body is read briefly first, so
+        the connection goes back to the pool."""
+        if self._done and not self._exhausted:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(DRAIN_S):
+                    async for _ in self._body:
+                        pass
+        await self._response.close()
+
+
+@dataclass(frozen=True)
 class OpenedStream:
     """A stream whose first text delta arrived (or that ended without one); it holds a call
     slot until closed."""
 
-    stream: openai.AsyncStream[ChatCompletionChunk]
+    stream: SseReader
     first: list[str]
     model: str
     usage: tuple[int, int] | None
@@ -138,18 +286,3 @@ async def server_slots(base_url: str, timeout_s: float = 2.0) -> int | None:
     except (httpx.HTTPError, ValueError, AttributeError):
         return None
     return slots if isinstance(slots, int) and slots > 0 else None
-
-
-async def next_chunk(
-    stream: openai.AsyncStream[ChatCompletionChunk],
-) -> ChatCompletionChunk | None:
-    # One iterator over the whole stream: the first delta is read under the retry policy,
-    # the rest outside it, and `async for` would start a fresh wrapper each time.
-    try:
-        return await anext(stream)
-    except StopAsyncIteration:
-        return None
-
-
-def text_deltas(chunk: ChatCompletionChunk) -> list[str]:
-    return [c.delta.content for c in chunk.choices if c.delta is not None and c.delta.content]

@@ -12,8 +12,7 @@ the origin, method or header that is not allowed (never a bare 405).
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
@@ -24,7 +23,6 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 
-from exammentor import metrics
 from exammentor.contracts.api import (
     MAX_REQUEST_LIST_LIMIT,
     Credentials,
@@ -41,9 +39,16 @@ from exammentor.contracts.commands import (
 from exammentor.ops.routes import ops_routes
 from exammentor.validation import field_name
 from services.gateway.autopilot_routes import autopilot_router
-from services.gateway.http_base import GatewayState, User, body_schema, error_response, json_body
+from services.gateway.http_base import (
+    GatewayState,
+    RequestMetrics,
+    User,
+    body_schema,
+    error_response,
+    json_body,
+)
 from services.gateway.http_commands import command_router
-from services.gateway.inputs import GatewayError, idempotency_key
+from services.gateway.inputs import GatewayError
 from services.gateway.plan_routes import plan_router
 from services.gateway.quiz_routes import quiz_router
 from services.gateway.session_routes import session_router
@@ -124,26 +129,8 @@ def create_http_app(state: GatewayState) -> FastAPI:
         message = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
         return error_response(GatewayError(INVALID_REQUEST, message, {"errors": errors}))
 
-    @app.middleware("http")
-    async def _metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        try:
-            # Checked for every route, so a malformed key is refused whatever it was for.
-            idempotency_key(request.headers.get("idempotency-key"))
-        except GatewayError as exc:
-            return error_response(exc)
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.HTTP_REQUEST_SECONDS.labels(getattr(route, "path", "unmatched")).observe(
-            time.perf_counter() - started
-        )
-        metrics.HTTP_REQUESTS.labels(
-            getattr(route, "path", "unmatched"), str(response.status_code)
-        ).inc()
-        return response
-
+    # Pure ASGI: a BaseHTTPMiddleware here cost every streamed chunk a memory-stream hop.
+    app.add_middleware(RequestMetrics)
     app.add_middleware(
         GatewayCors,
         allow_origins=list(state.cors_origins),

@@ -6,6 +6,7 @@ same way).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,14 @@ from uuid import UUID
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from exammentor import metrics
 from exammentor.contracts.commands import BODY_TOO_LARGE, Command
 from exammentor.ops.routes import Readiness
 from services.gateway.core import GatewayCore
-from services.gateway.inputs import GatewayError, parse_json
+from services.gateway.inputs import GatewayError, idempotency_key, parse_json
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -44,6 +48,43 @@ def error_response(error: GatewayError) -> JSONResponse:
     return JSONResponse(
         {"detail": error.body()}, status_code=error.error.http_status, headers=headers
     )
+
+
+class RequestMetrics:
+    """Refuses a malformed ``Idempotency-Key`` on every route, and counts and times each
+    request (to its response's start) by route and status.
+
+    A pure ASGI middleware, not a ``BaseHTTPMiddleware``: that one runs every response body
+    through a memory stream and a task of its own, a cost paid per chunk of a stream (a
+    tutor stream's writes were half the gateway's time in it); this one passes each message
+    on as it comes.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        """Wraps ``app``."""
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handles one ASGI connection."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            # Checked for every route, so a malformed key is refused whatever it was for.
+            idempotency_key(Headers(scope=scope).get("idempotency-key"))
+        except GatewayError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def measured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                path = getattr(scope.get("route"), "path", "unmatched")
+                metrics.HTTP_REQUEST_SECONDS.labels(path).observe(time.perf_counter() - started)
+                metrics.HTTP_REQUESTS.labels(path, str(message["status"])).inc()
+            await send(message)
+
+        await self.app(scope, receive, measured)
 
 
 def current_user(request: Request) -> UUID:

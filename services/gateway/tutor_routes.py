@@ -59,17 +59,18 @@ async def stream_response(
         idempotency_key=request_key(request),
     )
 
+    # One body write per batch of what arrived together (tutor_stream: coalescing).
     async def raw() -> AsyncIterator[bytes]:
         try:
-            async for text in opened.tokens():
+            async for text in opened.text_batches():
                 yield text.encode()
         finally:
             await opened.close()
 
     async def lines() -> AsyncIterator[bytes]:
         try:
-            async for event in opened.events():
-                yield (event.model_dump_json() + "\n").encode()
+            async for events in opened.event_batches():
+                yield "".join(event.model_dump_json() + "\n" for event in events).encode()
         finally:
             await opened.close()
 

@@ -3,8 +3,15 @@
 - :func:`open_stream`: publishes ``tutor.stream`` (or ``tutor.lesson``) and waits for its
   first chunk only, so a refusal (another user's ``material_ids``, a prompt too large) is
   an error with its declared status rather than a 200 that fails later; after that, chunks
-  are relayed one by one as :data:`~exammentor.contracts.tutor.StreamEvent` values. Nothing
-  buffers the answer.
+  are relayed as :data:`~exammentor.contracts.tutor.StreamEvent` values as they come.
+  Nothing buffers the answer.
+- **Coalescing**: chunks that are ready together travel together. Whatever queued for one
+  request while its last write went out is read at once (:meth:`TutorStream.batches`), and
+  its consecutive tokens become one ``token`` event with their text concatenated
+  (:func:`batch_events`): one NDJSON line, one body write, one gRPC message, rather than one
+  per token. Nothing is merged across a ``reset``, a ``citation`` or the end, and the order
+  is kept. A stream read at its pace still gets each token as it comes (nothing waits to
+  fill a batch); one read behind gets a batch instead of a backlog.
 - multipart uploads read into the same payload as JSON uploads.
 """
 
@@ -81,50 +88,92 @@ class TutorStream:
         """The request's id."""
         return self.run.request_id
 
+    async def batches(self) -> AsyncIterator[list[RelayChunk]]:
+        """The first chunk, then the rest as they arrive: each time one awaited chunk and
+        every chunk queued behind it by then, in order.
+
+        Raises:
+            ResultTimeout: No final chunk within the gateway's wait (the request goes on);
+                the chunks before it come first.
+        """
+        yield [self.first]
+        if self.first.final:
+            return
+        while True:
+            item = await self._queue.get()
+            batch: list[RelayChunk] = []
+            while True:
+                if item is _END or isinstance(item, BaseException):
+                    if batch:
+                        yield batch
+                    if isinstance(item, BaseException):
+                        raise item
+                    return
+                assert isinstance(item, RelayChunk)
+                batch.append(item)
+                if self._queue.empty():
+                    break
+                item = self._queue.get_nowait()
+            yield batch
+
     async def chunks(self) -> AsyncIterator[RelayChunk]:
-        """The first chunk, then the rest as they arrive.
+        """The first chunk, then the rest as they arrive, one at a time.
 
         Raises:
             ResultTimeout: No final chunk within the gateway's wait (the request goes on).
         """
-        yield self.first
-        if self.first.final:
-            return
-        while (item := await self._queue.get()) is not _END:
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, RelayChunk)
-            yield item
+        async for batch in self.batches():
+            for chunk in batch:
+                yield chunk
 
-    async def events(self) -> AsyncIterator[StreamEvent]:
-        """The typed stream: tokens, then citations, usage, any error, and ``done``."""
+    async def event_batches(self) -> AsyncIterator[list[StreamEvent]]:
+        """The typed stream, a write at a time: tokens, then citations, usage, any error,
+        and ``done``; the tokens of one batch of chunks merged (:func:`batch_events`)."""
         seq = 0
         try:
-            async for chunk in self.chunks():
-                for event in _events(self.run, chunk, seq):
-                    seq += 1
-                    yield event
+            async for batch in self.batches():
+                events = batch_events(self.run, batch, seq)
+                seq += len(events)
+                if events:
+                    yield events
         except ResultTimeout:
-            yield ErrorEvent(
-                seq=seq,
-                error=StreamError(
-                    code=STILL_RUNNING.code,
-                    message=f"still running; fetch request {self.request_id} later",
+            yield [
+                ErrorEvent(
+                    seq=seq,
+                    error=StreamError(
+                        code=STILL_RUNNING.code,
+                        message=f"still running; fetch request {self.request_id} later",
+                    ),
                 ),
-            )
-            yield DoneEvent(seq=seq + 1, partial=True)
+                DoneEvent(seq=seq + 1, partial=True),
+            ]
 
-    async def tokens(self) -> AsyncIterator[str]:
-        """Only the text, as the original's client reads ``/api/tutor/stream``.
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        """The typed stream, an event at a time (tokens merged as :meth:`event_batches`)."""
+        async for events in self.event_batches():
+            for event in events:
+                yield event
+
+    async def text_batches(self) -> AsyncIterator[str]:
+        """Only the text, as the original's client reads ``/api/tutor/stream``, a write at a
+        time.
 
         Plain text cannot take back what it showed: a reset (the tutor replaced a looping
         answer) is a rule line, and the new answer follows it.
         """
-        async for event in self.events():
-            if isinstance(event, TokenEvent):
-                yield event.text
-            elif isinstance(event, ResetEvent):
-                yield RESET_RULE
+        async for events in self.event_batches():
+            text = "".join(
+                event.text if isinstance(event, TokenEvent) else RESET_RULE
+                for event in events
+                if isinstance(event, TokenEvent | ResetEvent)
+            )
+            if text:
+                yield text
+
+    async def tokens(self) -> AsyncIterator[str]:
+        """The text of :meth:`text_batches` (kept for the callers reading it so)."""
+        async for text in self.text_batches():
+            yield text
 
     async def close(self) -> None:
         """Stops following; a worker still streaming is told no one reads any more."""
@@ -132,6 +181,29 @@ class TutorStream:
             self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+def batch_events(run: CommandStream, chunks: list[RelayChunk], seq: int) -> list[StreamEvent]:
+    """The events of chunks that arrived together, numbered from ``seq``: consecutive token
+    chunks become one ``token`` event with their text concatenated (a token event carries
+    the text of one or more model tokens). Any other chunk (``reset``, the result with its
+    citations and ``done``, an error) ends the run of tokens before it; order is kept."""
+    events: list[StreamEvent] = []
+    text: list[str] = []
+    for chunk in chunks:
+        if chunk.kind == "progress" and chunk.data.get("type") == "token":
+            text.append(str(chunk.data.get("text", "")))
+            continue
+        made = _events(run, chunk, seq + len(events) + (1 if text else 0))
+        if not made:
+            continue  # a progress kind the stream does not show: no boundary
+        if text:
+            events.append(TokenEvent(seq=seq + len(events), text="".join(text)))
+            text = []
+        events.extend(made)
+    if text:
+        events.append(TokenEvent(seq=seq + len(events), text="".join(text)))
+    return events
 
 
 def _events(run: CommandStream, chunk: RelayChunk, seq: int) -> list[StreamEvent]:

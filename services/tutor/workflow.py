@@ -414,7 +414,10 @@ class TutorWorkflow:
         watch = LoopWatch(
             prompt=echo_source(prompt), markers=SCAFFOLDING, policy=DEFAULT_LOOP_POLICY
         )
-        tokens = self.llm.stream_text(
+        # The deltas of one read come together: each is judged, and what the hold-back
+        # releases is relayed once per read, not once per token (under load, reads bring
+        # several deltas, and per-token relaying was the tutor's CPU).
+        parts = self.llm.stream_parts(
             messages=messages,
             purpose=purpose,
             max_tokens=prompt.answer_tokens,
@@ -424,21 +427,34 @@ class TutorWorkflow:
         first: float | None = None
         shown = 0
         end: _End | None = None
+        # The reader leaving interrupts a read in this task itself (not a task per read and
+        # an asyncio.wait on it and `stop`: that cost as much as the rest of a read); a relay
+        # write under way is never interrupted, `stop` is checked after it.
+        task = asyncio.current_task()
+        assert task is not None
+        reading = False
+
+        def interrupt(_: object) -> None:
+            if reading:
+                task.cancel()
+
+        stop.add_done_callback(interrupt)
         try:
             while end is None:
-                following = asyncio.ensure_future(anext(tokens))
-                await asyncio.wait({following, stop}, return_when=asyncio.FIRST_COMPLETED)
-                if not following.done():
-                    # The reader left: cancelling the read closes the model's HTTP stream
-                    # inside stream_text, so the server stops generating at once.
-                    following.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                        await following
-                    log.info("stream stopped: no one reads", purpose=purpose, deltas=deltas)
-                    end = _End("stopped", watch.text, "stopped")
+                if stop.done():
+                    end = self._stopped(watch, purpose, deltas)
                     break
+                reading = True
                 try:
-                    delta = following.result()
+                    part = await anext(parts)
+                except asyncio.CancelledError:
+                    # Ours only when `stop` fired; a cancel from outside (a shutdown) goes on.
+                    if not stop.done() or task.uncancel() > 0:
+                        raise
+                    # The cancelled read closed the model's HTTP stream inside
+                    # stream_parts, so the server stops generating at once.
+                    end = self._stopped(watch, purpose, deltas)
+                    break
                 except StopAsyncIteration:
                     loop = watch.finish()
                     end = (
@@ -451,22 +467,33 @@ class TutorWorkflow:
                     error = StreamError(code="model_failed", message=exc.reason)
                     end = _End("failed", watch.text, "model_failed", error)
                     break
+                finally:
+                    reading = False
                 first = first if first is not None else time.perf_counter()
-                deltas += 1
-                loop = watch.feed(delta)
-                if loop is not None:
-                    # Closing the stream below stops the server: a loop runs to the token
-                    # cap otherwise, seconds of a shared CPU for text no one may see.
-                    end = _End("looped", clean_prefix(watch.text, loop), loop.kind)
-                    log.info("stream round looped", purpose=purpose, kind=loop.kind)
+                for delta in part:
+                    deltas += 1
+                    loop = watch.feed(delta)
+                    if loop is not None:
+                        # Closing the stream below stops the server: a loop runs to the
+                        # token cap otherwise, seconds of a shared CPU for text no one sees.
+                        end = _End("looped", clean_prefix(watch.text, loop), loop.kind)
+                        log.info("stream round looped", purpose=purpose, kind=loop.kind)
+                        break
+                if end is not None:
                     break
                 upto = checks.relay_end(watch, shown)
                 if upto > shown:
                     await view.show(watch.text[:upto])
                     shown = upto
         finally:
-            await tokens.aclose()
+            stop.remove_done_callback(interrupt)
+            await parts.aclose()
         return _Round(end, deltas, first)
+
+    @staticmethod
+    def _stopped(watch: LoopWatch, purpose: str, deltas: int) -> _End:
+        log.info("stream stopped: no one reads", purpose=purpose, deltas=deltas)
+        return _End("stopped", watch.text, "stopped")
 
     def _check_vision(self) -> None:
         if not self.vision:

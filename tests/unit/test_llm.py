@@ -389,6 +389,20 @@ async def test_stream_yields_chunks_in_order_and_records_usage(
     assert record.model == "scripted-model"
 
 
+async def test_stream_parts_hold_the_same_deltas_in_order_and_record_usage_once(
+    fake: ScriptedOpenAI, client: LLMClient, usage: UsageLog
+) -> None:
+    words = [f"w{i} " for i in range(50)]
+    fake.script(Stream(words, prompt_tokens=21))
+
+    parts = [p async for p in client.stream_parts(messages=QUESTION, purpose="tutor")]
+
+    assert all(parts), "every part holds at least one delta"
+    assert [d for p in parts for d in p] == words
+    (record,) = usage.records
+    assert (record.outcome, record.prompt_tokens, record.completion_tokens) == ("ok", 21, 50)
+
+
 async def test_stream_retries_before_the_first_chunk(
     fake: ScriptedOpenAI, client: LLMClient, usage: UsageLog
 ) -> None:
