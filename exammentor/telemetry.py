@@ -29,14 +29,18 @@ _tracer = trace.get_tracer("exammentor")
 provider is installed, then the provider's."""
 
 
+def records_spans() -> bool:
+    """Whether an operator chose a sampler (``OTEL_TRACES_SAMPLER``), so spans are recorded;
+    by default they are trace contexts only."""
+    return bool(os.environ.get("OTEL_TRACES_SAMPLER"))
+
+
 def configure_tracing(service: str) -> None:
     """Installs a tracer provider named after the service (once per process)."""
     global _installed  # noqa: PLW0603 - the provider is process-wide by OpenTelemetry's design
     if not _installed:
         # None: the SDK reads OTEL_TRACES_SAMPLER (its default records every span).
-        sampler: Sampler | None = (
-            None if os.environ.get("OTEL_TRACES_SAMPLER") else ParentBased(ALWAYS_OFF)
-        )
+        sampler: Sampler | None = None if records_spans() else ParentBased(ALWAYS_OFF)
         trace.set_tracer_provider(
             TracerProvider(resource=Resource.create({"service.name": service}), sampler=sampler)
         )

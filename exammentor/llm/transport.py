@@ -16,18 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import anyio
 import httpx
+import httpx2
 import openai
-
-# What reading a response body raises, as the SDK's own stream catches it (the HTTP library
-# it bundles, and the one it may wrap).
-from openai._httpx2 import request_exceptions, timeout_exceptions
-from openai._response import AsyncAPIResponse
+from openai import AsyncAPIResponse
 from openai.types.chat import (
     ChatCompletionContentPartParam,
     ChatCompletionMessageParam,
@@ -38,6 +37,17 @@ from exammentor.llm.messages import (
 )
 
 IDLE_CONNECTION_S = 2.0
+
+# What reading a response body raises, as the SDK's own stream catches it: the HTTP library
+# it bundles (httpx2), and httpx when it is handed an httpx client; a TLS failure AnyIO does
+# not map yet.
+_READ_TIMEOUTS: tuple[type[Exception], ...] = (httpx2.TimeoutException, httpx.TimeoutException)
+_READ_FAILURES: tuple[type[Exception], ...] = (
+    httpx2.RequestError,
+    httpx.RequestError,
+    ssl.SSLError,
+    anyio.EndOfStream,
+)
 """How long an idle connection to the model server is kept for reuse (servers close theirs
 at 5 s)."""
 
@@ -143,9 +153,9 @@ class SseReader:
                 self._exhausted = True
                 block = b"\n\n" if self._pending or self._data else b""
                 self._done = True
-            except timeout_exceptions() as exc:
+            except _READ_TIMEOUTS as exc:
                 raise openai.APITimeoutError(request=request) from exc
-            except request_exceptions() as exc:
+            except _READ_FAILURES as exc:
                 raise openai.APIConnectionError(request=request) from exc
             chunks = [parse_chunk(data, request) for data in self._events(block)]
             if chunks:

@@ -37,6 +37,7 @@ from exammentor.contracts.commands import (
     TOO_MANY_ATTEMPTS,
 )
 from exammentor.ops.routes import ops_routes
+from exammentor.telemetry import records_spans
 from exammentor.validation import field_name
 from services.gateway.autopilot_routes import autopilot_router
 from services.gateway.http_base import (
@@ -107,7 +108,15 @@ def _client_address(request: Request) -> str | None:
 
 def create_http_app(state: GatewayState) -> FastAPI:
     """The FastAPI application of one gateway instance."""
-    app = FastAPI(title="ExamMentor gateway", version="1")
+    # FastAPI's own OpenTelemetry layer wraps every request and every body chunk; while no
+    # span is recorded (the default sampler) it is cost without output, so it runs only
+    # when an operator turns recording on.
+    recording = records_spans()
+    app = FastAPI(
+        title="ExamMentor gateway",
+        version="1",
+        telemetry={"tracing": recording, "metrics": recording, "logs": recording},
+    )
     app.state.gateway = state
     core = state.core
     for route in ops_routes(state.readiness):
