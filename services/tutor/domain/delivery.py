@@ -192,6 +192,13 @@ _OWN_FIELDS: tuple[OwnField, ...] = (
 )
 
 
+def _restates(text: str, topic: str) -> bool:
+    """Whether ``text`` is the topic's words again (all of them in it, in order, or nearly
+    the same words), adding none."""
+    said, asked = sentence_key(text), sentence_key(topic)
+    return bool(said) and len(said) <= len(asked) and copied_field(text, topic)
+
+
 def _texts(explanation: TutorExplanation) -> list[str]:
     parts = [explanation.intuition]
     for step in explanation.steps:
@@ -212,12 +219,23 @@ def _distinct(
 ) -> tuple[TutorExplanation, list[str]]:
     topic = explanation.topic
     fields = _Fields(off_question=answering, passages=passages)
-    intuition = fields.keep("intuition", explanation.intuition) or fields.keep(
+
+    def said(name: str, text: str) -> str:
+        # A field that only restates the question says nothing; and every field of our own,
+        # which names the topic, would hold it (the embedded model's intuition "The
+        # Kesavananda Bharati case" for "What did the Kesavananda Bharati case decide ...?").
+        if _restates(text, topic):
+            fields.fixes.append(name)
+            return ""
+        return text
+
+    intuition = fields.keep("intuition", said("intuition", explanation.intuition)) or fields.keep(
         "intuition", own_field("intuition", topic)
     )
     contents: list[tuple[TutorStep, str, str | None]] = []
     for step in explanation.steps:
-        content = fields.keep(f"steps[{step.step_number}].content", step.content)
+        name = f"steps[{step.step_number}].content"
+        content = fields.keep(name, said(name, step.content))
         if not content:
             continue
         analogy = step.analogy and fields.keep(f"steps[{step.step_number}].analogy", step.analogy)
@@ -237,7 +255,7 @@ def _distinct(
             contents.append((step, step.content, None))
     others: dict[OwnField, str] = {}
     for name in _OWN_FIELDS[1:]:
-        value = str(getattr(explanation, name) or "")
+        value = said(name, str(getattr(explanation, name) or ""))
         fallback = own_field(name, topic)
         others[name] = fields.keep(name, value) or fields.keep(name, fallback) or fallback
     steps: list[TutorStep] = []

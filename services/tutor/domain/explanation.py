@@ -142,6 +142,20 @@ def own_field(name: OwnField, topic: str) -> str:
     Returns:
         The text.
     """
+    if topic.rstrip().endswith("?"):
+        # A question asked as the topic reads wrong inside "Look for {topic} ...".
+        asked: dict[OwnField, str] = {
+            "intuition": f"{topic.strip()} Here is the answer, one step at a time.",
+            "real_world_example": (
+                "Think of a case you know where this answer shows, and say which step above "
+                "it matches."
+            ),
+            "common_pitfall": (
+                "Remembering the answer without the conditions and reasons the steps give."
+            ),
+            "practice_question": f"Without looking: {topic.strip()} Answer in your own words.",
+        }
+        return asked[name]
     texts: dict[OwnField, str] = {
         "intuition": f"{topic}: what it is, why it holds, and how to use it, one step at a time.",
         "real_world_example": (
@@ -189,6 +203,24 @@ def own_steps(
                 content=clip(passage.text, limits.content),
             )
             for number, passage in enumerate(passages[:3], start=1)
+        ]
+    if topic.rstrip().endswith("?"):
+        return [
+            TutorStep(
+                step_number=1,
+                title="Name the terms",
+                content="List the terms the question uses and write what each means.",
+            ),
+            TutorStep(
+                step_number=2,
+                title="Find what it turns on",
+                content="Find the rule, fact or formula the question turns on, and when it holds.",
+            ),
+            TutorStep(
+                step_number=3,
+                title="Answer and check",
+                content="Write the answer in two or three sentences; check each in your notes.",
+            ),
         ]
     return [
         TutorStep(

@@ -249,3 +249,50 @@ def test_fields_that_say_nothing_are_not_delivered() -> None:
     ]
     assert delivered.real_world_example != "4"
     assert all(len(sentence_key(t)) >= 3 for t in texts(delivered) if t not in ("Reading",))
+
+
+CONSTITUTION = [
+    Passage(material_id=MATERIAL, page=page, position=0, text=text)
+    for page, text in enumerate(
+        (
+            "The Preamble. The Preamble declares India a sovereign, socialist, secular, "
+            "democratic republic. The words socialist and secular were added by the 42nd "
+            "Amendment in 1976.",
+            "Directive Principles. The Directive Principles of State Policy in Part IV guide "
+            "the state in making laws. They are not enforceable by courts.",
+            "Amendment. Article 368 gives Parliament the power to amend the Constitution. In "
+            "the Kesavananda Bharati case of 1973 the Supreme Court held that Parliament "
+            "cannot change the basic structure of the Constitution.",
+        ),
+        start=1,
+    )
+]
+
+
+def test_an_intuition_that_only_restates_the_question_is_not_delivered() -> None:
+    # The quality bench's embedded run (2026-12-07 19:38): the model's intuition was the
+    # question's subject alone, and every field of our own, naming the question, held it.
+    question = "What did the Kesavananda Bharati case decide about amending the Constitution?"
+    original = TutorExplanation(
+        topic=question,
+        intuition="The Kesavananda Bharati case",
+        steps=[TutorStep(step_number=1, title="Step", content="1")],
+        real_world_example="",
+        common_pitfall="",
+        practice_question="",
+    )
+    delivered, fixes = distinct_fields(original, question=question, passages=CONSTITUTION)
+    assert delivered.intuition != "The Kesavananda Bharati case"
+    assert "intuition" in fixes
+    fields = [
+        delivered.intuition,
+        *(s.content for s in delivered.steps),
+        delivered.real_world_example,
+        delivered.common_pitfall,
+        delivered.practice_question or "",
+    ]
+    assert not [(a, b) for i, a in enumerate(fields) for b in fields[i + 1 :] if copied_field(a, b)]
+    assert {c.page for c in attribute("\n".join(fields), CONSTITUTION)} == {3}
+    # Our own text around a question asked as the topic names it once or twice, not in
+    # every field ("Look for What did ... in something you use every day").
+    assert sum(question in f for f in fields) <= 2
