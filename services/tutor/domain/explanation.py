@@ -145,7 +145,7 @@ def own_field(name: OwnField, topic: str) -> str:
     if topic.rstrip().endswith("?"):
         # A question asked as the topic reads wrong inside "Look for {topic} ...".
         asked: dict[OwnField, str] = {
-            "intuition": f"{topic.strip()} Here is the answer, one step at a time.",
+            "intuition": "The answer in short steps: each step below gives one part of it.",
             "real_world_example": (
                 "Think of a case you know where this answer shows, and say which step above "
                 "it matches."
