@@ -212,3 +212,35 @@ def test_every_page_that_answers_a_two_part_question_is_cited() -> None:
         "Helicase unwinds the helix during replication."
     )
     assert [c.page for c in attribute(answer, passages, question=question)] == [1, 3]
+
+
+CIRCULATION = (
+    "Blood cells. Red blood cells carry oxygen bound to haemoglobin and have no nucleus. White "
+    "blood cells defend the body against infection; lymphocytes make antibodies. Platelets "
+    "help blood to clot at a wound.",
+    "Blood vessels. Arteries carry blood away from the heart and have thick elastic walls. "
+    "Veins carry blood back to the heart and have valves that stop backflow.",
+    "Double circulation. In double circulation blood passes through the heart twice in each "
+    "round. The pulmonary circuit takes blood to the lungs to pick up oxygen; the systemic "
+    "circuit takes oxygenated blood to the body. Fish have single circulation.",
+)
+CIRCULATION_QUESTION = "Which blood cells carry haemoglobin and which make antibodies?"
+# What the embedded model streamed in the quality bench (2026-12-07 20:13), then the page
+# that answers, quoted by the tutor because the prose draws on none of it.
+CIRCULATION_STREAM = (
+    "The most relevant information is: Blood vessels; Double circulation; Fish having "
+    "pulmonary circuit to pick up oxygen from it, Systemic Circuit carries "
+    "Oxygenated/Deoxygenased.\n\n**From your material** (extract)\n\n> Blood cells. Red "
+    "blood cells carry oxygen bound to haemoglobin and have no nucleus. White blood cells "
+    "defend the body against infection; lymphocytes make antibodies. [p. 1]"
+)
+
+
+def test_words_most_pages_share_do_not_make_a_sentence_bear_on_the_question() -> None:
+    # "blood" and "carry" are on most pages: the prose on double circulation shares only
+    # them with the question, so it bears on it no more than any page does.
+    pages = [PageText(number=i, text=t) for i, t in enumerate(CIRCULATION, start=1)]
+    passages = split_passages(pages, material_id=uuid.uuid5(uuid.NAMESPACE_URL, "circulation"))
+    assert {c.page for c in attribute(CIRCULATION_STREAM, passages)} == {1, 3}
+    cited = attribute(CIRCULATION_STREAM, passages, question=CIRCULATION_QUESTION)
+    assert [c.page for c in cited] == [1]
