@@ -37,8 +37,9 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from typing import TypeVar
 
+import httpx2
 import structlog
-from openai import AsyncOpenAI, DefaultAsyncHttpxClient, omit
+from openai import AsyncOpenAI, DefaultAioHttpClient, DefaultAsyncHttpxClient, omit
 
 # The SDK's own pool limits, in the HTTP library it bundles (its Limits type, not httpx's).
 from openai._constants import DEFAULT_CONNECTION_LIMITS
@@ -100,20 +101,17 @@ class LLMClient:
             usage_sink: Receives one :class:`LLMUsage` per HTTP call.
         """
         self.settings = settings
-        self._client = AsyncOpenAI(
-            base_url=settings.base_url,
-            api_key=settings.api_key.get_secret_value(),
-            timeout=settings.timeout_s,
-            max_retries=0,  # our tenacity policy retries; the SDK's would double it
-            # Servers (uvicorn, vLLM, llama.cpp) close idle connections after 5 s, as httpx's
-            # pool would keep them: a call sent just then went out on a closing connection
-            # and cost a retry and its backoff. Drop idle connections well before.
-            http_client=DefaultAsyncHttpxClient(
-                limits=dataclasses.replace(
-                    DEFAULT_CONNECTION_LIMITS, keepalive_expiry=IDLE_CONNECTION_S
-                )
-            ),
-        )
+        # Servers (uvicorn, vLLM, llama.cpp) close idle connections after 5 s, as the pools
+        # would keep them: a call sent just then went out on a closing connection and cost a
+        # retry and its backoff. Drop idle connections well before.
+        limits = dataclasses.replace(DEFAULT_CONNECTION_LIMITS, keepalive_expiry=IDLE_CONNECTION_S)
+        self._client = self._sdk(DefaultAsyncHttpxClient(limits=limits))
+        # Streams go over the SDK's aiohttp transport: its C parser and pool cost a third of
+        # the default transport's CPU per stream, which under hundreds of streams is most of a
+        # tutor process's time (bench/tutor.py). Whole answers keep the default transport: it
+        # reads the error a server sends before taking all of a large body (an image to a
+        # model that cannot see), where aiohttp only reports the body it could not write.
+        self._streams = self._sdk(DefaultAioHttpClient(limits=limits))
         self._policy = CallPolicy(settings, usage_sink)
         self._slots: asyncio.Semaphore | None = None
         self._limit = 0
@@ -144,9 +142,19 @@ class LLMClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    def _sdk(self, http_client: httpx2.AsyncClient) -> AsyncOpenAI:
+        return AsyncOpenAI(
+            base_url=self.settings.base_url,
+            api_key=self.settings.api_key.get_secret_value(),
+            timeout=self.settings.timeout_s,
+            max_retries=0,  # our tenacity policy retries; the SDK's would double it
+            http_client=http_client,
+        )
+
     async def aclose(self) -> None:
-        """Closes the connection pool."""
+        """Closes the connection pools."""
         await self._client.close()
+        await self._streams.close()
 
     async def structured(
         self,
@@ -397,7 +405,7 @@ class LLMClient:
         await slots.acquire()
         try:
             # The SDK makes the call (status errors, timeouts); the body is read raw.
-            response = await self._client.chat.completions.with_streaming_response.create(
+            response = await self._streams.chat.completions.with_streaming_response.create(
                 model=self.settings.model,
                 messages=[to_sdk(m) for m in messages],
                 max_completion_tokens=max_tokens,

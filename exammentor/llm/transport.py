@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import anyio
 import httpx
 import httpx2
@@ -37,19 +38,20 @@ from exammentor.llm.messages import (
 )
 
 IDLE_CONNECTION_S = 2.0
+"""How long an idle connection to the model server is kept for reuse (servers close theirs
+at 5 s)."""
 
 # What reading a response body raises, as the SDK's own stream catches it: the HTTP library
-# it bundles (httpx2), and httpx when it is handed an httpx client; a TLS failure AnyIO does
-# not map yet.
+# it bundles (httpx2, which its aiohttp transport raises too), and httpx when it is handed an
+# httpx client; a TLS failure AnyIO does not map yet.
 _READ_TIMEOUTS: tuple[type[Exception], ...] = (httpx2.TimeoutException, httpx.TimeoutException)
 _READ_FAILURES: tuple[type[Exception], ...] = (
+    *_READ_TIMEOUTS,
     httpx2.RequestError,
     httpx.RequestError,
     ssl.SSLError,
     anyio.EndOfStream,
 )
-"""How long an idle connection to the model server is kept for reuse (servers close theirs
-at 5 s)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,28 @@ DRAIN_S = 0.1
 SDK's own stream waits as long)."""
 
 
+def connection_failure(exc: BaseException) -> aiohttp.ClientError | None:
+    """The aiohttp error under ``exc`` when a connection failed rather than timed out.
+
+    The SDK's aiohttp transport maps every aiohttp connection error to a connect *timeout*
+    (a refused connection, a server that hung up mid-body): the error it came from, further
+    down the chain, tells them apart.
+    """
+    current = exc.__cause__
+    while current is not None:
+        if isinstance(current, aiohttp.ClientError):
+            return None if isinstance(current, TimeoutError) else current
+        current = current.__cause__
+    return None
+
+
+def read_failure(exc: Exception, request: httpx2.Request) -> openai.APIConnectionError:
+    """The SDK's error for a failed read of a response body: a timeout or a broken connection."""
+    if isinstance(exc, _READ_TIMEOUTS) and connection_failure(exc) is None:
+        return openai.APITimeoutError(request=request)
+    return openai.APIConnectionError(request=request)
+
+
 class SseReader:
     """A chat-completion stream's server-sent events, read off the SDK's raw response.
 
@@ -153,10 +177,8 @@ class SseReader:
                 self._exhausted = True
                 block = b"\n\n" if self._pending or self._data else b""
                 self._done = True
-            except _READ_TIMEOUTS as exc:
-                raise openai.APITimeoutError(request=request) from exc
             except _READ_FAILURES as exc:
-                raise openai.APIConnectionError(request=request) from exc
+                raise read_failure(exc, request) from exc
             chunks = [parse_chunk(data, request) for data in self._events(block)]
             if chunks:
                 return chunks
@@ -268,7 +290,8 @@ def failure_summary(exc: BaseException) -> str:
     if isinstance(exc, openai.APIStatusError):
         return exc.message  # the SDK's "Error code: 429 - {body}"
     if isinstance(exc, openai.APITimeoutError):
-        return "timed out"
+        failed = connection_failure(exc)
+        return "timed out" if failed is None else f"connection failed: {failed}"
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__
         return f"connection failed: {cause or exc}"

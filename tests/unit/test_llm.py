@@ -433,6 +433,33 @@ async def test_stream_broken_after_first_chunk_is_not_retried(
     assert usage.records[0].completion_tokens > 0  # estimated from what did arrive
 
 
+async def test_a_stream_cut_off_reads_as_a_broken_connection_not_a_timeout(
+    fake: ScriptedOpenAI, client: LLMClient
+) -> None:
+    # Streams go over the SDK's aiohttp transport, which maps a server hanging up to a
+    # connect timeout: the reader tells them apart.
+    fake.script(Stream(["one ", "two "], cut_after=1))
+
+    with pytest.raises(LLMUnavailable) as caught:
+        async for _ in client.stream_text(messages=QUESTION, purpose="tutor"):
+            pass
+
+    assert "connection failed" in str(caught.value)
+    assert "timed out" not in str(caught.value)
+
+
+async def test_a_stream_to_a_closed_port_is_a_failed_connection(usage: UsageLog) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with LLMClient(make_settings(f"http://127.0.0.1:{port}/v1"), usage) as llm:
+        with pytest.raises(LLMUnavailable, match="connection failed"):
+            async for _ in llm.stream_text(messages=QUESTION, purpose="t"):
+                pass
+
+    assert usage.outcomes == ["retry", "retry", "retry", "error"]
+
+
 async def test_stream_without_usage_chunk_is_estimated(
     fake: ScriptedOpenAI, client: LLMClient, usage: UsageLog
 ) -> None:
