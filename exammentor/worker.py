@@ -15,7 +15,6 @@ it may handle all follow from it.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from grpc import aio
 from exammentor import metrics
 from exammentor._proto import relay_pb2_grpc
 from exammentor.db import Pool, create_pool, ping
-from exammentor.lifecycle import Lifecycle, run_until_signalled
+from exammentor.lifecycle import Lifecycle, serve
 from exammentor.llm.client import LLMClient
 from exammentor.llm.messages import LLMUsage
 from exammentor.logs import configure_logging, get_logger
@@ -242,4 +241,4 @@ class Worker(Generic[S]):
 def run_worker(settings: S, install: InstallHandlers[S]) -> None:
     """Runs a worker until SIGTERM or SIGINT, then drains and exits."""
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
-    asyncio.run(run_until_signalled(Worker(settings, install)))
+    serve(Worker(settings, install))

@@ -71,8 +71,16 @@ class HttpServer:
     """Runs an ASGI app with uvicorn as a task of the current event loop."""
 
     def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+        # httptools: uvicorn's C parser, a fraction of h11's cost per request and per
+        # streamed write.
         config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+            app,
+            host=host,
+            port=port,
+            http="httptools",
+            log_config=None,
+            access_log=False,
+            lifespan="on",
         )
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None

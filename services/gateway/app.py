@@ -4,7 +4,6 @@ publisher, and their orderly shutdown.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from exammentor._proto import (
     tutor_pb2_grpc,
 )
 from exammentor.db import create_pool, ping
-from exammentor.lifecycle import Lifecycle, run_until_signalled
+from exammentor.lifecycle import Lifecycle, serve
 from exammentor.logs import configure_logging, get_logger
 from exammentor.messaging.dispatch import Dispatcher
 from exammentor.messaging.kafka import broker_ready, create_broker
@@ -221,7 +220,7 @@ def main() -> None:
     """Entry point of ``exammentor-gateway``."""
     settings = GatewaySettings()
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
-    asyncio.run(run_until_signalled(Gateway(settings)))
+    serve(Gateway(settings))
 
 
 if __name__ == "__main__":
