@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -24,7 +24,14 @@ import pytest
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, Reply
 from tests.integration.conftest import ScriptedStack, Stack, owner_connection, register, start_stack
-from tests.integration.test_autopilot import assert_contiguous_once
+from tests.integration.test_autopilot import (
+    assert_contiguous_once,
+    finished,
+    start_run,
+    status,
+    until,
+    waiting,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -147,38 +154,35 @@ async def sclient(services: ServicesStack) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def _status(http: httpx.AsyncClient, auth: dict[str, str], session: str) -> dict[str, Any]:
-    reply = await http.get(f"/api/autopilot/status/{session}", headers=auth)
-    assert reply.status_code == 200, reply.text
-    found: dict[str, Any] = reply.json()
-    return found
+async def start(http: httpx.AsyncClient, auth: dict[str, str], plan: Any = PLAN) -> str:
+    """Starts a five-minute run over ``plan`` in a new study session; returns the session."""
+    session, _ = await start_run(http, auth, study_plan=plan, duration_minutes=5)
+    return session
 
 
-async def _until_waiting_or_done(
-    http: httpx.AsyncClient, auth: dict[str, str], session: str
+async def until_or_done(
+    http: httpx.AsyncClient,
+    auth: dict[str, str],
+    session: str,
+    check: Callable[[dict[str, Any]], bool] = waiting,
+    *,
+    timeout_s: float = 90,
 ) -> dict[str, Any]:
-    async with asyncio.timeout(90):
-        while True:
-            found = await _status(http, auth, session)
-            if found["awaiting_input"] or found["status"] in ("completed", "stopped", "failed"):
-                return found
-            await asyncio.sleep(0.1)
+    """Polls the run's status until ``check`` holds (a question waits, by default) or the
+    run is over."""
+    return await until(http, auth, session, lambda s: check(s) or finished(s), timeout_s)
 
 
 async def test_a_whole_run_on_the_real_tutor_and_quiz(
     services: ServicesStack, sclient: httpx.AsyncClient, admin_db: asyncpg.Connection
 ) -> None:
     user_id, auth = await register(sclient)
-    reply = await sclient.post(
-        "/api/autopilot/start", json={"study_plan": PLAN, "duration_minutes": 5}, headers=auth
-    )
-    assert reply.status_code == 200, reply.text
-    session = reply.json()["session_id"]
+    session = await start(sclient, auth)
 
     asked: dict[str, dict[str, Any]] = {}
     chosen: dict[str, int] = {}
     while True:
-        found = await _until_waiting_or_done(sclient, auth, session)
+        found = await until_or_done(sclient, auth, session)
         if found["status"] != "running":
             break
         question = found["current_question"]
@@ -305,15 +309,11 @@ async def test_a_diagnosis_the_model_cannot_write_leaves_the_run_going(
     services.model.set_default(no_diagnosis)
     try:
         user_id, auth = await register(sclient)
-        reply = await sclient.post(
-            "/api/autopilot/start", json={"study_plan": PLAN, "duration_minutes": 5}, headers=auth
-        )
-        assert reply.status_code == 200, reply.text
-        session = reply.json()["session_id"]
+        session = await start(sclient, auth)
         wrong: str | None = None
         async with asyncio.timeout(90):
             while True:
-                found = await _status(sclient, auth, session)
+                found = await status(sclient, auth, session)
                 if found["status"] != "running" or any(
                     s["action"] == "update_mastery" for s in found["steps"]
                 ):
@@ -408,14 +408,10 @@ async def test_a_quiz_the_model_cannot_write_is_built_from_the_lessons_and_grade
     services.model.set_default(quiz_always_invalid(BIOLOGY_LESSON))
     try:
         user_id, auth = await register(sclient)
-        reply = await sclient.post(
-            "/api/autopilot/start", json={"study_plan": PLAN, "duration_minutes": 5}, headers=auth
-        )
-        assert reply.status_code == 200, reply.text
-        session = reply.json()["session_id"]
+        session = await start(sclient, auth)
         answered: dict[str, bool] = {}
         while True:
-            found = await _until_waiting_or_done(sclient, auth, session)
+            found = await until_or_done(sclient, auth, session)
             if found["status"] != "running":
                 break
             question = found["current_question"]
@@ -473,12 +469,8 @@ async def test_a_quiz_that_cannot_be_made_at_all_is_skipped_and_the_run_complete
     services.model.set_default(quiz_always_invalid("Count on. Add up. Check back."))
     try:
         _, auth = await register(sclient)
-        reply = await sclient.post(
-            "/api/autopilot/start", json={"study_plan": PLAN, "duration_minutes": 5}, headers=auth
-        )
-        assert reply.status_code == 200, reply.text
-        session = reply.json()["session_id"]
-        found = await _until_waiting_or_done(sclient, auth, session)
+        session = await start(sclient, auth)
+        found = await until_or_done(sclient, auth, session)
     finally:
         services.model.set_default(respond)
     assert found["status"] == "completed", found["end_reason"]
@@ -515,14 +507,10 @@ async def test_a_lesson_the_tutor_cannot_write_is_skipped_and_the_run_completes(
     services.model.set_default(lessons_always_loop)
     try:
         _, auth = await register(sclient)
-        reply = await sclient.post(
-            "/api/autopilot/start", json={"study_plan": PLAN, "duration_minutes": 5}, headers=auth
-        )
-        assert reply.status_code == 200, reply.text
-        session = reply.json()["session_id"]
+        session = await start(sclient, auth)
         answered = 0
         while True:
-            found = await _until_waiting_or_done(sclient, auth, session)
+            found = await until_or_done(sclient, auth, session)
             if found["status"] != "running":
                 break
             question = found["current_question"]
@@ -577,16 +565,12 @@ async def test_a_run_on_the_embedded_model_reaches_graded_answers_and_completes(
             }
         ],
     }
-    reply = await client.post(
-        "/api/autopilot/start", json={"study_plan": plan, "duration_minutes": 5}, headers=auth
-    )
-    assert reply.status_code == 200, reply.text
-    session = reply.json()["session_id"]
+    session = await start(client, auth, plan)
 
     chosen: dict[str, int] = {}
     async with asyncio.timeout(900):
         while True:
-            found = await _status(client, auth, session)
+            found = await status(client, auth, session)
             if found["status"] != "running":
                 break
             if found["awaiting_input"]:
