@@ -74,6 +74,21 @@ def _sum_item(topic: str) -> dict[str, Any]:
     }
 
 
+DIAGNOSIS: dict[str, Any] = {
+    "confusion": "Counts the first number as one of the steps.",
+    "counter_example": "Counting on two from 5 gives 6 and 7, so 5 + 2 is 7.",
+    "explanation": "Counting on starts after the first number, not on it.",
+    "redemption": {
+        "question": "What is 5 + 2?",
+        "options": ["7", "6", "8", "9"],
+        "answer": "7",
+        "why": "Counting on two from five gives seven.",
+        "concept": "sums of two numbers",
+    },
+}
+"""The scripted model's diagnosis of a wrong answer."""
+
+
 def respond(body: dict[str, Any]) -> Reply:
     """Well-formed answers to each prompt of the tutor and the quiz."""
     system = str(body["messages"][0]["content"])
@@ -92,22 +107,7 @@ def respond(body: dict[str, Any]) -> Reply:
             )
         )
     if system.startswith("A student answered a quiz question wrongly"):
-        return Content(
-            json.dumps(
-                {
-                    "confusion": "Counts the first number as one of the steps.",
-                    "counter_example": "Counting on two from 5 gives 6 and 7, so 5 + 2 is 7.",
-                    "explanation": "Counting on starts after the first number, not on it.",
-                    "redemption": {
-                        "question": "What is 5 + 2?",
-                        "options": ["7", "6", "8", "9"],
-                        "answer": "7",
-                        "why": "Counting on two from five gives seven.",
-                        "concept": "sums of two numbers",
-                    },
-                }
-            )
-        )
+        return Content(json.dumps(DIAGNOSIS))
     return Content(LESSON)
 
 
@@ -282,22 +282,8 @@ def no_diagnosis(body: dict[str, Any]) -> Reply:
     """As :func:`respond`, but every diagnosis comes back with a redemption question whose
     options repeat, which the quiz's validator refuses on each of its rounds."""
     if str(body["messages"][0]["content"]).startswith("A student answered a quiz question"):
-        return Content(
-            json.dumps(
-                {
-                    "confusion": "Adds one too many.",
-                    "counter_example": "5 + 2 is 7.",
-                    "explanation": "Counting on starts after the first number.",
-                    "redemption": {
-                        "question": "What is 5 + 2?",
-                        "options": ["7", "6", "7", "6"],
-                        "answer": "7",
-                        "why": "Counting on two from five gives seven.",
-                        "concept": "sums of two numbers",
-                    },
-                }
-            )
-        )
+        redemption = {**DIAGNOSIS["redemption"], "options": ["7", "6", "7", "6"]}
+        return Content(json.dumps({**DIAGNOSIS, "redemption": redemption}))
     return respond(body)
 
 
