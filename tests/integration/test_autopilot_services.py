@@ -111,6 +111,22 @@ def respond(body: dict[str, Any]) -> Reply:
     return Content(LESSON)
 
 
+async def send_answer(
+    http: httpx.AsyncClient,
+    auth: dict[str, str],
+    session: str,
+    question: dict[str, Any],
+    index: int,
+) -> None:
+    """Answers the waiting ``question`` with option ``index``; the gateway takes it."""
+    reply = await http.post(
+        f"/api/autopilot/answer/{session}",
+        json={"question_id": question["id"], "answer_index": index},
+        headers=auth,
+    )
+    assert reply.status_code == 200, reply.text
+
+
 def right_index(question: dict[str, Any]) -> int:
     """The correct option of a scripted question, worked out from its text."""
     a, b = (int(x) for x in SUM.search(question["text"]).groups())  # type: ignore[union-attr]
@@ -201,12 +217,7 @@ async def test_a_whole_run_on_the_real_tutor_and_quiz(
         index = (right + 1) % 4 if not chosen else right  # the first answer wrong
         asked[question["id"]] = question
         chosen[question["id"]] = index
-        answered = await sclient.post(
-            f"/api/autopilot/answer/{session}",
-            json={"question_id": question["id"], "answer_index": index},
-            headers=auth,
-        )
-        assert answered.status_code == 200, answered.text
+        await send_answer(sclient, auth, session, question, index)
         assert len(chosen) < 40, "the run does not end"
 
     assert found["status"] == "completed", found["end_reason"]
@@ -309,12 +320,7 @@ async def test_a_diagnosis_the_model_cannot_write_leaves_the_run_going(
                     right = right_index(question)
                     index = right if wrong else (right + 1) % 4
                     wrong = wrong or question["id"]
-                    answered = await sclient.post(
-                        f"/api/autopilot/answer/{session}",
-                        json={"question_id": question["id"], "answer_index": index},
-                        headers=auth,
-                    )
-                    assert answered.status_code == 200, answered.text
+                    await send_answer(sclient, auth, session, question, index)
                 await asyncio.sleep(0.1)
         assert found["status"] == "running", found["end_reason"]
         stopped = await sclient.post(f"/api/autopilot/stop/{session}", headers=auth)
@@ -406,12 +412,7 @@ async def test_a_quiz_the_model_cannot_write_is_built_from_the_lessons_and_grade
             # The first answer wrong, the others right.
             index = right if answered else (right + 1) % len(question["options"])
             answered[question["id"]] = index == right
-            sent = await sclient.post(
-                f"/api/autopilot/answer/{session}",
-                json={"question_id": question["id"], "answer_index": index},
-                headers=auth,
-            )
-            assert sent.status_code == 200, sent.text
+            await send_answer(sclient, auth, session, question, index)
             assert len(answered) < 40, "the run does not end"
     finally:
         services.model.set_default(respond)
@@ -500,12 +501,7 @@ async def test_a_lesson_the_tutor_cannot_write_is_skipped_and_the_run_completes(
             if found["status"] != "running":
                 break
             question = found["current_question"]
-            sent = await sclient.post(
-                f"/api/autopilot/answer/{session}",
-                json={"question_id": question["id"], "answer_index": right_index(question)},
-                headers=auth,
-            )
-            assert sent.status_code == 200, sent.text
+            await send_answer(sclient, auth, session, question, right_index(question))
             answered += 1
             assert answered < 40, "the run does not end"
     finally:

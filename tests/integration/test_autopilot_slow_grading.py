@@ -18,7 +18,13 @@ from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, Delay, Reply
 from tests.integration.conftest import ScriptedStack, owner_connection, register, start_stack
 from tests.integration.test_autopilot import assert_contiguous_once, status
-from tests.integration.test_autopilot_services import respond, right_index, start, until_or_done
+from tests.integration.test_autopilot_services import (
+    respond,
+    right_index,
+    send_answer,
+    start,
+    until_or_done,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -73,12 +79,7 @@ async def test_an_answer_given_in_time_is_graded_although_grading_outlasts_the_w
         window_end = dt.datetime.fromisoformat(found["answer_deadline"])
         wrong = (right_index(question) + 1) % 4
         # The reply comes once the answer is graded, after the window: the grade waited.
-        answered = await http.post(
-            f"/api/autopilot/answer/{session}",
-            json={"question_id": question["id"], "answer_index": wrong},
-            headers=auth,
-        )
-        assert answered.status_code == 200, answered.text
+        await send_answer(http, auth, session, question, wrong)
 
         found = await status(http, auth, session)
         steps = found["steps"]
