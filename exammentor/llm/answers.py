@@ -23,10 +23,12 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from exammentor.llm.client import LLMClient
-from exammentor.llm.messages import ChatMessage, LLMError, LLMInvalidOutput
+from exammentor.llm.messages import ChatMessage, LLMError, LLMInvalidOutput, Message
+from exammentor.llm.sampling import GREEDY, Sampling
+from exammentor.llm.structured import extract_json
 from exammentor.logs import get_logger
 
 log = get_logger(__name__)
@@ -175,11 +177,14 @@ class ModelRun:
     async def ask(
         self,
         purpose: str,
-        messages: Sequence[ChatMessage],
+        messages: Sequence[Message],
         schema: type[M],
         *,
         max_tokens: int,
         validate: Callable[[M], None] | None = None,
+        sampling: Sampling = GREEDY,
+        repairs: int | None = None,
+        keep_unchecked: bool = False,
     ) -> M | None:
         """A structured answer, or None when the model is down or its answer unusable.
 
@@ -189,6 +194,12 @@ class ModelRun:
             schema: The answer model.
             max_tokens: Cap on generated tokens.
             validate: Extra checks; a ``ValueError`` asks the model for a repair.
+            sampling: How the first round samples (a caller that asks again in rounds of
+                its own samples each differently).
+            repairs: Repair rounds (``None``: the client's setting).
+            keep_unchecked: Return an answer that matches ``schema`` but failed
+                ``validate`` (its status stays ``invalid``), for a caller that checks the
+                answer's items one by one and keeps the good ones.
 
         Returns:
             The validated answer, or None (the caller falls back to its own text).
@@ -202,12 +213,14 @@ class ModelRun:
                 schema=schema,
                 purpose=purpose,
                 max_tokens=max_tokens,
+                sampling=sampling,
                 validate=validate,
+                repairs=repairs,
             )
         except LLMInvalidOutput as exc:
             self.status[purpose] = "invalid"
             log.info("model output unusable; own text kept", purpose=purpose, errors=exc.errors)
-            return None
+            return _schema_valid(schema, exc.output) if keep_unchecked else None
         except LLMError as exc:
             self.status[purpose] = "unavailable"
             self.down = True
@@ -217,3 +230,11 @@ class ModelRun:
             return None
         self.status[purpose] = "ok"
         return answer
+
+
+def _schema_valid(schema: type[M], output: str) -> M | None:
+    """The answer in ``output`` when it matches ``schema``, else None."""
+    try:
+        return schema.model_validate(extract_json(output))
+    except (ValueError, ValidationError):
+        return None

@@ -282,25 +282,11 @@ class LLMClient:
         max_tokens: int = 512,
         sampling: Sampling = GREEDY,
     ) -> AsyncGenerator[str, None]:
-        """Yields the answer's text as it is generated.
-
-        Failures before the first delta are retried like any call; after it they raise,
-        since the caller may already have relayed the text. A caller that stops early
-        should ``aclose()`` the generator (or use ``contextlib.aclosing``) so the connection
-        is released and the usage recorded at once rather than at garbage collection.
-
-        Args:
-            messages: The conversation.
-            purpose: Short name of the call for logs and usage records.
-            max_tokens: Cap on generated tokens.
-            sampling: How the model samples (greedy by default).
+        """Yields the answer's text as it is generated: :meth:`stream_parts` (the same
+        arguments, retries, failures and closing) one delta at a time.
 
         Yields:
             Non-empty text deltas, in order.
-
-        Raises:
-            LLMUnavailable: The endpoint kept failing, or the stream broke off.
-            LLMError: The endpoint refused the request.
         """
         async with aclosing(
             self.stream_parts(
@@ -319,12 +305,18 @@ class LLMClient:
         max_tokens: int = 512,
         sampling: Sampling = GREEDY,
     ) -> AsyncGenerator[list[str], None]:
-        """Like :meth:`stream_text`, but the deltas that arrived together come as one list.
+        """Yields the answer's text as it is generated, the deltas that arrived together as
+        one list.
 
         A stream read at its pace brings one delta a read; under load, or from a server that
         writes several chunks at once, a read holds several. A caller with work per step
         (relaying, checking) does it once per list; the deltas themselves are the same, in
-        the same order, as :meth:`stream_text` yields.
+        the same order, as :meth:`stream_text` yields one by one.
+
+        Failures before the first delta are retried like any call; after it they raise,
+        since the caller may already have relayed the text. A caller that stops early
+        should ``aclose()`` the generator (or use ``contextlib.aclosing``) so the connection
+        is released and the usage recorded at once rather than at garbage collection.
 
         Args:
             messages: The conversation.

@@ -21,6 +21,8 @@ installed here as the worker's background service.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import TypeVar
 from uuid import UUID
 
 from exammentor import sessions
@@ -58,6 +60,7 @@ from services.autopilot.domain import (
     AnswerGiven,
     AnswerReceived,
     AnswerRefused,
+    Applied,
     AutopilotPolicy,
     AutopilotRefusal,
     AutopilotRun,
@@ -76,6 +79,8 @@ from services.autopilot.domain import (
 from services.autopilot.driver import AutopilotDriver, utcnow
 from services.autopilot.events import run_events
 from services.autopilot.settings import AutopilotSettings
+
+_Refusal = TypeVar("_Refusal", bound=AutopilotRefusal)
 
 
 class GradingFailed(Exception):
@@ -114,6 +119,32 @@ async def _latest(ctx: CommandContext, session_id: UUID) -> repo.StoredRun:
     return stored
 
 
+async def _apply_locked(
+    conn: Connection,
+    session_id: UUID,
+    outcome: StudentOutcome,
+    now: dt.datetime,
+    *,
+    refusal: type[_Refusal],
+    refused: Callable[[_Refusal], Exception],
+) -> tuple[repo.StoredRun, Applied]:
+    """The session's newest run, its row locked until the transaction ends, and the
+    student's ``outcome`` applied to it as it is now (a driver may have stored a step since
+    the check). A run that is gone raises :class:`repo.RunChanged` (the command is retried);
+    a ``refusal`` of the machine raises ``refused(exc)`` instead."""
+    fresh = await repo.latest_run(conn, session_id, lock=True)
+    if fresh is None:
+        raise repo.RunChanged(f"the run of {session_id} is gone")
+    try:
+        return fresh, apply(fresh.run, outcome, now)
+    except refusal as exc:
+        raise refused(exc) from exc
+
+
+def _moved_on(exc: AutopilotRefusal) -> repo.RunChanged:
+    return repo.RunChanged(f"the run moved on: {exc}")
+
+
 def _persist_student(
     ctx: CommandContext,
     settings: AutopilotSettings,
@@ -122,13 +153,9 @@ def _persist_student(
     now: dt.datetime,
 ) -> Persist:
     async def persist(conn: Connection) -> None:
-        fresh = await repo.latest_run(conn, session_id, lock=True)
-        if fresh is None:
-            raise repo.RunChanged(f"the run of {session_id} is gone")
-        try:
-            applied = apply(fresh.run, outcome, now)
-        except AutopilotRefusal as exc:
-            raise repo.RunChanged(f"the run moved on: {exc}") from exc
+        fresh, applied = await _apply_locked(
+            conn, session_id, outcome, now, refusal=AutopilotRefusal, refused=_moved_on
+        )
         if applied.ignored is not None:
             return  # a grade that came after a stop: the run keeps what it had
         await repo.save_run(conn, fresh, applied.run, applied.new_steps, now)
@@ -216,14 +243,10 @@ async def _mark_received(ctx: CommandContext, received: AnswerReceived, now: dt.
     redelivery finds it stored and changes nothing."""
     session_id = _session(ctx)
     async with ctx.transaction() as conn:
-        fresh = await repo.latest_run(conn, session_id, lock=True)
-        if fresh is None:
-            raise repo.RunChanged(f"the run of {session_id} is gone")
-        try:
-            applied = apply(fresh.run, received, now)
-        except AnswerRefused as exc:
-            # The wait ended between the check and this write: the answer is too late.
-            raise _refused(exc) from exc
+        # Refused here: the wait ended between the check and this write, the answer is late.
+        fresh, applied = await _apply_locked(
+            conn, session_id, received, now, refusal=AnswerRefused, refused=_refused
+        )
         if applied.duplicate:
             return
         # No step and no event: the answer's step is written with its grade.

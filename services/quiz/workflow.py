@@ -17,10 +17,8 @@ valid question and cost tens of seconds each, while the extracts are checked and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-
-from pydantic import ValidationError
 
 from exammentor.contracts.quiz import (
     MULTIPLE_CHOICE_OPTIONS,
@@ -29,9 +27,8 @@ from exammentor.contracts.quiz import (
 )
 from exammentor.llm.answers import ModelRun
 from exammentor.llm.client import LLMClient
-from exammentor.llm.messages import LLMError, LLMInvalidOutput, Message, PartsMessage
+from exammentor.llm.messages import LLMError, Message, PartsMessage
 from exammentor.llm.sampling import Sampling
-from exammentor.llm.structured import extract_json
 from exammentor.logs import get_logger
 from services.quiz import prompts
 from services.quiz.domain import (
@@ -159,14 +156,17 @@ class QuizWorkflow:
                 # call costs more than the first and, on the embedded model, gave garbage
                 # every time measured): its valid questions are kept and the extracts fill
                 # the rest.
-                answer = await self._ask(
-                    run,
+                # An answer that matches the schema but fails the screen is still taken:
+                # check_questions below keeps its valid questions one by one.
+                answer = await run.ask(
+                    "quiz.generate",
                     messages,
                     schema,
                     max_tokens=prompts.quiz_max_tokens(missing),
                     sampling=Sampling().for_round(round_no),
                     validate=None if has_source else screen,
                     repairs=0 if has_source else None,
+                    keep_unchecked=True,
                 )
             else:
                 answer = await self._ask_about_image(messages, schema, missing, image, screen)
@@ -231,53 +231,6 @@ class QuizWorkflow:
                     "after a lesson)"
                 )
         return GeneratedQuestions(kept, count, shortfall, from_model, model_problems)
-
-    async def _ask(
-        self,
-        run: ModelRun,
-        messages: Sequence[Message],
-        schema: type[prompts.QuizAnswer],
-        *,
-        max_tokens: int,
-        sampling: Sampling,
-        validate: Callable[[prompts.QuizAnswer], None] | None,
-        repairs: int | None,
-    ) -> prompts.QuizAnswer | None:
-        """One round's structured call with its own sampling; None when unusable.
-
-        As :meth:`ModelRun.ask` (whose ``status`` and ``down`` it keeps), with the sampling
-        that makes a round differ from the one before; and an answer that matches the
-        schema but failed the screen is still returned, so its valid questions are kept
-        (the caller checks each one).
-        """
-        purpose = "quiz.generate"
-        if run.down or self.llm is None:
-            run.status[purpose] = "off" if self.llm is None else "skipped"
-            return None
-        try:
-            answer = await self.llm.structured(
-                messages=messages,
-                schema=schema,
-                purpose=purpose,
-                max_tokens=max_tokens,
-                sampling=sampling,
-                validate=validate,
-                repairs=repairs,
-            )
-        except LLMInvalidOutput as exc:
-            run.status[purpose] = "invalid"
-            log.info("quiz: the model's questions were unusable", errors=exc.errors[:3])
-            try:
-                return schema.model_validate(extract_json(exc.output))
-            except (ValueError, ValidationError):
-                return None
-        except LLMError as exc:
-            run.status[purpose] = "unavailable"
-            run.down = True
-            log.warning("quiz: model unavailable; going on without it", reason=exc.reason)
-            return None
-        run.status[purpose] = "ok"
-        return answer
 
     async def _ask_about_image(
         self,

@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -24,7 +24,14 @@ import pytest
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, Reply
 from tests.integration.conftest import ScriptedStack, Stack, owner_connection, register, start_stack
-from tests.integration.test_autopilot import assert_contiguous_once
+from tests.integration.test_autopilot import (
+    assert_contiguous_once,
+    finished,
+    start_run,
+    status,
+    until,
+    waiting,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +74,21 @@ def _sum_item(topic: str) -> dict[str, Any]:
     }
 
 
+DIAGNOSIS: dict[str, Any] = {
+    "confusion": "Counts the first number as one of the steps.",
+    "counter_example": "Counting on two from 5 gives 6 and 7, so 5 + 2 is 7.",
+    "explanation": "Counting on starts after the first number, not on it.",
+    "redemption": {
+        "question": "What is 5 + 2?",
+        "options": ["7", "6", "8", "9"],
+        "answer": "7",
+        "why": "Counting on two from five gives seven.",
+        "concept": "sums of two numbers",
+    },
+}
+"""The scripted model's diagnosis of a wrong answer."""
+
+
 def respond(body: dict[str, Any]) -> Reply:
     """Well-formed answers to each prompt of the tutor and the quiz."""
     system = str(body["messages"][0]["content"])
@@ -85,23 +107,24 @@ def respond(body: dict[str, Any]) -> Reply:
             )
         )
     if system.startswith("A student answered a quiz question wrongly"):
-        return Content(
-            json.dumps(
-                {
-                    "confusion": "Counts the first number as one of the steps.",
-                    "counter_example": "Counting on two from 5 gives 6 and 7, so 5 + 2 is 7.",
-                    "explanation": "Counting on starts after the first number, not on it.",
-                    "redemption": {
-                        "question": "What is 5 + 2?",
-                        "options": ["7", "6", "8", "9"],
-                        "answer": "7",
-                        "why": "Counting on two from five gives seven.",
-                        "concept": "sums of two numbers",
-                    },
-                }
-            )
-        )
+        return Content(json.dumps(DIAGNOSIS))
     return Content(LESSON)
+
+
+async def send_answer(
+    http: httpx.AsyncClient,
+    auth: dict[str, str],
+    session: str,
+    question: dict[str, Any],
+    index: int,
+) -> None:
+    """Answers the waiting ``question`` with option ``index``; the gateway takes it."""
+    reply = await http.post(
+        f"/api/autopilot/answer/{session}",
+        json={"question_id": question["id"], "answer_index": index},
+        headers=auth,
+    )
+    assert reply.status_code == 200, reply.text
 
 
 def right_index(question: dict[str, Any]) -> int:
@@ -147,38 +170,35 @@ async def sclient(services: ServicesStack) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def _status(http: httpx.AsyncClient, auth: dict[str, str], session: str) -> dict[str, Any]:
-    reply = await http.get(f"/api/autopilot/status/{session}", headers=auth)
-    assert reply.status_code == 200, reply.text
-    found: dict[str, Any] = reply.json()
-    return found
+async def start(http: httpx.AsyncClient, auth: dict[str, str], plan: Any = PLAN) -> str:
+    """Starts a five-minute run over ``plan`` in a new study session; returns the session."""
+    session, _ = await start_run(http, auth, study_plan=plan, duration_minutes=5)
+    return session
 
 
-async def _until_waiting_or_done(
-    http: httpx.AsyncClient, auth: dict[str, str], session: str
+async def until_or_done(
+    http: httpx.AsyncClient,
+    auth: dict[str, str],
+    session: str,
+    check: Callable[[dict[str, Any]], bool] = waiting,
+    *,
+    timeout_s: float = 90,
 ) -> dict[str, Any]:
-    async with asyncio.timeout(90):
-        while True:
-            found = await _status(http, auth, session)
-            if found["awaiting_input"] or found["status"] in ("completed", "stopped", "failed"):
-                return found
-            await asyncio.sleep(0.1)
+    """Polls the run's status until ``check`` holds (a question waits, by default) or the
+    run is over."""
+    return await until(http, auth, session, lambda s: check(s) or finished(s), timeout_s)
 
 
 async def test_a_whole_run_on_the_real_tutor_and_quiz(
     services: ServicesStack, sclient: httpx.AsyncClient, admin_db: asyncpg.Connection
 ) -> None:
     user_id, auth = await register(sclient)
-    reply = await sclient.post(
-        "/api/autopilot/start", json={"study_plan": PLAN, "duration_minutes": 5}, headers=auth
-    )
-    assert reply.status_code == 200, reply.text
-    session = reply.json()["session_id"]
+    session = await start(sclient, auth)
 
     asked: dict[str, dict[str, Any]] = {}
     chosen: dict[str, int] = {}
     while True:
-        found = await _until_waiting_or_done(sclient, auth, session)
+        found = await until_or_done(sclient, auth, session)
         if found["status"] != "running":
             break
         question = found["current_question"]
@@ -197,12 +217,7 @@ async def test_a_whole_run_on_the_real_tutor_and_quiz(
         index = (right + 1) % 4 if not chosen else right  # the first answer wrong
         asked[question["id"]] = question
         chosen[question["id"]] = index
-        answered = await sclient.post(
-            f"/api/autopilot/answer/{session}",
-            json={"question_id": question["id"], "answer_index": index},
-            headers=auth,
-        )
-        assert answered.status_code == 200, answered.text
+        await send_answer(sclient, auth, session, question, index)
         assert len(chosen) < 40, "the run does not end"
 
     assert found["status"] == "completed", found["end_reason"]
@@ -278,22 +293,8 @@ def no_diagnosis(body: dict[str, Any]) -> Reply:
     """As :func:`respond`, but every diagnosis comes back with a redemption question whose
     options repeat, which the quiz's validator refuses on each of its rounds."""
     if str(body["messages"][0]["content"]).startswith("A student answered a quiz question"):
-        return Content(
-            json.dumps(
-                {
-                    "confusion": "Adds one too many.",
-                    "counter_example": "5 + 2 is 7.",
-                    "explanation": "Counting on starts after the first number.",
-                    "redemption": {
-                        "question": "What is 5 + 2?",
-                        "options": ["7", "6", "7", "6"],
-                        "answer": "7",
-                        "why": "Counting on two from five gives seven.",
-                        "concept": "sums of two numbers",
-                    },
-                }
-            )
-        )
+        redemption = {**DIAGNOSIS["redemption"], "options": ["7", "6", "7", "6"]}
+        return Content(json.dumps({**DIAGNOSIS, "redemption": redemption}))
     return respond(body)
 
 
@@ -305,15 +306,11 @@ async def test_a_diagnosis_the_model_cannot_write_leaves_the_run_going(
     services.model.set_default(no_diagnosis)
     try:
         user_id, auth = await register(sclient)
-        reply = await sclient.post(
-            "/api/autopilot/start", json={"study_plan": PLAN, "duration_minutes": 5}, headers=auth
-        )
-        assert reply.status_code == 200, reply.text
-        session = reply.json()["session_id"]
+        session = await start(sclient, auth)
         wrong: str | None = None
         async with asyncio.timeout(90):
             while True:
-                found = await _status(sclient, auth, session)
+                found = await status(sclient, auth, session)
                 if found["status"] != "running" or any(
                     s["action"] == "update_mastery" for s in found["steps"]
                 ):
@@ -323,12 +320,7 @@ async def test_a_diagnosis_the_model_cannot_write_leaves_the_run_going(
                     right = right_index(question)
                     index = right if wrong else (right + 1) % 4
                     wrong = wrong or question["id"]
-                    answered = await sclient.post(
-                        f"/api/autopilot/answer/{session}",
-                        json={"question_id": question["id"], "answer_index": index},
-                        headers=auth,
-                    )
-                    assert answered.status_code == 200, answered.text
+                    await send_answer(sclient, auth, session, question, index)
                 await asyncio.sleep(0.1)
         assert found["status"] == "running", found["end_reason"]
         stopped = await sclient.post(f"/api/autopilot/stop/{session}", headers=auth)
@@ -408,14 +400,10 @@ async def test_a_quiz_the_model_cannot_write_is_built_from_the_lessons_and_grade
     services.model.set_default(quiz_always_invalid(BIOLOGY_LESSON))
     try:
         user_id, auth = await register(sclient)
-        reply = await sclient.post(
-            "/api/autopilot/start", json={"study_plan": PLAN, "duration_minutes": 5}, headers=auth
-        )
-        assert reply.status_code == 200, reply.text
-        session = reply.json()["session_id"]
+        session = await start(sclient, auth)
         answered: dict[str, bool] = {}
         while True:
-            found = await _until_waiting_or_done(sclient, auth, session)
+            found = await until_or_done(sclient, auth, session)
             if found["status"] != "running":
                 break
             question = found["current_question"]
@@ -424,12 +412,7 @@ async def test_a_quiz_the_model_cannot_write_is_built_from_the_lessons_and_grade
             # The first answer wrong, the others right.
             index = right if answered else (right + 1) % len(question["options"])
             answered[question["id"]] = index == right
-            sent = await sclient.post(
-                f"/api/autopilot/answer/{session}",
-                json={"question_id": question["id"], "answer_index": index},
-                headers=auth,
-            )
-            assert sent.status_code == 200, sent.text
+            await send_answer(sclient, auth, session, question, index)
             assert len(answered) < 40, "the run does not end"
     finally:
         services.model.set_default(respond)
@@ -473,12 +456,8 @@ async def test_a_quiz_that_cannot_be_made_at_all_is_skipped_and_the_run_complete
     services.model.set_default(quiz_always_invalid("Count on. Add up. Check back."))
     try:
         _, auth = await register(sclient)
-        reply = await sclient.post(
-            "/api/autopilot/start", json={"study_plan": PLAN, "duration_minutes": 5}, headers=auth
-        )
-        assert reply.status_code == 200, reply.text
-        session = reply.json()["session_id"]
-        found = await _until_waiting_or_done(sclient, auth, session)
+        session = await start(sclient, auth)
+        found = await until_or_done(sclient, auth, session)
     finally:
         services.model.set_default(respond)
     assert found["status"] == "completed", found["end_reason"]
@@ -515,23 +494,14 @@ async def test_a_lesson_the_tutor_cannot_write_is_skipped_and_the_run_completes(
     services.model.set_default(lessons_always_loop)
     try:
         _, auth = await register(sclient)
-        reply = await sclient.post(
-            "/api/autopilot/start", json={"study_plan": PLAN, "duration_minutes": 5}, headers=auth
-        )
-        assert reply.status_code == 200, reply.text
-        session = reply.json()["session_id"]
+        session = await start(sclient, auth)
         answered = 0
         while True:
-            found = await _until_waiting_or_done(sclient, auth, session)
+            found = await until_or_done(sclient, auth, session)
             if found["status"] != "running":
                 break
             question = found["current_question"]
-            sent = await sclient.post(
-                f"/api/autopilot/answer/{session}",
-                json={"question_id": question["id"], "answer_index": right_index(question)},
-                headers=auth,
-            )
-            assert sent.status_code == 200, sent.text
+            await send_answer(sclient, auth, session, question, right_index(question))
             answered += 1
             assert answered < 40, "the run does not end"
     finally:
@@ -577,16 +547,12 @@ async def test_a_run_on_the_embedded_model_reaches_graded_answers_and_completes(
             }
         ],
     }
-    reply = await client.post(
-        "/api/autopilot/start", json={"study_plan": plan, "duration_minutes": 5}, headers=auth
-    )
-    assert reply.status_code == 200, reply.text
-    session = reply.json()["session_id"]
+    session = await start(client, auth, plan)
 
     chosen: dict[str, int] = {}
     async with asyncio.timeout(900):
         while True:
-            found = await _status(client, auth, session)
+            found = await status(client, auth, session)
             if found["status"] != "running":
                 break
             if found["awaiting_input"]:

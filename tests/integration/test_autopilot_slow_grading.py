@@ -7,7 +7,6 @@ while the grade was on its way and the graded answer was then refused as "the ru
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,8 +17,14 @@ import pytest
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, Delay, Reply
 from tests.integration.conftest import ScriptedStack, owner_connection, register, start_stack
-from tests.integration.test_autopilot import assert_contiguous_once
-from tests.integration.test_autopilot_services import PLAN, respond, right_index
+from tests.integration.test_autopilot import assert_contiguous_once, status
+from tests.integration.test_autopilot_services import (
+    respond,
+    right_index,
+    send_answer,
+    start,
+    until_or_done,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -61,49 +66,22 @@ async def slow(test_env: SessionEnv) -> AsyncIterator[ScriptedStack]:
         yield ScriptedStack(stack)
 
 
-async def _status(http: httpx.AsyncClient, auth: dict[str, str], session: str) -> dict[str, Any]:
-    reply = await http.get(f"/api/autopilot/status/{session}", headers=auth)
-    assert reply.status_code == 200, reply.text
-    found: dict[str, Any] = reply.json()
-    return found
-
-
-async def _until(
-    http: httpx.AsyncClient, auth: dict[str, str], session: str, done: Any
-) -> dict[str, Any]:
-    async with asyncio.timeout(120):
-        while True:
-            found = await _status(http, auth, session)
-            if done(found) or found["status"] in ("completed", "stopped", "failed"):
-                return found
-            await asyncio.sleep(0.1)
-
-
 async def test_an_answer_given_in_time_is_graded_although_grading_outlasts_the_window(
     slow: ScriptedStack,
 ) -> None:
     async with httpx.AsyncClient(base_url=slow.stack.base_url, timeout=120) as http:
         user_id, auth = await register(http)
-        reply = await http.post(
-            "/api/autopilot/start", json={"study_plan": PLAN, "duration_minutes": 5}, headers=auth
-        )
-        assert reply.status_code == 200, reply.text
-        session = reply.json()["session_id"]
+        session = await start(http, auth)
 
-        found = await _until(http, auth, session, lambda s: s["awaiting_input"])
+        found = await until_or_done(http, auth, session, timeout_s=120)
         assert found["status"] == "running", found["end_reason"]
         question = found["current_question"]
         window_end = dt.datetime.fromisoformat(found["answer_deadline"])
         wrong = (right_index(question) + 1) % 4
         # The reply comes once the answer is graded, after the window: the grade waited.
-        answered = await http.post(
-            f"/api/autopilot/answer/{session}",
-            json={"question_id": question["id"], "answer_index": wrong},
-            headers=auth,
-        )
-        assert answered.status_code == 200, answered.text
+        await send_answer(http, auth, session, question, wrong)
 
-        found = await _status(http, auth, session)
+        found = await status(http, auth, session)
         steps = found["steps"]
         assert_contiguous_once(steps)
         settled = [
@@ -121,11 +99,12 @@ async def test_an_answer_given_in_time_is_graded_although_grading_outlasts_the_w
         assert step["duration_ms"] < WINDOW_S * 1000
 
         # The next question gets a window of its own and the run goes on.
-        following = await _until(
+        following = await until_or_done(
             http,
             auth,
             session,
             lambda s: s["awaiting_input"] and s["current_question"]["id"] != question["id"],
+            timeout_s=120,
         )
         assert following["status"] == "running", following["end_reason"]
         stopped = await http.post(f"/api/autopilot/stop/{session}", headers=auth)
@@ -148,14 +127,10 @@ async def test_the_answer_window_still_skips_a_question_nobody_answers(
 ) -> None:
     async with httpx.AsyncClient(base_url=slow.stack.base_url, timeout=120) as http:
         _, auth = await register(http)
-        reply = await http.post(
-            "/api/autopilot/start", json={"study_plan": PLAN, "duration_minutes": 5}, headers=auth
-        )
-        assert reply.status_code == 200, reply.text
-        session = reply.json()["session_id"]
-        found = await _until(http, auth, session, lambda s: s["awaiting_input"])
+        session = await start(http, auth)
+        found = await until_or_done(http, auth, session, timeout_s=120)
         question = found["current_question"]
-        found = await _until(
+        found = await until_or_done(
             http,
             auth,
             session,
@@ -163,6 +138,7 @@ async def test_the_answer_window_still_skips_a_question_nobody_answers(
                 st["action"] == "skip" and st["data"].get("question_id") == question["id"]
                 for st in s["steps"]
             ),
+            timeout_s=120,
         )
         assert found["status"] == "running", found["end_reason"]
         (skip,) = [

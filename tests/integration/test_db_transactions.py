@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from exammentor.db import (
+    Connection,
     Pool,
     connection,
     create_pool,
@@ -32,14 +33,18 @@ async def pool(test_env: SessionEnv) -> AsyncIterator[Pool]:
     await made.close()
 
 
+async def insert_user(conn: Connection, user_id: uuid.UUID) -> None:
+    await conn.execute(
+        "INSERT INTO users (id, name, password_hash) VALUES ($1, $2, 'x')",
+        user_id,
+        unique_name("db-"),
+    )
+
+
 async def add_user(pool: Pool) -> uuid.UUID:
     user_id = uuid.uuid4()
     async with user_transaction(pool, user_id) as conn:
-        await conn.execute(
-            "INSERT INTO users (id, name, password_hash) VALUES ($1, $2, 'x')",
-            user_id,
-            unique_name("db-"),
-        )
+        await insert_user(conn, user_id)
     return user_id
 
 
@@ -71,11 +76,7 @@ async def test_an_error_in_a_user_transaction_rolls_back_all_of_it(pool: Pool) -
 
     async def insert_then_fail() -> None:
         async with user_transaction(pool, user_id) as conn:
-            await conn.execute(
-                "INSERT INTO users (id, name, password_hash) VALUES ($1, $2, 'x')",
-                user_id,
-                unique_name("db-"),
-            )
+            await insert_user(conn, user_id)
             raise ZeroDivisionError
 
     with pytest.raises(ZeroDivisionError):

@@ -85,3 +85,19 @@ async def test_an_unusable_answer_does_not_stop_the_next_call() -> None:
     assert model.calls == 2
     assert run.status == {"first": "invalid", "second": "invalid"}
     assert (await ModelRun(None).ask("x", [], _Answer, max_tokens=1)) is None
+
+
+async def test_an_answer_that_failed_only_the_check_is_kept_when_the_caller_asks() -> None:
+    # The quiz keeps the valid questions of an answer whose screen failed; others drop it.
+    failed_check = LLMInvalidOutput(
+        "bad", purpose="q", errors=["too short"], output='```json\n{"text": "kept"}\n```'
+    )
+    run = ModelRun(_FailingModel(failed_check))  # type: ignore[arg-type]
+    assert await run.ask("q", [], _Answer, max_tokens=10) is None
+    kept = await run.ask("q", [], _Answer, max_tokens=10, keep_unchecked=True)
+    assert kept == _Answer(text="kept")
+    assert run.status == {"q": "invalid"}
+    broken = _FailingModel(LLMInvalidOutput("bad", purpose="q", errors=["x"], output='{"t": 1}'))
+    run = ModelRun(broken)  # type: ignore[arg-type]
+    assert await run.ask("q", [], _Answer, max_tokens=10, keep_unchecked=True) is None
+    assert run.status == {"q": "invalid"}

@@ -1,9 +1,11 @@
-"""Plans, learner states and a scripted driver shared by the autopilot's unit tests."""
+"""Plans, learner states, a scripted driver and runs brought to a given point, shared by the
+autopilot's unit tests."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
@@ -41,6 +43,9 @@ from services.autopilot.domain import (
 
 NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 SESSION = uuid.UUID("00000000-0000-4000-8000-000000000001")
+
+TOPICS = ("Kinematics", "Laws of Motion", "Gravitation")
+"""The plan of the machine's tests that need no other."""
 
 TOPIC_NAMES = (
     "Kinematics",
@@ -236,6 +241,22 @@ class ScriptedDriver:
         given = AnswerGiven(question_id=action.question.id, answer_index=choice)
         return apply(run, given, later), later
 
+    def until(
+        self,
+        run: AutopilotRun,
+        now: dt.datetime,
+        done: Callable[[AutopilotRun, dt.datetime], bool],
+        *,
+        pause: dt.timedelta = dt.timedelta(0),
+    ) -> tuple[AutopilotRun, dt.datetime]:
+        """Step, ``pause`` after each step, until ``done(run, now)``; every step must apply
+        an outcome. Returns the run and the time."""
+        while not done(run, now):
+            applied, now = self.step(run, now + pause)
+            assert applied is not None
+            run = applied.run
+        return run, now
+
     def run_to_end(
         self, run: AutopilotRun, now: dt.datetime, limit: int = 2000
     ) -> tuple[AutopilotRun, dt.datetime]:
@@ -252,3 +273,25 @@ class ScriptedDriver:
 def started(*names: str, **fields: object) -> AutopilotRun:
     """A run started at NOW over a plan of ``names``."""
     return start_run(make_request(*names, **fields), session_id=SESSION, now=NOW)
+
+
+def seconds(n: float) -> dt.timedelta:
+    return dt.timedelta(seconds=n)
+
+
+def awaits_answer(run: AutopilotRun, now: dt.datetime) -> bool:
+    """Whether the run waits for the student's answer at ``now``."""
+    return isinstance(next_action(run, now), AwaitAnswer)
+
+
+def at_first_question(**fields: object) -> tuple[AutopilotRun, dt.datetime]:
+    """A run over TOPICS waiting for the first quiz answer (a second between steps), and the
+    time."""
+    return ScriptedDriver().until(started(*TOPICS, **fields), NOW, awaits_answer, pause=seconds(1))
+
+
+def waiting(run: AutopilotRun, now: dt.datetime) -> AwaitAnswer:
+    """The answer wait the run is at."""
+    action = next_action(run, now)
+    assert isinstance(action, AwaitAnswer)
+    return action

@@ -50,35 +50,15 @@ from services.autopilot.domain import (
 from tests.unit.autopilot.strategies import (
     NOW,
     SESSION,
+    TOPICS,
     ScriptedDriver,
+    at_first_question,
     make_request,
     questions,
+    seconds,
     started,
+    waiting,
 )
-
-TOPICS = ("Kinematics", "Laws of Motion", "Gravitation")
-
-
-def seconds(n: float) -> dt.timedelta:
-    return dt.timedelta(seconds=n)
-
-
-def at_first_question(**fields: object) -> tuple[AutopilotRun, dt.datetime]:
-    """A run over TOPICS waiting for the first quiz answer, and the time."""
-    run = started(*TOPICS, **fields)
-    driver = ScriptedDriver()
-    now = NOW
-    while not isinstance(next_action(run, now), AwaitAnswer):
-        applied, now = driver.step(run, now + seconds(1))
-        assert applied is not None
-        run = applied.run
-    return run, now
-
-
-def waiting(run: AutopilotRun, now: dt.datetime) -> AwaitAnswer:
-    action = next_action(run, now)
-    assert isinstance(action, AwaitAnswer)
-    return action
 
 
 def test_start_records_step_one_and_then_reads_the_learner_model() -> None:
@@ -708,26 +688,21 @@ def test_any_interleaving_keeps_the_runs_invariants(
 
 
 def test_the_quiz_is_asked_with_the_topics_lessons_as_source_text() -> None:
-    run = started(*TOPICS)
-    driver = ScriptedDriver()
-    now = NOW
-    while not isinstance(next_action(run, now), GenerateQuiz):
-        applied, now = driver.step(run, now)
-        assert applied is not None
-        run = applied.run
+    run, now = ScriptedDriver().until(
+        started(*TOPICS), NOW, lambda run, now: isinstance(next_action(run, now), GenerateQuiz)
+    )
     action = next_action(run, now)
     assert isinstance(action, GenerateQuiz)
     assert action.lessons == ["Lesson 1 on Kinematics", "Lesson 2 on Kinematics"]
 
 
+def quiz_skipped(run: AutopilotRun, _: dt.datetime) -> bool:
+    return "quiz_skipped" in [s.action for s in run.steps]
+
+
 def test_a_quiz_that_cannot_be_made_is_skipped_and_the_run_goes_on() -> None:
-    run = started(*TOPICS)
     driver = ScriptedDriver(no_quiz={"Kinematics"})
-    now = NOW
-    while "quiz_skipped" not in [s.action for s in run.steps]:
-        applied, now = driver.step(run, now)
-        assert applied is not None
-        run = applied.run
+    run, now = driver.until(started(*TOPICS), NOW, quiz_skipped)
     skipped = run.steps[-1]
     assert (skipped.action, skipped.status, skipped.phase) == (
         "quiz_skipped",
@@ -741,10 +716,7 @@ def test_a_quiz_that_cannot_be_made_is_skipped_and_the_run_goes_on() -> None:
     assert (run.lessons, run.quiz, run.answers) == ([], [], [])
     # The next choice is another topic (the skipped one would otherwise be chosen again,
     # and it holds back no topic that needs it first); that topic is quizzed and graded.
-    while not run.topics_completed:
-        applied, now = driver.step(run, now)
-        assert applied is not None
-        run = applied.run
+    run, now = driver.until(run, now, lambda run, _: bool(run.topics_completed))
     chosen = [s.data["topic"] for s in run.steps if s.action == "choose_topic"]
     assert chosen == ["Kinematics", "Laws of Motion"]
     assert run.topics_completed == ["Laws of Motion"]
@@ -772,13 +744,8 @@ def test_a_skipped_quiz_is_taken_only_while_a_quiz_is_due() -> None:
 
 
 def test_a_redelivered_skip_changes_nothing() -> None:
-    run = started(*TOPICS)
     driver = ScriptedDriver(no_quiz={"Kinematics"})
-    now = NOW
-    while "quiz_skipped" not in [s.action for s in run.steps]:
-        applied, now = driver.step(run, now)
-        assert applied is not None
-        run = applied.run
+    run, now = driver.until(started(*TOPICS), NOW, quiz_skipped)
     again = apply(run, driver.applied[-1], now)
     assert again.duplicate
     assert again.run is run

@@ -34,29 +34,22 @@ from services.autopilot.domain import (
     next_action,
     status_view,
 )
-from tests.unit.autopilot.strategies import NOW, ScriptedDriver, started
-
-TOPICS = ("Kinematics", "Laws of Motion", "Gravitation")
-
-
-def seconds(n: float) -> dt.timedelta:
-    return dt.timedelta(seconds=n)
+from tests.unit.autopilot.strategies import (
+    NOW,
+    TOPICS,
+    at_first_question,
+    seconds,
+    started,
+    waiting,
+)
 
 
 def keyless_first_question(**fields: object) -> tuple[AutopilotRun, dt.datetime, AwaitAnswer]:
     """A run waiting for its first answer, its questions' keys held by the quiz service."""
-    run = started(*TOPICS, **fields)
-    driver = ScriptedDriver()
-    now = NOW
-    while not isinstance(next_action(run, now), AwaitAnswer):
-        applied, now = driver.step(run, now + seconds(1))
-        assert applied is not None
-        run = applied.run
+    run, now = at_first_question(**fields)
     keyless = [q.model_copy(update={"correct_option_index": None}) for q in run.quiz]
     run = run.model_copy(update={"quiz": keyless})
-    action = next_action(run, now)
-    assert isinstance(action, AwaitAnswer)
-    return run, now, action
+    return run, now, waiting(run, now)
 
 
 def graded(question_id: str, index: int, *, correct: bool) -> AnswerGiven:
@@ -215,15 +208,8 @@ def test_a_pending_answer_is_waited_for_past_the_end_of_the_study_time() -> None
 
 
 def test_a_question_whose_key_the_run_holds_needs_no_pending_mark() -> None:
-    run = started(*TOPICS)
-    driver = ScriptedDriver()
-    now = NOW
-    while not isinstance(next_action(run, now), AwaitAnswer):
-        applied, now = driver.step(run, now + seconds(1))
-        assert applied is not None
-        run = applied.run
-    action = next_action(run, now)
-    assert isinstance(action, AwaitAnswer)
+    run, now = at_first_question()
+    action = waiting(run, now)
     answered = apply(run, AnswerGiven(question_id=action.question.id, answer_index=1), now)
     assert answered.new_steps[-1].action == "answer"
     assert answered.run.answers[-1].result == "correct"

@@ -6,30 +6,22 @@ import datetime as dt
 
 from services.autopilot.domain import (
     AutopilotRun,
-    AwaitAnswer,
     LearnerRead,
     LessonTaught,
     PauseRequested,
     apply,
     control_response,
-    next_action,
     start_response,
     status_view,
     watch_events,
 )
-from tests.unit.autopilot.strategies import NOW, SESSION, ScriptedDriver, started
+from tests.unit.autopilot.strategies import NOW, SESSION, ScriptedDriver, awaits_answer, started
 
 TOPICS = ("Kinematics", "Laws of Motion")
 
 
 def waiting_run() -> tuple[AutopilotRun, dt.datetime]:
-    run, now = started(*TOPICS), NOW
-    driver = ScriptedDriver()
-    while not isinstance(next_action(run, now), AwaitAnswer):
-        applied, now = driver.step(run, now)
-        assert applied is not None
-        run = applied.run
-    return run, now
+    return ScriptedDriver().until(started(*TOPICS), NOW, awaits_answer)
 
 
 def test_the_status_while_a_lesson_is_shown_and_while_a_question_waits() -> None:
