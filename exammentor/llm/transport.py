@@ -27,7 +27,6 @@ import anyio
 import httpx
 import httpx2
 import openai
-from openai import AsyncAPIResponse
 from openai.types.chat import (
     ChatCompletionContentPartParam,
     ChatCompletionMessageParam,
@@ -151,10 +150,10 @@ class SseReader:
     chat completions; ``data: [DONE]`` ends the stream.
     """
 
-    def __init__(self, response: AsyncAPIResponse[Any]) -> None:
+    def __init__(self, response: httpx2.Response) -> None:
         """Reads ``response``, a streaming response the SDK opened (status already checked)."""
         self._response = response
-        self._body: AsyncIterator[bytes] = response.http_response.aiter_bytes()
+        self._body: AsyncIterator[bytes] = response.aiter_bytes()
         self._pending = b""
         self._data: list[str] = []
         self._done = False
@@ -169,7 +168,7 @@ class SseReader:
             openai.APIError: The server sent an error event.
             json.JSONDecodeError: The server sent an event that is not JSON.
         """
-        request = self._response.http_response.request
+        request = self._response.request
         while not self._done:
             try:
                 block = await anext(self._body)
@@ -214,7 +213,7 @@ class SseReader:
                 async with asyncio.timeout(DRAIN_S):
                     async for _ in self._body:
                         pass
-        await self._response.close()
+        await self._response.aclose()
 
 
 @dataclass(frozen=True)

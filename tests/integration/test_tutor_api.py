@@ -821,8 +821,10 @@ async def test_a_looping_stream_is_stopped_reset_and_written_again_with_freer_sa
     answer = json.loads(stored) if isinstance(stored, str) else stored
     assert answer["markdown"] == RETRY + " "
     assert answer["degenerate"] == ["word_list"]
-    # The raw-markdown route shows no loop either: a rule line stands for the reset.
-    scripted.model.script(Stream(words_of(LOOP)), Stream(words_of(RETRY)))
+    # The raw-markdown route shows no loop either: a rule line stands for the reset. Paced as
+    # above, so the clean start is relayed before the loop shows (a loop read in one piece
+    # with it is caught before anything is shown, and nothing is reset).
+    scripted.model.script(Stream(words_of(LOOP), chunk_delay_s=0.02), Stream(words_of(RETRY)))
     raw = await http.post("/api/tutor/stream", json={"topic": "Cell organelles"}, headers=auth)
     assert "ribosomes, ribosomes" not in raw.text
     assert raw.text.endswith(RESET_RULE + RETRY + " ")
@@ -999,7 +1001,7 @@ async def test_the_grpc_stream_carries_the_reset_and_the_retry_like_ndjson(
     scripted: ScriptedStack, http: httpx.AsyncClient, tutor_stub: tutor_pb2_grpc.TutorStub
 ) -> None:
     _, auth = await register(http)
-    scripted.model.script(Stream(words_of(LOOP)), Stream(words_of(RETRY)))
+    scripted.model.script(Stream(words_of(LOOP), chunk_delay_s=0.02), Stream(words_of(RETRY)))
     events = [
         _event(m)
         async for m in tutor_stub.StreamExplanation(

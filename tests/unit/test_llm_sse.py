@@ -55,7 +55,6 @@ class RawResponse:
         self._reads = list(reads)
         self.closed = False
         self.read_after_done = 0
-        self.http_response = self
         self.request = REQUEST
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
@@ -64,7 +63,7 @@ class RawResponse:
                 raise read
             yield read
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         self.closed = True
 
 
