@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -229,7 +230,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 50, 200])
     args = parser.parse_args()
-    asyncio.run(run(args.requests, args.clients))
+    # The clients share this process: on uvloop they take less of the 2 cores measured.
+    uvloop.run(run(args.requests, args.clients))
 
 
 if __name__ == "__main__":
