@@ -9,8 +9,8 @@ The one way the benches start and stop it (``bench/pipeline.py``, ``bench/tutor.
         ... measure against stack.http_port ...
 
 On the way out each process gets SIGTERM and drains (one still busy after 30 s is killed),
-then the database is dropped. :meth:`ProcessStack.ready` is called by the bench, so a stack
-that never comes up is reported as the bench reports any other failure.
+then the database and the run's topics are dropped. :meth:`ProcessStack.ready` is called by
+the bench, so a stack that never comes up is reported as the bench reports any other failure.
 """
 
 from __future__ import annotations
@@ -30,7 +30,14 @@ import httpx
 from exammentor.messaging.topic_admin import ensure_topics
 from exammentor.ops import migrate
 from exammentor.settings import DatabaseSettings, KafkaSettings
-from tests.infra import ROOT, Servers, free_port, unique_name, with_database
+from tests.infra import (
+    ROOT,
+    Servers,
+    delete_topics_of_this_run,
+    free_port,
+    unique_name,
+    with_database,
+)
 
 STOP_GRACE_S = 30.0
 """How long a service may drain after SIGTERM before it is killed."""
@@ -139,6 +146,8 @@ async def process_stack(
         admin = await asyncpg.connect(servers.admin_dsn)
         await admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
         await admin.close()
+        # A broker that keeps every run's topics runs out of heap after some dozens of runs.
+        await delete_topics_of_this_run(servers.kafka_bootstrap)
 
 
 async def start_process(module: str, environ: dict[str, str]) -> asyncio.subprocess.Process:
