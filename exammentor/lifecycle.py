@@ -19,8 +19,8 @@ rules the code keeps:
 
 :func:`run_until_signalled` is the one ``main`` loop of a process: start, wait for SIGTERM
 or SIGINT, stop (also after a start that failed). :func:`serve` runs it on uvloop's event
-loop: every hop of a command (a socket read, a task switch) costs about half of asyncio's,
-which under hundreds of commands in flight is the latency each await adds.
+loop: every hop of a command (a socket read, a task switch) costs less than on asyncio's,
+and under hundreds of commands in flight those hops, queued, are the latency each await adds.
 ``EXAMMENTOR_EVENT_LOOP=asyncio`` runs the standard loop instead (to debug with its tools).
 """
 

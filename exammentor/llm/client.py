@@ -106,11 +106,12 @@ class LLMClient:
         # retry and its backoff. Drop idle connections well before.
         limits = dataclasses.replace(DEFAULT_CONNECTION_LIMITS, keepalive_expiry=IDLE_CONNECTION_S)
         self._client = self._sdk(DefaultAsyncHttpxClient(limits=limits))
-        # Streams go over the SDK's aiohttp transport: its C parser and pool cost a third of
-        # the default transport's CPU per stream, which under hundreds of streams is most of a
-        # tutor process's time (bench/tutor.py). Whole answers keep the default transport: it
-        # reads the error a server sends before taking all of a large body (an image to a
-        # model that cannot see), where aiohttp only reports the body it could not write.
+        # Streams go over the SDK's aiohttp transport: its C parser and pool cost about a
+        # third of the default transport's CPU per stream, which under hundreds of streams is
+        # most of a tutor process's time (bench/tutor.py). Whole answers keep the default
+        # transport: it reads the error a server sends before taking all of a large body (an
+        # image to a model that cannot see), where aiohttp only reports the body it could not
+        # write.
         self._streams = self._sdk(DefaultAioHttpClient(limits=limits))
         self._policy = CallPolicy(settings, usage_sink)
         self._slots: asyncio.Semaphore | None = None
@@ -398,8 +399,8 @@ class LLMClient:
         try:
             # The SDK makes the call (status errors, timeouts); the body is read raw. Its
             # generic ``post`` sends the body as built here: ``chat.completions.create``
-            # first walks every message through its parameter transform, a tenth of a tutor
-            # process's CPU under hundreds of streams, for a body that is already wire JSON.
+            # first walks every message through its parameter transform (5% of a tutor
+            # process's CPU under 256 streams), for a body that is already wire JSON.
             args: dict[str, object] = dict(self._sampling_args(sampling))
             extra = args.pop("extra_body", None)
             body = {
