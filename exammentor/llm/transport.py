@@ -288,9 +288,12 @@ def status_of(exc: BaseException) -> int | None:
 def failure_summary(exc: BaseException) -> str:
     if isinstance(exc, openai.APIStatusError):
         return exc.message  # the SDK's "Error code: 429 - {body}"
+    failed = connection_failure(exc)
+    if failed is not None:
+        # aiohttp's message names the server's address; the reason reaches clients.
+        return f"connection failed: {type(failed).__name__}"
     if isinstance(exc, openai.APITimeoutError):
-        failed = connection_failure(exc)
-        return "timed out" if failed is None else f"connection failed: {failed}"
+        return "timed out"
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__
         return f"connection failed: {cause or exc}"
