@@ -38,8 +38,9 @@ from bench.stack import process_stack
 from bench.tutor import cpu_seconds
 from exammentor.contracts.commands import EchoPayload
 from exammentor.contracts.envelope import CommandEnvelope
-from exammentor.db import create_pool, user_transaction
+from exammentor.db import connection, create_pool
 from exammentor.logs import configure_logging
+from exammentor.messaging import pipeline
 from exammentor.messaging.consumer import CommandConsumer
 from exammentor.messaging.handling import CommandRouter
 from exammentor.messaging.result_relay import RelayChannels
@@ -169,13 +170,9 @@ async def compare(
             envelope = CommandEnvelope(
                 type="system.echo", request_id=uuid.uuid4(), user_id=user_id, payload={}
             )
-            async with user_transaction(pool, user_id) as conn:
-                await conn.execute(
-                    "INSERT INTO requests (id, user_id, kind, payload) VALUES ($1, $2, $3, $4)",
-                    envelope.request_id,
-                    user_id,
-                    "system.echo",
-                    {"text": f"m{i}"},
+            async with connection(pool) as conn:
+                await pipeline.create_request(
+                    conn, envelope.request_id, user_id, "system.echo", {"text": f"m{i}"}
                 )
             stream = channels.stream(None, envelope.request_id)
             await consumer.attempt(envelope, spec, EchoPayload(text=f"m{i}"), stream)

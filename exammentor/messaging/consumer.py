@@ -12,7 +12,9 @@ different keys run side by side, also within one partition. For each record,
    the stored result, so a client waiting on a redelivered command still gets its answer;
 3. runs the handler (which may call the LLM and stream progress) outside any transaction;
 4. in one user transaction: inserts the inbox row, applies the handler's writes, stores the
-   request's result and writes its events to the outbox; commits;
+   request's result and writes its events to the outbox; commits (one round trip when the
+   handler has no writes of its own; steps 2 and 4 are server functions,
+   ``migrations/009_one_round_trip.sql``);
 5. streams the final result to the gateway, and only then marks the record done. A
    partition's committed offset is the lowest record not done (its low-water mark), so
    nothing is skipped and a crash re-delivers at most the records that were in hand, which
@@ -31,6 +33,7 @@ dead-lettered and its request marked failed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from typing import Any
@@ -41,7 +44,7 @@ from pydantic import BaseModel, ValidationError
 
 from exammentor import metrics
 from exammentor.contracts.envelope import CommandEnvelope
-from exammentor.db import Pool, user_transaction
+from exammentor.db import Pool, connection, user_transaction
 from exammentor.logs import bind_ids, get_logger
 from exammentor.messaging import pipeline
 from exammentor.messaging.handling import (
@@ -54,7 +57,7 @@ from exammentor.messaging.handling import (
     UndeclaredErrorCode,
 )
 from exammentor.messaging.kafka import KeyOrderedConsumer
-from exammentor.messaging.outbox import add_event
+from exammentor.messaging.outbox import outbox_row
 from exammentor.messaging.result_relay import RelayChannels, ResultStream
 from exammentor.messaging.topic_admin import command_topic, dead_letter_topic
 from exammentor.outages import is_unreachable
@@ -337,36 +340,58 @@ class CommandConsumer:
                 f"{spec.command.key} does not declare the error code {rejected.code!r}"
             ) from rejected
         result = spec.command.result.model_validate(outcome.result).model_dump(mode="json")
-        async with user_transaction(self._pool, envelope.user_id) as conn:
-            if not await pipeline.record_applied(
-                conn, self.consumer_name, envelope.command_id, envelope.user_id
-            ):
-                # Applied by another consumer between our check and now: theirs stands,
-                # and it answered the client; our relay call is closed, not left open.
-                await stream.close()
-                return None
-            if outcome.persist is not None:
-                await outcome.persist(conn)
-            await pipeline.finish_request(conn, envelope.request_id, result=result)
-            for event in outcome.events:
-                await add_event(conn, self._prefix, event)
+        if not await self._finish(envelope, outcome, result):
+            # Applied by another consumer between our check and now: theirs stands, and it
+            # answered the client; our relay call is closed, not left open.
+            await stream.close()
+            return None
         if self._fault_after_commit:
             log.warning("fault point: exiting after the commit, before the offset")
             os._exit(FAULT_EXIT_CODE)
         await stream.result(result)
         return outcome
 
+    async def _finish(
+        self, envelope: CommandEnvelope, outcome: Outcome[Any], result: dict[str, Any]
+    ) -> bool:
+        """Commits the inbox row, the command's own writes, its result and its events; False
+        (nothing written) when another consumer applied it first."""
+        events = [outbox_row(self._prefix, event) for event in outcome.events]
+        finish = functools.partial(
+            pipeline.finish_attempt,
+            consumer=self.consumer_name,
+            command_id=envelope.command_id,
+            user_id=envelope.user_id,
+            request_id=envelope.request_id,
+            result=result,
+            events=events,
+        )
+        if outcome.persist is None:
+            # Nothing of its own to write: one round trip, a transaction of its own.
+            async with connection(self._pool) as conn:
+                return await finish(conn)
+        async with user_transaction(self._pool, envelope.user_id) as conn:
+            if not await finish(conn):
+                return False
+            await outcome.persist(conn)
+        return True
+
     async def _resend_if_applied(self, envelope: CommandEnvelope, stream: ResultStream) -> bool:
         """True (and the stored answer re-sent) when the command was applied before;
         otherwise marks its request running.
         """
-        async with user_transaction(self._pool, envelope.user_id) as conn:
+        async with connection(self._pool) as conn:
             applied, last_seq = await pipeline.start_attempt(
-                conn, self.consumer_name, envelope.command_id, envelope.request_id
+                conn,
+                self.consumer_name,
+                envelope.command_id,
+                envelope.request_id,
+                envelope.user_id,
             )
-            if not applied:
-                stream.resume_after(last_seq)
-                return False
+        if not applied:
+            stream.resume_after(last_seq)
+            return False
+        async with user_transaction(self._pool, envelope.user_id) as conn:
             stored = await pipeline.get_request(conn, envelope.request_id)
         if stored is not None and stored.status == "done" and stored.result is not None:
             await stream.result(stored.result)
@@ -385,12 +410,20 @@ class CommandConsumer:
         applied: bool,
     ) -> None:
         """Marks the request failed (and, for a rejection, the command applied)."""
-        async with user_transaction(self._pool, envelope.user_id) as conn:
-            if applied and not await pipeline.record_applied(
-                conn, self.consumer_name, envelope.command_id, envelope.user_id
-            ):
-                return
-            await pipeline.finish_request(conn, envelope.request_id, error=error)
+        if applied:
+            async with connection(self._pool) as conn:
+                if not await pipeline.finish_attempt(
+                    conn,
+                    self.consumer_name,
+                    envelope.command_id,
+                    envelope.user_id,
+                    envelope.request_id,
+                    error=error,
+                ):
+                    return
+        else:
+            async with user_transaction(self._pool, envelope.user_id) as conn:
+                await pipeline.finish_request(conn, envelope.request_id, error=error)
         await stream.error(error)
 
     async def _dead_letter(

@@ -19,7 +19,7 @@ from faststream.kafka import KafkaBroker
 
 from exammentor.contracts.commands import Command
 from exammentor.contracts.envelope import CommandEnvelope
-from exammentor.db import Pool, user_transaction
+from exammentor.db import Pool, connection
 from exammentor.logs import get_logger
 from exammentor.messaging import pipeline
 from exammentor.messaging.consumer import encode_command
@@ -138,7 +138,7 @@ class Dispatcher:
             reply_to=self._reply_to,
             payload=payload,
         )
-        async with user_transaction(self._pool, user_id) as conn:
+        async with connection(self._pool) as conn:
             stored = await pipeline.create_request(
                 conn,
                 request_id,

@@ -27,7 +27,6 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Any
 
 from faststream.kafka import KafkaBroker
 
@@ -35,12 +34,14 @@ from exammentor import metrics
 from exammentor.contracts.envelope import EventEnvelope
 from exammentor.db import Connection, Pool, connection
 from exammentor.logs import get_logger
+from exammentor.messaging.pipeline import OutboxRow
 from exammentor.messaging.topic_admin import event_topic
 from exammentor.telemetry import inject_headers
 
 log = get_logger(__name__)
 
-_CHANNEL = "exammentor_outbox"
+CHANNEL = "exammentor_outbox"
+"""NOTIFY channel: the outbox gained rows (at commit); wakes the relay."""
 LEADER_LOCK = 0x0E7B_0C5A
 """Session advisory lock held by the one relay that publishes (an arbitrary constant)."""
 
@@ -67,14 +68,26 @@ class _Hold:
     pause_s: float
 
 
+def outbox_row(topic_prefix: str, event: EventEnvelope) -> OutboxRow:
+    """``event`` as the outbox stores it: its topic, key, body and Kafka headers."""
+    return OutboxRow(
+        event_id=event.event_id,
+        topic=event_topic(topic_prefix, event.domain),
+        key=event.key,
+        envelope=event.model_dump(mode="json"),
+        headers={
+            "event-type": event.type,
+            "event-version": str(event.version),
+            "content-type": "application/json",
+            **inject_headers(),
+        },
+    )
+
+
 async def add_event(conn: Connection, topic_prefix: str, event: EventEnvelope) -> None:
-    """Writes ``event`` to the outbox inside the caller's transaction."""
-    headers: dict[str, Any] = {
-        "event-type": event.type,
-        "event-version": str(event.version),
-        "content-type": "application/json",
-        **inject_headers(),
-    }
+    """Writes ``event`` to the outbox inside the caller's transaction (a command's events
+    go with its result, in :func:`exammentor.messaging.pipeline.finish_attempt`)."""
+    row = outbox_row(topic_prefix, event)
     # One statement: the lock (held until commit: another transaction with events for this
     # key waits for it, so its rows get higher ids and commit later, and the relay's id order
     # is each user's commit order), the row, and the wake-up (delivered at commit only).
@@ -83,12 +96,12 @@ async def add_event(conn: Connection, topic_prefix: str, event: EventEnvelope) -
         "hashtextextended('outbox:' || encode($3::bytea, 'hex'), 0))) "
         "INSERT INTO outbox (event_id, topic, key, envelope, headers) "
         "SELECT $1, $2, $3, $4, $5 FROM locked RETURNING pg_notify($6, '')",
-        event.event_id,
-        event_topic(topic_prefix, event.domain),
-        event.key,
-        event.model_dump(mode="json"),
-        headers,
-        _CHANNEL,
+        row.event_id,
+        row.topic,
+        row.key,
+        row.envelope,
+        row.headers,
+        CHANNEL,
     )
 
 
@@ -128,7 +141,7 @@ class OutboxRelay:
     async def start(self) -> None:
         """Starts listening and relaying in the background."""
         self._listener = await self._pool.acquire()
-        await self._listener.add_listener(_CHANNEL, self._on_notify)
+        await self._listener.add_listener(CHANNEL, self._on_notify)
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
@@ -147,7 +160,7 @@ class OutboxRelay:
                 log.exception("last outbox pass failed; the next leader sends the rest")
         if self._listener is not None:
             with contextlib.suppress(Exception):
-                await self._listener.remove_listener(_CHANNEL, self._on_notify)
+                await self._listener.remove_listener(CHANNEL, self._on_notify)
             if self.leading:
                 with contextlib.suppress(Exception):
                     await self._listener.execute("SELECT pg_advisory_unlock($1)", LEADER_LOCK)

@@ -6,8 +6,11 @@ Rules the statements keep:
 
 - a request moves ``pending`` -> ``running`` -> ``done`` or ``failed``; only a replayed
   dead letter turns ``failed`` into ``done``;
-- every write runs in the caller's transaction, so a command's inbox row, effects, result
-  and events commit together (see :mod:`exammentor.messaging.consumer`);
+- a command's inbox row, effects, result and events commit together (see
+  :mod:`exammentor.messaging.consumer`);
+- the hot paths (a new request, the start and the end of an attempt) are one round trip
+  each: server functions (``migrations/009_one_round_trip.sql``) that set the user for
+  row-level security themselves; the other statements run in the caller's transaction;
 - rows that belong to a user are written inside that user's transaction (row-level
   security); dead letters and usage rows are written by the system.
 """
@@ -73,12 +76,17 @@ async def create_request(
     topic: str | None = None,
     idempotency_key: str | None = None,
 ) -> CreatedRequest:
-    """A pending request row with the command that carries it (inside the caller's user
-    transaction, so the two commit together), or the one already stored under the same id
-    or the same idempotency key of this user."""
-    inserted = await conn.fetchval(
-        "INSERT INTO requests (id, user_id, kind, payload, command, topic, idempotency_key) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id",
+    """A pending request row with the command that carries it (committed together), or the
+    one already stored under the same id or the same idempotency key of this user.
+
+    One round trip, as a transaction of its own (``conn`` is in none): the server function
+    sets the user for row-level security itself.
+
+    Raises:
+        LookupError: The id is another user's (never theirs to reuse).
+    """
+    row = await conn.fetchrow(
+        "SELECT * FROM request_create($1, $2, $3, $4, $5, $6, $7)",
         request_id,
         user_id,
         kind,
@@ -87,40 +95,79 @@ async def create_request(
         topic,
         idempotency_key,
     )
-    if inserted is not None:
-        return CreatedRequest(request_id, True, kind, payload)
-    row = await conn.fetchrow(
-        "SELECT id, kind, payload FROM requests WHERE id = $1 "
-        "OR ($2::text IS NOT NULL AND idempotency_key = $2) ORDER BY id = $1 DESC LIMIT 1",
-        request_id,
-        idempotency_key,
-    )
-    if row is None:  # the id is another user's: never theirs to reuse
+    if row is None:
         raise LookupError(f"request {request_id} belongs to no one this user can see")
-    return CreatedRequest(row["id"], False, row["kind"], row["payload"])
+    return CreatedRequest(
+        row["request_id"], row["created"], row["request_kind"], row["request_payload"]
+    )
 
 
 async def start_attempt(
-    conn: Connection, consumer: str, command_id: UUID, request_id: UUID
+    conn: Connection, consumer: str, command_id: UUID, request_id: UUID, user_id: UUID
 ) -> tuple[bool, int]:
-    """At the start of an attempt, in one round trip: whether ``consumer`` applied the
-    command before, and if not, marks its request running and returns the highest progress
-    number stored for it (so this attempt numbers its progress after it).
+    """At the start of an attempt, in one round trip and a transaction of its own (``conn``
+    is in none): whether ``consumer`` applied the command before, and if not, marks its
+    request running and returns the highest progress number stored for it (so this attempt
+    numbers its progress after it). The mark commits without waiting for the disk (see
+    ``migrations/009_one_round_trip.sql``: losing it in a crash is harmless).
     """
     row = await conn.fetchrow(
-        "WITH applied AS (SELECT 1 FROM inbox WHERE consumer = $1 AND command_id = $2), "
-        "running AS (UPDATE requests SET status = 'running', updated_at = now() "
-        "WHERE id = $3 AND status = 'pending' AND NOT EXISTS (SELECT 1 FROM applied) "
-        "RETURNING 1) "
-        "SELECT EXISTS (SELECT 1 FROM applied) AS applied, "
-        "(SELECT count(*) FROM running) AS marked, "
-        "coalesce((SELECT max(seq) FROM request_events WHERE request_id = $3), 0) AS last_seq",
+        "SELECT applied, last_seq FROM command_start($1, $2, $3, $4)",
         consumer,
         command_id,
         request_id,
+        user_id,
     )
     assert row is not None
     return bool(row["applied"]), int(row["last_seq"])
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """An event as the outbox stores it (:func:`exammentor.messaging.outbox.outbox_row`)."""
+
+    event_id: UUID
+    topic: str
+    key: bytes
+    envelope: dict[str, Any]
+    headers: dict[str, Any]
+
+
+async def finish_attempt(
+    conn: Connection,
+    consumer: str,
+    command_id: UUID,
+    user_id: UUID,
+    request_id: UUID,
+    *,
+    result: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+    events: Sequence[OutboxRow] = (),
+) -> bool:
+    """At the end of an attempt, in one round trip: puts the command in ``consumer``'s inbox,
+    stores its request's result (``done``) or error (``failed``) once, as
+    :func:`finish_request` does, and writes ``events`` to the outbox, each under its key's
+    lock until commit (the outbox's order rule). False, with nothing written, when the inbox
+    had the command already (applied elsewhere).
+
+    Runs in the caller's transaction when there is one (the command's own writes commit with
+    it), as a transaction of its own otherwise.
+    """
+    applied = await conn.fetchval(
+        "SELECT command_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        consumer,
+        command_id,
+        user_id,
+        request_id,
+        result,
+        error,
+        [e.event_id for e in events],
+        [e.topic for e in events],
+        [e.key for e in events],
+        [e.envelope for e in events],
+        [e.headers for e in events],
+    )
+    return bool(applied)
 
 
 async def finish_request(
@@ -247,18 +294,6 @@ async def request_events(
         after_seq,
     )
     return [{"seq": r["seq"], **r["body"]} for r in rows]
-
-
-async def record_applied(conn: Connection, consumer: str, command_id: UUID, user_id: UUID) -> bool:
-    """Puts the command in the inbox; False when it was there already (applied elsewhere)."""
-    inserted = await conn.fetchval(
-        "INSERT INTO inbox (consumer, command_id, user_id) VALUES ($1, $2, $3) "
-        "ON CONFLICT DO NOTHING RETURNING 1",
-        consumer,
-        command_id,
-        user_id,
-    )
-    return inserted is not None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from exammentor.db import (
     system_transaction,
     user_transaction,
 )
+from exammentor.messaging import pipeline
 from tests.conftest import SessionEnv
 from tests.infra import unique_name
 
@@ -138,4 +139,45 @@ async def test_a_connection_block_left_in_a_transaction_is_rolled_back_and_reset
         await conn.execute("SELECT set_config('app.user_id', $1, false)", str(uuid.uuid4()))
         await conn.execute("BEGIN")
 
+    assert await session_after(pool) == (False, None)
+
+
+async def test_the_server_functions_leave_the_connection_clean_and_keep_to_their_user(
+    pool: Pool,
+) -> None:
+    """request_create, command_start and command_finish (migrations/009) set app.user_id
+    for their own transaction only, see only their user's requests, and relax the wait for
+    the disk only when command_start is a transaction of its own."""
+    alice, bob = await add_user(pool), await add_user(pool)
+    request_id, command_id = uuid.uuid4(), uuid.uuid4()
+
+    async with connection(pool) as conn:
+        made = await pipeline.create_request(conn, request_id, alice, "system.echo", {"t": 1})
+    assert made.new
+    assert made.request_id == request_id
+    assert await session_after(pool) == (False, None)
+    async with connection(pool) as conn:
+        with pytest.raises(LookupError):  # alice's id is never bob's to reuse
+            await pipeline.create_request(conn, request_id, bob, "system.echo", {"t": 2})
+
+    async with pool.acquire() as conn, conn.transaction():
+        assert await pipeline.start_attempt(conn, "c", command_id, request_id, alice) == (
+            False,
+            0,
+        )
+        in_block = await conn.fetchval("SHOW synchronous_commit")
+    assert in_block == "on"  # inside a caller's transaction: the caller's durability
+    assert await session_after(pool) == (False, None)
+
+    async with connection(pool) as conn:
+        # bob's finish takes the command's inbox row but cannot touch alice's request.
+        assert await pipeline.finish_attempt(conn, "c", command_id, bob, request_id, result={})
+        assert (
+            await pipeline.finish_attempt(conn, "c", command_id, alice, request_id, result={"x": 1})
+            is False
+        )  # the inbox has the command: applied once, whoever asks
+    async with user_transaction(pool, alice) as conn:
+        stored = await pipeline.get_request(conn, request_id)
+    assert stored is not None
+    assert (stored.status, stored.result) == ("running", None)
     assert await session_after(pool) == (False, None)

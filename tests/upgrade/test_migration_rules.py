@@ -1,15 +1,19 @@
 """The rules every migration file keeps, checked without a database: a down step and a data
-file for each migration, and no destructive statement outside a contract step.
+file for each migration, no destructive statement outside a contract step, and server
+functions that notify on the channels the code listens to.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from exammentor.messaging.outbox import CHANNEL as OUTBOX_CHANNEL
+from exammentor.messaging.pipeline import REQUESTS_CHANNEL
 from exammentor.ops import migrate
 from tests.upgrade.database import data_file, migrations
 
@@ -177,3 +181,9 @@ def test_stray_migration_files_are_refused(
 ) -> None:
     with pytest.raises(migrate.MigrationError, match=message):
         migrate.load_migrations(_write(tmp_path, files))
+
+
+def test_the_server_functions_notify_on_the_channels_the_code_listens_to() -> None:
+    sql = next(m.sql for m in MIGRATIONS if m.name == "one_round_trip")
+    channels = set(re.findall(r"pg_notify\('([a-z_]+)'", sql))
+    assert channels == {REQUESTS_CHANNEL, OUTBOX_CHANNEL}
