@@ -3,21 +3,25 @@ against this session's Kafka and Postgres, with every port it hands out moved by
 offset (``EXAMMENTOR_PORT_OFFSET``) and its state in the test's own folder, so a developer's
 stack on the usual ports is never touched.
 
-The stack starts on a database of the schema version before the head, holding every
-earlier version's representative rows, as a host running the previous release has. The
-release must back it up at that version, migrate it to the head, restart every instance
-(workers first, the gateway last) and pass the smoke test; a user made before the release
-logs in after it and reads their request. A hotfix (``restart planner``, two replicas)
+The stack starts as a host running the previous release has it: the previous release's code
+(the commit before the head migration was added, exported from git), on a database of the
+schema version before the head holding every earlier version's representative rows. The
+release must back it up at that version, migrate it to the head, restart every instance on
+this code (workers first, the gateway last) and pass the smoke test; a user made before the
+release logs in after it and reads their request. A hotfix (``restart planner``, two replicas)
 keeps one planner ready at every moment and loses none of the commands sent meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 import re
+import shutil
 import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -36,11 +40,18 @@ from exammentor.settings import KafkaSettings
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import ScriptedOpenAI
 from tests.infra import ROOT, unique_name
-from tests.upgrade.database import app_dsn, fill_to, head_version, scratch_database
+from tests.upgrade.database import (
+    app_dsn,
+    fill_to,
+    head_version,
+    migrations,
+    scratch_database,
+)
 
 pytestmark = pytest.mark.integration
 
-STACK = ROOT / "deploy" / "local" / "stack.sh"
+STACK = Path("deploy") / "local" / "stack.sh"
+"""The script, relative to the code's root (this checkout's or the previous release's)."""
 PLANNERS = 2
 """Replicas of the planner, so the hotfix can show one of them ready at every moment."""
 GATEWAY_GRPC_PORT, GATEWAY_RELAY_PORT = 50051, 50052
@@ -49,7 +60,7 @@ SCRIPT_TIMEOUT_S = 120.0
 
 def _stack_ports() -> dict[str, int]:
     """``SERVICES=(planner:9101 ...)`` of the script: each service's base port."""
-    match = re.search(r"^SERVICES=\(([^)]*)\)", STACK.read_text(), re.MULTILINE)
+    match = re.search(r"^SERVICES=\(([^)]*)\)", (ROOT / STACK).read_text(), re.MULTILINE)
     assert match, "stack.sh no longer lists SERVICES=(name:port ...)"
     return {name: int(port) for name, port in (e.split(":") for e in match.group(1).split())}
 
@@ -106,6 +117,8 @@ class LocalStack:
     run_dir: Path
     offset: int
     owner_dsn: str
+    root: Path = ROOT
+    """Whose ``stack.sh`` runs: this checkout's, or the previous release's code."""
 
     @property
     def base_url(self) -> str:
@@ -127,7 +140,7 @@ class LocalStack:
         """Starts ``stack.sh ARGS`` (output on one pipe)."""
         return await asyncio.create_subprocess_exec(
             "bash",
-            str(STACK),
+            str(self.root / STACK),
             *args,
             env=self.env,
             stdout=asyncio.subprocess.PIPE,
@@ -168,6 +181,43 @@ def old_version() -> int:
     return head - 1
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def previous_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The previous release's code: the commit before the one that added the head
+    migration, exported from this checkout's history, with its gRPC code generated and this
+    checkout's web build (the web app's files are not code the release test looks at)."""
+    head = migrations()[-1]
+    added = _git("log", "--diff-filter=A", "--format=%H", "--", f"migrations/{head.filename}")
+    assert added, f"no commit in this checkout's history adds migrations/{head.filename}"
+    tree = tmp_path_factory.mktemp("previous-release")
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", f"{added.split()[-1]}^"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    subprocess.run(
+        ["bash", str(tree / "scripts" / "gen_proto.sh")],
+        env={**os.environ, "PYTHON": sys.executable},
+        check=True,
+        capture_output=True,
+    )
+    web = ROOT / "services" / "web" / "build"
+    if web.is_dir():
+        shutil.copytree(web, tree / "services" / "web" / "build", dirs_exist_ok=True)
+    return tree
+
+
+def _cwd(pid: int) -> Path:
+    return Path(os.readlink(f"/proc/{pid}/cwd"))
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The script's state folder (pid files, logs, secrets, backups)."""
@@ -183,11 +233,16 @@ def model() -> Iterator[ScriptedOpenAI]:
 
 @pytest.fixture(scope="module")
 async def local_stack(
-    test_env: SessionEnv, old_version: int, run_dir: Path, model: ScriptedOpenAI
+    test_env: SessionEnv,
+    old_version: int,
+    run_dir: Path,
+    model: ScriptedOpenAI,
+    previous_release: Path,
 ) -> AsyncIterator[LocalStack]:
     """The previous release's stack, running: a database at ``old_version`` with every
-    version's data, the topics, and every instance started by ``stack.sh restart``; stopped
-    by ``stack.sh down`` (with external servers it stops only the services)."""
+    version's data, the topics, and every instance of the previous release's code started
+    by its ``stack.sh restart``; the tests run this checkout's script on it. Stopped by
+    ``stack.sh down`` (with external servers it stops only the services)."""
     async with scratch_database(test_env.servers.admin_dsn, "exammentor_rel_") as owner_dsn:
         # The version-1 data holds an unsent event for the topic exammentor.events.quiz, a
         # name this code never creates: the outbox relay holds it, and sends the rest.
@@ -218,12 +273,14 @@ async def local_stack(
             run_dir=run_dir,
             offset=offset,
             owner_dsn=owner_dsn,
+            root=previous_release,
         )
         try:
             started = await stack.run("restart")
             assert started.status == 0, started.output
             for instance in INSTANCES:
                 assert f"{instance} is not running: starting it" in started.output
+            stack = dataclasses.replace(stack, root=ROOT)
             yield stack
         finally:
             stopped = await stack.run("down")
@@ -264,13 +321,14 @@ async def _echo_done(
 
 
 async def test_release_backs_up_migrates_restarts_every_instance_and_passes_smoke(
-    local_stack: LocalStack, old_version: int
+    local_stack: LocalStack, old_version: int, previous_release: Path
 ) -> None:
     async with httpx.AsyncClient(base_url=local_stack.base_url, timeout=60) as http:
         name, auth = await _register(http, "before-the-release")
         request_id = await _echo_done(http, auth, "made before the release")
     before = local_stack.pids()
     assert sorted(before) == sorted(INSTANCES)
+    assert {_cwd(pid) for pid in before.values()} == {previous_release.resolve()}
 
     release = await local_stack.run("release", "--no-plan")
 
@@ -291,6 +349,7 @@ async def test_release_backs_up_migrates_restarts_every_instance_and_passes_smok
     for instance, pid in after.items():
         assert pid != before[instance], f"{instance} was not restarted"
         assert _alive(pid), f"{instance} (pid {pid}) is not running"
+        assert _cwd(pid) == ROOT.resolve(), f"{instance} does not run this checkout's code"
     for service in ("planner", "tutor", "quiz", "autopilot"):
         assert f"ok    http {service} echo" in release.output
         assert f"ok    grpc {service} echo" in release.output
