@@ -17,18 +17,22 @@ A pass hands its rows to the producer in id order without awaiting each acknowle
 one produce request carries many rows (pipelined). Order survives that because:
 
 - a key's rows of one topic share a partition, and on a partition they are written in the
-  order handed over: aiokafka sends one batch per partition at a time (the partition is muted
-  while its request is in flight), puts a batch it retries back *ahead* of later ones and, with
-  the idempotent producer, retries a retriable error instead of expiring the batch; and the
-  broker appends a producer's batches to a partition only in sequence-number order (a batch
-  after a lost one is refused as out of order, never written ahead of it);
+  order handed over. What this relies on, in aiokafka 0.14's sender and accumulator: records
+  join their partition's batches in the order given; one produce request per broker is in
+  flight at a time, and the partitions in it are muted until it is answered, so a partition
+  has one batch in flight; a batch retried goes back *ahead* of the later ones; with the
+  idempotent producer a retriable error is retried, not expired (a batch whose partition has
+  had no leader for ``request_timeout_ms`` still fails). And in the broker: it appends a
+  producer's batches to a partition only in sequence-number order, so a batch after a failed
+  one is refused as out of order, never written ahead of it;
 - a key's row for another topic (another partition, no order between the two) is handed over
   only after the key's earlier rows in the pass were acknowledged: the pass goes in *waves*,
   each taking every key's rows up to its next change of topic;
 - a row not acknowledged (failed, or no answer within ``publish_timeout_s``) leaves its key's
-  later rows of the pass unmarked, even those Kafka acknowledged; the pass stops, and the
-  next one sends them again after it (duplicates with the same ``event_id``, never a later
-  event of a user alone ahead of an earlier one). Other keys' acknowledged rows are marked.
+  later rows of the pass unmarked, even those Kafka acknowledged; the pass stops (unless the
+  row's topic is missing: held, below), and the next one sends them again after it
+  (duplicates with the same ``event_id``, never a later event of a user alone ahead of an
+  earlier one). Other keys' acknowledged rows are marked.
 
 A topic that does not exist (an event domain added without ``exammentor topics create``, or a
 row of an old release naming a topic no longer made) would stop every event behind it. Its
