@@ -4,13 +4,35 @@ describe, and a relay publishes them to Kafka afterwards.
 The guarantees, as the AsyncAPI document states them:
 
 - **at least once**: a row is marked published only after Kafka acknowledged it (acks=all,
-  idempotent producer); a relay that dies between the two sends it again, with the same
+  idempotent producer), and only once every earlier row of its key in the same pass was
+  acknowledged too; a relay that dies between the two sends it again, with the same
   ``event_id``, so consumers deduplicate by ``event_id``;
 - **each user's events in commit order**: a transaction that writes events takes a lock on
   their key (the user) until it commits, so of two transactions with events for one user the
   later to commit also has the higher row ids; and one relay at a time publishes the whole
   table in id order (the leader holds a session advisory lock; the relays of the other
   replicas stand by and take over when its connection goes away).
+
+A pass hands its rows to the producer in id order without awaiting each acknowledgement, so
+one produce request carries many rows (pipelined). Order survives that because:
+
+- a key's rows of one topic share a partition, and on a partition they are written in the
+  order handed over. What this relies on, in aiokafka 0.14's sender and accumulator: records
+  join their partition's batches in the order given; one produce request per broker is in
+  flight at a time, and the partitions in it are muted until it is answered, so a partition
+  has one batch in flight; a batch retried goes back *ahead* of the later ones; with the
+  idempotent producer a retriable error is retried, not expired (a batch whose partition has
+  had no leader for ``request_timeout_ms`` still fails). And in the broker: it appends a
+  producer's batches to a partition only in sequence-number order, so a batch after a failed
+  one is refused as out of order, never written ahead of it;
+- a key's row for another topic (another partition, no order between the two) is handed over
+  only after the key's earlier rows in the pass were acknowledged: the pass goes in *waves*,
+  each taking every key's rows up to its next change of topic;
+- a row not acknowledged (failed, or no answer within ``publish_timeout_s``) leaves its key's
+  later rows of the pass unmarked, even those Kafka acknowledged; the pass stops (unless the
+  row's topic is missing: held, below), and the next one sends them again after it
+  (duplicates with the same ``event_id``, never a later event of a user alone ahead of an
+  earlier one). Other keys' acknowledged rows are marked.
 
 A topic that does not exist (an event domain added without ``exammentor topics create``, or a
 row of an old release naming a topic no longer made) would stop every event behind it. Its
@@ -25,9 +47,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 
+from aiokafka.structs import RecordMetadata
 from faststream.kafka import KafkaBroker
 
 from exammentor import metrics
@@ -58,6 +81,94 @@ _UNPUBLISHED = (
     "AND h.id < o.id)) "
     "ORDER BY id LIMIT $1"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """An unpublished outbox row, as a relay pass orders and marks it."""
+
+    id: int
+    topic: str
+    key: bytes
+
+
+def next_wave(
+    rows: Sequence[OutboxRow], blocked: Collection[bytes]
+) -> tuple[list[OutboxRow], list[OutboxRow]]:
+    """Splits a pass's rows still to send into the wave to hand to the producer now and
+    the rest.
+
+    Args:
+        rows: In id order.
+        blocked: Keys with a row not acknowledged: their rows are left out of both lists
+            (they wait for the next pass).
+
+    Returns:
+        ``(wave, rest)``, each in id order. The wave takes each key's rows up to its first
+        row on another topic than its first one: those share a partition, where the
+        producer keeps their order; the row on another topic waits in ``rest`` until the
+        wave is acknowledged (there is no order between partitions).
+    """
+    wave: list[OutboxRow] = []
+    rest: list[OutboxRow] = []
+    topic_of: dict[bytes, str] = {}
+    later: set[bytes] = set()  # keys whose remaining rows wait for the next wave
+    for row in rows:
+        if row.key in blocked:
+            continue
+        if row.key not in later and topic_of.setdefault(row.key, row.topic) == row.topic:
+            wave.append(row)
+        else:
+            later.add(row.key)
+            rest.append(row)
+    return wave, rest
+
+
+def publishable(rows: Sequence[OutboxRow], acknowledged: Collection[int]) -> list[int]:
+    """The ids of a pass's rows that may be marked published.
+
+    Args:
+        rows: Every row the pass read, in id order (sent, held or left out alike).
+        acknowledged: The ids Kafka acknowledged.
+
+    Returns:
+        In id order, each acknowledged row whose key has no earlier row in ``rows`` left
+        unacknowledged: a later event of a user is never marked ahead of an earlier one, so
+        the next pass sends it again after that one.
+    """
+    marked: list[int] = []
+    behind: set[bytes] = set()  # keys with an earlier row not acknowledged
+    for row in rows:
+        if row.key in behind:
+            continue
+        if row.id in acknowledged:
+            marked.append(row.id)
+        else:
+            behind.add(row.key)
+    return marked
+
+
+def _delivery_error(
+    delivery: asyncio.Future[RecordMetadata],
+    done: Collection[asyncio.Future[RecordMetadata]],
+    timeout_s: float,
+) -> Exception | None:
+    """Why a delivery was not acknowledged, or None when it was."""
+    if delivery not in done:
+        return TimeoutError(f"no acknowledgement in {timeout_s} s")
+    if delivery.cancelled():
+        return RuntimeError("delivery cancelled")
+    error = delivery.exception()
+    if error is None or isinstance(error, Exception):
+        return error
+    return RuntimeError(f"delivery failed: {error!r}")
+
+
+def _retrieve_exception(delivery: asyncio.Future[RecordMetadata]) -> None:
+    """Marks a delivery's failure as seen: one that fails after the pass stopped waiting is
+    answered by the next pass, not logged by asyncio as never retrieved."""
+    if not delivery.cancelled():
+        delivery.exception()
 
 
 @dataclass
@@ -205,65 +316,108 @@ class OutboxRelay:
         return sorted(self._held)
 
     async def relay_once(self) -> int:
-        """Publishes one batch in id order; returns how many rows it published.
+        """Publishes one batch in id order; returns how many rows it marked published.
 
-        Rows are marked as they are acknowledged, so a publish that fails mid-batch leaves
-        only the rest for the next pass (nothing already sent is sent again). A failure
-        stops the batch, unless the broker says the row's topic does not exist: then the
-        topic is held and the batch goes on without its rows and their keys' later rows.
+        The rows go to the producer in waves without awaiting each acknowledgement (see the
+        module docstring); the rows marked are those :func:`publishable` allows, also when
+        the pass stops on a failure (then the failure is raised after the marking). A row
+        whose topic the broker says does not exist holds its topic instead: the pass goes
+        on without its rows and their keys' later rows.
         """
         await self._look_at_held_topics()
         held = list(self._held)
         async with connection(self._pool) as conn:
-            rows = await conn.fetch(_UNPUBLISHED, self._batch_size, held)
-            backlog = len(rows)
+            records = await conn.fetch(_UNPUBLISHED, self._batch_size, held)
+            backlog = len(records)
             if held:
                 backlog = await conn.fetchval(
                     "SELECT count(*) FROM outbox WHERE published_at IS NULL"
                 )
             metrics.OUTBOX_BACKLOG.labels(self._service).set(backlog)
-            sent: list[int] = []
-            waiting: set[bytes] = set()  # keys with an earlier row not sent in this pass
+            rows = [OutboxRow(r["id"], r["topic"], bytes(r["key"])) for r in records]
+            acknowledged: set[int] = set()
+            marked: list[int] = []
             try:
-                # One by one and awaited: a failure stops the batch where it is, so no later
-                # event of a user overtakes an earlier one.
-                for row in rows:
-                    key = bytes(row["key"])
-                    if key in waiting or row["topic"] in self._held:
-                        waiting.add(key)
-                        continue
-                    try:
-                        await asyncio.wait_for(
-                            self._broker.publish(
-                                row["envelope"], row["topic"], key=key, headers=row["headers"]
-                            ),
-                            self._publish_timeout_s,
-                        )
-                    except Exception:
-                        if not await self._hold_if_missing(row["topic"]):
-                            raise
-                        waiting.add(key)
-                        continue
-                    sent.append(row["id"])
+                await self._publish(rows, {r["id"]: r for r in records}, acknowledged)
             finally:
-                if sent:
+                marked = publishable(rows, acknowledged)
+                if marked:
                     await conn.execute(
                         "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                        sent,
+                        marked,
                     )
-                    metrics.OUTBOX_PUBLISHED.labels(self._service).inc(len(sent))
-        return len(sent)
+                    metrics.OUTBOX_PUBLISHED.labels(self._service).inc(len(marked))
+        return len(marked)
+
+    async def _publish(
+        self, rows: list[OutboxRow], records: dict[int, Any], acknowledged: set[int]
+    ) -> None:
+        """Hands ``rows`` to the producer wave by wave and adds the id of each row Kafka
+        acknowledged to ``acknowledged``; raises the failure that stopped the pass."""
+        blocked: set[bytes] = set()  # keys with a row of this pass not acknowledged
+        rest = rows
+        while rest:
+            wave, rest = next_wave(rest, blocked)
+            sent: dict[asyncio.Future[RecordMetadata], OutboxRow] = {}
+            failure: Exception | None = None
+            for row in wave:
+                if row.key in blocked or row.topic in self._held:
+                    blocked.add(row.key)
+                    continue
+                record = records[row.id]
+                try:
+                    # Returns once the record is in the producer's batch for its partition
+                    # (after the topic's metadata is known: a missing topic waits here).
+                    async with asyncio.timeout(self._publish_timeout_s):
+                        delivery = await self._broker.publish(
+                            record["envelope"],
+                            row.topic,
+                            key=row.key,
+                            headers=record["headers"],
+                            no_confirm=True,
+                        )
+                except Exception as exc:  # noqa: BLE001 - held, or raised below
+                    blocked.add(row.key)
+                    if await self._hold_if_missing(row.topic):
+                        continue
+                    failure = exc
+                    break  # the rows sent so far are still awaited and marked
+                delivery.add_done_callback(_retrieve_exception)
+                sent[delivery] = row
+            unacknowledged: dict[str, Exception] = {}
+            if sent:
+                done, _ = await asyncio.wait(sent, timeout=self._publish_timeout_s)
+                for delivery, row in sent.items():
+                    error = _delivery_error(delivery, done, self._publish_timeout_s)
+                    if error is None:
+                        acknowledged.add(row.id)
+                    else:
+                        blocked.add(row.key)
+                        unacknowledged.setdefault(row.topic, error)
+            if unacknowledged:
+                # A topic deleted after the producer learnt of it fails here, not above.
+                missing = await self._hold_missing(list(unacknowledged))
+                failure = failure or next(
+                    (e for t, e in unacknowledged.items() if t not in missing), None
+                )
+            if failure is not None:
+                raise failure
 
     async def _hold_if_missing(self, topic: str) -> bool:
         """Holds ``topic`` when the broker says it does not exist; False when it exists or
-        the broker cannot say (then the failure is the broker's, and the batch stops)."""
+        the broker cannot say (then the failure is the broker's, and the pass stops)."""
+        return topic in await self._hold_missing([topic])
+
+    async def _hold_missing(self, topics: Collection[str]) -> set[str]:
+        """Holds those of ``topics`` the broker says do not exist; returns them (none when
+        the broker cannot say)."""
         if self._missing_topics is None:
-            return False
+            return set()
         try:
-            missing = topic in await self._missing_topics([topic])
+            missing = await self._missing_topics(topics)
         except Exception:  # noqa: BLE001 - the broker is in trouble: not a missing topic
-            return False
-        if missing:
+            return set()
+        for topic in missing:
             self._held[topic] = _Hold(time.monotonic() + 1.0, 1.0)
             log.warning(
                 "outbox: the topic does not exist; its events wait (exammentor topics create)",
