@@ -57,7 +57,7 @@ from exammentor.messaging.handling import (
     UndeclaredErrorCode,
 )
 from exammentor.messaging.kafka import KeyOrderedConsumer
-from exammentor.messaging.outbox import outbox_row
+from exammentor.messaging.outbox import outbox_event
 from exammentor.messaging.result_relay import RelayChannels, ResultStream
 from exammentor.messaging.topic_admin import command_topic, dead_letter_topic
 from exammentor.outages import is_unreachable
@@ -356,7 +356,7 @@ class CommandConsumer:
     ) -> bool:
         """Commits the inbox row, the command's own writes, its result and its events; False
         (nothing written) when another consumer applied it first."""
-        events = [outbox_row(self._prefix, event) for event in outcome.events]
+        events = [outbox_event(self._prefix, event) for event in outcome.events]
         finish = functools.partial(
             pipeline.finish_attempt,
             consumer=self.consumer_name,

@@ -49,6 +49,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.structs import RecordMetadata
 from faststream.kafka import KafkaBroker
@@ -57,7 +58,7 @@ from exammentor import metrics
 from exammentor.contracts.envelope import EventEnvelope
 from exammentor.db import Connection, Pool, connection
 from exammentor.logs import get_logger
-from exammentor.messaging.pipeline import OutboxRow
+from exammentor.messaging.pipeline import OutboxEvent
 from exammentor.messaging.topic_admin import event_topic
 from exammentor.telemetry import inject_headers
 
@@ -179,9 +180,9 @@ class _Hold:
     pause_s: float
 
 
-def outbox_row(topic_prefix: str, event: EventEnvelope) -> OutboxRow:
+def outbox_event(topic_prefix: str, event: EventEnvelope) -> OutboxEvent:
     """``event`` as the outbox stores it: its topic, key, body and Kafka headers."""
-    return OutboxRow(
+    return OutboxEvent(
         event_id=event.event_id,
         topic=event_topic(topic_prefix, event.domain),
         key=event.key,
@@ -198,7 +199,7 @@ def outbox_row(topic_prefix: str, event: EventEnvelope) -> OutboxRow:
 async def add_event(conn: Connection, topic_prefix: str, event: EventEnvelope) -> None:
     """Writes ``event`` to the outbox inside the caller's transaction (a command's events
     go with its result, in :func:`exammentor.messaging.pipeline.finish_attempt`)."""
-    row = outbox_row(topic_prefix, event)
+    row = outbox_event(topic_prefix, event)
     # One statement: the lock (held until commit: another transaction with events for this
     # key waits for it, so its rows get higher ids and commit later, and the relay's id order
     # is each user's commit order), the row, and the wake-up (delivered at commit only).

@@ -123,8 +123,8 @@ async def start_attempt(
 
 
 @dataclass(frozen=True)
-class OutboxRow:
-    """An event as the outbox stores it (:func:`exammentor.messaging.outbox.outbox_row`)."""
+class OutboxEvent:
+    """An event as the outbox stores it (:func:`exammentor.messaging.outbox.outbox_event`)."""
 
     event_id: UUID
     topic: str
@@ -142,7 +142,7 @@ async def finish_attempt(
     *,
     result: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
-    events: Sequence[OutboxRow] = (),
+    events: Sequence[OutboxEvent] = (),
 ) -> bool:
     """At the end of an attempt, in one round trip: puts the command in ``consumer``'s inbox,
     stores its request's result (``done``) or error (``failed``) once, as
