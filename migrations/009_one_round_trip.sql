@@ -33,20 +33,19 @@ END
 $$;
 
 -- The start of a command's attempt: whether p_consumer applied it before, and if not, its
--- request marked running and the highest progress number stored for it. Called as a
--- transaction of its own, it commits without waiting for the disk: it only marks the request
+-- request marked running and the highest progress number stored for it. It is called as a
+-- transaction of its own (exammentor.messaging.pipeline.start_attempt refuses a connection
+-- inside one), which commits without waiting for the disk: it only marks the request
 -- running, and a mark lost in a crash leaves it pending, which the command (not yet in the
 -- inbox, so delivered again) marks again. A later commit that waits for the disk (the
--- command's apply) writes it out with its own.
+-- command's end) writes it out with its own.
 CREATE FUNCTION command_start(p_consumer text, p_command uuid, p_request uuid, p_user uuid)
   RETURNS TABLE (applied boolean, last_seq bigint)
   LANGUAGE plpgsql VOLATILE SET search_path = public
   AS $$
 BEGIN
   PERFORM set_config('app.user_id', p_user::text, true);
-  IF transaction_timestamp() = statement_timestamp() THEN  -- its own transaction
-    PERFORM set_config('synchronous_commit', 'off', true);
-  END IF;
+  PERFORM set_config('synchronous_commit', 'off', true);
   RETURN QUERY
     WITH done AS (SELECT 1 FROM inbox i WHERE i.consumer = p_consumer
                                           AND i.command_id = p_command),

@@ -110,7 +110,13 @@ async def start_attempt(
     request running and returns the highest progress number stored for it (so this attempt
     numbers its progress after it). The mark commits without waiting for the disk (see
     ``migrations/009_one_round_trip.sql``: losing it in a crash is harmless).
+
+    Raises:
+        RuntimeError: ``conn`` is inside a transaction, whose commit would then not wait
+            for the disk either.
     """
+    if conn.is_in_transaction():
+        raise RuntimeError("start_attempt runs as a transaction of its own")
     row = await conn.fetchrow(
         "SELECT applied, last_seq FROM command_start($1, $2, $3, $4)",
         consumer,

@@ -146,8 +146,8 @@ async def test_the_server_functions_leave_the_connection_clean_and_keep_to_their
     pool: Pool,
 ) -> None:
     """request_create, command_start and command_finish (migrations/009) set app.user_id
-    for their own transaction only, see only their user's requests, and relax the wait for
-    the disk only when command_start is a transaction of its own."""
+    (and command_start synchronous_commit) for their own transaction only, and see only
+    their user's requests; start_attempt refuses a connection inside a transaction."""
     alice, bob = await add_user(pool), await add_user(pool)
     request_id, command_id = uuid.uuid4(), uuid.uuid4()
 
@@ -161,12 +161,25 @@ async def test_the_server_functions_leave_the_connection_clean_and_keep_to_their
             await pipeline.create_request(conn, request_id, bob, "system.echo", {"t": 2})
 
     async with pool.acquire() as conn, conn.transaction():
+        with pytest.raises(RuntimeError, match="a transaction of its own"):
+            await pipeline.start_attempt(conn, "c", command_id, request_id, alice)
+    async with connection(pool) as conn:
         assert await pipeline.start_attempt(conn, "c", command_id, request_id, alice) == (
             False,
             0,
         )
-        in_block = await conn.fetchval("SHOW synchronous_commit")
-    assert in_block == "on"  # inside a caller's transaction: the caller's durability
+        # Its transaction's commit does not wait for the disk; the next one's does.
+        assert (
+            await conn.fetchval(
+                "SELECT current_setting('synchronous_commit') FROM command_start($1, $2, $3, $4)",
+                "c",
+                uuid.uuid4(),
+                request_id,
+                alice,
+            )
+            == "off"
+        )
+        assert await conn.fetchval("SHOW synchronous_commit") == "on"
     assert await session_after(pool) == (False, None)
 
     async with connection(pool) as conn:
