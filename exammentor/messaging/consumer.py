@@ -371,6 +371,8 @@ class CommandConsumer:
             async with connection(self._pool) as conn:
                 return await finish(conn)
         async with user_transaction(self._pool, envelope.user_id) as conn:
+            # The inbox first, as ever: a duplicate never runs the handler's writes. (Events
+            # its writes add themselves come after ``outcome.events``.)
             if not await finish(conn):
                 return False
             await outcome.persist(conn)
