@@ -17,6 +17,8 @@ from uuid import UUID
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from exammentor.json_codec import dumps
+
 if TYPE_CHECKING:
     Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
     Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
@@ -27,12 +29,12 @@ else:  # asyncpg's classes are generic only in its stubs
 
 
 async def _init_connection(conn: Connection) -> None:
-    # jsonb in and out as Python objects, so repos never json.dumps by hand.
+    # jsonb in and out as Python objects, so repos never write JSON by hand.
     await conn.set_type_codec(
-        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
+        "jsonb", encoder=dumps, decoder=json.loads, schema="pg_catalog", format="text"
     )
     await conn.set_type_codec(
-        "json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
+        "json", encoder=dumps, decoder=json.loads, schema="pg_catalog", format="text"
     )
 
 

@@ -33,6 +33,7 @@ import grpc
 from grpc import aio
 
 from exammentor._proto import relay_pb2, relay_pb2_grpc
+from exammentor.json_codec import dumps
 from exammentor.logs import get_logger
 
 log = get_logger(__name__)
@@ -187,7 +188,7 @@ class ResultStream:
         self._seq += 1
         await self._send(
             relay_pb2.ResultChunk(
-                request_id=self._request_id, seq=self._seq, progress_json=json.dumps(data)
+                request_id=self._request_id, seq=self._seq, progress_json=dumps(data)
             )
         )
         return self._seq
@@ -197,7 +198,7 @@ class ResultStream:
         self._seq += 1
         await self._send(
             relay_pb2.ResultChunk(
-                request_id=self._request_id, seq=self._seq, result_json=json.dumps(data)
+                request_id=self._request_id, seq=self._seq, result_json=dumps(data)
             ),
             final=True,
         )
@@ -214,7 +215,7 @@ class ResultStream:
                 error=relay_pb2.RequestError(
                     code=str(error.get("code", "failed")),
                     message=str(error.get("message", "")),
-                    details_json=json.dumps(details) if details else "",
+                    details_json=dumps(details) if details else "",
                 ),
             ),
             final=True,

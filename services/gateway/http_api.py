@@ -11,7 +11,6 @@ the origin, method or header that is not allowed (never a bare 405).
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
@@ -19,7 +18,7 @@ from uuid import UUID
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 
@@ -36,12 +35,14 @@ from exammentor.contracts.commands import (
     MAINTENANCE,
     TOO_MANY_ATTEMPTS,
 )
+from exammentor.json_codec import dumps_bytes
 from exammentor.ops.routes import ops_routes
 from exammentor.telemetry import records_spans
 from exammentor.validation import field_name
 from services.gateway.autopilot_routes import autopilot_router
 from services.gateway.http_base import (
     GatewayState,
+    JsonResponse,
     RequestMetrics,
     User,
     body_schema,
@@ -123,14 +124,14 @@ def create_http_app(state: GatewayState) -> FastAPI:
         app.router.routes.append(route)
 
     @app.exception_handler(GatewayError)
-    async def _gateway_error(_: Request, exc: GatewayError) -> JSONResponse:
+    async def _gateway_error(_: Request, exc: GatewayError) -> JsonResponse:
         response = error_response(exc)
         if exc.error in (TOO_MANY_ATTEMPTS, MAINTENANCE):
             response.headers["Retry-After"] = str(exc.details["retry_after_s"])
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(_: Request, exc: RequestValidationError) -> JsonResponse:
         errors = [
             {"field": field_name(err["loc"]), "reason": err["msg"], "type": err["type"]}
             for err in exc.errors()
@@ -188,7 +189,7 @@ def create_http_app(state: GatewayState) -> FastAPI:
 
         async def lines() -> AsyncIterator[bytes]:
             async for event in events:
-                yield (json.dumps(event, separators=(",", ":")) + "\n").encode()
+                yield dumps_bytes(event) + b"\n"
 
         return StreamingResponse(
             lines(),

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exammentor import metrics
 from exammentor.contracts.commands import BODY_TOO_LARGE, Command
+from exammentor.json_codec import dumps_bytes
 from exammentor.ops.routes import Readiness
 from services.gateway.core import GatewayCore
 from services.gateway.inputs import GatewayError, idempotency_key, parse_json
@@ -40,12 +41,22 @@ class GatewayState:
     """The student web app's files, served at ``/app/`` (none: not served)."""
 
 
-def error_response(error: GatewayError) -> JSONResponse:
+class JsonResponse(JSONResponse):
+    """A JSON body written by :func:`exammentor.json_codec.dumps_bytes` (orjson): Starlette's
+    own writes it with the standard library. Routes that return a model are written by
+    pydantic already (FastAPI's fast path); this is for the bodies built as dicts."""
+
+    def render(self, content: Any) -> bytes:
+        """``content`` as compact UTF-8 JSON."""
+        return dumps_bytes(content)
+
+
+def error_response(error: GatewayError) -> JsonResponse:
     """A :class:`GatewayError` as ``{"detail": {code, message, ...}}`` with its status."""
     headers = {"WWW-Authenticate": "Bearer"} if error.error.http_status == 401 else {}
     if error.request_id is not None:
         headers["X-Request-Id"] = str(error.request_id)
-    return JSONResponse(
+    return JsonResponse(
         {"detail": error.body()}, status_code=error.error.http_status, headers=headers
     )
 
@@ -170,7 +181,7 @@ def body_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def pending_response(request_id: UUID) -> Response:
     """202 with where to fetch a result that is still being worked on."""
-    return JSONResponse(
+    return JsonResponse(
         {
             "request_id": str(request_id),
             "status": "pending",

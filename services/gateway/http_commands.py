@@ -15,11 +15,18 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from exammentor.contracts.bindings import BINDINGS, Binding, HttpRoute, whole
 from services.gateway.core import CommandAnswer
-from services.gateway.http_base import GatewayState, User, body_schema, pending_response, read_body
+from services.gateway.http_base import (
+    GatewayState,
+    JsonResponse,
+    User,
+    body_schema,
+    pending_response,
+    read_body,
+)
 from services.gateway.inputs import idempotency_key, json_input, still_running
 
 SESSION_QUERY = "The study session the request belongs to (optional)."
@@ -45,7 +52,7 @@ def command_response(route: HttpRoute, found: CommandAnswer[Any]) -> Response:
             return pending_response(found.request_id)
         raise still_running(found.request_id)
     body, headers = route.view(found.result)
-    return JSONResponse(
+    return JsonResponse(
         body,
         status_code=route.status,
         headers={"X-Request-Id": str(found.request_id), **headers},

@@ -21,23 +21,23 @@ A request the planner cannot plan without guessing is answered ``200`` with
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from exammentor.contracts.api import MAX_PLAN_LIST_LIMIT
 from exammentor.contracts.bindings import BY_COMMAND
 from exammentor.contracts.commands import PLAN_GENERATE
 from exammentor.contracts.plan import PlanRequest
+from exammentor.json_codec import dumps_bytes
 from exammentor.messaging.dispatch import ResultTimeout
 from exammentor.messaging.result_relay import RelayChunk
 from services.gateway.core import CommandStream
-from services.gateway.http_base import GatewayState, User, body_schema
+from services.gateway.http_base import GatewayState, JsonResponse, User, body_schema
 from services.gateway.http_commands import request_json, request_key
 
 _PLAN_BODY = body_schema(PlanRequest)
@@ -71,7 +71,7 @@ def ndjson_line(run: CommandStream, chunk: RelayChunk) -> dict[str, Any]:
 
 
 def _encode(line: dict[str, Any]) -> bytes:
-    return (json.dumps(line, separators=(",", ":")) + "\n").encode()
+    return dumps_bytes(line) + b"\n"
 
 
 def plan_router(state: GatewayState) -> APIRouter:
@@ -143,7 +143,7 @@ def plan_router(state: GatewayState) -> APIRouter:
     async def get_plan(plan_id: UUID, user: User) -> Response:
         """One of the user's stored plans, with its verification and history."""
         plan = await core.stored_plan(user, plan_id)
-        return JSONResponse(plan.model_dump(mode="json"))
+        return JsonResponse(plan.model_dump(mode="json"))
 
     @router.get("/api/plans")
     async def list_plans(
@@ -153,6 +153,6 @@ def plan_router(state: GatewayState) -> APIRouter:
     ) -> Response:
         """The user's stored plans, newest first (summaries)."""
         plans = await core.plans(user, session_id, limit)
-        return JSONResponse(plans.model_dump(mode="json"))
+        return JsonResponse(plans.model_dump(mode="json"))
 
     return router

@@ -9,10 +9,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from exammentor.contracts.quiz import MisconceptionQuery, SavedQuizQuery
-from services.gateway.http_base import GatewayState, User
+from services.gateway.http_base import GatewayState, JsonResponse, User
 from services.gateway.inputs import parse
 
 
@@ -34,18 +34,18 @@ def quiz_router(state: GatewayState) -> APIRouter:
         ``null`` when none was saved (the original's answer, which its page tests for)."""
         query = parse(SavedQuizQuery, dict(request.query_params))
         found = await core.saved_quiz(user, query)
-        return JSONResponse(None if found is None else found.model_dump(mode="json"))
+        return JsonResponse(None if found is None else found.model_dump(mode="json"))
 
     @router.get("/api/learner/mastery")
     async def mastery(user: User) -> Response:
         """Mastery per concept and per topic, each with the answers behind it."""
-        return JSONResponse((await core.mastery(user)).model_dump(mode="json"))
+        return JsonResponse((await core.mastery(user)).model_dump(mode="json"))
 
     @router.get("/api/learner/misconceptions")
     async def misconceptions(user: User, request: Request) -> Response:
         """The misconception records with their lifecycle state."""
         query = parse(MisconceptionQuery, dict(request.query_params))
         found = await core.misconceptions(user, query)
-        return JSONResponse({"misconceptions": [m.model_dump(mode="json") for m in found]})
+        return JsonResponse({"misconceptions": [m.model_dump(mode="json") for m in found]})
 
     return router

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from exammentor.contracts.bindings import BY_COMMAND
 from exammentor.contracts.commands import Command
@@ -33,7 +33,7 @@ from exammentor.contracts.tutor import (
     MaterialAddRequest,
 )
 from services.gateway import tutor_stream
-from services.gateway.http_base import GatewayState, User, body_schema, read_body
+from services.gateway.http_base import GatewayState, JsonResponse, User, body_schema, read_body
 from services.gateway.http_commands import command_response, request_json, request_key
 from services.gateway.inputs import json_input, parse
 from services.gateway.reads import ChatQuery
@@ -122,7 +122,7 @@ def tutor_router(state: GatewayState) -> APIRouter:
         """The chat of one topic; ``{messages: [], explanation: null}`` when none."""
         query = parse(ChatQuery, {"topic_id": topic_id, "user_id": user_id})
         found = await core.chat(user, query)
-        return JSONResponse(found.model_dump(mode="json"))
+        return JsonResponse(found.model_dump(mode="json"))
 
     @router.post("/api/materials", openapi_extra=body_schema(MaterialAddRequest))
     async def add_material(request: Request, user: User) -> Response:
@@ -142,6 +142,6 @@ def tutor_router(state: GatewayState) -> APIRouter:
     async def list_materials(user: User) -> Response:
         """The user's study material, newest first (without its text)."""
         found = await core.materials(user)
-        return JSONResponse(found.model_dump(mode="json"))
+        return JsonResponse(found.model_dump(mode="json"))
 
     return router
