@@ -130,10 +130,12 @@ class TutorStream:
         """The typed stream, a write at a time: tokens, then citations, usage, any error,
         and ``done``; the tokens of one batch of chunks merged (:func:`batch_events`)."""
         seq = 0
+        shown = False
         try:
             async for batch in self.batches():
-                events = batch_events(self.run, batch, seq)
+                events = batch_events(self.run, batch, seq, shown=shown)
                 seq += len(events)
+                shown = shown or any(isinstance(e, TokenEvent) for e in events)
                 if events:
                     yield events
         except ResultTimeout:
@@ -183,18 +185,25 @@ class TutorStream:
             await self._task
 
 
-def batch_events(run: CommandStream, chunks: list[RelayChunk], seq: int) -> list[StreamEvent]:
+def batch_events(
+    run: CommandStream, chunks: list[RelayChunk], seq: int, *, shown: bool = False
+) -> list[StreamEvent]:
     """The events of chunks that arrived together, numbered from ``seq``: consecutive token
     chunks become one ``token`` event with their text concatenated (a token event carries
     the text of one or more model tokens). Any other chunk (``reset``, the result with its
-    citations and ``done``, an error) ends the run of tokens before it; order is kept."""
+    citations and ``done``, an error) ends the run of tokens before it; order is kept.
+
+    A result reached with no text ``shown`` before it (a request replayed by its
+    Idempotency-Key, whose tokens went to the first caller, or an answer that came whole)
+    starts with its whole text as one ``token`` event, so every stream carries the answer.
+    """
     events: list[StreamEvent] = []
     text: list[str] = []
     for chunk in chunks:
         if chunk.kind == "progress" and chunk.data.get("type") == "token":
             text.append(str(chunk.data.get("text", "")))
             continue
-        made = _events(run, chunk, seq + len(events) + (1 if text else 0))
+        made = _events(run, chunk, seq + len(events) + (1 if text else 0), shown or bool(text))
         if not made:
             continue  # a progress kind the stream does not show: no boundary
         if text:
@@ -206,7 +215,7 @@ def batch_events(run: CommandStream, chunks: list[RelayChunk], seq: int) -> list
     return events
 
 
-def _events(run: CommandStream, chunk: RelayChunk, seq: int) -> list[StreamEvent]:
+def _events(run: CommandStream, chunk: RelayChunk, seq: int, shown: bool) -> list[StreamEvent]:
     if chunk.kind == "progress":
         if chunk.data.get("type") == "token":
             return [TokenEvent(seq=seq, text=str(chunk.data.get("text", "")))]
@@ -226,9 +235,11 @@ def _events(run: CommandStream, chunk: RelayChunk, seq: int) -> list[StreamEvent
         assert isinstance(data, StreamResult)
         citations, usage, error_, partial = data.citations, data.usage, data.error, data.partial
     source = data.source
-    events: list[StreamEvent] = [
-        CitationEvent(seq=seq + i, citation=c) for i, c in enumerate(citations)
-    ]
+    events: list[StreamEvent] = []
+    if not shown and data.markdown:
+        events.append(TokenEvent(seq=seq, text=data.markdown))
+    for citation in citations:
+        events.append(CitationEvent(seq=seq + len(events), citation=citation))
     if usage is not None:
         events.append(UsageEvent(seq=seq + len(events), usage=usage))
     if error_ is not None:

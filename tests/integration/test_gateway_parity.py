@@ -31,6 +31,7 @@ from exammentor.contracts.bindings import BINDINGS, Binding, GrpcMethod, HttpRou
 from exammentor.contracts.catalog import COMMANDS
 from exammentor.contracts.commands import GATEWAY_ERRORS, ErrorCode
 from exammentor.contracts.plan import MAX_SYLLABUS_CHARS
+from exammentor.contracts.tutor import STREAM_EVENT, TokenEvent
 from services.gateway.grpc_commands import method_descriptor
 from tests.conftest import SessionEnv
 from tests.fakes.scripted_openai import Content, ScriptedOpenAI
@@ -513,3 +514,26 @@ async def test_a_repeated_tutor_stream_pays_the_model_once(keyed: Keyed) -> None
     assert {e.request_id for e in first} == {e.request_id for e in again}
     assert len({e.request_id for e in first}) == 1
     assert again[-1].WhichOneof("event") == "done"
+    # The answer too, not only its end: the first caller's tokens, whole, for the retry.
+    text = [
+        "".join(e.token.text for e in run if e.WhichOneof("event") == "token")
+        for run in (first, again)
+    ]
+    assert text[0].strip()
+    assert text[1].strip() == text[0].strip()
+
+
+async def test_a_repeated_http_stream_gets_the_answer_it_paid_for_once(keyed: Keyed) -> None:
+    caller = await _caller(keyed.http)
+    headers = {**caller.http, "Idempotency-Key": f"stream-{uuid.uuid4().hex[:8]}"}
+    texts = []
+    for _ in range(2):
+        reply = await keyed.http.post(
+            "/api/tutor/stream?format=ndjson", json={"topic": "Snell's law"}, headers=headers
+        )
+        assert reply.status_code == 200, reply.text
+        events = [STREAM_EVENT.validate_json(line) for line in reply.text.splitlines() if line]
+        assert events[-1].kind == "done"
+        texts.append("".join(e.text for e in events if isinstance(e, TokenEvent)))
+    assert texts[0].strip()
+    assert texts[1].strip() == texts[0].strip()

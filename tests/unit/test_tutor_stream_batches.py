@@ -121,3 +121,20 @@ async def test_a_stream_read_at_its_pace_gets_each_token_as_it_comes() -> None:
     queue.put_nowait(_END)
     assert [text async for text in batches] == ["c"]
     await stream.close()
+
+
+def test_a_result_reached_with_no_text_shown_starts_with_its_whole_text() -> None:
+    # A stream replayed by its Idempotency-Key: the tokens went to the first caller.
+    assert shape(batch_events(run(), [result(0, [3])], 0)) == [
+        (0, "token", "ab"),
+        (1, "citation", None),
+        (2, "usage", None),
+        (3, "done", None),
+    ]
+
+
+def test_a_result_after_text_shown_in_an_earlier_batch_repeats_none_of_it() -> None:
+    assert shape(batch_events(run(), [result(0, [])], 7, shown=True)) == [
+        (7, "usage", None),
+        (8, "done", None),
+    ]
