@@ -227,6 +227,10 @@ async def test_a_students_first_hour(page: Page, web: WebStack) -> None:
     await expect(page.locator("#calendar .topic.review")).not_to_have_count(0)
     await expect(page.locator("#verdict")).to_contain_text("Verified")
     await expect(page.locator("#verdict")).to_contain_text("revision day included")
+    # A part the plan has not (no topic left out) is left out, not written as "null".
+    await expect(page.locator("#view")).not_to_contain_text(
+        re.compile(r"\bnull\b"), use_inner_text=True
+    )
     await screenshot(page, "plan")
 
     # Progress before any answer: nothing plotted yet.

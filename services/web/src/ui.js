@@ -24,7 +24,9 @@ function append(el, children) {
 /** Replaces the main view with `children` and gives the page a title for assistive tech. */
 export function show(title, ...children) {
   const view = document.getElementById("view");
-  view.replaceChildren(h("h1", {}, title), ...children.flat());
+  // Through append(), as h() does: a child left out (null) is skipped, never the text "null".
+  view.replaceChildren(h("h1", {}, title));
+  append(view, children);
   document.title = `${title} · ExamMentor`;
   view.focus({ preventScroll: true });
   return view;
