@@ -230,7 +230,7 @@ def print_table(rows: list[Row], requests: int, source: str) -> None:
 def main() -> None:
     """Parses arguments and runs the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 50, 200])
     args = parser.parse_args()
     # The clients share this process: on uvloop they take less of the 2 cores measured.
