@@ -524,6 +524,9 @@ async def test_a_lesson_the_tutor_cannot_write_is_skipped_and_the_run_completes(
 LLM_TOPIC = "Cell organelles"
 """The topic of the issue's report: the embedded model wrote no valid question on it, so the
 quiz comes from the lessons' text (or the model, when it manages)."""
+LLM_TOPICS = (LLM_TOPIC, "Photosynthesis")
+"""Two topics: a lesson the model writes in a loop gives no sentence to ask about, and its
+topic is then skipped, as declared (twice in about ten CI runs on one topic)."""
 
 
 @pytest.mark.llm
@@ -533,8 +536,9 @@ async def test_a_run_on_the_embedded_model_reaches_graded_answers_and_completes(
     """The default stack on the embedded model, a scripted student who answers every
     question right (it reads the stored key, so no feedback or diagnosis call slows the
     run): lessons from the tutor, questions without answers (the model's or extracts of the
-    lessons), every answer graded by the quiz, mastery updated, and the run ends
-    ``completed``, never ``failed``."""
+    lessons) on at least one of two topics, every answer graded by the quiz, mastery
+    updated, and the run ends ``completed``, never ``failed``; a topic with no quiz is
+    recorded as skipped, with its reason."""
     user_id, auth = await register(client)
     plan = {
         **PLAN,
@@ -542,12 +546,14 @@ async def test_a_run_on_the_embedded_model_reaches_graded_answers_and_completes(
             {
                 "day": 1,
                 "theme": "Cells",
-                "topics": [{"name": LLM_TOPIC, "difficulty": "easy", "rationale": ""}],
+                "topics": [
+                    {"name": name, "difficulty": "easy", "rationale": ""} for name in LLM_TOPICS
+                ],
                 "estimated_hours": 1,
             }
         ],
     }
-    session = await start(client, auth, plan)
+    session, _ = await start_run(client, auth, study_plan=plan, duration_minutes=10)
 
     chosen: dict[str, int] = {}
     async with asyncio.timeout(900):
@@ -577,6 +583,10 @@ async def test_a_run_on_the_embedded_model_reaches_graded_answers_and_completes(
     assert lessons, steps
     quizzes = [s for s in steps if s["action"] == "quiz"]
     assert quizzes, [s["reasoning"] for s in steps]
+    skipped = {s["data"]["topic"] for s in steps if s["action"] == "quiz_skipped"}
+    quizzed = {s["data"]["topic"] for s in quizzes}
+    assert skipped | quizzed <= set(LLM_TOPICS)
+    assert not skipped & quizzed, "a topic both quizzed and skipped"
     for quiz in quizzes:
         for question in quiz["data"]["questions"]:
             assert question["id"].startswith("q_")
@@ -600,4 +610,4 @@ async def test_a_run_on_the_embedded_model_reaches_graded_answers_and_completes(
     learner = await client.get("/api/learner/mastery", headers=auth)
     assert learner.status_code == 200, learner.text
     scores = {t["topic"]: t["score"] / 100 for t in learner.json()["topics"]}
-    assert updates[-1]["data"]["score"] == pytest.approx(scores[LLM_TOPIC])
+    assert updates[-1]["data"]["score"] == pytest.approx(scores[updates[-1]["data"]["topic"]])
