@@ -526,7 +526,7 @@ LLM_TOPIC = "Cell organelles"
 quiz comes from the lessons' text (or the model, when it manages)."""
 LLM_TOPICS = (LLM_TOPIC, "Photosynthesis")
 """Two topics: a lesson the model writes in a loop gives no sentence to ask about, and its
-topic is then skipped, as declared (twice in about ten CI runs on one topic)."""
+topic is then skipped, as declared (on one topic: twice in six CI runs)."""
 
 
 @pytest.mark.llm
