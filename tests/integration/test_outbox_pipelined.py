@@ -19,46 +19,21 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 
-from exammentor.contracts.envelope import EventEnvelope
-from exammentor.contracts.events import SystemEchoedV1
-from exammentor.db import Pool, create_pool, user_transaction
+from exammentor.db import Pool
 from exammentor.messaging.kafka import create_broker
-from exammentor.messaging.outbox import OutboxRelay, add_event
+from exammentor.messaging.outbox import OutboxRelay
 from exammentor.messaging.topic_admin import ensure_topics, event_topic, missing_topics
-from exammentor.ops import migrate
 from tests.conftest import SessionEnv
 from tests.infra import unique_name
-from tests.upgrade.database import app_dsn, scratch_database
+from tests.integration.outbox_support import outbox_pool, published, write
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def pool(test_env: SessionEnv) -> AsyncIterator[Pool]:
-    async with scratch_database(test_env.servers.admin_dsn, "exammentor_pipe_") as dsn:
-        await migrate.upgrade(dsn)
-        made = await create_pool(app_dsn(dsn), max_size=5)
+    async with outbox_pool(test_env, "exammentor_pipe_") as made:
         yield made
-        await made.close()
-
-
-async def write(pool: Pool, prefix: str, user: uuid.UUID, text: str) -> None:
-    event = EventEnvelope(
-        type=SystemEchoedV1.TYPE,
-        version=SystemEchoedV1.VERSION,
-        user_id=user,
-        payload=SystemEchoedV1(text=text, service="planner").model_dump(),
-    )
-    async with user_transaction(pool, user) as conn:
-        await add_event(conn, prefix, event)
-
-
-async def published(pool: Pool) -> set[str]:
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT envelope->'payload'->>'text' AS text FROM outbox WHERE published_at IS NOT NULL"
-        )
-    return {r["text"] for r in rows}
 
 
 async def test_a_backlog_on_two_topics_goes_out_in_each_users_id_order_each_row_marked_once(
